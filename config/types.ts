@@ -1,0 +1,98 @@
+/**
+ * The normalised configuration: what every stage reads after `loadConfig` has parsed, validated and
+ * filled in defaults. Field names match the YAML the user writes (see config/premiscale.schema.json).
+ */
+
+/** The only config version this release reads. */
+export const CONFIG_VERSION = "v1alpha1";
+
+/** How QEMU runs guests on a host: hardware virtualisation or plain emulation (TCG). */
+export type Accelerator = "kvm" | "qemu";
+
+/** A libvirt host premiscale may place VMs on. */
+export interface HostConfig {
+  /** Unique name used by groups and in state. */
+  name: string;
+  /** libvirt connection URI, e.g. `qemu:///system`, `qemu+ssh://admin@kvm1/system`, `test:///default`. */
+  uri: string;
+  /** Storage pool on that host for VM disks and seeds, and where base images live. @default "default" */
+  pool: string;
+  /** @default "kvm" */
+  accelerator: Accelerator;
+  /** Memory kept free for the host itself, never given to VMs. @default 512 */
+  reservedMemoryMiB: number;
+  /** vCPUs of VMs allowed per physical CPU. @default 4 */
+  cpuOvercommit: number;
+  /** At most this many apply steps run against this host at once. @default 4 */
+  maxParallel: number;
+  /** Timeout of one libvirt call, in seconds. @default 60 */
+  callTimeoutSeconds: number;
+}
+
+/** Placement strategies; each is one file under planner/placement/. */
+export type PlacementStrategyName = "round-robin" | "most-free" | "fill-first" | "random";
+
+/** A guest NIC. `user` is QEMU user-mode networking (no host set-up; guest sees the host at 10.0.2.2). */
+export type NicConfig =
+  | { type: "user" }
+  | { type: "network"; source: string }
+  | { type: "bridge"; source: string };
+
+/** Direct kernel boot instead of booting the disk's bootloader; paths are on the host. */
+export interface KernelBoot {
+  kernel: string;
+  initrd?: string;
+  cmdline?: string;
+}
+
+/** What every VM of a group looks like. */
+export interface VmTemplate {
+  vcpus: number;
+  memoryMiB: number;
+  disk: {
+    /** Name of a volume in the host's pool (qcow2) used as the copy-on-write backing image. */
+    baseImage: string;
+    /** Virtual size of each VM's overlay disk, in GiB. */
+    sizeGiB: number;
+  };
+  nic: NicConfig;
+  boot?: KernelBoot;
+  /** cloud-init user-data text (inline, or read from `userDataFile` at load). `${env:NAME}` placeholders are filled at apply. */
+  userData: string;
+  /** Names of environment variables the user-data refers to (secrets never appear in plan or state). */
+  secretEnv: string[];
+}
+
+/** How guests get their IPv4 address: DHCP, or one from a static pool per VM. */
+export type NetworkingConfig =
+  | { mode: "dhcp" }
+  | { mode: "static"; addresses: string[]; prefix: number; gateway?: string; dns: string[] };
+
+/** An autoscaling group. */
+export interface GroupConfig {
+  name: string;
+  min: number;
+  max: number;
+  /** Until the policy engine decides, this is the size the planner aims for. */
+  desired: number;
+  hosts: string[];
+  placement: PlacementStrategyName;
+  template: VmTemplate;
+  networking: NetworkingConfig;
+}
+
+/** Where the git-tracked state lives. */
+export interface StateConfig {
+  /** Absolute path of the state directory (created and `git init`ed if missing, unless inside a repository). */
+  path: string;
+}
+
+/** The whole normalised config. */
+export interface Config {
+  version: typeof CONFIG_VERSION;
+  /** Absolute path of the file it came from. */
+  file: string;
+  state: StateConfig;
+  hosts: HostConfig[];
+  groups: GroupConfig[];
+}

@@ -1,0 +1,99 @@
+/**
+ * The plan: plain, versioned data that says which VMs to create and destroy and why.
+ * `format_version` changes its major part only with an incompatible change; readers ignore unknown fields.
+ */
+import type { VmSpec } from "../providers/provider.js";
+
+/** Major.minor of the plan JSON this release writes. */
+export const PLAN_FORMAT_VERSION = "1.0";
+
+/** Why a change is in the plan (machine-readable). */
+export type ActionReason =
+  | "scale_out" // desired size above current
+  | "scale_in" // desired size below current
+  | "replace_missing" // state has it, the host does not: forget it (its volumes are removed) and make a new one
+  | "replace_stopped" // the domain is shut off / crashed outside premiscale: remove it and make a new one
+  | "orphan"; // a domain of ours (same lineage) that state does not know: left by an interrupted apply
+
+/** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
+export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };
+
+/** One change to one VM. */
+export type Change =
+  | {
+      action: "create";
+      /** `group[name]`. */
+      address: string;
+      group: string;
+      name: string;
+      uuid: string;
+      host: string;
+      reason: ActionReason;
+      /** Human reason, e.g. "desired 3 > current 2 (desired: 3 in config)". */
+      detail: string;
+      vm: PlannedVm;
+      /** Static address assigned from the group's pool. */
+      address_v4?: string;
+    }
+  | {
+      action: "delete";
+      address: string;
+      group: string;
+      name: string;
+      uuid: string;
+      host: string;
+      reason: ActionReason;
+      detail: string;
+      /** True when the domain no longer exists: only leftovers and the state entry are removed. */
+      gone: boolean;
+    };
+
+/** Objects changed outside premiscale, shown before the plan. */
+export interface Drift {
+  kind: "missing" | "stopped" | "not_in_state" | "foreign_lineage";
+  group: string;
+  name: string;
+  host: string;
+  detail: string;
+}
+
+/** A group the planner could not satisfy (e.g. no host with room). Apply refuses a plan with errors. */
+export interface PlanError {
+  group: string;
+  message: string;
+}
+
+/** Per group: where it is and where it is going. */
+export interface GroupPlan {
+  name: string;
+  current: number;
+  desired: number;
+  /** Why this desired size (from policies). */
+  reason: string;
+}
+
+/** The plan. */
+export interface Plan {
+  format_version: typeof PLAN_FORMAT_VERSION;
+  based_on: {
+    /** null when no state exists yet (the first apply creates it). */
+    lineage: string | null;
+    serial: number;
+    /** sha256 of the normalised config. */
+    config_digest: string;
+    /** Commit of the config file's repository, when it is in one. */
+    config_commit: string | null;
+  };
+  /** Lineage new VMs are stamped with (the state's, or a fresh one the first apply will create). */
+  lineage: string;
+  created_at: string;
+  expires_at: string;
+  /** Groups the plan was limited to with --target, or null for all. */
+  targets: string[] | null;
+  drift: Drift[];
+  warnings: string[];
+  errors: PlanError[];
+  groups: GroupPlan[];
+  changes: Change[];
+  summary: { add: number; change: number; destroy: number };
+}

@@ -1,0 +1,37 @@
+/** The git-tracked state: what premiscale believes it owns. */
+
+/** The only state format version this release reads and writes. */
+export const STATE_VERSION = 1;
+
+/** One VM premiscale created. */
+export interface Instance {
+  /** Domain name, `<group>-<8 hex>`. */
+  name: string;
+  /** Domain UUID and instance id. */
+  uuid: string;
+  host: string;
+  /** ISO-8601 time the create step was planned. */
+  created: string;
+  /** `running` once created and started. */
+  status: "running";
+  /** Static IPv4 address when the group uses a static pool. */
+  address?: string;
+}
+
+/** A group's slice of state; stored as its own file so changing one group leaves the others untouched. */
+export interface GroupState {
+  name: string;
+  /** Sorted by name. */
+  instances: Instance[];
+}
+
+/** The whole state as read. */
+export interface State {
+  version: typeof STATE_VERSION;
+  /** Set once when the state is created; never changes. */
+  lineage: string;
+  /** Raised by one on every write. */
+  serial: number;
+  /** Sorted by name. */
+  groups: GroupState[];
+}
