@@ -59,6 +59,14 @@ export interface VmSpec {
   networkConfig: string;
 }
 
+/** What state records about an instance, enough to recognise its domain without reading metadata. */
+export interface KnownInstance {
+  uuid: string;
+  group: string;
+  lineage: string;
+  createdAt: string;
+}
+
 /** Names of what a VM owns on its host, derived from its name alone so a crashed create can be cleaned up. */
 export interface VmVolumes {
   disk: string;
@@ -73,8 +81,11 @@ export type ProviderStep = "disk" | "seed" | "define" | "start" | "shutdown" | "
  * idempotent, so repeating it after a crash converges.
  */
 export interface Provider {
-  /** Observe one host. `knownNames` are domains state already accounts for (their metadata need not be re-read). */
-  observe(knownNames: ReadonlySet<string>): Promise<HostObservation>;
+  /**
+   * Observe one host in a constant number of round trips. `known` are the instances state already records on
+   * this host, by name: a domain with that name and UUID is reported from them without reading its metadata.
+   */
+  observe(known: ReadonlyMap<string, KnownInstance>): Promise<HostObservation>;
   /** Create and start a VM. Existing pieces with the same names are reused. */
   createVm(spec: VmSpec, onStep?: (step: ProviderStep) => void): Promise<void>;
   /**

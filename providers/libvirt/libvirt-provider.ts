@@ -1,0 +1,277 @@
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { ProviderError } from "../../config/errors.js";
+import type { HostConfig } from "../../config/types.js";
+import type {
+  HostCapacity,
+  HostObservation,
+  KnownInstance,
+  OwnedDomain,
+  Provider,
+  ProviderStep,
+  VmSpec,
+} from "../provider.js";
+import { METADATA_NS, domainXml, parseMetadata, runStateOf, volumesOf } from "./domain-xml.js";
+import { kibToMiB, parseDomstats, parseKeyValues, parseUuidNameList, parseVolList } from "./parse.js";
+import { seedFiles } from "./seed.js";
+import { VirshSession, VirshSessionError, quoteArg as q, type VirshResult } from "./virsh-session.js";
+
+/** Options of the libvirt adapter beyond the host's config. */
+export interface LibvirtProviderOptions {
+  /** Program that writes ISO9660 images. @default "genisoimage" */
+  isoTool?: string;
+  /** @default "virsh" */
+  virshPath?: string;
+}
+
+/**
+ * The libvirt adapter of the `Provider` port: talks to one host through long-running `virsh` sessions (one per
+ * allowed parallel step), so a slow or hung host holds only its own sessions.
+ */
+export class LibvirtProvider implements Provider {
+  private readonly sessions: VirshSession[] = [];
+  private next = 0;
+  private readonly driver: "qemu" | "test";
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly host: HostConfig,
+    private readonly options: LibvirtProviderOptions = {},
+  ) {
+    this.driver = host.uri.startsWith("test:") ? "test" : "qemu";
+    this.timeoutMs = host.callTimeoutSeconds * 1000;
+  }
+
+  /** Picks a session; the test driver keeps its world per connection, so it gets exactly one. */
+  private session(): VirshSession {
+    const max = this.driver === "test" ? 1 : this.host.maxParallel;
+    if (this.sessions.length < max) {
+      const s = new VirshSession({ uri: this.host.uri, timeoutMs: this.timeoutMs, virshPath: this.options.virshPath });
+      this.sessions.push(s);
+      return s;
+    }
+    this.next = (this.next + 1) % this.sessions.length;
+    return this.sessions[this.next]!;
+  }
+
+  private async batch(commands: string[], timeoutMs?: number): Promise<VirshResult[]> {
+    try {
+      return await this.session().runMany(commands, timeoutMs);
+    } catch (e) {
+      if (e instanceof VirshSessionError) {
+        throw new ProviderError(
+          this.host.name,
+          `${this.host.uri}: ${e.message}`,
+          e.kind === "timeout"
+            ? `the host did not answer within ${(timeoutMs ?? this.timeoutMs) / 1000} s; check it, or raise hosts[].callTimeoutSeconds`
+            : `check that libvirtd runs there and that \`virsh -c ${this.host.uri} list\` works from this machine`,
+          { cause: e, code: e.kind === "timeout" ? "host_timeout" : "host_unreachable" },
+        );
+      }
+      throw e;
+    }
+  }
+
+  private async one(command: string, tolerate: RegExp[] = []): Promise<VirshResult> {
+    const [r] = await this.batch([command]);
+    if (!r!.ok && !tolerate.some((t) => r!.errors.some((e) => t.test(e)))) {
+      throw new ProviderError(this.host.name, `\`${command.split(" ")[0]}\` failed: ${r!.errors.join("; ")}`);
+    }
+    return r!;
+  }
+
+  async observe(known: ReadonlyMap<string, KnownInstance>): Promise<HostObservation> {
+    const pool = this.host.pool;
+    let first: VirshResult[];
+    try {
+      // One round trip for everything but the metadata of unknown domains.
+      first = await this.batch([
+        "list --all --uuid --name",
+        "domstats --raw --state --vcpu",
+        "nodeinfo",
+        "nodememstats",
+        "freecell",
+        `pool-info ${q(pool)} --bytes`,
+        `vol-list ${q(pool)}`,
+      ]);
+    } catch (e) {
+      return { host: this.host.name, status: "unreachable", error: (e as Error).message };
+    }
+    const [list, stats, node, mem, free, poolInfo, vols] = first as [
+      VirshResult, VirshResult, VirshResult, VirshResult, VirshResult, VirshResult, VirshResult,
+    ];
+    if (!list.ok || !node.ok) {
+      return { host: this.host.name, status: "unreachable", error: [...list.errors, ...node.errors].join("; ") };
+    }
+    const uuids = parseUuidNameList(list.stdout);
+    const domstats = parseDomstats(stats.stdout);
+
+    const unknown = [...uuids].filter(([name, uuid]) => known.get(name)?.uuid !== uuid).map(([name]) => name);
+    const metadata = new Map<string, ReturnType<typeof parseMetadata>>();
+    if (unknown.length > 0) {
+      const results = await this.batch(unknown.map((n) => `metadata ${q(n)} ${q(METADATA_NS)}`));
+      results.forEach((r, i) => metadata.set(unknown[i]!, r.ok ? parseMetadata(r.stdout) : null));
+    }
+
+    const domains: OwnedDomain[] = [];
+    let allocatedVcpus = 0;
+    for (const [name, uuid] of uuids) {
+      const st = domstats.get(name) ?? {};
+      const state = runStateOf(Number(st["state.state"] ?? 0));
+      if (state === "running" || state === "paused") allocatedVcpus += Number(st["vcpu.current"] ?? 0);
+      const k = known.get(name);
+      if (k && k.uuid === uuid) {
+        domains.push({ name, uuid, group: k.group, lineage: k.lineage, createdAt: k.createdAt, state });
+        continue;
+      }
+      const m = metadata.get(name);
+      if (m && m.instance === uuid) domains.push({ name, uuid, group: m.group, lineage: m.lineage, createdAt: m.created, state });
+    }
+
+    const n = parseKeyValues(node.stdout);
+    const memKv = parseKeyValues(mem.stdout);
+    // nodememstats is what the kernel calls free + reclaimable; the test driver lacks it, so use freecell there.
+    const freeMemoryMiB = mem.ok
+      ? kibToMiB(memKv.get("free")) + kibToMiB(memKv.get("buffers")) + kibToMiB(memKv.get("cached"))
+      : kibToMiB(parseKeyValues(free.stdout).get("total"));
+    const p = parseKeyValues(poolInfo.stdout);
+    const capacity: HostCapacity = {
+      cpus: Number.parseInt(n.get("cpu(s)") ?? "0", 10),
+      memoryMiB: kibToMiB(n.get("memory size")),
+      freeMemoryMiB,
+      allocatedVcpus,
+      pool: poolInfo.ok
+        ? { name: pool, capacityBytes: Number(p.get("capacity") ?? 0), availableBytes: Number(p.get("available") ?? 0) }
+        : null,
+      volumes: vols.ok ? parseVolList(vols.stdout) : [],
+    };
+    return { host: this.host.name, status: "ok", capacity, domains };
+  }
+
+  async createVm(spec: VmSpec, onStep?: (step: ProviderStep) => void): Promise<void> {
+    const pool = q(this.host.pool);
+    const vols = volumesOf(spec.name);
+    const exists = [/exists already/i, /already exists/i];
+
+    onStep?.("disk");
+    await this.one(
+      `vol-create-as ${pool} ${q(vols.disk)} ${spec.diskSizeGiB}G --format qcow2 --backing-vol ${q(spec.baseImage)} --backing-vol-format qcow2`,
+      exists,
+    );
+
+    const dir = await mkdtemp(join(tmpdir(), "premiscale-seed-"));
+    try {
+      onStep?.("seed");
+      const iso = join(dir, "seed.iso");
+      const files = seedFiles(spec);
+      for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text, { mode: 0o600 });
+      await this.buildIso(dir, iso);
+      const size = (await stat(iso)).size;
+      // A seed from an interrupted attempt may hold other content: replace it.
+      await this.one(`vol-delete --pool ${pool} ${q(vols.seed)}`, [/not found/i]);
+      await this.one(`vol-create-as ${pool} ${q(vols.seed)} ${size}b --format raw`);
+      if (this.driver !== "test") await this.one(`vol-upload --pool ${pool} ${q(vols.seed)} ${q(iso)}`);
+
+      onStep?.("define");
+      const xmlFile = join(dir, "domain.xml");
+      await writeFile(xmlFile, domainXml(spec, this.driver));
+      await this.one(`define ${q(xmlFile)}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+
+    onStep?.("start");
+    await this.one(`start ${q(spec.name)}`, [/already active/i]);
+  }
+
+  private async buildIso(dir: string, iso: string): Promise<void> {
+    const tool = this.options.isoTool ?? "genisoimage";
+    try {
+      await execa(
+        tool,
+        ["-quiet", "-output", iso, "-volid", "cidata", "-joliet", "-rock", "user-data", "meta-data", "network-config"],
+        { cwd: dir, timeout: 30_000 },
+      );
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      throw new ProviderError(
+        this.host.name,
+        code === "ENOENT" ? `${tool} is not installed on this machine` : `building the cloud-init seed failed: ${(e as Error).message}`,
+        "run providers/libvirt/setup-host.sh, or apt-get install genisoimage",
+      );
+    }
+  }
+
+  async destroyVm(
+    vm: { name: string; uuid: string },
+    options: { shutdownTimeoutMs: number },
+    onStep?: (step: ProviderStep) => void,
+  ): Promise<void> {
+    const name = q(vm.name);
+    const [uuidR, metaR, stateR] = await this.batch([
+      `domuuid ${name}`,
+      `metadata ${name} ${q(METADATA_NS)}`,
+      `domstate ${name}`,
+    ]);
+    const present = uuidR!.ok;
+    if (present) {
+      const meta = metaR!.ok ? parseMetadata(metaR!.stdout) : null;
+      if (uuidR!.stdout.trim() !== vm.uuid || !meta || meta.instance !== vm.uuid) {
+        throw new ProviderError(
+          this.host.name,
+          `domain ${vm.name} is not the one premiscale created (uuid ${uuidR!.stdout.trim()}, expected ${vm.uuid}); it was left alone`,
+          "remove it from state by hand if it was replaced outside premiscale",
+          { code: "not_owned" },
+        );
+      }
+      const state = stateR!.stdout.trim();
+      if (state !== "shut off") {
+        onStep?.("shutdown");
+        await this.one(`shutdown ${name}`, [/not running/i]);
+        const deadline = Date.now() + options.shutdownTimeoutMs;
+        while (Date.now() < deadline) {
+          const r = await this.one(`domstate ${name}`);
+          if (r.stdout.trim() === "shut off") break;
+          await new Promise((res) => setTimeout(res, 300));
+        }
+        onStep?.("destroy");
+        await this.one(`destroy ${name}`, [/not running/i, /not found/i]);
+      }
+      onStep?.("undefine");
+      const [u] = await this.batch([`undefine ${name} --nvram --managed-save`]);
+      if (!u!.ok && u!.errors.some((e) => /unsupported flags/i.test(e))) {
+        await this.one(`undefine ${name}`, [/not found/i, /failed to get domain/i]);
+      } else if (!u!.ok && !u!.errors.some((e) => /not found|failed to get domain/i.test(e))) {
+        throw new ProviderError(this.host.name, `undefine ${vm.name} failed: ${u!.errors.join("; ")}`);
+      }
+    }
+    onStep?.("volumes");
+    const vols = volumesOf(vm.name);
+    const results = await this.batch([
+      `vol-delete --pool ${q(this.host.pool)} ${q(vols.disk)}`,
+      `vol-delete --pool ${q(this.host.pool)} ${q(vols.seed)}`,
+    ]);
+    for (const r of results) {
+      if (!r.ok && !r.errors.some((e) => /not found|failed to get vol/i.test(e))) {
+        throw new ProviderError(this.host.name, `${r.command} failed: ${r.errors.join("; ")}`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sessions.map((s) => s.close()));
+    this.sessions.length = 0;
+  }
+}
+
+/** Runs one virsh command in a session of its own; for set-up and checks outside the provider. */
+export async function virshOnce(uri: string, command: string, timeoutMs = 30_000): Promise<VirshResult> {
+  const s = new VirshSession({ uri, timeoutMs });
+  try {
+    return await s.run(command);
+  } finally {
+    await s.close();
+  }
+}

@@ -1,0 +1,43 @@
+import { execa } from "execa";
+import type { HostConfig } from "../../config/types.js";
+
+/** The real local libvirtd the libvirt tests use (started by providers/libvirt/setup-host.sh). */
+export const SYSTEM_URI = "qemu:///system";
+
+/** A host config for the local libvirtd's `default` pool, run under plain QEMU (KVM cannot run guests here). */
+export function systemHost(overrides: Partial<HostConfig> = {}): HostConfig {
+  return {
+    name: "local",
+    uri: SYSTEM_URI,
+    pool: "default",
+    accelerator: "qemu",
+    reservedMemoryMiB: 512,
+    cpuOvercommit: 8,
+    maxParallel: 4,
+    callTimeoutSeconds: 60,
+    ...overrides,
+  };
+}
+
+/** Runs virsh once against the local libvirtd. */
+export async function virsh(...args: string[]): Promise<string> {
+  const r = await execa("virsh", ["-q", "-c", SYSTEM_URI, ...args], { reject: false });
+  if (r.exitCode !== 0) throw new Error(`virsh ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** An empty qcow2 base image in the default pool: VMs made from it start and run (firmware finds nothing to boot). */
+export async function ensureBlankBase(name = "premiscale-blank.qcow2"): Promise<string> {
+  const vols = await virsh("vol-list", "default");
+  if (!vols.split("\n").some((l) => l.trim().split(/\s+/)[0] === name)) {
+    await virsh("vol-create-as", "default", name, "64M", "--format", "qcow2");
+  }
+  return name;
+}
+
+/** Domains and volumes whose names start with `prefix` (to prove a test left nothing behind). */
+export async function leftovers(prefix: string): Promise<string[]> {
+  const domains = (await virsh("list", "--all", "--name")).split("\n").map((s) => s.trim());
+  const vols = (await virsh("vol-list", "default")).split("\n").map((l) => l.trim().split(/\s+/)[0] ?? "");
+  return [...domains, ...vols].filter((n) => n.startsWith(prefix));
+}
