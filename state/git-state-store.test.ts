@@ -1,0 +1,101 @@
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { simpleGit } from "simple-git";
+import { describe, expect, it } from "vitest";
+import { GitStateStore } from "./git-state-store.js";
+import { describeStateStoreContract, instance } from "./state-store.contract.js";
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), "premiscale-state-"));
+}
+
+describeStateStoreContract("GitStateStore", async () => new GitStateStore(join(await tempDir(), "state")));
+
+describe("GitStateStore", () => {
+  it("creates a git repository and records one commit per apply with the given message", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    const lock = await store.lock("apply", 1000);
+    await lock.init("lin");
+    await lock.putInstance("web", instance("web-1"));
+    await lock.putInstance("web", instance("web-2"));
+    expect(await lock.commit("apply: web 0 → 2")).toMatch(/^[0-9a-f]{40}$/);
+    expect(await lock.commit("nothing new")).toBeNull();
+    await lock.release();
+    const log = await simpleGit(dir).log();
+    expect(log.all.map((c) => c.message)).toEqual(["apply: web 0 → 2"]);
+    const files = (await simpleGit(dir).raw(["ls-files"])).trim().split("\n").sort();
+    expect(files).toEqual([".gitignore", "groups/web.json", "state.json"]);
+  });
+
+  it("changes only the changed group's file in a commit", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    let lock = await store.lock("apply", 1000);
+    await lock.init("lin");
+    for (const g of ["a", "b", "c"]) await lock.putInstance(g, instance(`${g}-1`));
+    await lock.commit("first");
+    await lock.release();
+    lock = await store.lock("apply", 1000);
+    await lock.putInstance("b", instance("b-2"));
+    await lock.commit("second");
+    await lock.release();
+    const changed = (await simpleGit(dir).raw(["show", "--name-only", "--format=", "HEAD"])).trim().split("\n").sort();
+    expect(changed).toEqual(["groups/b.json", "state.json"]);
+  });
+
+  it("commits only the state directory when it lives inside another repository", async () => {
+    const repo = await tempDir();
+    const git = simpleGit(repo);
+    await git.init(["--initial-branch=main"]);
+    await git.addConfig("user.email", "u@example.invalid").addConfig("user.name", "user");
+    await writeFile(join(repo, "premiscale.yaml"), "version: v1alpha1\n");
+    await git.add("premiscale.yaml");
+    const store = new GitStateStore(join(repo, "state"));
+    const lock = await store.lock("apply", 1000);
+    await lock.init("lin");
+    await lock.commit("state only");
+    await lock.release();
+    const committed = (await git.raw(["show", "--name-only", "--format=", "HEAD"])).trim().split("\n").sort();
+    expect(committed).toEqual(["state/.gitignore", "state/state.json"]);
+    expect((await git.status()).staged).toEqual(["premiscale.yaml"]);
+  });
+
+  it("removes a lock left by a process of this machine that no longer exists", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    const lock = await store.lock("apply", 1000);
+    const info = JSON.parse(await readFile(join(dir, ".premiscale.lock"), "utf8"));
+    await writeFile(join(dir, ".premiscale.lock"), JSON.stringify({ ...info, Pid: 2 ** 22 + 12345 }));
+    const events: string[] = [];
+    const next = await store.lock("apply", 1000, (e) => events.push(e.type));
+    expect(events).toContain("lock_stale_removed");
+    await next.release();
+    await lock.release();
+  });
+
+  it("reports a corrupt state file instead of guessing", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    const lock = await store.lock("apply", 1000);
+    await lock.init("lin");
+    await lock.release();
+    await writeFile(join(dir, "state.json"), "{ not json");
+    await expect(store.read()).rejects.toThrow(/state\.json is not valid JSON/);
+  });
+
+  it("carries writes left uncommitted by an interrupted apply into the next commit", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    const crashed = await store.lock("apply", 1000);
+    await crashed.init("lin");
+    await crashed.putInstance("web", instance("web-1"));
+    await crashed.release(); // no commit: as if the process died after the write
+    const events: string[] = [];
+    const lock = await store.lock("apply", 1000, (e) => events.push(e.type));
+    expect(events).toContain("recovered_uncommitted");
+    expect(await lock.commit("recovered")).not.toBeNull();
+    await lock.release();
+  });
+});

@@ -1,0 +1,321 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, open, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { hostname, userInfo } from "node:os";
+import { join, relative } from "node:path";
+import { simpleGit, type SimpleGit } from "simple-git";
+import { StateError } from "../config/errors.js";
+import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
+import { STATE_VERSION, type GroupState, type Instance, type State } from "./types.js";
+
+const ROOT_FILE = "state.json";
+const GROUPS_DIR = "groups";
+const LOCK_FILE = ".premiscale.lock";
+const VERSION = "0.1.0";
+
+/**
+ * State in a directory tracked by git: `state.json` holds version, lineage and serial; `groups/<name>.json` holds
+ * one group's instances, so a change to one group rewrites one small file and git re-hashes only that blob.
+ * The directory is `git init`ed when it is not inside a repository already (e.g. the config repository).
+ */
+export class GitStateStore implements StateStore {
+  constructor(readonly dir: string) {}
+
+  async read(): Promise<State | null> {
+    let rootText: string;
+    try {
+      rootText = await readFile(join(this.dir, ROOT_FILE), "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw new StateError(`cannot read state in ${this.dir}: ${(e as Error).message}`, "state_unreadable");
+    }
+    const root = parseJson(rootText, join(this.dir, ROOT_FILE)) as Partial<State>;
+    if (root.version !== STATE_VERSION) {
+      throw new StateError(
+        `${join(this.dir, ROOT_FILE)}: state version ${String(root.version)} is not ${STATE_VERSION}`,
+        "state_version",
+        "use the premiscale release that wrote this state",
+      );
+    }
+    if (typeof root.lineage !== "string" || typeof root.serial !== "number") {
+      throw new StateError(`${join(this.dir, ROOT_FILE)}: lineage or serial missing`, "state_corrupt");
+    }
+    let files: string[] = [];
+    try {
+      files = (await readdir(join(this.dir, GROUPS_DIR))).filter((f) => f.endsWith(".json")).sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    const groups: GroupState[] = [];
+    for (const f of files) {
+      const path = join(this.dir, GROUPS_DIR, f);
+      const g = parseJson(await readFile(path, "utf8"), path) as GroupState;
+      if (typeof g.name !== "string" || !Array.isArray(g.instances)) {
+        throw new StateError(`${path}: not a group state file`, "state_corrupt");
+      }
+      groups.push(g);
+    }
+    return { version: STATE_VERSION, lineage: root.lineage, serial: root.serial, groups };
+  }
+
+  async lock(operation: string, timeoutMs: number, onEvent?: (e: StateEvent) => void): Promise<StateLock> {
+    await mkdir(this.dir, { recursive: true });
+    const git = await this.ensureRepo();
+    const info: LockInfo = {
+      ID: randomUUID(),
+      Operation: operation,
+      Who: `${safeUser()}@${hostname()}`,
+      Version: VERSION,
+      Created: new Date().toISOString(),
+      Pid: process.pid,
+      Host: hostname(),
+    };
+    const path = join(this.dir, LOCK_FILE);
+    const deadline = Date.now() + timeoutMs;
+    let delay = 100;
+    let announced = false;
+    for (;;) {
+      try {
+        const fh = await open(path, "wx");
+        await fh.writeFile(JSON.stringify(info, null, 2) + "\n");
+        await fh.close();
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+          throw new StateError(`cannot create lock ${path}: ${(e as Error).message}`, "lock_failed");
+        }
+      }
+      const holder = await this.lockHolder();
+      if (holder && holder.Host === hostname() && !processAlive(holder.Pid)) {
+        // The holder died on this machine: its lock can never be released by it.
+        await rm(path, { force: true });
+        onEvent?.({ type: "lock_stale_removed", holder });
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new StateError(
+          holder
+            ? `state is locked by ${holder.Who} (${holder.Operation}, since ${holder.Created}, lock ID ${holder.ID})`
+            : `state is locked (${path})`,
+          "state_locked",
+          holder
+            ? `wait for it to finish, retry with --lock-timeout, or if it died run: premiscale force-unlock ${holder.ID}`
+            : undefined,
+        );
+      }
+      if (holder && !announced) {
+        onEvent?.({ type: "lock_wait", holder });
+        announced = true;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+      delay = Math.min(delay * 2, 2000);
+    }
+
+    const pending = await this.uncommitted(git);
+    if (pending.length > 0) onEvent?.({ type: "recovered_uncommitted", files: pending });
+    return new GitStateLock(this, git, info, await this.read(), pending.length > 0);
+  }
+
+  async lockHolder(): Promise<LockInfo | null> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, LOCK_FILE), "utf8")) as LockInfo;
+    } catch {
+      return null;
+    }
+  }
+
+  async forceUnlock(id: string): Promise<LockInfo> {
+    const holder = await this.lockHolder();
+    if (!holder) throw new StateError(`state in ${this.dir} is not locked`, "not_locked");
+    if (holder.ID !== id) {
+      throw new StateError(
+        `lock ID ${id} does not match the lock held (ID ${holder.ID} by ${holder.Who}, ${holder.Operation})`,
+        "lock_id_mismatch",
+        "pass the ID shown in the lock error",
+      );
+    }
+    await rm(join(this.dir, LOCK_FILE), { force: true });
+    return holder;
+  }
+
+  /** @internal Releases a lock if it is still this one's. */
+  async releaseLock(id: string): Promise<void> {
+    const holder = await this.lockHolder();
+    if (holder?.ID === id) await rm(join(this.dir, LOCK_FILE), { force: true });
+  }
+
+  private async ensureRepo(): Promise<SimpleGit> {
+    const git = simpleGit({ baseDir: this.dir });
+    let inside = false;
+    try {
+      inside = (await git.revparse(["--is-inside-work-tree"])).trim() === "true";
+    } catch {
+      inside = false;
+    }
+    if (!inside) await git.init(["--initial-branch=main", "--quiet"]);
+    const ignore = join(this.dir, ".gitignore");
+    try {
+      await readFile(ignore);
+    } catch {
+      await writeFile(ignore, `${LOCK_FILE}\n*.tmp\n`);
+    }
+    return git;
+  }
+
+  private async uncommitted(git: SimpleGit): Promise<string[]> {
+    const status = await git.status(["--porcelain", "--", "."]);
+    return status.files.map((f) => f.path).filter((p) => !p.endsWith(LOCK_FILE));
+  }
+
+  /** @internal Atomic file write: a crash leaves the old file or the new one, never half of either. */
+  async writeAtomic(rel: string, text: string): Promise<void> {
+    const path = join(this.dir, rel);
+    await mkdir(join(path, ".."), { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    const fh = await open(tmp, "w");
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  }
+
+  /** @internal */
+  async removeFile(rel: string): Promise<void> {
+    await rm(join(this.dir, rel), { force: true });
+  }
+}
+
+class GitStateLock implements StateLock {
+  private state: State | null;
+  private released = false;
+
+  constructor(
+    private readonly store: GitStateStore,
+    private readonly git: SimpleGit,
+    readonly info: LockInfo,
+    state: State | null,
+    private dirty: boolean,
+  ) {
+    this.state = state;
+  }
+
+  current(): State {
+    if (!this.state) throw new StateError("state has not been created yet", "state_missing");
+    return this.state;
+  }
+
+  async init(lineage: string): Promise<State> {
+    if (this.state) return this.state;
+    this.state = { version: STATE_VERSION, lineage, serial: 0, groups: [] };
+    await this.writeRoot();
+    return this.state;
+  }
+
+  async putInstance(group: string, instance: Instance): Promise<void> {
+    const s = this.current();
+    const old = s.groups.find((g) => g.name === group) ?? { name: group, instances: [] };
+    const next = withInstance(old, instance);
+    await this.writeGroup(next);
+  }
+
+  async removeInstance(group: string, name: string): Promise<void> {
+    const s = this.current();
+    const old = s.groups.find((g) => g.name === group);
+    if (!old || !old.instances.some((i) => i.name === name)) return;
+    await this.writeGroup({ name: group, instances: old.instances.filter((i) => i.name !== name) });
+  }
+
+  private async writeGroup(g: GroupState): Promise<void> {
+    const s = this.current();
+    const groups = s.groups.filter((x) => x.name !== g.name);
+    const rel = join(GROUPS_DIR, `${g.name}.json`);
+    if (g.instances.length > 0) {
+      groups.push(g);
+      await this.store.writeAtomic(rel, serializeGroup(g));
+    } else {
+      await this.store.removeFile(rel);
+    }
+    groups.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.state = { ...s, groups };
+    await this.writeRoot();
+  }
+
+  private async writeRoot(): Promise<void> {
+    const s = this.current();
+    // The serial is written last: it is what a saved plan checks, so it changes only once the group file is in place.
+    this.state = { ...s, serial: s.serial + 1 };
+    this.dirty = true;
+    await this.store.writeAtomic(
+      ROOT_FILE,
+      JSON.stringify({ version: STATE_VERSION, lineage: s.lineage, serial: s.serial + 1 }, null, 2) + "\n",
+    );
+  }
+
+  async commit(message: string): Promise<string | null> {
+    if (!this.dirty) return null;
+    const dir = this.store.dir;
+    const top = (await this.git.revparse(["--show-toplevel"])).trim();
+    const pathspec = relative(top, dir) || ".";
+    const g = simpleGit({ baseDir: top });
+    await g.raw(["add", "-A", "--", pathspec]);
+    const staged = await g.raw(["diff", "--cached", "--name-only", "--", pathspec]);
+    if (!staged.trim()) return null;
+    const hasIdentity = await g.raw(["config", "user.email"]).then(
+      (v) => v.trim() !== "",
+      () => false,
+    );
+    const identity = hasIdentity ? [] : ["-c", "user.name=premiscale", "-c", `user.email=premiscale@${hostname()}`];
+    // A pathspec on commit leaves whatever else the user staged in the repository alone.
+    await g.raw([...identity, "commit", "--quiet", "--no-verify", "-m", message, "--", pathspec]);
+    this.dirty = false;
+    return (await g.revparse(["HEAD"])).trim();
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.store.releaseLock(this.info.ID);
+  }
+}
+
+/** A group file: keys in a fixed order and instances sorted, so equal states serialise identically. */
+export function serializeGroup(g: GroupState): string {
+  const instances = [...g.instances]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((i) => ({
+      name: i.name,
+      uuid: i.uuid,
+      host: i.host,
+      created: i.created,
+      status: i.status,
+      ...(i.address ? { address: i.address } : {}),
+    }));
+  return JSON.stringify({ name: g.name, instances }, null, 2) + "\n";
+}
+
+function parseJson(text: string, path: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new StateError(`${path} is not valid JSON: ${(e as Error).message}`, "state_corrupt", "restore it from git history");
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return "unknown";
+  }
+}

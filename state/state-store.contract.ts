@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import type { StateStore } from "./state-store.js";
+import type { Instance } from "./types.js";
+
+/** An instance for tests. */
+export function instance(name: string, host = "h1"): Instance {
+  return { name, uuid: `${name}-uuid`, host, created: "2026-11-23T00:00:00.000Z", status: "running" };
+}
+
+/** The behaviour every StateStore must have; run it against each implementation. */
+export function describeStateStoreContract(name: string, makeStore: () => Promise<StateStore>): void {
+  describe(`StateStore contract: ${name}`, () => {
+    it("reads null before any state exists", async () => {
+      const store = await makeStore();
+      expect(await store.read()).toBeNull();
+    });
+
+    it("creates state once with the given lineage and raises the serial on every write", async () => {
+      const store = await makeStore();
+      const lock = await store.lock("apply", 1000);
+      const s = await lock.init("lineage-a");
+      expect(s.lineage).toBe("lineage-a");
+      await lock.init("lineage-b");
+      await lock.putInstance("web", instance("web-2"));
+      await lock.putInstance("web", instance("web-1"));
+      await lock.putInstance("db", instance("db-1"));
+      await lock.removeInstance("web", "web-2");
+      await lock.release();
+
+      const read = await store.read();
+      expect(read?.lineage).toBe("lineage-a");
+      expect(read?.serial).toBe(s.serial + 4);
+      expect(read?.groups.map((g) => [g.name, g.instances.map((i) => i.name)])).toEqual([
+        ["db", ["db-1"]],
+        ["web", ["web-1"]],
+      ]);
+    });
+
+    it("keeps instances sorted by name whatever the order they were written in", async () => {
+      const store = await makeStore();
+      const lock = await store.lock("apply", 1000);
+      await lock.init("l");
+      for (const n of ["web-c", "web-a", "web-b"]) await lock.putInstance("web", instance(n));
+      await lock.release();
+      expect((await store.read())?.groups[0]?.instances.map((i) => i.name)).toEqual(["web-a", "web-b", "web-c"]);
+    });
+
+    it("lets one holder have the lock and names the holder to a second one", async () => {
+      const store = await makeStore();
+      const first = await store.lock("apply", 1000);
+      await expect(store.lock("apply", 300)).rejects.toThrow(/state is locked by .*apply.*lock ID/);
+      await first.release();
+      const second = await store.lock("apply", 300);
+      await second.release();
+    });
+
+    it("force-unlock needs the holder's ID", async () => {
+      const store = await makeStore();
+      const held = await store.lock("apply", 1000);
+      await expect(store.forceUnlock("wrong")).rejects.toThrow(/does not match/);
+      await expect(store.forceUnlock(held.info.ID)).resolves.toMatchObject({ ID: held.info.ID });
+      expect(await store.lockHolder()).toBeNull();
+    });
+  });
+}

@@ -1,0 +1,58 @@
+import type { GroupState, Instance, State } from "./types.js";
+
+/** Who holds a lock, as recorded in it (Terraform's lock info). */
+export interface LockInfo {
+  ID: string;
+  Operation: string;
+  /** `user@host`. */
+  Who: string;
+  Version: string;
+  Created: string;
+  Pid: number;
+  Host: string;
+}
+
+/** Progress notes a store reports (the CLI decides whether to print them). */
+export type StateEvent =
+  | { type: "lock_wait"; holder: LockInfo }
+  | { type: "lock_stale_removed"; holder: LockInfo }
+  | { type: "recovered_uncommitted"; files: string[] };
+
+/**
+ * A held lock on the state: the only way to change it. Every write is atomic (write-then-rename) and raises the
+ * serial; `commit` records everything written under this lock as one commit.
+ */
+export interface StateLock {
+  readonly info: LockInfo;
+  /** The state as it is now, including writes made under this lock. */
+  current(): State;
+  /** Creates the state with this lineage when none exists yet; otherwise returns it unchanged. */
+  init(lineage: string): Promise<State>;
+  /** Adds or replaces an instance of a group. */
+  putInstance(group: string, instance: Instance): Promise<void>;
+  /** Removes an instance (no error when it is not there). */
+  removeInstance(group: string, name: string): Promise<void>;
+  /** Commits what changed under this lock; returns the commit id, or null when nothing changed. */
+  commit(message: string): Promise<string | null>;
+  release(): Promise<void>;
+}
+
+/** Where state is kept. The git-backed store is the real one; tests may use others through the same contract. */
+export interface StateStore {
+  /** Reads state without locking; null when none exists yet. */
+  read(): Promise<State | null>;
+  /** Takes the lock, retrying until `timeoutMs`; fails naming the holder. */
+  lock(operation: string, timeoutMs: number, onEvent?: (e: StateEvent) => void): Promise<StateLock>;
+  /** Removes a lock by its ID, whoever holds it. */
+  forceUnlock(id: string): Promise<LockInfo>;
+  /** The lock currently held, if any. */
+  lockHolder(): Promise<LockInfo | null>;
+}
+
+/** Inserts or replaces an instance, keeping the group's instances sorted by name. */
+export function withInstance(group: GroupState, instance: Instance): GroupState {
+  const instances = group.instances.filter((i) => i.name !== instance.name);
+  instances.push(instance);
+  instances.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { name: group.name, instances };
+}
