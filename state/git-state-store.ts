@@ -163,7 +163,8 @@ export class GitStateStore implements StateStore {
 
   private async uncommitted(git: SimpleGit): Promise<string[]> {
     const status = await git.status(["--porcelain", "--", "."]);
-    return status.files.map((f) => f.path).filter((p) => !p.endsWith(LOCK_FILE));
+    // Only state files count: the .gitignore written on first use is not an interrupted apply's work.
+    return status.files.map((f) => f.path).filter((p) => p.endsWith(ROOT_FILE) || p.includes(`${GROUPS_DIR}/`));
   }
 
   /** @internal Atomic file write: a crash leaves the old file or the new one, never half of either. */

@@ -1,0 +1,156 @@
+import { substituteEnv } from "../config/load.js";
+import type { Change, Plan } from "../planner/plan.js";
+import type { Provider, ProviderStep, VmSpec } from "../providers/provider.js";
+import type { StateLock } from "../state/state-store.js";
+import { Limiter } from "./limiter.js";
+
+/** Progress of an apply, one event per step (the CLI renders them; JSON mode prints them as lines). */
+export type ApplyEvent =
+  | { type: "apply_start"; address: string; action: Change["action"]; host: string }
+  | { type: "apply_progress"; address: string; step: ProviderStep; elapsedMs: number }
+  | { type: "apply_complete"; address: string; action: Change["action"]; elapsedMs: number }
+  | { type: "apply_errored"; address: string; action: Change["action"]; error: string; elapsedMs: number }
+  | { type: "cleanup_errored"; address: string; error: string };
+
+/** What an apply did. */
+export interface ApplyResult {
+  succeeded: Change[];
+  failed: { change: Change; error: string }[];
+  /** The state commit, or null when nothing was written. */
+  commit: string | null;
+}
+
+/** What apply needs from the outside. */
+export interface ApplyDeps {
+  /** A provider per host name in the plan. */
+  providers: ReadonlyMap<string, Provider>;
+  /** The held state lock; apply writes through it and commits once at the end. */
+  lock: StateLock;
+  /** Per-host limit of steps at once. */
+  hostLimits: ReadonlyMap<string, number>;
+  /** Secrets for `${env:NAME}` placeholders in user-data. */
+  env: Record<string, string | undefined>;
+  /** Monotonic clock in ms (injected so tests can control it). */
+  clock?: () => number;
+}
+
+/** Apply options. */
+export interface ApplyOptions {
+  /** Changes in flight at once across all hosts. @default 10 */
+  parallelism?: number;
+  /** How long a VM gets to shut down before it is destroyed. @default 60000 */
+  shutdownTimeoutMs?: number;
+  onEvent?: (e: ApplyEvent) => void;
+  /** Once aborted, changes not yet started are skipped (and reported failed); those in flight finish. */
+  signal?: AbortSignal;
+}
+
+/**
+ * WARNING: changes real hosts. Carries out a plan's changes (and only those): creates and destroys VMs in parallel,
+ * bounded overall and per host, writes state after every finished change, and commits once at the end, also after
+ * failures, so state tells the truth and running apply again converges. A create that fails is rolled back.
+ */
+export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptions = {}): Promise<ApplyResult> {
+  const clock = deps.clock ?? (() => performance.now());
+  const emit = options.onEvent ?? (() => undefined);
+  const all = new Limiter(options.parallelism ?? 10);
+  const perHost = new Map<string, Limiter>();
+  const limiterFor = (host: string) => {
+    let l = perHost.get(host);
+    if (!l) perHost.set(host, (l = new Limiter(deps.hostLimits.get(host) ?? 4)));
+    return l;
+  };
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
+  await deps.lock.init(plan.lineage);
+
+  const result: ApplyResult = { succeeded: [], failed: [], commit: null };
+  // State writes are serialised: each rewrites a file and the serial.
+  let writes: Promise<void> = Promise.resolve();
+  const record = (fn: () => Promise<void>) => (writes = writes.then(fn));
+
+  const run = async (change: Change) => {
+    const provider = deps.providers.get(change.host);
+    const started = clock();
+    if (options.signal?.aborted) {
+      result.failed.push({ change, error: "not started: apply was interrupted" });
+      return;
+    }
+    emit({ type: "apply_start", address: change.address, action: change.action, host: change.host });
+    const onStep = (step: ProviderStep) =>
+      emit({ type: "apply_progress", address: change.address, step, elapsedMs: clock() - started });
+    try {
+      if (!provider) throw new Error(`no provider for host ${change.host}`);
+      if (change.action === "create") {
+        const spec = resolveSecrets(change, deps.env);
+        try {
+          await provider.createVm(spec, onStep);
+        } catch (e) {
+          try {
+            await provider.destroyVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: 0 });
+          } catch (cleanup) {
+            emit({ type: "cleanup_errored", address: change.address, error: message(cleanup) });
+          }
+          throw e;
+        }
+        await record(() =>
+          deps.lock.putInstance(change.group, {
+            name: change.name,
+            uuid: change.uuid,
+            host: change.host,
+            created: change.vm.createdAt,
+            status: "running",
+            ...(change.address_v4 ? { address: change.address_v4 } : {}),
+          }),
+        );
+      } else {
+        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs }, onStep);
+        await record(() => deps.lock.removeInstance(change.group, change.name));
+      }
+      result.succeeded.push(change);
+      emit({ type: "apply_complete", address: change.address, action: change.action, elapsedMs: clock() - started });
+    } catch (e) {
+      result.failed.push({ change, error: message(e) });
+      emit({ type: "apply_errored", address: change.address, action: change.action, error: message(e), elapsedMs: clock() - started });
+    }
+  };
+
+  await Promise.all(plan.changes.map((c) => all.run(() => limiterFor(c.host).run(() => run(c)))));
+  await writes;
+  result.commit = await deps.lock.commit(commitMessage(plan, result));
+  return result;
+}
+
+/** Fills `${env:NAME}` placeholders; the filled text exists only in memory and in the VM's seed. */
+export function resolveSecrets(change: Extract<Change, { action: "create" }>, env: Record<string, string | undefined>): VmSpec {
+  const missing = change.vm.secretEnv.filter((n) => env[n] === undefined);
+  if (missing.length > 0) {
+    throw new Error(`environment variable${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not set (used by the user-data of group ${change.group})`);
+  }
+  const userData = substituteEnv(change.vm.userData, env);
+  const { secretEnv: _secretEnv, ...vm } = change.vm;
+  return { ...vm, userData };
+}
+
+/** The state commit's message: what changed and why. */
+export function commitMessage(plan: Plan, result: Pick<ApplyResult, "succeeded" | "failed">): string {
+  const added = result.succeeded.filter((c) => c.action === "create").length;
+  const destroyed = result.succeeded.filter((c) => c.action === "delete").length;
+  const lines = [`premiscale apply: ${added} added, 0 changed, ${destroyed} destroyed${result.failed.length ? `, ${result.failed.length} failed` : ""}`, ""];
+  for (const g of plan.groups) {
+    const done = result.succeeded.filter((c) => c.group === g.name);
+    if (done.length === 0 && !result.failed.some((f) => f.change.group === g.name)) continue;
+    lines.push(`${g.name}: ${g.current} → ${g.desired} (${g.reason})`);
+    for (const c of done) lines.push(`  ${c.action === "create" ? "+" : "-"} ${c.name} on ${c.host}: ${c.detail}`);
+  }
+  if (result.failed.length > 0) {
+    lines.push("", "Failed:");
+    for (const f of result.failed) lines.push(`  ${f.change.action} ${f.change.name} on ${f.change.host}: ${f.error}`);
+  }
+  lines.push("", `Plan-Created: ${plan.created_at}`, `Based-On: lineage ${plan.based_on.lineage ?? "(new)"}, serial ${plan.based_on.serial}`);
+  if (plan.based_on.config_commit) lines.push(`Config-Commit: ${plan.based_on.config_commit}`);
+  return lines.join("\n") + "\n";
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,323 @@
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { applyPlan, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
+import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
+import { loadConfig, poolSizeIssues } from "../config/load.js";
+import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
+import type { Plan } from "../planner/plan.js";
+import { renderPlanText, summaryLine } from "../planner/render-text.js";
+import { GitStateStore } from "../state/git-state-store.js";
+import type { StateEvent, StateLock } from "../state/state-store.js";
+import { configPath, makePlan, observeHosts, openContext, type Context } from "./context.js";
+import { styles, type Output } from "./output.js";
+
+const OK = 0;
+const ERROR = 1;
+const CHANGES = 2;
+
+/** `premiscale validate`. */
+export async function runValidate(io: Output, file: string | undefined, opts: { checkHosts?: boolean; json?: boolean }): Promise<number> {
+  const path = configPath(file);
+  if (!opts.checkHosts) {
+    try {
+      const config = await loadConfig(path);
+      if (opts.json) io.out(JSON.stringify({ valid: true, file: config.file, issues: [] }));
+      else io.out(`Success! ${config.file} is valid: ${config.hosts.length} host(s), ${config.groups.length} group(s).`);
+      return OK;
+    } catch (e) {
+      if (opts.json && e instanceof ConfigError) {
+        io.out(JSON.stringify({ valid: false, file: resolve(path), issues: e.issues }));
+        return ERROR;
+      }
+      throw e;
+    }
+  }
+  const ctx = await openContext(path);
+  try {
+    const { config } = ctx;
+    const observations = await observeHosts(ctx, config.hosts, null);
+    const problems: string[] = [];
+    const pools = new Map<string, { capacityBytes: number }>();
+    for (const o of observations) {
+      if (o.status === "unreachable") {
+        problems.push(`host ${o.host}: unreachable: ${o.error}`);
+        continue;
+      }
+      const host = config.hosts.find((h) => h.name === o.host)!;
+      if (!o.capacity.pool) problems.push(`host ${o.host}: storage pool "${host.pool}" not found (hosts[].pool)`);
+      else pools.set(o.host, o.capacity.pool);
+      for (const g of config.groups.filter((g) => g.hosts.includes(o.host))) {
+        if (o.capacity.pool && !o.capacity.volumes.includes(g.template.disk.baseImage)) {
+          problems.push(
+            `host ${o.host}: group ${g.name}: base image "${g.template.disk.baseImage}" is not a volume in pool "${host.pool}" (groups[].template.disk.baseImage)`,
+          );
+        }
+      }
+    }
+    for (const issue of poolSizeIssues(config, pools)) problems.push(`${issue.file}:${issue.line}:${issue.column}: ${issue.path}: ${issue.message} (${issue.fix})`);
+    if (opts.json) io.out(JSON.stringify({ valid: problems.length === 0, file: config.file, problems }));
+    else if (problems.length === 0) io.out(`Success! ${config.file} is valid and every host is ready.`);
+    else for (const p of problems) io.err(`Error: ${p}`);
+    return problems.length === 0 ? OK : ERROR;
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** `premiscale plan`. */
+export async function runPlan(
+  io: Output,
+  file: string | undefined,
+  opts: { out?: string; json?: boolean; detailedExitcode?: boolean; target?: string[]; ttlMs: number },
+): Promise<number> {
+  const ctx = await openContext(configPath(file));
+  try {
+    checkTargets(ctx, opts.target);
+    const state = await ctx.store.read();
+    const plan = await makePlan(ctx, state, { targets: opts.target ?? null, ttlSeconds: Math.round(opts.ttlMs / 1000) });
+    if (opts.json) io.out(serializePlan(plan).trimEnd());
+    else io.out(renderPlanText(plan, { color: io.color }));
+    if (opts.target && !opts.json) io.err(targetWarning());
+    if (opts.out && plan.errors.length === 0) {
+      await writeAtomic(opts.out, serializePlan(plan));
+      if (!opts.json) io.out(`\nSaved the plan to: ${opts.out}\nTo perform exactly these actions, run: premiscale apply ${opts.out}`);
+    }
+    if (plan.errors.length > 0) return ERROR;
+    return opts.detailedExitcode && plan.changes.length > 0 ? CHANGES : OK;
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** `premiscale show PLANFILE`. */
+export async function runShow(io: Output, planfile: string, opts: { json?: boolean }): Promise<number> {
+  const plan = await readPlanFile(planfile);
+  io.out(opts.json ? serializePlan(plan).trimEnd() : renderPlanText(plan, { color: io.color }));
+  return OK;
+}
+
+/** `premiscale apply [PLANFILE]`. */
+export async function runApply(
+  io: Output,
+  file: string | undefined,
+  planfile: string | undefined,
+  opts: {
+    autoApprove?: boolean;
+    parallelism: number;
+    lockTimeoutMs: number;
+    shutdownTimeoutMs: number;
+    target?: string[];
+    json?: boolean;
+  },
+): Promise<number> {
+  const saved = planfile ? await readPlanFile(planfile) : null;
+  if (saved && opts.target) throw new PremiscaleError("--target cannot be used with a saved plan", "usage", "the plan already says what to do");
+  if (!saved && !opts.autoApprove && !io.interactive) {
+    throw new PremiscaleError(
+      "apply needs approval, and there is no terminal to ask on",
+      "approval_required",
+      "run with --auto-approve, or save a plan with `premiscale plan --out FILE` and apply that file",
+    );
+  }
+  const ctx = await openContext(configPath(file));
+  const s = styles(io.color);
+  let lock: StateLock | null = null;
+  const abort = new AbortController();
+  const onSigint = () => {
+    if (abort.signal.aborted) process.exit(130);
+    abort.abort();
+    io.err("Interrupt received: finishing the changes in flight, then writing state. Press Ctrl-C again to stop at once (state may need `premiscale apply` again).");
+  };
+  try {
+    checkTargets(ctx, opts.target);
+    lock = await ctx.store.lock("apply", opts.lockTimeoutMs, (e) => reportStateEvent(io, e));
+    const state = (await ctx.store.read()) ?? null;
+    let plan: Plan;
+    if (saved) {
+      checkPlanApplicable(saved, state ? { lineage: state.lineage, serial: state.serial } : null, new Date());
+      for (const c of saved.changes) {
+        if (!ctx.providers.has(c.host)) {
+          throw new PlanRejectedError(`the plan uses host ${c.host}, which the config no longer has`, "plan_stale", "run premiscale plan again");
+        }
+      }
+      plan = saved;
+    } else {
+      plan = await makePlan(ctx, state, { targets: opts.target ?? null });
+      if (opts.json) emitJsonPlan(io, plan);
+      else io.out(renderPlanText(plan, { color: io.color }));
+      if (opts.target && !opts.json) io.err(targetWarning());
+      if (plan.errors.length > 0) {
+        io.err("Error: the plan has errors (above); nothing was changed.");
+        return ERROR;
+      }
+      if (plan.changes.length === 0) return OK;
+      if (!opts.autoApprove) {
+        io.err("\nDo you want to perform these actions?\n  premiscale will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n");
+        const answer = await io.ask("  Enter a value: ");
+        if (answer !== "yes") {
+          io.err("\nApply cancelled.");
+          return ERROR;
+        }
+      }
+    }
+    if (plan.changes.length === 0) {
+      io.out(summaryLine(plan));
+      return OK;
+    }
+
+    process.on("SIGINT", onSigint);
+    const result = await applyPlan(
+      plan,
+      { providers: ctx.providers, lock, hostLimits: new Map(ctx.config.hosts.map((h) => [h.name, h.maxParallel])), env: process.env },
+      {
+        parallelism: opts.parallelism,
+        shutdownTimeoutMs: opts.shutdownTimeoutMs,
+        signal: abort.signal,
+        onEvent: (e) => (opts.json ? io.out(JSON.stringify({ ...e, timestamp: new Date().toISOString() })) : reportApplyEvent(io, e)),
+      },
+    );
+    return reportApplyResult(io, s, result, ctx, opts.json ?? false);
+  } finally {
+    process.off("SIGINT", onSigint);
+    await lock?.release();
+    await ctx.close();
+  }
+}
+
+/** `premiscale state list`. */
+export async function runStateList(io: Output, file: string | undefined, opts: { json?: boolean }): Promise<number> {
+  const config = await loadConfig(configPath(file));
+  const state = await new GitStateStore(config.state.path).read();
+  if (opts.json) {
+    io.out(JSON.stringify(state ?? { version: 1, lineage: null, serial: 0, groups: [] }, null, 2));
+    return OK;
+  }
+  if (!state) {
+    io.out(`No state yet in ${config.state.path}: the first apply creates it.`);
+    return OK;
+  }
+  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, i.status, i.created, i.address ?? "", i.uuid]));
+  io.out(`State ${config.state.path} (lineage ${state.lineage}, serial ${state.serial})`);
+  if (rows.length === 0) {
+    io.out("No instances.");
+    return OK;
+  }
+  io.out(table([["GROUP", "NAME", "HOST", "STATUS", "CREATED", "ADDRESS", "UUID"], ...rows]));
+  return OK;
+}
+
+/** `premiscale force-unlock ID`. */
+export async function runForceUnlock(io: Output, file: string | undefined, id: string, opts: { force?: boolean }): Promise<number> {
+  const config = await loadConfig(configPath(file));
+  const store = new GitStateStore(config.state.path);
+  const holder = await store.lockHolder();
+  if (holder && !opts.force) {
+    if (!io.interactive) {
+      throw new PremiscaleError("force-unlock needs confirmation, and there is no terminal to ask on", "approval_required", "add --force");
+    }
+    io.err(`Lock ${holder.ID}: ${holder.Operation} by ${holder.Who} since ${holder.Created}.`);
+    io.err("Removing a lock that is still in use can corrupt state. Only 'yes' will be accepted to confirm.");
+    if ((await io.ask("  Enter a value: ")) !== "yes") {
+      io.err("force-unlock cancelled.");
+      return ERROR;
+    }
+  }
+  const removed = await store.forceUnlock(id);
+  io.out(`premiscale state has been successfully unlocked (lock ${removed.ID} held by ${removed.Who}).`);
+  return OK;
+}
+
+function checkTargets(ctx: Context, targets: string[] | undefined): void {
+  for (const t of targets ?? []) {
+    if (!ctx.config.groups.some((g) => g.name === t)) {
+      throw new PremiscaleError(
+        `--target ${t}: no group of that name in ${ctx.config.file}`,
+        "usage",
+        `groups are: ${ctx.config.groups.map((g) => g.name).join(", ")}`,
+      );
+    }
+  }
+}
+
+function targetWarning(): string {
+  return "\nWarning: Resource targeting is in effect: the plan may be incomplete. Use --target for exceptional situations, not routinely.";
+}
+
+async function readPlanFile(planfile: string): Promise<Plan> {
+  let text: string;
+  try {
+    text = await readFile(planfile, "utf8");
+  } catch (e) {
+    throw new PremiscaleError(`cannot read plan file ${planfile}: ${(e as Error).message}`, "plan_unreadable", "check the path");
+  }
+  try {
+    return parsePlan(text);
+  } catch (e) {
+    if (e instanceof PremiscaleError) throw new PlanRejectedError(`${planfile}: ${e.message}`, e.code, e.hint);
+    throw e;
+  }
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, path);
+}
+
+function emitJsonPlan(io: Output, plan: Plan): void {
+  for (const c of plan.changes) {
+    io.out(JSON.stringify({ type: "planned_change", change: { address: c.address, action: c.action, host: c.host, reason: c.reason, detail: c.detail } }));
+  }
+  io.out(JSON.stringify({ type: "change_summary", changes: plan.summary, errors: plan.errors, drift: plan.drift }));
+}
+
+function reportStateEvent(io: Output, e: StateEvent): void {
+  if (e.type === "lock_wait") io.err(`Waiting for the state lock held by ${e.holder.Who} (${e.holder.Operation}, ID ${e.holder.ID})...`);
+  if (e.type === "lock_stale_removed") io.err(`Removed a stale state lock: its holder (pid ${e.holder.Pid}, ${e.holder.Operation}) no longer runs.`);
+  if (e.type === "recovered_uncommitted") io.err(`Found state written but not committed by an interrupted apply (${e.files.join(", ")}); it is included in this apply's commit.`);
+}
+
+function reportApplyEvent(io: Output, e: ApplyEvent): void {
+  const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+  switch (e.type) {
+    case "apply_start":
+      io.err(`${e.address}: ${e.action === "create" ? "Creating" : "Destroying"}... [host ${e.host}]`);
+      break;
+    case "apply_progress":
+      io.err(`${e.address}: ${e.step}... [${secs(e.elapsedMs)} elapsed]`);
+      break;
+    case "apply_complete":
+      io.err(`${e.address}: ${e.action === "create" ? "Creation" : "Destruction"} complete after ${secs(e.elapsedMs)}`);
+      break;
+    case "apply_errored":
+      io.err(`${e.address}: ${e.action === "create" ? "Creation" : "Destruction"} failed after ${secs(e.elapsedMs)}: ${e.error}`);
+      break;
+    case "cleanup_errored":
+      io.err(`${e.address}: could not remove the half-created VM: ${e.error} (the next apply retries)`);
+      break;
+  }
+}
+
+function reportApplyResult(io: Output, s: ReturnType<typeof styles>, r: ApplyResult, ctx: Context, json: boolean): number {
+  const added = r.succeeded.filter((c) => c.action === "create").length;
+  const destroyed = r.succeeded.filter((c) => c.action === "delete").length;
+  if (json) {
+    io.out(JSON.stringify({ type: r.failed.length ? "apply_failed" : "apply_finished", added, changed: 0, destroyed, failed: r.failed.map((f) => ({ address: f.change.address, error: f.error })), commit: r.commit }));
+    return r.failed.length ? ERROR : OK;
+  }
+  if (r.commit) io.err(`State committed: ${r.commit.slice(0, 12)} in ${ctx.config.state.path}`);
+  if (r.failed.length === 0) {
+    io.out(s.green(s.bold(`\nApply complete! Resources: ${added} added, 0 changed, ${destroyed} destroyed.`)));
+    return OK;
+  }
+  io.out(s.red(s.bold(`\nApply failed: ${r.failed.length} of ${r.failed.length + r.succeeded.length} changes failed. Resources: ${added} added, 0 changed, ${destroyed} destroyed.`)));
+  for (const c of r.succeeded) io.out(`  ok      ${c.action} ${c.address} on ${c.host}`);
+  for (const f of r.failed) io.out(`  failed  ${f.change.action} ${f.change.address} on ${f.change.host}: ${f.error}`);
+  io.out("State records what succeeded. Fix the cause and run premiscale apply again: it converges.");
+  return ERROR;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import { PremiscaleError } from "../config/errors.js";
+import { runApply, runForceUnlock, runPlan, runShow, runStateList, runValidate } from "./commands.js";
+import { processOutput, type Output } from "./output.js";
+
+/** premiscale's version (kept in step with package.json). */
+export const VERSION = "0.1.0";
+
+/** Exit codes (documented in the README). */
+export const EXIT = { ok: 0, error: 1, changes: 2 } as const;
+
+function parseIntOption(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new PremiscaleError(`${name} must be a whole number ≥ ${min}, got "${value}"`, "usage");
+    return n;
+  };
+}
+
+/** `30s`, `5m`, `1h` or plain seconds → ms. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new PremiscaleError(`"${value}" is not a duration`, "usage", "write it like 30s, 5m or 1h");
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** Builds the command line; `io` lets tests run it in-process. Resolves to the exit code. */
+export function buildProgram(io: Output, setExit: (code: number) => void): Command {
+  const program = new Command("premiscale")
+    .description(
+      "Autoscaling for self-hosted virtual machines: plans and applies VM counts per group on libvirt hosts,\n" +
+        "with state kept in git. Read the plan before you apply it.",
+    )
+    .version(VERSION, "--version")
+    .option("-c, --config <file>", "config file (env PREMISCALE_CONFIG_PATH)", undefined)
+    .option("--validate", "validate the config and exit (same as `premiscale validate`)")
+    .showHelpAfterError("(run premiscale --help for usage)")
+    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, "")), writeErr: (s) => io.err(s.replace(/\n$/, "")) })
+    .exitOverride();
+
+  const cfg = () => program.opts<{ config?: string }>().config;
+
+  program.action(async (opts: { validate?: boolean }) => {
+    if (opts.validate) setExit(await runValidate(io, cfg(), {}));
+    else program.help({ error: false });
+  });
+
+  program
+    .command("validate")
+    .description("Check the config file: syntax, schema, and the rules between fields. Contacts no host unless --check-hosts.")
+    .option("--check-hosts", "also connect to every host: pool, base images, pool size for max")
+    .option("--json", "print the result as JSON")
+    .action(async (opts: { checkHosts?: boolean; json?: boolean }) => setExit(await runValidate(io, cfg(), opts)));
+
+  program
+    .command("plan")
+    .description(
+      "Observe the hosts and show what apply would do: VMs to create and destroy per group, and drift first.\n" +
+        "Exit codes: 0 success, 1 error, 2 (with --detailed-exitcode) success with changes.",
+    )
+    .option("-o, --out <file>", "save the plan to a file for `premiscale apply FILE`")
+    .option("--json", "print the plan as JSON on stdout")
+    .option("--detailed-exitcode", "exit 2 when the plan has changes")
+    .option("--target <group...>", "plan only these groups (others stay as they are)")
+    .addOption(new Option("--ttl <duration>", "how long a saved plan stays valid").default("1h"))
+    .action(async (opts: { out?: string; json?: boolean; detailedExitcode?: boolean; target?: string[]; ttl: string }) =>
+      setExit(await runPlan(io, cfg(), { ...opts, ttlMs: parseDuration(opts.ttl) })),
+    );
+
+  program
+    .command("apply")
+    .argument("[planfile]", "a plan saved by `premiscale plan --out`; applying it counts as approval")
+    .description(
+      "Make the hosts match the config: plan, show the plan, ask, then create and destroy VMs in parallel and\n" +
+        "commit the new state to git. Without a terminal, --auto-approve is required.",
+    )
+    .option("--auto-approve", "apply without asking")
+    .addOption(new Option("--parallelism <n>", "changes in flight at once (each host also has maxParallel)").default(10).argParser(parseIntOption("--parallelism", 1)))
+    .addOption(new Option("--lock-timeout <duration>", "how long to wait for the state lock").default("0s"))
+    .addOption(new Option("--shutdown-timeout <duration>", "how long a VM gets to shut down before it is destroyed").default("60s"))
+    .option("--target <group...>", "apply only these groups")
+    .option("--json", "print one JSON event per line on stdout")
+    .action(
+      async (
+        planfile: string | undefined,
+        opts: { autoApprove?: boolean; parallelism: number; lockTimeout: string; shutdownTimeout: string; target?: string[]; json?: boolean },
+      ) =>
+        setExit(
+          await runApply(io, cfg(), planfile, {
+            ...opts,
+            lockTimeoutMs: parseDuration(opts.lockTimeout),
+            shutdownTimeoutMs: parseDuration(opts.shutdownTimeout),
+          }),
+        ),
+    );
+
+  program
+    .command("show")
+    .argument("<planfile>", "a saved plan")
+    .description("Show a saved plan (after checking it was not altered).")
+    .option("--json", "print it as JSON")
+    .action(async (planfile: string, opts: { json?: boolean }) => setExit(await runShow(io, planfile, opts)));
+
+  const state = program.command("state").description("Inspect the git-tracked state.");
+  state
+    .command("list")
+    .description("List the instances premiscale owns, per group.")
+    .option("--json", "print as JSON")
+    .action(async (opts: { json?: boolean }) => setExit(await runStateList(io, cfg(), opts)));
+
+  program
+    .command("force-unlock")
+    .argument("<id>", "the lock ID shown in the lock error")
+    .description("Remove a state lock left by a premiscale that died. Only when you are sure it is not running.")
+    .option("--force", "do not ask for confirmation")
+    .action(async (id: string, opts: { force?: boolean }) => setExit(await runForceUnlock(io, cfg(), id, opts)));
+
+  return program;
+}
+
+/** Runs the CLI with these arguments; resolves to the exit code. Never throws. */
+export async function main(argv: string[], io: Output = processOutput()): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => (code = c));
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+/** Prints an error the way users should see it and returns its exit code. */
+export function reportError(io: Output, e: unknown): number {
+  if (e instanceof CommanderError) {
+    return e.exitCode === 0 ? EXIT.ok : EXIT.error;
+  }
+  if (e instanceof PremiscaleError) {
+    io.err(`Error: ${e.message}`);
+    if (e.hint) io.err(`  ${e.hint}`);
+    return EXIT.error;
+  }
+  const err = e as Error;
+  io.err(`Error: internal error: ${err?.message ?? String(e)}`);
+  io.err("  This is a bug in premiscale; please report it with the command you ran. Set PREMISCALE_DEBUG=1 for details.");
+  if (process.env.PREMISCALE_DEBUG) io.err(String(err?.stack));
+  return EXIT.error;
+}
+
+function invokedDirectly(): boolean {
+  try {
+    return Boolean(process.argv[1]) && realpathSync(process.argv[1]!) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+// Run when executed (also through npm's bin symlink), not when imported by tests.
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
