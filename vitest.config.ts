@@ -8,6 +8,7 @@ export default defineConfig({
       {
         test: {
           name: "fast",
+          globalSetup: ["test/global-setup.ts"],
           include: ["**/*.test.ts"],
           exclude: ["**/*.libvirt.test.ts", "node_modules/**", "dist/**"],
           testTimeout: 30_000,
@@ -16,6 +17,7 @@ export default defineConfig({
       {
         test: {
           name: "libvirt",
+          globalSetup: ["test/global-setup.ts"],
           include: ["**/*.libvirt.test.ts"],
           exclude: ["node_modules/**", "dist/**"],
           testTimeout: 180_000,

@@ -1,0 +1,359 @@
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ConfigError, PremiscaleError, type ConfigIssue } from "./errors.js";
+import { closest, loadConfig, parseConfig, poolSizeIssues, substituteEnv } from "./load.js";
+
+const FILE = "/cfg/premiscale.yaml";
+
+// Line numbers below refer to this text: 7 is `max`, 8 `hosts`, 10 `memoryMiB`.
+const BASE = `version: v1alpha1
+hosts:
+  - name: local
+    uri: qemu:///system
+groups:
+  - name: web
+    max: 3
+    hosts: [local]
+    template:
+      memoryMiB: 128
+      disk:
+        baseImage: base.qcow2
+`;
+
+function parse(text: string, env: Record<string, string> = {}, files: Record<string, string> = {}) {
+  return parseConfig(text, FILE, env, (p) => {
+    const content = files[p];
+    if (content === undefined) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
+    return content;
+  });
+}
+
+function issues(text: string, env: Record<string, string> = {}, files: Record<string, string> = {}): ConfigIssue[] {
+  try {
+    parse(text, env, files);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+/** The only issue, for tests that break one rule. */
+function only(text: string, env: Record<string, string> = {}, files: Record<string, string> = {}): ConfigIssue {
+  const all = issues(text, env, files);
+  expect(all).toHaveLength(1);
+  return all[0] as ConfigIssue;
+}
+
+/** BASE with `userData` added to the template, indented as a literal block. */
+function withUserData(userData: string): string {
+  return BASE + "      userData: |\n" + userData.split("\n").map((l) => (l ? "        " + l : l)).join("\n");
+}
+
+describe("parseConfig", () => {
+  it("fills every default and resolves state.path against the config file's directory", () => {
+    expect(parse(BASE)).toEqual({
+      version: "v1alpha1",
+      file: FILE,
+      state: { path: "/cfg/premiscale-state" },
+      hosts: [
+        { name: "local", uri: "qemu:///system", pool: "default", accelerator: "kvm", reservedMemoryMiB: 512, cpuOvercommit: 4, maxParallel: 4, callTimeoutSeconds: 60 },
+      ],
+      groups: [
+        {
+          name: "web",
+          min: 0,
+          max: 3,
+          desired: 0,
+          hosts: ["local"],
+          placement: "round-robin",
+          template: { vcpus: 1, memoryMiB: 128, disk: { baseImage: "base.qcow2", sizeGiB: 4 }, nic: { type: "user" }, userData: "", secretEnv: [] },
+          networking: { mode: "dhcp" },
+        },
+      ],
+    });
+  });
+
+  it("makes a relative file name absolute and defaults desired to min", () => {
+    const config = parseConfig(BASE.replace("max: 3", "max: 3\n    min: 2"), "rel/premiscale.yaml", {}, () => "");
+    expect(config.file).toBe(path.resolve("rel/premiscale.yaml"));
+    expect(config.groups[0]?.desired).toBe(2);
+  });
+
+  it("reports a YAML syntax error with its line and column", () => {
+    const issue = only(BASE.replace("hosts: [local]", "hosts: [local"));
+    expect(issue).toMatchObject({ file: FILE, line: 9, path: "" });
+    expect(issue.message).toMatch(/flow sequence/i);
+  });
+
+  it("refuses a file with several YAML documents", () => {
+    expect(only(BASE + "---\n" + BASE)).toMatchObject({ line: 13, message: "the file holds more than one YAML document; premiscale reads one" });
+  });
+
+  it("explains the name rule and offers a valid name", () => {
+    expect(only(BASE.replace("name: web", "name: Web_1"))).toMatchObject({ path: "groups[0].name", fix: 'e.g. "web-1"' });
+  });
+
+  it("names an unknown field, points at its key and suggests the near typo", () => {
+    const issue = only(BASE.replace("memoryMiB: 128", "memoryMiB: 128\n      memoryMib: 64"));
+    expect(issue).toMatchObject({ line: 11, column: 7, path: "groups[0].template.memoryMib", message: 'unknown field "memoryMib"' });
+    expect(issue.fix).toMatch(/^did you mean "memoryMiB"\? allowed fields: vcpus, memoryMiB, disk, nic, boot, userData, userDataFile$/);
+  });
+
+  it("says which type a field needs and what it got", () => {
+    expect(only(BASE.replace("max: 3", "max: three"))).toMatchObject({ line: 7, column: 10, path: "groups[0].max", message: 'must be an integer, got "three"' });
+  });
+
+  it("lists the allowed values of an enum and suggests the closest", () => {
+    const issue = only(BASE.replace("    uri:", "    accelerator: kvn\n    uri:"));
+    expect(issue).toMatchObject({ line: 4, column: 18, path: "hosts[0].accelerator", message: 'must be one of "kvm", "qemu", got "kvn"', fix: 'did you mean "kvm"?' });
+  });
+
+  it("names a missing required field at its parent", () => {
+    expect(only(BASE.replace("        baseImage: base.qcow2\n", "        sizeGiB: 2\n"))).toMatchObject({
+      line: 12,
+      column: 9,
+      path: "groups[0].template.disk.baseImage",
+      message: 'missing required field "baseImage"',
+      fix: "add baseImage (Name of a qcow2 volume in the host's pool, used as the backing image.)",
+    });
+  });
+
+  it("collects every schema issue, ordered by line", () => {
+    const all = issues(BASE.replace("version: v1alpha1", "version: v1").replace("max: 3", "max: 0").replace("memoryMiB: 128", "memoryMiB: 32"));
+    expect(all.map((i) => [i.line, i.path, i.message])).toEqual([
+      [1, "version", 'must be "v1alpha1", got "v1"'],
+      [7, "groups[0].max", "must be >= 1, got 0"],
+      [10, "groups[0].template.memoryMiB", "must be >= 64, got 32"],
+    ]);
+  });
+
+  it("refuses min greater than max", () => {
+    expect(only(BASE.replace("max: 3", "max: 3\n    min: 4"))).toMatchObject({ line: 8, column: 10, path: "groups[0].min", message: "min (4) is greater than max (3)" });
+  });
+
+  it("refuses desired outside min..max", () => {
+    expect(only(BASE.replace("max: 3", "max: 3\n    desired: 5"))).toMatchObject({ path: "groups[0].desired", message: "desired (5) must be between min (0) and max (3)" });
+  });
+
+  it("accepts any min <= desired <= max and rejects every other triple", () => {
+    fc.assert(
+      fc.property(fc.nat(20), fc.nat(20), fc.integer({ min: 1, max: 20 }), (min, desired, max) => {
+        const text = BASE.replace("max: 3", `max: ${max}\n    min: ${min}\n    desired: ${desired}`);
+        const ok = min <= desired && desired <= max;
+        if (ok) expect(parse(text).groups[0]).toMatchObject({ min, desired, max });
+        else expect(issues(text).map((i) => i.path)).toEqual([min > max ? "groups[0].min" : "groups[0].desired"]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("refuses a group host that is not declared, suggesting the closest", () => {
+    const issue = only(BASE.replace("hosts: [local]", "hosts: [locl]"));
+    expect(issue).toMatchObject({ line: 8, column: 13, path: "groups[0].hosts[0]", message: 'unknown host "locl"', fix: 'did you mean "local"? known hosts: local' });
+  });
+
+  it.each([
+    ["qemu+shh://admin@kvm1/system", /unknown libvirt URI scheme "qemu\+shh"/],
+    ["qemu:/system", /is not a libvirt URI/],
+    ["qemu:///systen", /must be \/system or \/session/],
+    ["test://host/default", /test URIs must be/],
+    ["test:///", /test URIs must be/],
+  ])("refuses the libvirt URI %s", (uri, message) => {
+    const issue = only(BASE.replace("qemu:///system", uri));
+    expect(issue).toMatchObject({ line: 4, column: 10, path: "hosts[0].uri" });
+    expect(issue.message).toMatch(message);
+  });
+
+  it.each(["qemu:///system", "qemu:///session", "qemu+ssh://admin@kvm1:2222/system?keyfile=/k", "qemu+tls://kvm1/system", "test:///default", "test:///srv/node.xml"])(
+    "accepts the libvirt URI %s",
+    (uri) => {
+      expect(parse(BASE.replace("qemu:///system", uri)).hosts[0]?.uri).toBe(uri);
+    },
+  );
+
+  it("refuses duplicate host and group names", () => {
+    const text = BASE.replace("groups:", "  - name: local\n    uri: test:///default\ngroups:") + BASE.slice(BASE.indexOf("  - name: web"));
+    expect(issues(text).map((i) => [i.line, i.path, i.message])).toEqual([
+      [5, "hosts[1].name", 'host name "local" is already used by hosts[0]'],
+      [15, "groups[1].name", 'group name "web" is already used by groups[0]'],
+    ]);
+  });
+
+  it("reads userDataFile relative to the config file and collects its placeholders", () => {
+    const text = BASE + "      userDataFile: ./ud/web.yaml\n";
+    const config = parse(text, { B: "1", A_1: "2" }, { "/cfg/ud/web.yaml": "#!/bin/sh\necho ${env:B} ${env:A_1} ${env:B}\n" });
+    expect(config.groups[0]?.template).toMatchObject({ userData: "#!/bin/sh\necho ${env:B} ${env:A_1} ${env:B}\n", secretEnv: ["A_1", "B"] });
+  });
+
+  it("points at userDataFile when the file cannot be read", () => {
+    const issue = only(BASE + "      userDataFile: ./missing.yaml\n");
+    expect(issue).toMatchObject({ line: 13, column: 21, path: "groups[0].template.userDataFile" });
+    expect(issue.message).toMatch(/^cannot read user-data file \/cfg\/missing.yaml: ENOENT/);
+  });
+
+  it("refuses userData together with userDataFile", () => {
+    expect(only(withUserData("hi\n") + "      userDataFile: x\n")).toMatchObject({ path: "groups[0].template.userDataFile", message: "userData and userDataFile are mutually exclusive" });
+  });
+
+  it("names an unset environment variable and the field using it, at its line in the block", () => {
+    const issue = only(withUserData("#!/bin/sh\necho ${env:TOKEN}\n"));
+    expect(issue).toMatchObject({ line: 15, column: 14, path: "groups[0].template.userData", message: "environment variable TOKEN is not set (used in groups[0].template.userData)" });
+    expect(issue.fix).toMatch(/export TOKEN=/);
+  });
+
+  it("refuses placeholders whose name is not an environment variable name", () => {
+    expect(only(withUserData("echo ${env:token}\n")).message).toMatch(/invalid placeholder "\$\{env:token\}"/);
+  });
+
+  it("refuses literal passwords in cloud-config without repeating them", () => {
+    const text = withUserData(`#cloud-config
+password: hunter2
+users:
+  - name: web
+    plain_text_passwd: hunter3
+  - name: ok
+    plain_text_passwd: \${env:OK_PASSWORD}
+chpasswd:
+  users:
+    - name: web
+      password: hunter4
+  list: |
+    root:hunter5
+    web:RANDOM
+`);
+    const all = issues(text, { OK_PASSWORD: "x" });
+    expect(all.map((i) => [i.line, i.column, i.message])).toEqual([
+      [15, 19, "password is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+      [18, 32, "plain_text_passwd is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+      [24, 25, "chpasswd password is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+      [25, 17, "chpasswd.list is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+    ]);
+    expect(JSON.stringify(all)).not.toMatch(/hunter/);
+  });
+
+  it("accepts cloud-config secrets that are placeholders and reports where in a user-data file a literal is", () => {
+    const ud = "#cloud-config\nusers:\n  - name: web\n    passwd: $6$hash\n    password: ${env:WEB_PASSWORD}\n";
+    expect(parse(withUserData(ud), { WEB_PASSWORD: "x" }).groups[0]?.template.secretEnv).toEqual(["WEB_PASSWORD"]);
+    const issue = only(BASE + "      userDataFile: ud.yaml\n", {}, { "/cfg/ud.yaml": ud.replace("${env:WEB_PASSWORD}", "hunter2") });
+    expect(issue).toMatchObject({ line: 13, column: 21, path: "groups[0].template.userDataFile" });
+    expect(issue.message).toMatch(/^users password is a literal value; .* \(ud.yaml:5:15\)$/);
+  });
+
+  it("leaves user-data that is not cloud-config unscanned", () => {
+    expect(parse(withUserData("#!/bin/sh\necho 'password: hunter2'\n")).groups[0]?.template.userData).toContain("hunter2");
+  });
+
+  describe("static networking", () => {
+    const net = (body: string): string => BASE + "    networking:\n      mode: static\n" + body;
+
+    it("loads a static pool", () => {
+      expect(parse(net('      addresses: ["10.0.0.10-10.0.0.11", 10.0.0.20]\n      prefix: 24\n      gateway: 10.0.0.1\n')).groups[0]?.networking).toEqual({
+        mode: "static",
+        addresses: ["10.0.0.10-10.0.0.11", "10.0.0.20"],
+        prefix: 24,
+        gateway: "10.0.0.1",
+        dns: [],
+      });
+    });
+
+    it("refuses a pool with fewer addresses than max", () => {
+      expect(only(net("      addresses: [10.0.0.10-10.0.0.11, 10.0.0.11]\n      prefix: 24\n"))).toMatchObject({
+        line: 15,
+        column: 18,
+        path: "groups[0].networking.addresses",
+        message: "the pool has 2 addresses but max is 3",
+      });
+    });
+
+    it("refuses a gateway outside the addresses' subnet", () => {
+      expect(only(net("      addresses: [10.0.0.10-10.0.0.12]\n      prefix: 24\n      gateway: 10.0.1.1\n"))).toMatchObject({
+        line: 17,
+        column: 16,
+        path: "groups[0].networking.gateway",
+        message: "gateway 10.0.1.1 is not in the same /24 subnet as 10.0.0.10-10.0.0.12",
+      });
+    });
+
+    it("refuses malformed addresses, reversed ranges and a missing prefix", () => {
+      expect(issues(net("      addresses: [10.0.0.300, 10.0.0.9-10.0.0.1]\n")).map((i) => i.message)).toEqual(['missing required field "prefix"']);
+      expect(issues(net("      addresses: [10.0.0.300, 10.0.0.9-10.0.0.1, 10.0.0.3]\n      prefix: 24\n      dns: [x]\n")).map((i) => [i.path, i.message])).toEqual([
+        ["groups[0].networking.addresses[0]", '"10.0.0.300" is not an IPv4 address or range'],
+        ["groups[0].networking.addresses[1]", 'range "10.0.0.9-10.0.0.1" starts after it ends'],
+        ["groups[0].networking.dns[0]", '"x" is not an IPv4 address'],
+      ]);
+    });
+
+    it("refuses two groups sharing an address", () => {
+      const second = "  - name: db\n    max: 1\n    hosts: [local]\n    template: {memoryMiB: 128, disk: {baseImage: b}}\n    networking: {mode: static, prefix: 24, addresses: [10.0.0.12-10.0.0.20]}\n";
+      expect(only(net("      addresses: [10.0.0.10-10.0.0.12]\n      prefix: 24\n") + second)).toMatchObject({
+        line: 21,
+        path: "groups[1].networking.addresses[0]",
+        message: "10.0.0.12 is also in the pool of groups[0] (web)",
+      });
+    });
+
+    it("refuses static fields under dhcp and a source on a user NIC", () => {
+      const text = BASE + "      nic: {type: user, source: br0}\n    networking: {mode: dhcp, prefix: 24}\n";
+      expect(issues(text).map((i) => i.path)).toEqual(["groups[0].template.nic.source", "groups[0].networking.prefix"]);
+    });
+  });
+});
+
+describe("loadConfig", () => {
+  it("says a missing config file does not exist", async () => {
+    const err: unknown = await loadConfig("/nonexistent/premiscale.yaml").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toBe("/nonexistent/premiscale.yaml:0:0: config file does not exist");
+    expect((err as ConfigError).hint).toMatch(/examples\/basic.yaml/);
+  });
+
+  it("reads userDataFile from disk next to the config", async () => {
+    const file = fileURLToPath(new URL("./testdata/with-user-data-file.yaml", import.meta.url));
+    const config = await loadConfig(file, { WEB_PASSWORD: "x" });
+    expect(config.groups[0]?.template.userData).toMatch(/plain_text_passwd: \$\{env:WEB_PASSWORD\}/);
+    expect(config.state.path).toBe(path.join(path.dirname(file), "premiscale-state"));
+  });
+
+  it("loads every example in examples/", async () => {
+    const dir = fileURLToPath(new URL("../examples/", import.meta.url));
+    const examples = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
+    expect(examples).toEqual(expect.arrayContaining(["basic.yaml", "static-network.yaml"]));
+    for (const f of examples) {
+      const config = await loadConfig(path.join(dir, f), new Proxy({}, { get: () => "example" }));
+      expect(config.groups.length, f).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe("poolSizeIssues", () => {
+  const config = parse(BASE.replace("baseImage: base.qcow2", "baseImage: base.qcow2\n        sizeGiB: 10"));
+
+  it("reports a group whose hosts' pools cannot hold max disks, at its max field", () => {
+    expect(poolSizeIssues(config, new Map([["local", { capacityBytes: 20 * 2 ** 30 }]]))).toEqual([
+      expect.objectContaining({ line: 7, column: 10, path: "groups[0].max", message: "the storage pools of local hold 20.0 GiB, but max 3 × 10 GiB needs 30.0 GiB" }),
+    ]);
+  });
+
+  it("accepts enough capacity and skips groups with unobserved hosts", () => {
+    expect(poolSizeIssues(config, new Map([["local", { capacityBytes: 30 * 2 ** 30 }]]))).toEqual([]);
+    expect(poolSizeIssues(config, new Map())).toEqual([]);
+  });
+});
+
+describe("substituteEnv", () => {
+  it("fills placeholders and refuses unset variables", () => {
+    expect(substituteEnv("a=${env:A} b=${env:A}", { A: "1" })).toBe("a=1 b=1");
+    expect(() => substituteEnv("${env:B}", {})).toThrow(PremiscaleError);
+  });
+});
+
+describe("closest", () => {
+  it("suggests only plausible typos", () => {
+    expect(closest("hsots", ["hosts", "groups"])).toBe("hosts");
+    expect(closest("zzzzzz", ["hosts", "groups"])).toBeUndefined();
+  });
+});

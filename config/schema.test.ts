@@ -1,0 +1,39 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Ajv } from "ajv";
+import { describe, expect, it } from "vitest";
+import { configSchema, schemaJson } from "./schema.js";
+
+const committed = fileURLToPath(new URL("./premiscale.schema.json", import.meta.url));
+
+// Regenerate with: UPDATE_SCHEMA=1 npx vitest run --project fast config/schema.test.ts
+if (process.env.UPDATE_SCHEMA) writeFileSync(committed, schemaJson());
+
+/** Every property schema under `schema`, with its path. */
+function properties(schema: Record<string, unknown>, at = "#"): [string, Record<string, unknown>][] {
+  const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
+  const items = schema.items as Record<string, unknown> | undefined;
+  return [
+    ...Object.entries(props).flatMap(([k, v]) => [[`${at}.${k}`, v] as [string, Record<string, unknown>], ...properties(v, `${at}.${k}`)]),
+    ...(items ? properties(items, `${at}[]`) : []),
+  ];
+}
+
+describe("config schema", () => {
+  it("matches the committed premiscale.schema.json, so editors see what the loader enforces", () => {
+    expect(readFileSync(committed, "utf8")).toBe(schemaJson());
+  });
+
+  it("compiles in ajv's strict mode", () => {
+    expect(() => new Ajv({ strict: true, strictRequired: false }).compile(configSchema)).not.toThrow();
+  });
+
+  it("describes every property and forbids unknown fields in every object", () => {
+    const all = properties(configSchema);
+    expect(all.length).toBeGreaterThan(30);
+    for (const [at, p] of all) {
+      expect(p.description, at).toEqual(expect.any(String));
+      if (p.type === "object") expect(p.additionalProperties, at).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,142 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { configText, premiscale, projectDir } from "./support/cli.js";
+
+// The built CLI in its own process, as a user runs it; nothing here needs a hypervisor.
+
+const noStackTrace = (s: string) => expect(s).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+
+describe("premiscale validate", () => {
+  it("accepts a valid config and says so", async () => {
+    const dir = await projectDir(configText());
+    const r = await premiscale(dir, ["validate"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Success! .*premiscale\.yaml is valid: 1 host\(s\), 1 group\(s\)/);
+  });
+
+  it("reports a bad field with file, line, column and the field's path, exits 1, and prints no stack trace", async () => {
+    const dir = await projectDir(configText({ desired: 9, max: 4 }));
+    const r = await premiscale(dir, ["validate"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/premiscale\.yaml:\d+:\d+: groups\[0\]\.desired/);
+    noStackTrace(r.stderr);
+  });
+
+  it("reports malformed YAML with its position", async () => {
+    const dir = await projectDir("version: v1alpha1\nhosts: [\n");
+    const r = await premiscale(dir, ["validate"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/premiscale\.yaml:\d+:\d+:/);
+    noStackTrace(r.stderr);
+  });
+
+  it("finds the config through -c, PREMISCALE_CONFIG_PATH and the --validate flag", async () => {
+    const dir = await projectDir(configText());
+    await writeFile(join(dir, "other.yaml"), configText());
+    expect((await premiscale(dir, ["-c", "other.yaml", "validate"])).stdout).toMatch(/other\.yaml is valid/);
+    expect((await premiscale(dir, ["validate"], { PREMISCALE_CONFIG_PATH: "other.yaml" })).stdout).toMatch(/other\.yaml is valid/);
+    const flag = await premiscale(dir, ["--validate", "-c", "other.yaml"]);
+    expect(flag.code).toBe(0);
+    expect(flag.stdout).toMatch(/other\.yaml is valid/);
+  });
+
+  it("says what to do when the config file does not exist", async () => {
+    const dir = await projectDir(configText());
+    const r = await premiscale(dir, ["-c", "nope.yaml", "validate"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/nope\.yaml.*does not exist/);
+  });
+
+  it("prints machine-readable issues with --json", async () => {
+    const dir = await projectDir(configText({ desired: 9, max: 4 }));
+    const r = await premiscale(dir, ["validate", "--json"]);
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout);
+    expect(out.valid).toBe(false);
+    expect(out.issues[0]).toMatchObject({ path: "groups[0].desired" });
+  });
+});
+
+describe("premiscale plan and apply without a reachable host", () => {
+  const unreachable = configText({ uri: "qemu+tcp://127.0.0.1:1/system" });
+
+  it("plan fails naming the group and the unreachable host, and writes no state", async () => {
+    const dir = await projectDir(unreachable);
+    const r = await premiscale(dir, ["plan"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/group "web".*host local: unreachable/s);
+    await expect(readFile(join(dir, "state", "state.json"))).rejects.toThrow();
+  });
+
+  it("apply without a terminal refuses to run without --auto-approve", async () => {
+    const dir = await projectDir(unreachable);
+    const r = await premiscale(dir, ["apply"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/needs approval.*no terminal/);
+    expect(r.stderr).toMatch(/--auto-approve/);
+  });
+
+  it("rejects an unknown --target group, listing the groups there are", async () => {
+    const dir = await projectDir(unreachable);
+    const r = await premiscale(dir, ["plan", "--target", "nope"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--target nope: no group of that name/);
+    expect(r.stderr).toMatch(/groups are: web/);
+  });
+});
+
+describe("premiscale show and apply PLANFILE", () => {
+  it("refuses a plan file that is not JSON, or was altered", async () => {
+    const dir = await projectDir(configText());
+    await writeFile(join(dir, "bad.json"), "not json");
+    const bad = await premiscale(dir, ["show", "bad.json"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/bad\.json: plan file is not valid JSON/);
+
+    const plan = {
+      format_version: "1.0",
+      based_on: { lineage: null, serial: 0, config_digest: "x", config_commit: null },
+      lineage: "l",
+      created_at: "2026-01-01T00:00:00.000Z",
+      expires_at: "2026-01-01T01:00:00.000Z",
+      targets: null,
+      drift: [],
+      warnings: [],
+      errors: [],
+      groups: [],
+      changes: [],
+      summary: { add: 0, change: 0, destroy: 0 },
+      checksum: "0".repeat(64),
+    };
+    await writeFile(join(dir, "altered.json"), JSON.stringify(plan));
+    const altered = await premiscale(dir, ["apply", "altered.json"]);
+    expect(altered.code).toBe(1);
+    expect(altered.stderr).toMatch(/altered/);
+  });
+});
+
+describe("premiscale state and force-unlock", () => {
+  it("state list says there is no state yet", async () => {
+    const dir = await projectDir(configText());
+    const r = await premiscale(dir, ["state", "list"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/No state yet/);
+  });
+
+  it("force-unlock on an unlocked state is a clear error", async () => {
+    const dir = await projectDir(configText());
+    const r = await premiscale(dir, ["force-unlock", "abc", "--force"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is not locked/);
+  });
+
+  it("--help explains each command", async () => {
+    const dir = await projectDir(configText());
+    const r = await premiscale(dir, ["apply", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/--auto-approve/);
+    expect(r.stdout).toMatch(/--parallelism/);
+    expect(r.stdout).toMatch(/--lock-timeout/);
+  });
+});
