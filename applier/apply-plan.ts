@@ -114,7 +114,9 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     }
   };
 
-  await Promise.all(plan.changes.map((c) => all.run(() => limiterFor(c.host).run(() => run(c)))));
+  // Host slot first, then a global one: a change queued behind a busy (or hung) host must not hold a global slot
+  // that a change for another host could use.
+  await Promise.all(plan.changes.map((c) => limiterFor(c.host).run(() => all.run(() => run(c)))));
   await writes;
   result.commit = await deps.lock.commit(commitMessage(plan, result));
   return result;
