@@ -35,6 +35,7 @@ export class LibvirtProvider implements Provider {
   private next = 0;
   private readonly driver: "qemu" | "test";
   private readonly timeoutMs: number;
+  private readonly foreign = new Set<string>();
 
   constructor(
     readonly host: HostConfig,
@@ -108,11 +109,19 @@ export class LibvirtProvider implements Provider {
     const uuids = parseUuidNameList(list.stdout);
     const domstats = parseDomstats(stats.stdout);
 
-    const unknown = [...uuids].filter(([name, uuid]) => known.get(name)?.uuid !== uuid).map(([name]) => name);
+    // Metadata is written once, at define; a domain found without ours stays foreign for this provider's life, so a
+    // long-running premiscale reads each foreign domain's metadata once, not on every observation.
+    const unknown = [...uuids]
+      .filter(([name, uuid]) => known.get(name)?.uuid !== uuid && !this.foreign.has(uuid))
+      .map(([name]) => name);
     const metadata = new Map<string, ReturnType<typeof parseMetadata>>();
     if (unknown.length > 0) {
       const results = await this.batch(unknown.map((n) => `metadata ${q(n)} ${q(METADATA_NS)}`));
-      results.forEach((r, i) => metadata.set(unknown[i]!, r.ok ? parseMetadata(r.stdout) : null));
+      results.forEach((r, i) => {
+        const m = r.ok ? parseMetadata(r.stdout) : null;
+        metadata.set(unknown[i]!, m);
+        if (!m && r.errors.some((e) => /metadata not found/i.test(e))) this.foreign.add(uuids.get(unknown[i]!)!);
+      });
     }
 
     const domains: OwnedDomain[] = [];

@@ -46,7 +46,8 @@ const PROMPT_LINE = /virsh # [^\n]*\n/g;
  * or 390 ms (ssh) for a process per call (see bench/libvirt-transport.bench.ts).
  *
  * virsh's batch mode gives no exit status per command and echoes every command after a `virsh # ` prompt, so each
- * command is framed by `echo` markers on stdout and `echo --err` markers on stderr; what lies between belongs to it.
+ * command is followed by an `echo` marker on stdout and an `echo --err` marker on stderr; what lies between the
+ * previous command's markers and its own belongs to it. A batch is sent as one `;`-joined line.
  * Batches run one at a time. A batch that exceeds its timeout kills the process (a hung host must not hold a
  * call forever); the next batch starts a fresh process.
  */
@@ -59,6 +60,8 @@ export class VirshSession {
   private seq = 0;
   private readonly nonce = randomBytes(4).toString("hex");
   private exitNote = "";
+  private outScanned = 0;
+  private errScanned = 0;
 
   constructor(private readonly options: VirshSessionOptions) {}
 
@@ -101,6 +104,8 @@ export class VirshSession {
     });
     this.out = "";
     this.err = "";
+    this.outScanned = 0;
+    this.errScanned = 0;
     this.exitNote = "";
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
@@ -133,10 +138,11 @@ export class VirshSession {
         reject(new VirshSessionError(`no answer within ${timeoutMs} ms (${commands[0]}…); the session was reset`, "timeout"));
       }, timeoutMs);
       this.pending = { marker, commands, resolve, reject, timer };
-      const lines = commands.map(
-        (c, i) => `echo "${marker}B${i}"\necho --err "${marker}B${i}"\n${c}\necho "${marker}E${i}"\necho --err "${marker}E${i}"\n`,
-      );
-      child.stdin.write(lines.join(""));
+      // One `;`-joined line per batch: virsh handles it about four times faster than one line per command.
+      const line = commands
+        .map((c, i) => `${c} ; echo "${marker}E${i}" ; echo --err "${marker}E${i}"`)
+        .join(" ; ");
+      child.stdin.write(line + "\n");
     });
   }
 
@@ -144,11 +150,24 @@ export class VirshSession {
     const p = this.pending;
     if (!p) return;
     const last = `${p.marker}E${p.commands.length - 1}`;
-    // The marker also appears in virsh's echo of the command (`virsh # echo "…"`); its output follows a newline.
-    const outAt = this.out.indexOf(`\n${last}`);
-    if (outAt < 0) return;
-    if (!this.err.includes(`error: ${last}\n`)) return;
-    const outEnd = outAt + 1 + last.length;
+    // The marker also appears in virsh's echo of the command line (`virsh # echo "…" ; …`), always right after a
+    // quote; the echo command's output never is. Searches resume where the last one stopped: a large batch arrives
+    // in many chunks, and rescanning the whole buffer on each would be quadratic.
+    let outAt = this.out.indexOf(last, this.outScanned);
+    while (outAt > 0 && this.out[outAt - 1] === '"') outAt = this.out.indexOf(last, outAt + 1);
+    if (outAt < 0) {
+      this.outScanned = Math.max(0, this.out.length - last.length - 1);
+      return;
+    }
+    const errNeedle = `error: ${last}\n`;
+    if (this.err.indexOf(errNeedle, this.errScanned) < 0) {
+      this.errScanned = Math.max(0, this.err.length - errNeedle.length);
+      this.outScanned = outAt;
+      return;
+    }
+    this.outScanned = 0;
+    this.errScanned = 0;
+    const outEnd = outAt + last.length;
     const errEnd = this.err.indexOf(`error: ${last}\n`) + `error: ${last}\n`.length;
     const out = this.out.slice(0, outEnd).replace(PROMPT_LINE, "");
     const err = this.err.slice(0, errEnd);
@@ -156,10 +175,16 @@ export class VirshSession {
     this.err = this.err.slice(errEnd);
     clearTimeout(p.timer);
     this.pending = null;
+    // Each command's output runs from the previous command's end marker (or the batch's start) to its own.
+    let outPos = 0;
+    let errPos = 0;
     const results = p.commands.map((command, i) => {
-      const stdout = between(out, `${p.marker}B${i}`, `${p.marker}E${i}`);
-      const errors = errorLines(between(err, `error: ${p.marker}B${i}\n`, `error: ${p.marker}E${i}\n`));
-      return { command, ok: errors.length === 0, stdout, errors };
+      const o = upTo(out, `${p.marker}E${i}`, outPos);
+      const e = upTo(err, `error: ${p.marker}E${i}\n`, errPos);
+      outPos = o.end;
+      errPos = e.end;
+      const errors = errorLines(e.text);
+      return { command, ok: errors.length === 0, stdout: o.text, errors };
     });
     p.resolve(results);
   }
@@ -180,11 +205,9 @@ export class VirshSession {
   }
 }
 
-function between(text: string, start: string, end: string): string {
-  const a = text.indexOf(start);
-  if (a < 0) return "";
-  const b = text.indexOf(end, a + start.length);
-  return text.slice(a + start.length, b < 0 ? undefined : b);
+function upTo(text: string, end: string, from: number): { text: string; end: number } {
+  const b = text.indexOf(end, from);
+  return b < 0 ? { text: text.slice(from), end: text.length } : { text: text.slice(from, b), end: b + end.length };
 }
 
 function errorLines(text: string): string[] {

@@ -1,0 +1,374 @@
+import { describe, expect, it } from "vitest";
+import { computePlan } from "./compute-plan.js";
+import type { Change } from "./plan.js";
+import {
+  GiB,
+  TEST_LINEAGE,
+  TEST_NOW,
+  makeConfig,
+  makeDomain,
+  makeInput,
+  makeInstance,
+  makeObservation,
+  makeState,
+} from "./testing.js";
+
+const creates = (changes: Change[]) => changes.filter((c) => c.action === "create");
+const deletes = (changes: Change[]) => changes.filter((c) => c.action === "delete");
+
+describe("computePlan", () => {
+  it("plans the first VMs of a group when there is no state yet, stamped with the new lineage", () => {
+    const config = makeConfig({ groups: [{ desired: 2 }] });
+    const plan = computePlan(makeInput({ config }));
+    expect(plan.lineage).toBe("22222222-2222-4222-8222-222222222222");
+    expect(plan.based_on).toEqual({ lineage: null, serial: 0, config_digest: "sha256:test", config_commit: null });
+    expect(plan.summary).toEqual({ add: 2, change: 0, destroy: 0 });
+    expect(plan.groups).toEqual([{ name: "web", current: 0, desired: 2, reason: "desired: 2 in config" }]);
+    const [first] = creates(plan.changes);
+    expect(first).toMatchObject({
+      action: "create",
+      name: "web-00000001",
+      address: "web[web-00000001]",
+      uuid: "00000001-0000-4000-8000-000000000001",
+      host: "a",
+      reason: "scale_out",
+      detail: "desired 2 > current 0 (desired: 2 in config)",
+      vm: {
+        lineage: plan.lineage,
+        mac: "52:54:00:00:00:01",
+        createdAt: TEST_NOW.toISOString(),
+        accelerator: "kvm",
+        pool: "default",
+        baseImage: "base.qcow2",
+        userData: "#cloud-config\n",
+      },
+    });
+  });
+
+  it("stamps the plan with its creation time and an expiry ttl seconds later", () => {
+    const plan = computePlan(makeInput({ config: makeConfig(), ttlSeconds: 60 }));
+    expect(plan.created_at).toBe("2025-06-01T12:00:00.000Z");
+    expect(plan.expires_at).toBe("2025-06-01T12:01:00.000Z");
+    expect(computePlan(makeInput({ config: makeConfig() })).expires_at).toBe("2025-06-01T13:00:00.000Z");
+  });
+
+  it("keeps placeholders and secret names in the planned user-data and uses the host's accelerator and pool", () => {
+    const config = makeConfig({
+      hosts: [{ name: "a", accelerator: "qemu", pool: "vms" }],
+      groups: [{ template: { userData: "token: ${env:TOKEN}\n", secretEnv: ["TOKEN"], nic: { type: "bridge", source: "br0" } } }],
+    });
+    const obs = makeObservation("a", { capacity: { pool: { name: "vms", capacityBytes: 10 * GiB, availableBytes: 10 * GiB } } });
+    const [c] = creates(computePlan(makeInput({ config, observations: [obs] })).changes);
+    expect(c?.action === "create" && c.vm).toMatchObject({
+      userData: "token: ${env:TOKEN}\n",
+      secretEnv: ["TOKEN"],
+      accelerator: "qemu",
+      pool: "vms",
+      nic: { type: "bridge", source: "br0" },
+    });
+  });
+
+  it("gives a DHCP group a network-config that matches the NIC by MAC", () => {
+    const [c] = creates(computePlan(makeInput({ config: makeConfig() })).changes);
+    expect(c?.action === "create" && c.vm.networkConfig).toBe(
+      'version: 2\nethernets:\n  eth0:\n    match: {macaddress: "52:54:00:00:00:01"}\n    set-name: eth0\n    dhcp4: true\n',
+    );
+  });
+
+  it("reports no changes when every instance is running and the group is at its desired size", () => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const plan = computePlan(makeInput({ config, state, observations: [makeObservation("a", { domains: [makeDomain("web-1")] })] }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.drift).toEqual([]);
+    expect(plan.based_on).toMatchObject({ lineage: TEST_LINEAGE, serial: 3 });
+    expect(plan.lineage).toBe(TEST_LINEAGE);
+  });
+
+  it("counts paused domains as healthy", () => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "paused" })] });
+    expect(computePlan(makeInput({ config, state, observations: [obs] })).changes).toEqual([]);
+  });
+
+  it("scales out by the difference between desired and current", () => {
+    const config = makeConfig({ groups: [{ desired: 3 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const plan = computePlan(makeInput({ config, state, observations: [makeObservation("a", { domains: [makeDomain("web-1")] })] }));
+    expect(plan.summary).toEqual({ add: 2, change: 0, destroy: 0 });
+    expect(plan.groups[0]).toMatchObject({ current: 1, desired: 3 });
+  });
+
+  it("scales in from the host holding the most instances of the group, newest first", () => {
+    const config = makeConfig({ hosts: ["a", "b"], groups: [{ desired: 3 }] });
+    const state = makeState({
+      web: [
+        makeInstance("web-b2", "b", { created: "2025-01-01T00:00:00Z" }),
+        makeInstance("web-a1", "a", { created: "2025-01-01T00:00:00Z" }),
+        makeInstance("web-a2", "a", { created: "2025-03-01T00:00:00Z" }),
+        makeInstance("web-a3", "a", { created: "2025-02-01T00:00:00Z" }),
+        makeInstance("web-b1", "b", { created: "2025-05-01T00:00:00Z" }),
+      ],
+    });
+    const observations = [
+      makeObservation("a", { domains: ["web-a1", "web-a2", "web-a3"].map((n) => makeDomain(n)) }),
+      makeObservation("b", { domains: [makeDomain("web-b1"), makeDomain("web-b2")] }),
+    ];
+    const plan = computePlan(makeInput({ config, state, observations }));
+    // a has 3: take its newest (a2); then a and b hold 2 each: the newest of those four is b1.
+    expect(deletes(plan.changes).map((c) => c.name)).toEqual(["web-a2", "web-b1"]);
+    expect(deletes(plan.changes)[0]).toMatchObject({ reason: "scale_in", gone: false, detail: "desired 3 < current 5 (desired: 3 in config)" });
+  });
+
+  it("breaks ties between equally new victims by name", () => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-b", "a"), makeInstance("web-a", "a")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-a"), makeDomain("web-b")] });
+    expect(deletes(computePlan(makeInput({ config, state, observations: [obs] })).changes).map((c) => c.name)).toEqual(["web-a"]);
+  });
+
+  it("replaces an instance whose domain is missing: drift, a delete of what is left, and a new VM", () => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const plan = computePlan(makeInput({ config, state }));
+    expect(plan.drift).toEqual([{ kind: "missing", group: "web", name: "web-1", host: "a", detail: "no longer exists on the host" }]);
+    expect(plan.changes.map((c) => [c.action, c.name, c.reason])).toEqual([
+      ["delete", "web-1", "replace_missing"],
+      ["create", "web-00000001", "replace_missing"],
+    ]);
+    expect(deletes(plan.changes)[0]).toMatchObject({ gone: true });
+    expect(plan.groups[0]).toMatchObject({ current: 0, desired: 1 });
+  });
+
+  it.each(["shutoff", "crashed"] as const)("replaces an instance whose domain is %s", (state) => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const st = makeState({ web: [makeInstance("web-1", "a")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state })] });
+    const plan = computePlan(makeInput({ config, state: st, observations: [obs] }));
+    expect(plan.drift).toMatchObject([{ kind: "stopped", name: "web-1", detail: `is ${state}` }]);
+    expect(plan.changes.map((c) => [c.action, c.reason])).toEqual([
+      ["delete", "replace_stopped"],
+      ["create", "replace_stopped"],
+    ]);
+    expect(deletes(plan.changes)[0]).toMatchObject({ gone: false });
+  });
+
+  it("deletes a domain of our lineage that state does not know as an orphan", () => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-9", { uuid: "u9" })] });
+    const plan = computePlan(makeInput({ config, state, observations: [obs] }));
+    expect(plan.drift).toMatchObject([{ kind: "not_in_state", name: "web-9", host: "a" }]);
+    expect(plan.changes).toMatchObject([{ action: "delete", name: "web-9", uuid: "u9", reason: "orphan", gone: false }]);
+  });
+
+  it("treats domains of the new lineage as orphans when there is no state yet", () => {
+    const config = makeConfig({ groups: [{ desired: 0 }] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-9", { lineage: "22222222-2222-4222-8222-222222222222" })] });
+    expect(computePlan(makeInput({ config, observations: [obs] })).changes).toMatchObject([{ name: "web-9", reason: "orphan" }]);
+  });
+
+  it("reports a domain of another lineage and never touches it", () => {
+    const config = makeConfig({ groups: [{ desired: 0 }] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-x", { lineage: "other" })] });
+    const plan = computePlan(makeInput({ config, state: makeState(), observations: [obs] }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.drift).toMatchObject([{ kind: "foreign_lineage", name: "web-x" }]);
+    expect(plan.warnings).toEqual([`domain web-x on host a belongs to state lineage other, not ${TEST_LINEAGE}: left untouched`]);
+  });
+
+  it("leaves an orphan of a group that is not in config alone, reporting it as drift", () => {
+    const config = makeConfig({ groups: [{ desired: 0 }] });
+    const obs = makeObservation("a", { domains: [makeDomain("old-1", { group: "old" })] });
+    const plan = computePlan(makeInput({ config, state: makeState(), observations: [obs] }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.drift).toMatchObject([{ kind: "not_in_state", group: "old", name: "old-1" }]);
+  });
+
+  it("warns about a group that is in state but no longer in config, and leaves it alone", () => {
+    const config = makeConfig({ groups: [{ desired: 0 }] });
+    const state = makeState({ old: [makeInstance("old-1", "a")] });
+    const plan = computePlan(makeInput({ config, state, observations: [makeObservation("a", { domains: [makeDomain("old-1")] })] }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.warnings).toEqual(['group "old" is in state (1 instance) but not in config: left untouched']);
+  });
+
+  it("counts instances on an unreachable host as present, warns, and never deletes or places there", () => {
+    const config = makeConfig({ hosts: ["a", "b"], groups: [{ desired: 2 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a")] });
+    const observations = [makeObservation("a", { unreachable: "connection refused" }), makeObservation("b")];
+    const plan = computePlan(makeInput({ config, state, observations }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.groups[0]).toMatchObject({ current: 2, desired: 2 });
+    expect(plan.warnings).toEqual(["host a unreachable: 2 instances of group web not checked"]);
+
+    const scaledIn = computePlan(makeInput({ config: makeConfig({ hosts: ["a", "b"], groups: [{ desired: 1 }] }), state, observations }));
+    expect(scaledIn.changes).toEqual([]);
+    expect(scaledIn.warnings).toContain("group web: 1 more instance should go, but the rest are on hosts that were not checked");
+
+    const scaledOut = computePlan(makeInput({ config: makeConfig({ hosts: ["a", "b"], groups: [{ desired: 4 }] }), state, observations }));
+    expect(creates(scaledOut.changes).map((c) => c.host)).toEqual(["b", "b"]);
+  });
+
+  it("fails a group that does not fit, naming why per host, and plans none of its creates but keeps its deletes", () => {
+    const config = makeConfig({
+      hosts: ["a", "b", "c"],
+      groups: [{ desired: 3, template: { memoryMiB: 128, disk: { baseImage: "x.qcow2", sizeGiB: 1 } } }],
+    });
+    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const observations = [
+      makeObservation("a", { capacity: { freeMemoryMiB: 512 + 128 + 100, volumes: ["x.qcow2"] } }),
+      makeObservation("b", { unreachable: "timeout" }),
+      makeObservation("c"),
+    ];
+    const plan = computePlan(makeInput({ config, state, observations }));
+    expect(plan.errors).toEqual([
+      {
+        group: "web",
+        message:
+          'cannot place 2 of 3 new VMs of group "web": host a: 100 MiB free memory < 128 MiB needed; host b: unreachable; host c: base image "x.qcow2" not in pool "default"',
+      },
+    ]);
+    expect(plan.changes.map((c) => [c.action, c.reason])).toEqual([["delete", "replace_missing"]]);
+    expect(plan.summary).toEqual({ add: 0, change: 0, destroy: 1 });
+  });
+
+  it("names missing vCPUs, disk and pool when a VM does not fit", () => {
+    const config = makeConfig({ hosts: ["a", "b", "c"], groups: [{ desired: 1, template: { vcpus: 4, disk: { baseImage: "base.qcow2", sizeGiB: 20 } } }] });
+    const observations = [
+      makeObservation("a", { capacity: { cpus: 1, allocatedVcpus: 1 } }),
+      makeObservation("b", { capacity: { pool: { name: "default", capacityBytes: 20 * GiB, availableBytes: 10.5 * GiB } } }),
+      makeObservation("c", { capacity: { pool: null } }),
+    ];
+    expect(computePlan(makeInput({ config, observations })).errors[0]?.message).toBe(
+      'cannot place 1 of 1 new VMs of group "web": host a: 3 free vCPUs < 4 needed; host b: 10.5 GiB free in pool "default" < 20 GiB needed; host c: pool "default" not found',
+    );
+  });
+
+  it("does not free the room of VMs deleted in the same plan", () => {
+    const config = makeConfig({ groups: [{ desired: 1, template: { memoryMiB: 1000 } }] });
+    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "shutoff" })], capacity: { freeMemoryMiB: 512 + 999 } });
+    const plan = computePlan(makeInput({ config, state, observations: [obs] }));
+    expect(plan.errors).toHaveLength(1);
+    expect(plan.changes.map((c) => c.action)).toEqual(["delete"]);
+  });
+
+  it("shares a host's room between groups in config order", () => {
+    const config = makeConfig({
+      groups: [
+        { name: "web", desired: 2, template: { memoryMiB: 400 } },
+        { name: "db", desired: 1, template: { memoryMiB: 400 } },
+      ],
+    });
+    const plan = computePlan(makeInput({ config, observations: [makeObservation("a", { capacity: { freeMemoryMiB: 512 + 1000 } })] }));
+    expect(creates(plan.changes).map((c) => c.group)).toEqual(["web", "web"]);
+    expect(plan.errors).toMatchObject([{ group: "db", message: expect.stringContaining("host a: 200 MiB free memory < 400 MiB needed") }]);
+  });
+
+  it("assigns the lowest free static addresses not used by state or by other creates", () => {
+    const config = makeConfig({
+      groups: [
+        {
+          desired: 3,
+          networking: { mode: "static", addresses: ["10.0.0.12", "10.0.0.10", "10.0.0.9", "10.0.0.11"], prefix: 24, gateway: "10.0.0.1", dns: ["1.1.1.1", "9.9.9.9"] },
+        },
+      ],
+    });
+    const state = makeState({ web: [makeInstance("web-1", "a", { address: "10.0.0.9" })] });
+    const plan = computePlan(makeInput({ config, state, observations: [makeObservation("a", { domains: [makeDomain("web-1")] })] }));
+    const made = creates(plan.changes);
+    expect(made.map((c) => c.action === "create" && c.address_v4)).toEqual(["10.0.0.10", "10.0.0.11"]);
+    expect(made[0]?.action === "create" && made[0].vm.networkConfig).toBe(
+      [
+        "version: 2",
+        "ethernets:",
+        "  eth0:",
+        '    match: {macaddress: "52:54:00:00:00:01"}',
+        "    set-name: eth0",
+        "    dhcp4: false",
+        "    addresses: [10.0.0.10/24]",
+        "    routes:",
+        "      - to: default",
+        "        via: 10.0.0.1",
+        "    nameservers:",
+        "      addresses: [1.1.1.1, 9.9.9.9]",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("keeps the address of an instance being replaced in use", () => {
+    const config = makeConfig({ groups: [{ desired: 1, networking: { mode: "static", addresses: ["10.0.0.2", "10.0.0.3"], prefix: 24, dns: [] } }] });
+    const state = makeState({ web: [makeInstance("web-1", "a", { address: "10.0.0.2" })] });
+    const [c] = creates(computePlan(makeInput({ config, state })).changes);
+    expect(c?.action === "create" && c.address_v4).toBe("10.0.0.3");
+  });
+
+  it("fails a static group whose address pool is used up", () => {
+    const config = makeConfig({ groups: [{ desired: 3, networking: { mode: "static", addresses: ["10.0.0.2", "10.0.0.3"], prefix: 24, dns: [] } }] });
+    const state = makeState({ web: [makeInstance("web-1", "a", { address: "10.0.0.2" })] });
+    const plan = computePlan(makeInput({ config, state, observations: [makeObservation("a", { domains: [makeDomain("web-1")] })] }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.errors).toEqual([
+      { group: "web", message: 'no free static address for 1 of 2 new VMs of group "web": 1 of the pool\'s 2 addresses are in use' },
+    ]);
+  });
+
+  it("plans only targeted groups, warns that targeting is in effect, and leaves the others alone", () => {
+    const config = makeConfig({ groups: [{ name: "web", desired: 1 }, { name: "db", desired: 1 }] });
+    const observations = [makeObservation("a", { domains: [makeDomain("db-9", { group: "db", lineage: "22222222-2222-4222-8222-222222222222" })] })];
+    const plan = computePlan(makeInput({ config, observations, targets: ["web"] }));
+    expect(plan.targets).toEqual(["web"]);
+    expect(plan.groups.map((g) => g.name)).toEqual(["web"]);
+    expect(plan.changes.map((c) => c.group)).toEqual(["web"]);
+    expect(plan.warnings[0]).toMatch(/--target is in effect/);
+  });
+
+  it("reports an unknown target group as a plan error", () => {
+    const plan = computePlan(makeInput({ config: makeConfig(), targets: ["nope"] }));
+    expect(plan.errors).toEqual([{ group: "nope", message: "--target names no group in config (groups: web)" }]);
+    expect(plan.changes).toEqual([]);
+  });
+
+  it("reports a group without a decision as a plan error", () => {
+    const plan = computePlan(makeInput({ config: makeConfig(), decisions: [] }));
+    expect(plan.errors).toEqual([{ group: "web", message: "no desired size was decided for this group" }]);
+  });
+
+  it("keeps a decision inside the group's min and max, with a warning", () => {
+    const config = makeConfig({ groups: [{ min: 1, max: 2 }] });
+    const plan = computePlan(makeInput({ config, decisions: [{ group: "web", desired: 5, code: "config", reason: "r" }] }));
+    expect(plan.summary.add).toBe(2);
+    expect(plan.warnings).toEqual(["group web: decided size 5 is outside min 1 / max 2: using 2"]);
+  });
+
+  it("sorts changes by config group order, deletes before creates, then name", () => {
+    const config = makeConfig({ groups: [{ name: "web", desired: 2 }, { name: "db", desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-z", "a"), makeInstance("web-y", "a")], db: [makeInstance("db-1", "a")] });
+    const plan = computePlan(makeInput({ config, state }));
+    expect(plan.changes.map((c) => `${c.action} ${c.name}`)).toEqual([
+      "delete web-y",
+      "delete web-z",
+      "create web-00000001",
+      "create web-00000002",
+      "delete db-1",
+      "create db-00000003",
+    ]);
+  });
+
+  it("draws another UUID when a new name would collide with an existing one", () => {
+    const ids = ["00000001-aaaa-4000-8000-000000000001", "00000001-bbbb-4000-8000-000000000002", "00000003-0000-4000-8000-000000000003"];
+    const config = makeConfig({ groups: [{ desired: 2 }] });
+    const state = makeState({ web: [makeInstance("web-00000001", "a")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-00000001")] });
+    const plan = computePlan(makeInput({ config, state, observations: [obs], newUuid: () => ids.shift() ?? "" }));
+    expect(creates(plan.changes).map((c) => c.name)).toEqual(["web-00000003"]);
+  });
+
+  it("gives the same plan for the same input", () => {
+    const config = makeConfig({ hosts: ["a", "b", "c"], groups: [{ desired: 5, placement: "random" }] });
+    expect(computePlan(makeInput({ config }))).toEqual(computePlan(makeInput({ config })));
+  });
+});

@@ -1,0 +1,349 @@
+import type { Config, GroupConfig } from "../config/types.js";
+import type { Decision } from "../policies/decision.js";
+import type { HostObservation } from "../providers/provider.js";
+import type { Instance, State } from "../state/types.js";
+import { allocateAddresses, macFromUuid, renderNetworkConfig } from "./new-vm.js";
+import { assessHost, diskBytes, type HostUse } from "./placement/capacity.js";
+import { placementStrategies } from "./placement/index.js";
+import type { HostRoom } from "./placement/types.js";
+import {
+  PLAN_FORMAT_VERSION,
+  type ActionReason,
+  type Change,
+  type Drift,
+  type GroupPlan,
+  type Plan,
+  type PlanError,
+} from "./plan.js";
+import { seededRng } from "./random.js";
+
+/** Everything `computePlan` needs; the clock, UUIDs and the random seed come in here so planning is pure. */
+export interface PlanInput {
+  config: Config;
+  configDigest: string;
+  configCommit: string | null;
+  /** null = no state yet. */
+  state: State | null;
+  /** One per config host that was observed. */
+  observations: HostObservation[];
+  /** Desired size per group (from policies/). */
+  decisions: Decision[];
+  now: Date;
+  /** Lineage stamped on new VMs when there is no state yet. */
+  newLineage: string;
+  /** Source of instance UUIDs. */
+  newUuid: () => string;
+  /** Plan lifetime. @default 3600 */
+  ttlSeconds?: number;
+  /** `--target` groups; the others are left untouched. null or absent = all groups. */
+  targets?: string[] | null;
+  /** Seed of the random placement strategy. @default the plan's lineage */
+  seed?: string;
+}
+
+type Delete = Extract<Change, { action: "delete" }>;
+type Create = Extract<Change, { action: "create" }>;
+
+/** Mutable accumulators shared by the per-group steps of one `computePlan` call. */
+interface Work {
+  input: PlanInput;
+  lineage: string;
+  observations: Map<string, HostObservation>;
+  /** Resources given to new VMs per host, across groups. */
+  used: Map<string, HostUse>;
+  /** Instance and domain names that exist or are planned, so new names never collide. */
+  takenNames: Set<string>;
+  drift: Drift[];
+  warnings: string[];
+  errors: PlanError[];
+  changes: Change[];
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+const time = (iso: string): number => Date.parse(iso) || 0;
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Diffs what the decisions want against what state and the hosts say, and returns the plan: which VMs to
+ * delete and create, where, and why. Pure: the same input always gives the same plan.
+ */
+export function computePlan(input: PlanInput): Plan {
+  const { config, state, now } = input;
+  const lineage = state?.lineage ?? input.newLineage;
+  const targets = input.targets ?? null;
+  const w: Work = {
+    input,
+    lineage,
+    observations: new Map(input.observations.map((o) => [o.host, o])),
+    used: new Map(),
+    takenNames: new Set(),
+    drift: [],
+    warnings: [],
+    errors: [],
+    changes: [],
+  };
+  const configGroups = new Set(config.groups.map((g) => g.name));
+  const inScope = (group: string): boolean => targets === null || targets.includes(group);
+
+  if (targets !== null) {
+    for (const t of targets.filter((t) => !configGroups.has(t)))
+      w.errors.push({ group: t, message: `--target names no group in config (groups: ${[...configGroups].join(", ")})` });
+    w.warnings.push(`--target is in effect: only groups ${targets.join(", ")} are planned; the others may have drifted`);
+  }
+
+  const known = new Set(state?.groups.flatMap((g) => g.instances.map((i) => i.name)) ?? []);
+  for (const name of known) w.takenNames.add(name);
+  for (const obs of input.observations) if (obs.status === "ok") for (const d of obs.domains) w.takenNames.add(d.name);
+
+  for (const g of state?.groups ?? [])
+    if (!configGroups.has(g.name) && targets === null && g.instances.length > 0)
+      w.warnings.push(`group "${g.name}" is in state (${plural(g.instances.length, "instance")}) but not in config: left untouched`);
+
+  for (const obs of input.observations) {
+    if (obs.status !== "ok") continue;
+    for (const d of obs.domains) {
+      if (known.has(d.name) || !inScope(d.group)) continue;
+      const at = { group: d.group, name: d.name, host: obs.host };
+      if (d.lineage !== lineage) {
+        w.drift.push({ kind: "foreign_lineage", ...at, detail: `belongs to another premiscale state (lineage ${d.lineage}): left untouched` });
+        w.warnings.push(`domain ${d.name} on host ${obs.host} belongs to state lineage ${d.lineage}, not ${lineage}: left untouched`);
+      } else if (!configGroups.has(d.group)) {
+        w.drift.push({ kind: "not_in_state", ...at, detail: `is not in state and its group is not in config: left untouched` });
+      } else {
+        w.drift.push({ kind: "not_in_state", ...at, detail: "is not in state (left by an interrupted apply?)" });
+        w.changes.push(deleteChange(at, d.uuid, "orphan", "not in state: left by an interrupted apply", false));
+      }
+    }
+  }
+
+  const groups: GroupPlan[] = config.groups.filter((g) => inScope(g.name)).map((g) => planGroup(w, g));
+
+  const groupOrder = (g: string): number => {
+    const i = config.groups.findIndex((c) => c.name === g);
+    return i < 0 ? config.groups.length : i;
+  };
+  const actionOrder = (c: Change): number => (c.action === "delete" ? 0 : 1);
+  w.changes.sort((a, b) => groupOrder(a.group) - groupOrder(b.group) || actionOrder(a) - actionOrder(b) || byName(a.name, b.name));
+  w.drift.sort((a, b) => groupOrder(a.group) - groupOrder(b.group) || byName(a.name, b.name));
+
+  const creates = w.changes.filter((c) => c.action === "create").length;
+  return {
+    format_version: PLAN_FORMAT_VERSION,
+    based_on: {
+      lineage: state?.lineage ?? null,
+      serial: state?.serial ?? 0,
+      config_digest: input.configDigest,
+      config_commit: input.configCommit,
+    },
+    lineage,
+    created_at: now.toISOString(),
+    expires_at: new Date(now.getTime() + (input.ttlSeconds ?? 3600) * 1000).toISOString(),
+    targets,
+    drift: w.drift,
+    warnings: w.warnings,
+    errors: w.errors,
+    groups,
+    changes: w.changes,
+    summary: { add: creates, change: 0, destroy: w.changes.length - creates },
+  };
+}
+
+function deleteChange(
+  at: { group: string; name: string; host: string },
+  uuid: string,
+  reason: ActionReason,
+  detail: string,
+  gone: boolean,
+): Delete {
+  return { action: "delete", address: `${at.group}[${at.name}]`, ...at, uuid, reason, detail, gone };
+}
+
+/** Checks one group's instances against the hosts, then scales it in or out to its decided size. */
+function planGroup(w: Work, group: GroupConfig): GroupPlan {
+  const instances = w.input.state?.groups.find((g) => g.name === group.name)?.instances ?? [];
+  const present: Instance[] = [];
+  const healthy: Instance[] = [];
+  const replaced: { name: string; reason: ActionReason }[] = [];
+  const unchecked = new Map<string, number>();
+
+  for (const inst of instances) {
+    const obs = w.observations.get(inst.host);
+    const at = { group: group.name, name: inst.name, host: inst.host };
+    if (obs?.status !== "ok") {
+      // Never act on what we cannot see: it counts as present and is not a scale-in candidate.
+      present.push(inst);
+      unchecked.set(inst.host, (unchecked.get(inst.host) ?? 0) + 1);
+      continue;
+    }
+    const domain = obs.domains.find((d) => d.name === inst.name);
+    if (!domain) {
+      w.drift.push({ kind: "missing", ...at, detail: "no longer exists on the host" });
+      w.changes.push(deleteChange(at, inst.uuid, "replace_missing", "domain no longer exists: forget it and remove its volumes", true));
+      replaced.push({ name: inst.name, reason: "replace_missing" });
+    } else if (domain.state === "shutoff" || domain.state === "crashed") {
+      w.drift.push({ kind: "stopped", ...at, detail: `is ${domain.state}` });
+      w.changes.push(deleteChange(at, inst.uuid, "replace_stopped", `domain is ${domain.state}: remove it`, false));
+      replaced.push({ name: inst.name, reason: "replace_stopped" });
+    } else {
+      present.push(inst);
+      healthy.push(inst);
+    }
+  }
+  for (const [host, n] of unchecked)
+    w.warnings.push(
+      `host ${host} ${w.observations.has(host) ? "unreachable" : "not observed"}: ${plural(n, "instance")} of group ${group.name} not checked`,
+    );
+
+  const current = present.length;
+  const decision = w.input.decisions.find((d) => d.group === group.name);
+  if (!decision) {
+    w.errors.push({ group: group.name, message: "no desired size was decided for this group" });
+    return { name: group.name, current, desired: current, reason: "no decision" };
+  }
+  const desired = Math.min(group.max, Math.max(group.min, decision.desired));
+  if (desired !== decision.desired)
+    w.warnings.push(`group ${group.name}: decided size ${decision.desired} is outside min ${group.min} / max ${group.max}: using ${desired}`);
+  const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason };
+
+  const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
+  if (desired < current) scaleIn(w, group, present, healthy, current - desired, why);
+  if (desired > current) scaleOut(w, group, instances, present, desired - current, replaced, why);
+  return plan;
+}
+
+/** Deletes `count` healthy instances, taking from the host with the most of the group, newest first. */
+function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string): void {
+  const perHost = countByHost(present);
+  const pool = [...healthy];
+  for (let k = 0; k < count; k++) {
+    pool.sort(
+      (a, b) =>
+        (perHost.get(b.host) ?? 0) - (perHost.get(a.host) ?? 0) || time(b.created) - time(a.created) || byName(a.name, b.name),
+    );
+    const victim = pool.shift();
+    if (!victim) {
+      w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but the rest are on hosts that were not checked`);
+      return;
+    }
+    perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
+    w.changes.push(deleteChange({ group: group.name, name: victim.name, host: victim.host }, victim.uuid, "scale_in", detail, false));
+  }
+}
+
+/** Places and creates `count` new VMs, all or none: a group that does not fully fit gets a PlanError instead. */
+function scaleOut(
+  w: Work,
+  group: GroupConfig,
+  instances: Instance[],
+  present: Instance[],
+  count: number,
+  replaced: { name: string; reason: ActionReason }[],
+  detail: string,
+): void {
+  const { config, now } = w.input;
+  const strategy = placementStrategies[group.placement];
+  const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}`);
+  const groupCountByHost = countByHost(present);
+  const used = new Map([...w.used].map(([h, u]) => [h, { ...u }]));
+  const need: HostUse = { memoryMiB: group.template.memoryMiB, vcpus: group.template.vcpus, diskBytes: diskBytes(group.template) };
+
+  const hosts: string[] = [];
+  for (let index = 0; index < count; index++) {
+    const rooms: HostRoom[] = [];
+    const reasons: string[] = [];
+    group.hosts.forEach((name, order) => {
+      const planned = used.get(name) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
+      const host = config.hosts.find((h) => h.name === name);
+      const r = assessHost({ name, order, host, observation: w.observations.get(name), template: group.template, planned });
+      if ("room" in r) rooms.push(r.room);
+      else reasons.push(`host ${name}: ${r.reason}`);
+    });
+    if (rooms.length === 0) {
+      const message = `cannot place ${count - index} of ${count} new VMs of group "${group.name}": ${reasons.join("; ")}`;
+      w.errors.push({ group: group.name, message });
+      return;
+    }
+    const chosen = strategy.pick(rooms, { group: group.name, index, rng, groupCountByHost });
+    const u = used.get(chosen) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
+    used.set(chosen, { memoryMiB: u.memoryMiB + need.memoryMiB, vcpus: u.vcpus + need.vcpus, diskBytes: u.diskBytes + need.diskBytes });
+    groupCountByHost.set(chosen, (groupCountByHost.get(chosen) ?? 0) + 1);
+    hosts.push(chosen);
+  }
+
+  const net = group.networking;
+  let addresses: (string | undefined)[] = hosts.map(() => undefined);
+  if (net.mode === "static") {
+    const taken = new Set(instances.flatMap((i) => (i.address ? [i.address] : [])));
+    const got = allocateAddresses(net.addresses, taken, count);
+    if (!got) {
+      const free = net.addresses.filter((a) => !taken.has(a)).length;
+      const size = net.addresses.length;
+      const message = `no free static address for ${count - free} of ${count} new VMs of group "${group.name}": ${size - free} of the pool's ${size} addresses are in use`;
+      w.errors.push({ group: group.name, message });
+      return;
+    }
+    addresses = got;
+  }
+
+  w.used = used;
+  hosts.forEach((hostName, i) => {
+    const host = config.hosts.find((h) => h.name === hostName);
+    if (!host) throw new Error(`placement chose host ${hostName}, which is not in config`);
+    const uuid = freshUuid(w, group.name);
+    const name = `${group.name}-${uuid.slice(0, 8)}`;
+    const mac = macFromUuid(uuid);
+    const address = addresses[i];
+    const replacing = replaced[i];
+    const t = group.template;
+    const change: Create = {
+      action: "create",
+      address: `${group.name}[${name}]`,
+      group: group.name,
+      name,
+      uuid,
+      host: hostName,
+      reason: replacing?.reason ?? "scale_out",
+      detail: replacing ? `replaces ${replacing.name}` : detail,
+      vm: {
+        name,
+        uuid,
+        group: group.name,
+        lineage: w.lineage,
+        createdAt: now.toISOString(),
+        vcpus: t.vcpus,
+        memoryMiB: t.memoryMiB,
+        accelerator: host.accelerator,
+        pool: host.pool,
+        baseImage: t.disk.baseImage,
+        diskSizeGiB: t.disk.sizeGiB,
+        mac,
+        nic: t.nic,
+        ...(t.boot ? { boot: t.boot } : {}),
+        userData: t.userData,
+        secretEnv: t.secretEnv,
+        networkConfig: renderNetworkConfig(mac, net, address),
+      },
+      ...(address !== undefined ? { address_v4: address } : {}),
+    };
+    w.changes.push(change);
+  });
+}
+
+/** A UUID whose derived name is not taken yet. */
+function freshUuid(w: Work, group: string): string {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const uuid = w.input.newUuid();
+    const name = `${group}-${uuid.slice(0, 8)}`;
+    if (!w.takenNames.has(name)) {
+      w.takenNames.add(name);
+      return uuid;
+    }
+  }
+  throw new Error(`newUuid gave 100 UUIDs whose names are all taken in group ${group}`);
+}
+
+function countByHost(instances: Instance[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const i of instances) counts.set(i.host, (counts.get(i.host) ?? 0) + 1);
+  return counts;
+}

@@ -1,0 +1,52 @@
+import type { Change, Plan } from "./plan.js";
+
+const ansi = { green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", bold: "\x1b[1m", reset: "\x1b[0m" } as const;
+
+/**
+ * The line users grep for: `Plan: 2 to add, 0 to change, 1 to destroy.`, or
+ * `No changes. Your infrastructure matches the configuration.` when there is nothing to do and no error.
+ */
+export function summaryLine(plan: Plan): string {
+  if (plan.changes.length === 0 && plan.errors.length === 0) return "No changes. Your infrastructure matches the configuration.";
+  const { add, change, destroy } = plan.summary;
+  return `Plan: ${add} to add, ${change} to change, ${destroy} to destroy.`;
+}
+
+/** The plan as Terraform-style text: drift, warnings, actions per group, errors, then the summary line. */
+export function renderPlanText(plan: Plan, opts: { color?: boolean } = {}): string {
+  const paint = (color: keyof typeof ansi, text: string): string => (opts.color ? `${ansi[color]}${text}${ansi.reset}` : text);
+  const out: string[] = [];
+
+  if (plan.drift.length > 0) {
+    out.push(paint("bold", "Note: Objects have changed outside of premiscale"), "");
+    for (const d of plan.drift) out.push(`  ${paint("yellow", "~")} ${d.group}[${d.name}] on host ${d.host}: ${d.detail}`);
+    out.push("");
+  }
+  for (const warning of plan.warnings) out.push(`${paint("yellow", "Warning:")} ${warning}`);
+  if (plan.warnings.length > 0) out.push("");
+
+  if (plan.changes.length > 0) {
+    out.push("premiscale will perform the following actions:", "");
+    for (const g of plan.groups) {
+      const changes = plan.changes.filter((c) => c.group === g.name);
+      if (changes.length === 0) continue;
+      out.push(`  # group ${g.name}: ${g.current} → ${g.desired} (${g.reason})`);
+      for (const c of changes) out.push(changeLine(c, paint));
+      out.push("");
+    }
+  }
+
+  for (const e of plan.errors) out.push(`${paint("red", "Error:")} group "${e.group}": ${e.message}`);
+  if (plan.errors.length > 0) out.push("");
+  out.push(paint("bold", summaryLine(plan)));
+  return out.join("\n") + "\n";
+}
+
+function changeLine(c: Change, paint: (color: keyof typeof ansi, text: string) => string): string {
+  const why = `   # ${c.reason.replace("_", " ")}`;
+  if (c.action === "create") {
+    const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
+    return `  ${paint("green", "+")} ${c.address} on host ${c.host} (${size})${why}`;
+  }
+  return `  ${paint("red", "-")} ${c.address} on host ${c.host}${c.gone ? " (already gone: forget it)" : ""}${why}`;
+}
