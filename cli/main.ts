@@ -141,7 +141,7 @@ export function reportError(io: Output, e: unknown): number {
   }
   if (e instanceof PremiscaleError) {
     io.err(`Error: ${e.message}`);
-    if (e.hint) io.err(`  ${e.hint}`);
+    if (e.hint && !e.message.includes(e.hint)) io.err(`  ${e.hint}`);
     return EXIT.error;
   }
   const err = e as Error;

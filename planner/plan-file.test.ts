@@ -79,8 +79,11 @@ describe("checkPlanApplicable", () => {
 
   it("refuses a plan made for another lineage", () => {
     rejected(() => checkPlanApplicable(plan, { lineage: "B", serial: 5 }, TEST_NOW), `plan was made for state lineage ${TEST_LINEAGE}, state is B`, "plan_lineage_mismatch");
+  });
+
+  it("refuses a plan made before any state existed once state exists", () => {
     const first = computePlan(makeInput({ config: makeConfig() }));
-    rejected(() => checkPlanApplicable(first, state, TEST_NOW), "plan was made for state lineage (no state yet)", "plan_lineage_mismatch");
+    rejected(() => checkPlanApplicable(first, state, TEST_NOW), "Saved plan is stale: it was made before any state existed", "plan_stale");
   });
 
   it("refuses a stale plan", () => {

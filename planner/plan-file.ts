@@ -66,6 +66,12 @@ export function checkPlanApplicable(plan: Plan, state: { lineage: string; serial
     );
   const planned = plan.based_on.lineage;
   const actual = state?.lineage ?? null;
+  if (planned === null && state)
+    throw new PlanRejectedError(
+      `Saved plan is stale: it was made before any state existed, and state now exists (serial ${state.serial}): ${AGAIN}`,
+      "plan_stale",
+      AGAIN,
+    );
   if (planned !== actual)
     throw new PlanRejectedError(
       `plan was made for state lineage ${planned ?? "(no state yet)"}, state is ${actual ?? "(none)"}: ${AGAIN}`,
