@@ -25,7 +25,9 @@ fi
 
 dir="${DEMO_DIR:-$(mktemp -d /tmp/premiscale-demo.XXXXXX)}"
 mkdir -p "$dir"
-sed -e 's/desired: 2/desired: 3/' examples/basic.yaml > "$dir/premiscale.yaml"
+# setup-host.sh proved (or disproved) KVM on this machine; use what works.
+accel=$(sed -n 1p /var/lib/premiscale/accelerator 2>/dev/null || echo qemu)
+sed -e 's/desired: 2/desired: 3/' -e "s/accelerator: qemu/accelerator: $accel/" examples/basic.yaml > "$dir/premiscale.yaml"
 cd "$dir"
 echo "Demo directory: $dir (config premiscale.yaml, state in ./premiscale-state, a git repository)"
 
