@@ -17,7 +17,7 @@ export default defineConfig({
       {
         test: {
           name: "libvirt",
-          globalSetup: ["test/global-setup.ts"],
+          globalSetup: ["test/libvirt-teardown.ts"],
           include: ["**/*.libvirt.test.ts"],
           exclude: ["node_modules/**", "dist/**"],
           testTimeout: 180_000,

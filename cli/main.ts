@@ -32,7 +32,7 @@ export function parseDuration(value: string): number {
 export function buildProgram(io: Output, setExit: (code: number) => void): Command {
   const program = new Command("premiscale")
     .description(
-      "Autoscaling for self-hosted virtual machines: plans and applies VM counts per group on libvirt hosts,\n" +
+      "Autoscaling for self-hosted virtual machines: plans and applies VM counts per group on libvirt hosts, " +
         "with state kept in git. Read the plan before you apply it.",
     )
     .version(VERSION, "--version")
@@ -59,7 +59,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
   program
     .command("plan")
     .description(
-      "Observe the hosts and show what apply would do: VMs to create and destroy per group, and drift first.\n" +
+      "Observe the hosts and show what apply would do: VMs to create and destroy per group, drift first. " +
         "Exit codes: 0 success, 1 error, 2 (with --detailed-exitcode) success with changes.",
     )
     .option("-o, --out <file>", "save the plan to a file for `premiscale apply FILE`")
@@ -75,7 +75,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .command("apply")
     .argument("[planfile]", "a plan saved by `premiscale plan --out`; applying it counts as approval")
     .description(
-      "Make the hosts match the config: plan, show the plan, ask, then create and destroy VMs in parallel and\n" +
+      "Make the hosts match the config: plan, show the plan, ask, then create and destroy VMs in parallel and " +
         "commit the new state to git. Without a terminal, --auto-approve is required.",
     )
     .option("--auto-approve", "apply without asking")

@@ -8,4 +8,14 @@ bash providers/libvirt/setup-host.sh
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent lint
 npm run --silent typecheck
-npx vitest run "$@"
+report=$(mktemp /tmp/premiscale-vitest.XXXXXX.json)
+trap 'rm -f "$report"' EXIT
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# One plain closing line, the same for every runner: "N passed, N failed".
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$report" || true
+exit "$status"
