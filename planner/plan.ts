@@ -18,35 +18,32 @@ export type ActionReason =
 /** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
 export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };
 
+/** What every change says about its VM. */
+interface ChangeBase {
+  /** `group[name]`. */
+  address: string;
+  group: string;
+  name: string;
+  uuid: string;
+  host: string;
+  reason: ActionReason;
+  /** Human reason, e.g. "desired 3 > current 2 (desired: 3 in config)". */
+  detail: string;
+}
+
 /** One change to one VM. */
 export type Change =
-  | {
+  | (ChangeBase & {
       action: "create";
-      /** `group[name]`. */
-      address: string;
-      group: string;
-      name: string;
-      uuid: string;
-      host: string;
-      reason: ActionReason;
-      /** Human reason, e.g. "desired 3 > current 2 (desired: 3 in config)". */
-      detail: string;
       vm: PlannedVm;
       /** Static address assigned from the group's pool. */
       address_v4?: string;
-    }
-  | {
+    })
+  | (ChangeBase & {
       action: "delete";
-      address: string;
-      group: string;
-      name: string;
-      uuid: string;
-      host: string;
-      reason: ActionReason;
-      detail: string;
       /** True when the domain no longer exists: only leftovers and the state entry are removed. */
       gone: boolean;
-    };
+    });
 
 /** Objects changed outside premiscale, shown before the plan. */
 export interface Drift {
