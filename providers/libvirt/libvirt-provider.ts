@@ -116,7 +116,12 @@ export class LibvirtProvider implements Provider {
       .map(([name]) => name);
     const metadata = new Map<string, ReturnType<typeof parseMetadata>>();
     if (unknown.length > 0) {
-      const results = await this.batch(unknown.map((n) => `metadata ${q(n)} ${q(METADATA_NS)}`));
+      let results: VirshResult[];
+      try {
+        results = await this.batch(unknown.map((n) => `metadata ${q(n)} ${q(METADATA_NS)}`));
+      } catch (e) {
+        return { host: this.host.name, status: "unreachable", error: (e as Error).message };
+      }
       results.forEach((r, i) => {
         const m = r.ok ? parseMetadata(r.stdout) : null;
         metadata.set(unknown[i]!, m);
@@ -160,7 +165,8 @@ export class LibvirtProvider implements Provider {
   }
 
   async createVm(spec: VmSpec, onStep?: (step: ProviderStep) => void): Promise<void> {
-    const pool = q(this.host.pool);
+    // The plan's pool, as the domain XML uses it: one source for both.
+    const pool = q(spec.pool);
     const vols = volumesOf(spec.name);
     const exists = [/exists already/i, /already exists/i];
 
@@ -224,8 +230,12 @@ export class LibvirtProvider implements Provider {
       `metadata ${name} ${q(METADATA_NS)}`,
       `domstate ${name}`,
     ]);
-    const present = uuidR!.ok;
-    if (present) {
+    // Only "no such domain" means gone; any other failure must not be taken as permission to delete its disks.
+    const absent = !uuidR!.ok && uuidR!.errors.some((e) => /failed to get domain|domain not found|no domain with matching/i.test(e));
+    if (!uuidR!.ok && !absent) {
+      throw new ProviderError(this.host.name, `cannot look up domain ${vm.name}: ${uuidR!.errors.join("; ")}`);
+    }
+    if (!absent) {
       const meta = metaR!.ok ? parseMetadata(metaR!.stdout) : null;
       if (uuidR!.stdout.trim() !== vm.uuid || !meta || meta.instance !== vm.uuid) {
         throw new ProviderError(

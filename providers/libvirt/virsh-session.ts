@@ -109,17 +109,21 @@ export class VirshSession {
     this.exitNote = "";
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
+    // Events of a process that was killed after a timeout must not touch the buffers or the batch of its successor.
     child.stdout.on("data", (d: string) => {
+      if (this.child !== child) return;
       this.out += d;
       this.check();
     });
     child.stderr.on("data", (d: string) => {
+      if (this.child !== child) return;
       this.err += d;
       this.check();
     });
     child.on("error", (e) => this.fail(new VirshSessionError(`cannot run virsh: ${e.message}`, "spawn"), child));
     child.stdin.on("error", () => undefined); // EPIPE after the process died; reported through "exit".
     child.on("exit", (code, signal) => {
+      if (this.child !== child) return;
       const detail = errorLines(this.err).filter((l) => !l.startsWith("@@")).join("; ");
       this.exitNote = detail || `virsh exited (${signal ?? code})`;
       this.fail(new VirshSessionError(this.exitNote, "exited"), child);
@@ -190,7 +194,8 @@ export class VirshSession {
   }
 
   private fail(e: Error, child: ChildProcessWithoutNullStreams): void {
-    if (this.child === child) this.child = null;
+    if (this.child !== child) return;
+    this.child = null;
     const p = this.pending;
     if (!p) return;
     clearTimeout(p.timer);

@@ -1,0 +1,72 @@
+import { resolve } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { VirshSession, VirshSessionError, isRemoteUri, quoteArg } from "./virsh-session.js";
+
+const FAKE = resolve(import.meta.dirname, "../../test/support/fake-virsh.mjs");
+let session: VirshSession | null = null;
+afterEach(async () => {
+  await session?.close();
+  session = null;
+});
+
+function fake(timeoutMs = 2000): VirshSession {
+  session = new VirshSession({ uri: "test:///default", timeoutMs, virshPath: FAKE });
+  return session;
+}
+
+describe("VirshSession", () => {
+  it("gives each command of a batch its own output and errors", async () => {
+    const s = fake();
+    const [a, b, c] = await s.runMany(["list", "fail", "nodeinfo"]);
+    expect(a).toMatchObject({ ok: true, stdout: "out:list\n", errors: [] });
+    expect(b).toMatchObject({ ok: false, stdout: "", errors: ["failed to get domain 'x'"] });
+    expect(c).toMatchObject({ ok: true, stdout: "out:nodeinfo\n" });
+  });
+
+  it("after a timeout, resets and answers the next call with its own output, not the old one's", async () => {
+    const s = fake(300);
+    await expect(s.run("hang")).rejects.toMatchObject({ kind: "timeout" });
+    const next = await s.run("list");
+    expect(next).toMatchObject({ ok: true, stdout: "out:list\n", errors: [] });
+    const after = await s.run("dominfo");
+    expect(after).toMatchObject({ ok: true, stdout: "out:dominfo\n", errors: [] });
+  });
+
+  it("reports a process that died with its last error, and starts a new one for the next call", async () => {
+    const s = fake();
+    const died = s.run("die");
+    await expect(died).rejects.toBeInstanceOf(VirshSessionError);
+    await expect(died).rejects.toThrow(/connection went away/);
+    expect(await s.run("list")).toMatchObject({ ok: true, stdout: "out:list\n" });
+  });
+
+  it("runs batches one at a time, in order", async () => {
+    const s = fake();
+    const results = await Promise.all([s.run("a"), s.run("b"), s.run("c")]);
+    expect(results.map((r) => r.stdout)).toEqual(["out:a\n", "out:b\n", "out:c\n"]);
+  });
+
+  it("refuses a command with a newline, which would break the framing", () => {
+    const s = fake();
+    expect(() => s.runMany(["list\nstart x"])).toThrow(/one line/);
+  });
+
+  it("reports a virsh that cannot be started", async () => {
+    session = new VirshSession({ uri: "test:///default", timeoutMs: 1000, virshPath: "/nonexistent/virsh" });
+    await expect(session.run("list")).rejects.toMatchObject({ kind: "spawn" });
+  });
+});
+
+describe("quoteArg and isRemoteUri", () => {
+  it("leaves plain arguments alone and quotes the rest", () => {
+    expect(quoteArg("web-1a2b.qcow2")).toBe("web-1a2b.qcow2");
+    expect(quoteArg('/tmp/a b"c')).toBe('"/tmp/a b\\"c"');
+  });
+
+  it("tells remote URIs from local ones", () => {
+    expect(isRemoteUri("qemu+ssh://admin@kvm1/system")).toBe(true);
+    expect(isRemoteUri("qemu+tls://kvm1/system")).toBe(true);
+    expect(isRemoteUri("qemu:///system")).toBe(false);
+    expect(isRemoteUri("test:///default")).toBe(false);
+  });
+});
