@@ -65,6 +65,8 @@ describe("applyPlan", () => {
 
   it("never runs more changes on a host than its limit", async () => {
     const { providers, lock } = await setup(["a", "b"]);
+    // Host calls must outlast the (serialised, fsynced) state writes for changes to overlap at all.
+    for (const p of providers.values()) p.delayMs = 150;
     const changes = [...Array(12).keys()].map((i) => create(`web-${i}`, i % 2 ? "a" : "b"));
     await applyPlan(planOf(changes), { providers, lock, hostLimits: new Map([["a", 2], ["b", 3]]), env: {} }, { parallelism: 10 });
     await lock.release();
@@ -74,6 +76,7 @@ describe("applyPlan", () => {
 
   it("never runs more changes at once than the parallelism", async () => {
     const { providers, lock } = await setup(["a"]);
+    providers.get("a")!.delayMs = 150;
     const changes = [...Array(8).keys()].map((i) => create(`web-${i}`, "a"));
     await applyPlan(planOf(changes), { providers, lock, hostLimits: new Map([["a", 8]]), env: {} }, { parallelism: 3 });
     await lock.release();
@@ -138,5 +141,55 @@ describe("applyPlan", () => {
     expect(r.succeeded).toEqual([]);
     expect(r.failed[0]?.error).toMatch(/interrupted/);
     expect(providers.get("a")!.calls).toEqual([]);
+  });
+
+  it("keeps a 'creating' record when a failed create cannot be rolled back, so the next plan cleans it up", async () => {
+    const { store, providers, lock } = await setup(["a"]);
+    providers.get("a")!.failCreate.add("web-1");
+    providers.get("a")!.failDestroy.add("web-1");
+    const events: ApplyEvent[] = [];
+    const r = await applyPlan(planOf([create("web-1", "a")]), { providers, lock, hostLimits: new Map(), env: {} }, { onEvent: (e) => events.push(e) });
+    await lock.release();
+    expect(r.failed).toHaveLength(1);
+    expect(events.some((e) => e.type === "cleanup_errored")).toBe(true);
+    expect((await store.read())?.groups[0]?.instances).toEqual([expect.objectContaining({ name: "web-1", status: "creating" })]);
+  });
+
+  it("removes the record of a failed create that was rolled back", async () => {
+    const { store, providers, lock } = await setup(["a"]);
+    providers.get("a")!.failCreate.add("web-1");
+    await applyPlan(planOf([create("web-1", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
+    await lock.release();
+    expect((await store.read())?.groups ?? []).toEqual([]);
+  });
+
+  it("a state write that fails fails only its own change, and the rest is still recorded and reported", async () => {
+    const { store, providers, lock } = await setup(["a"]);
+    const put = lock.putInstance.bind(lock);
+    lock.putInstance = async (group, instance) => {
+      if (instance.name === "web-1" && instance.status === "running") throw new Error("disk full");
+      return put(group, instance);
+    };
+    const r = await applyPlan(planOf([create("web-1", "a"), create("web-2", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
+    await lock.release();
+    expect(r.failed).toEqual([{ change: expect.objectContaining({ name: "web-1" }), error: "disk full" }]);
+    expect(r.succeeded.map((c) => c.name)).toEqual(["web-2"]);
+    expect(r.commit).not.toBeNull();
+    const names = (await store.read())?.groups[0]?.instances.map((i) => `${i.name}:${i.status}`);
+    expect(names).toEqual(["web-1:creating", "web-2:running"]);
+  });
+
+  it("lets the changes already in flight finish after an interrupt, and starts no new ones", async () => {
+    const { providers, lock } = await setup(["a"]);
+    const abort = new AbortController();
+    providers.get("a")!.delayMs = 100;
+    const r = await applyPlan(
+      planOf([create("web-1", "a"), create("web-2", "a"), create("web-3", "a")]),
+      { providers, lock, hostLimits: new Map([["a", 1]]), env: {} },
+      { onEvent: (e) => e.type === "apply_start" && abort.abort(), signal: abort.signal },
+    );
+    await lock.release();
+    expect(r.succeeded.map((c) => c.name)).toEqual(["web-1"]);
+    expect(r.failed.map((f) => f.error)).toEqual(["not started: apply was interrupted", "not started: apply was interrupted"]);
   });
 });

@@ -18,6 +18,8 @@ export interface ApplyResult {
   failed: { change: Change; error: string }[];
   /** The state commit, or null when nothing was written. */
   commit: string | null;
+  /** Why the commit failed, if it did (the state files are written; the next apply commits them). */
+  commitError: string | null;
 }
 
 /** What apply needs from the outside. */
@@ -63,10 +65,14 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
   await deps.lock.init(plan.lineage);
 
-  const result: ApplyResult = { succeeded: [], failed: [], commit: null };
-  // State writes are serialised: each rewrites a file and the serial.
+  const result: ApplyResult = { succeeded: [], failed: [], commit: null, commitError: null };
+  // State writes are serialised (each rewrites a file and the serial); one that fails fails only its own change.
   let writes: Promise<void> = Promise.resolve();
-  const record = (fn: () => Promise<void>) => (writes = writes.then(fn));
+  const record = (fn: () => Promise<void>): Promise<void> => {
+    const next = writes.then(fn);
+    writes = next.catch(() => undefined);
+    return next;
+  };
 
   const run = async (change: Change) => {
     const provider = deps.providers.get(change.host);
@@ -82,26 +88,28 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
       if (!provider) throw new Error(`no provider for host ${change.host}`);
       if (change.action === "create") {
         const spec = resolveSecrets(change, deps.env);
+        const instance = {
+          name: change.name,
+          uuid: change.uuid,
+          host: change.host,
+          created: change.vm.createdAt,
+          ...(change.address_v4 ? { address: change.address_v4 } : {}),
+        };
+        // Recorded before the first host call, so a crash at any later point leaves a record to clean up.
+        await record(() => deps.lock.putInstance(change.group, { ...instance, status: "creating" }));
         try {
           await provider.createVm(spec, onStep);
         } catch (e) {
           try {
             await provider.destroyVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: 0 });
+            await record(() => deps.lock.removeInstance(change.group, change.name));
           } catch (cleanup) {
+            // The `creating` record stays: the next plan removes what is left.
             emit({ type: "cleanup_errored", address: change.address, error: message(cleanup) });
           }
           throw e;
         }
-        await record(() =>
-          deps.lock.putInstance(change.group, {
-            name: change.name,
-            uuid: change.uuid,
-            host: change.host,
-            created: change.vm.createdAt,
-            status: "running",
-            ...(change.address_v4 ? { address: change.address_v4 } : {}),
-          }),
-        );
+        await record(() => deps.lock.putInstance(change.group, { ...instance, status: "running" }));
       } else {
         await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs }, onStep);
         await record(() => deps.lock.removeInstance(change.group, change.name));
@@ -118,7 +126,12 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   // that a change for another host could use.
   await Promise.all(plan.changes.map((c) => limiterFor(c.host).run(() => all.run(() => run(c)))));
   await writes;
-  result.commit = await deps.lock.commit(commitMessage(plan, result));
+  try {
+    result.commit = await deps.lock.commit(commitMessage(plan, result));
+  } catch (e) {
+    // The state files are written; the next apply under the lock commits them. Report, do not lose the result.
+    result.commitError = message(e);
+  }
   return result;
 }
 

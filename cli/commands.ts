@@ -293,7 +293,7 @@ function reportApplyEvent(io: Output, e: ApplyEvent): void {
       io.err(`${e.address}: ${e.action === "create" ? "Creation" : "Destruction"} failed after ${secs(e.elapsedMs)}: ${e.error}`);
       break;
     case "cleanup_errored":
-      io.err(`${e.address}: could not remove the half-created VM: ${e.error} (the next apply retries)`);
+      io.err(`${e.address}: could not remove the half-created VM: ${e.error} (state keeps it as 'creating'; the next apply removes it)`);
       break;
   }
 }
@@ -302,11 +302,13 @@ function reportApplyResult(io: Output, s: ReturnType<typeof styles>, r: ApplyRes
   const added = r.succeeded.filter((c) => c.action === "create").length;
   const destroyed = r.succeeded.filter((c) => c.action === "delete").length;
   if (json) {
-    io.out(JSON.stringify({ type: r.failed.length ? "apply_failed" : "apply_finished", added, changed: 0, destroyed, failed: r.failed.map((f) => ({ address: f.change.address, error: f.error })), commit: r.commit }));
-    return r.failed.length ? ERROR : OK;
+    const failed = r.failed.length > 0 || r.commitError !== null;
+    io.out(JSON.stringify({ type: failed ? "apply_failed" : "apply_finished", added, changed: 0, destroyed, failed: r.failed.map((f) => ({ address: f.change.address, error: f.error })), commit: r.commit, commitError: r.commitError }));
+    return failed ? ERROR : OK;
   }
   if (r.commit) io.err(`State committed: ${r.commit.slice(0, 12)} in ${ctx.config.state.path}`);
-  if (r.failed.length === 0) {
+  if (r.commitError) io.err(`Error: state was written to ${ctx.config.state.path} but not committed: ${r.commitError}\n  the next apply commits it; fix the git repository first`);
+  if (r.failed.length === 0 && !r.commitError) {
     io.out(s.green(s.bold(`\nApply complete! Resources: ${added} added, 0 changed, ${destroyed} destroyed.`)));
     return OK;
   }

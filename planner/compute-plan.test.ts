@@ -141,6 +141,23 @@ describe("computePlan", () => {
     expect(plan.groups[0]).toMatchObject({ current: 0, desired: 1 });
   });
 
+  it.each([
+    ["whose domain exists", true],
+    ["whose domain was never defined", false],
+  ] as const)("removes and replaces a half-created instance %s", (_, defined) => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a", { status: "creating" })] });
+    const obs = makeObservation("a", { domains: defined ? [makeDomain("web-1")] : [] });
+    const plan = computePlan(makeInput({ config, state, observations: [obs] }));
+    expect(plan.drift).toEqual([]);
+    expect(plan.warnings).toEqual([expect.stringMatching(/web\[web-1\] on host a was left half-created/)]);
+    expect(plan.changes.map((c) => [c.action, c.name, c.reason])).toEqual([
+      ["delete", "web-1", "interrupted_create"],
+      ["create", "web-00000001", "interrupted_create"],
+    ]);
+    expect(deletes(plan.changes)[0]).toMatchObject({ gone: !defined });
+  });
+
   it.each(["shutoff", "crashed"] as const)("replaces an instance whose domain is %s", (state) => {
     const config = makeConfig({ groups: [{ desired: 1 }] });
     const st = makeState({ web: [makeInstance("web-1", "a")] });

@@ -176,7 +176,12 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       continue;
     }
     const domain = obs.domains.find((d) => d.name === inst.name);
-    if (!domain) {
+    if (inst.status === "creating") {
+      // The apply that started it died before it finished: whatever exists of it may be incomplete.
+      w.warnings.push(`${group.name}[${inst.name}] on host ${inst.host} was left half-created by an interrupted apply: it is removed and replaced`);
+      w.changes.push(deleteChange(at, inst.uuid, "interrupted_create", "create never finished: remove what exists of it", !domain));
+      replaced.push({ name: inst.name, reason: "interrupted_create" });
+    } else if (!domain) {
       w.drift.push({ kind: "missing", ...at, detail: "no longer exists on the host" });
       w.changes.push(deleteChange(at, inst.uuid, "replace_missing", "domain no longer exists: forget it and remove its volumes", true));
       replaced.push({ name: inst.name, reason: "replace_missing" });

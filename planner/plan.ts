@@ -13,7 +13,8 @@ export type ActionReason =
   | "scale_in" // desired size below current
   | "replace_missing" // state has it, the host does not: forget it (its volumes are removed) and make a new one
   | "replace_stopped" // the domain is shut off / crashed outside premiscale: remove it and make a new one
-  | "orphan"; // a domain of ours (same lineage) that state does not know: left by an interrupted apply
+  | "orphan" // a domain of ours (same lineage) that state does not know: left by an interrupted apply
+  | "interrupted_create"; // state records a create that never finished: remove what exists of it and make a new one
 
 /** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
 export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };

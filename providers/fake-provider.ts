@@ -11,6 +11,8 @@ export class FakeProvider implements Provider {
   readonly calls: string[] = [];
   /** Names whose create fails after the disk step. */
   failCreate = new Set<string>();
+  /** Names whose destroy fails. */
+  failDestroy = new Set<string>();
   delayMs = 5;
 
   constructor(readonly host: string) {}
@@ -48,6 +50,7 @@ export class FakeProvider implements Provider {
     this.calls.push(`destroy ${vm.name}`);
     await this.busy(() => {
       onStep?.("destroy");
+      if (this.failDestroy.has(vm.name)) throw new Error(`destroy of ${vm.name} failed`);
       this.domains.delete(vm.name);
     });
   }

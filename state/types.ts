@@ -12,8 +12,11 @@ export interface Instance {
   host: string;
   /** ISO-8601 time the create step was planned. */
   created: string;
-  /** `running` once created and started. */
-  status: "running";
+  /**
+   * `creating` is written before the first host call of a create (so a crash part-way leaves a record the next
+   * plan cleans up); `running` once the VM is created and started.
+   */
+  status: "creating" | "running";
   /** Static IPv4 address when the group uses a static pool. */
   address?: string;
 }
