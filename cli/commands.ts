@@ -1,4 +1,4 @@
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { applyPlan, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
 import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
@@ -6,9 +6,10 @@ import { loadConfig, poolSizeIssues } from "../config/load.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
 import type { Plan } from "../planner/plan.js";
 import { renderPlanText, summaryLine } from "../planner/render-text.js";
+import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
-import { configPath, makePlan, observeHosts, openContext, type Context } from "./context.js";
+import { configDigest, configPath, makePlan, observeHosts, openContext, type Context } from "./context.js";
 import { styles, type Output } from "./output.js";
 
 const OK = 0;
@@ -20,9 +21,14 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
   const path = configPath(file);
   if (!opts.checkHosts) {
     try {
-      const config = await loadConfig(path);
-      if (opts.json) io.out(JSON.stringify({ valid: true, file: config.file, issues: [] }));
-      else io.out(`Success! ${config.file} is valid: ${config.hosts.length} host(s), ${config.groups.length} group(s).`);
+      const config = await loadConfig(path, process.env, { checkEnv: false });
+      const secrets = [...new Set(config.groups.flatMap((g) => g.template.secretEnv))].sort();
+      const unset = secrets.filter((n) => process.env[n] === undefined);
+      if (opts.json) io.out(JSON.stringify({ valid: true, file: config.file, issues: [], secretEnv: secrets, secretEnvUnset: unset }));
+      else {
+        io.out(`Success! ${config.file} is valid: ${config.hosts.length} host(s), ${config.groups.length} group(s).`);
+        if (unset.length > 0) io.err(`Note: apply will need the environment variable${unset.length > 1 ? "s" : ""} ${unset.join(", ")} (not set here).`);
+      }
       return OK;
     } catch (e) {
       if (opts.json && e instanceof ConfigError) {
@@ -32,7 +38,7 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
       throw e;
     }
   }
-  const ctx = await openContext(path);
+  const ctx = await openContext(path, { checkEnv: false });
   try {
     const { config } = ctx;
     const observations = await observeHosts(ctx, config.hosts, null);
@@ -70,19 +76,19 @@ export async function runPlan(
   file: string | undefined,
   opts: { out?: string; json?: boolean; detailedExitcode?: boolean; target?: string[]; ttlMs: number },
 ): Promise<number> {
-  const ctx = await openContext(configPath(file));
+  const ctx = await openContext(configPath(file), { checkEnv: false });
   try {
     checkTargets(ctx, opts.target);
     const state = await ctx.store.read();
-    const plan = await makePlan(ctx, state, { targets: opts.target ?? null, ttlSeconds: Math.round(opts.ttlMs / 1000) });
+    const { plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ttlSeconds: Math.round(opts.ttlMs / 1000) });
     if (opts.json) io.out(serializePlan(plan).trimEnd());
     else io.out(renderPlanText(plan, { color: io.color }));
     if (opts.target && !opts.json) io.err(targetWarning());
     if (opts.out && plan.errors.length === 0) {
-      await writeAtomic(opts.out, serializePlan(plan));
+      await writePlanFile(opts.out, serializePlan(plan));
       if (!opts.json) io.out(`\nSaved the plan to: ${opts.out}\nTo perform exactly these actions, run: premiscale apply ${opts.out}`);
     }
-    if (plan.errors.length > 0) return ERROR;
+    if (reportUnreachable(io, ctx, unreachable) || plan.errors.length > 0) return ERROR;
     return opts.detailedExitcode && plan.changes.length > 0 ? CHANGES : OK;
   } finally {
     await ctx.close();
@@ -119,7 +125,7 @@ export async function runApply(
       "run with --auto-approve, or save a plan with `premiscale plan --out FILE` and apply that file",
     );
   }
-  const ctx = await openContext(configPath(file));
+  const ctx = await openContext(configPath(file), { checkEnv: true });
   const s = styles(io.color);
   let lock: StateLock | null = null;
   const abort = new AbortController();
@@ -133,8 +139,17 @@ export async function runApply(
     lock = await ctx.store.lock("apply", opts.lockTimeoutMs, (e) => reportStateEvent(io, e));
     const state = (await ctx.store.read()) ?? null;
     let plan: Plan;
+    let unreachable: { host: string; error: string }[] = [];
     if (saved) {
       checkPlanApplicable(saved, state ? { lineage: state.lineage, serial: state.serial } : null, new Date());
+      if (saved.based_on.config_digest !== configDigest(ctx.config)) {
+        // Hosts' URIs and pools come from the config at apply: a changed config could send the plan elsewhere.
+        throw new PlanRejectedError(
+          `the config ${ctx.config.file} changed since this plan was made`,
+          "plan_config_changed",
+          "run premiscale plan again",
+        );
+      }
       for (const c of saved.changes) {
         if (!ctx.providers.has(c.host)) {
           throw new PlanRejectedError(`the plan uses host ${c.host}, which the config no longer has`, "plan_stale", "run premiscale plan again");
@@ -142,15 +157,16 @@ export async function runApply(
       }
       plan = saved;
     } else {
-      plan = await makePlan(ctx, state, { targets: opts.target ?? null });
+      ({ plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null }));
       if (opts.json) emitJsonPlan(io, plan);
       else io.out(renderPlanText(plan, { color: io.color }));
       if (opts.target && !opts.json) io.err(targetWarning());
       if (plan.errors.length > 0) {
+        reportUnreachable(io, ctx, unreachable);
         io.err("Error: the plan has errors (above); nothing was changed.");
         return ERROR;
       }
-      if (plan.changes.length === 0) return OK;
+      if (plan.changes.length === 0) return reportUnreachable(io, ctx, unreachable) ? ERROR : OK;
       if (!opts.autoApprove) {
         io.err("\nDo you want to perform these actions?\n  premiscale will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n");
         const answer = await io.ask("  Enter a value: ");
@@ -176,7 +192,9 @@ export async function runApply(
         onEvent: (e) => (opts.json ? io.out(JSON.stringify({ ...e, timestamp: new Date().toISOString() })) : reportApplyEvent(io, e)),
       },
     );
-    return reportApplyResult(io, s, result, ctx, opts.json ?? false);
+    const code = reportApplyResult(io, s, result, ctx, opts.json ?? false);
+    // The reachable hosts were served; the unreachable ones still fail the run.
+    return reportUnreachable(io, ctx, unreachable) ? ERROR : code;
   } finally {
     process.off("SIGINT", onSigint);
     await lock?.release();
@@ -186,7 +204,7 @@ export async function runApply(
 
 /** `premiscale state list`. */
 export async function runStateList(io: Output, file: string | undefined, opts: { json?: boolean }): Promise<number> {
-  const config = await loadConfig(configPath(file));
+  const config = await loadConfig(configPath(file), process.env, { checkEnv: false });
   const state = await new GitStateStore(config.state.path).read();
   if (opts.json) {
     io.out(JSON.stringify(state ?? { version: 1, lineage: null, serial: 0, groups: [] }, null, 2));
@@ -208,7 +226,7 @@ export async function runStateList(io: Output, file: string | undefined, opts: {
 
 /** `premiscale force-unlock ID`. */
 export async function runForceUnlock(io: Output, file: string | undefined, id: string, opts: { force?: boolean }): Promise<number> {
-  const config = await loadConfig(configPath(file));
+  const config = await loadConfig(configPath(file), process.env, { checkEnv: false });
   const store = new GitStateStore(config.state.path);
   const holder = await store.lockHolder();
   if (holder && !opts.force) {
@@ -239,6 +257,16 @@ function checkTargets(ctx: Context, targets: string[] | undefined): void {
   }
 }
 
+/** Prints an error per host that could not be observed; true when there was one. */
+function reportUnreachable(io: Output, ctx: Context, unreachable: { host: string; error: string }[]): boolean {
+  for (const u of unreachable) {
+    const uri = ctx.config.hosts.find((h) => h.name === u.host)?.uri ?? "";
+    io.err(`Error: host ${u.host} (${uri}) could not be observed: ${u.error.replace(/^host \S+: /, "")}`);
+    io.err(`  its VMs were left as they are; check that \`virsh -c ${uri} list\` works from this machine`);
+  }
+  return unreachable.length > 0;
+}
+
 function targetWarning(): string {
   return "\nWarning: Resource targeting is in effect: the plan may be incomplete. Use --target for exceptional situations, not routinely.";
 }
@@ -258,10 +286,12 @@ async function readPlanFile(planfile: string): Promise<Plan> {
   }
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, text, { mode: 0o600 });
-  await rename(tmp, path);
+async function writePlanFile(path: string, text: string): Promise<void> {
+  try {
+    await writeFileAtomic(path, text, { mode: 0o600 });
+  } catch (e) {
+    throw new PremiscaleError(`cannot write the plan to ${path}: ${(e as Error).message}`, "plan_write_failed", "check that the directory exists and is writable");
+  }
 }
 
 function emitJsonPlan(io: Output, plan: Plan): void {

@@ -25,8 +25,8 @@ export interface Context {
 }
 
 /** Loads the config and prepares the state store and one provider per host (connections open lazily). */
-export async function openContext(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Context> {
-  const config = await loadConfig(file, env);
+export async function openContext(file: string, options: { checkEnv: boolean }, env: NodeJS.ProcessEnv = process.env): Promise<Context> {
+  const config = await loadConfig(file, env, options);
   const providers = new Map<string, Provider>(config.hosts.map((h) => [h.name, makeProvider(h)]));
   return {
     config,
@@ -82,7 +82,7 @@ export interface PlanRunOptions {
  * Gathers the planner's inputs (state, observations, decisions, clock) and runs it: the thin I/O shell around the
  * pure `computePlan`.
  */
-export async function makePlan(ctx: Context, state: State | null, options: PlanRunOptions): Promise<Plan> {
+export async function makePlan(ctx: Context, state: State | null, options: PlanRunOptions): Promise<{ plan: Plan; unreachable: { host: string; error: string }[] }> {
   const { config } = ctx;
   const groups = options.targets ? config.groups.filter((g) => options.targets!.includes(g.name)) : config.groups;
   const hostNames = new Set(groups.flatMap((g) => g.hosts));
@@ -92,7 +92,8 @@ export async function makePlan(ctx: Context, state: State | null, options: PlanR
   }
   const hosts = config.hosts.filter((h) => hostNames.has(h.name));
   const observations = await observeHosts(ctx, hosts, state);
-  return computePlan({
+  const unreachable = observations.flatMap((o) => (o.status === "unreachable" ? [{ host: o.host, error: o.error }] : []));
+  const plan = computePlan({
     config,
     configDigest: configDigest(config),
     configCommit: await configCommit(config),
@@ -105,4 +106,5 @@ export async function makePlan(ctx: Context, state: State | null, options: PlanR
     targets: options.targets,
     ttlSeconds: options.ttlSeconds,
   });
+  return { plan, unreachable };
 }

@@ -316,7 +316,7 @@ function literalSecrets(userData: string): { offset: number; what: string }[] | 
 }
 
 /** Placeholders, missing variables and literal secrets of one group's user-data. */
-function userDataIssues(src: Source, segs: Seg[], text: string, env: Record<string, string | undefined>, file?: string): { issues: ConfigIssue[]; names: string[] } {
+function userDataIssues(src: Source, segs: Seg[], text: string, env: Record<string, string | undefined> | null, file?: string): { issues: ConfigIssue[]; names: string[] } {
   const locate = userDataLocator(src, segs, text, file);
   const field = fmtPath(segs);
   const issues: ConfigIssue[] = [];
@@ -331,7 +331,7 @@ function userDataIssues(src: Source, segs: Seg[], text: string, env: Record<stri
       push(m.index, `invalid placeholder ${quote(m[0])}: the name must match ${ENV_NAME.source}`, "use upper-case letters, digits and _, e.g. ${env:WEB_PASSWORD}");
     } else if (!names.has(name)) {
       names.add(name);
-      if (env[name] === undefined) push(m.index, `environment variable ${name} is not set (used in ${field})`, `export ${name}=… before running premiscale`);
+      if (env && env[name] === undefined) push(m.index, `environment variable ${name} is not set (used in ${field})`, `export ${name}=… before running premiscale`);
     }
   }
   if (/^#cloud-config[ \t]*(\r?\n|$)/.test(text)) {
@@ -386,7 +386,7 @@ function staticIssues(src: Source, gi: number, g: RawGroup): { ranges: Range[]; 
 }
 
 /** Turns the schema-valid file into a Config, collecting every rule it breaks. */
-function normalise(src: Source, raw: RawConfig, env: Record<string, string | undefined>, readFile: (absPath: string) => string): { config: Config; issues: ConfigIssue[] } {
+function normalise(src: Source, raw: RawConfig, env: Record<string, string | undefined> | null, readFile: (absPath: string) => string): { config: Config; issues: ConfigIssue[] } {
   const dir = path.dirname(src.file);
   const issues: ConfigIssue[] = [];
   const hostNames = raw.hosts.map((h) => h.name);
@@ -493,7 +493,13 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
  * the file resolve against its directory), `env` supplies the `${env:NAME}` variables (only whether they are
  * set is checked), and `readFile` reads `userDataFile`s. Throws one ConfigError with every issue, by line.
  */
-export function parseConfig(text: string, file: string, env: Record<string, string | undefined>, readFile: (absPath: string) => string): Config {
+export function parseConfig(
+  text: string,
+  file: string,
+  env: Record<string, string | undefined>,
+  readFile: (absPath: string) => string,
+  options: LoadOptions = {},
+): Config {
   const abs = path.resolve(file);
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true });
@@ -525,14 +531,24 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     .filter((i): i is ConfigIssue => i !== undefined)
     .filter((i, n, all) => all.findIndex((j) => j.path === i.path && j.message === i.message) === n);
   if (schemaIssues.length) fail(schemaIssues);
-  const { config, issues } = normalise(src, data as RawConfig, env, readFile);
+  const { config, issues } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile);
   if (issues.length) fail(issues);
   sources.set(config, src);
   return config;
 }
 
+/** Options of `parseConfig` / `loadConfig`. */
+export interface LoadOptions {
+  /**
+   * Require every `${env:NAME}` of user-data to be set. Only apply needs the secrets; plan, validate and state
+   * commands pass false so they run where the secrets are not.
+   * @default true
+   */
+  checkEnv?: boolean;
+}
+
 /** Reads and parses a config file (see `parseConfig`); a missing or unreadable file is a ConfigError too. */
-export async function loadConfig(file: string, env: Record<string, string | undefined> = process.env): Promise<Config> {
+export async function loadConfig(file: string, env: Record<string, string | undefined> = process.env, options: LoadOptions = {}): Promise<Config> {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -544,7 +560,7 @@ export async function loadConfig(file: string, env: Record<string, string | unde
       { file: abs, line: 0, column: 0, path: "", message: `config file ${why}`, fix: "check the path, or start from examples/basic.yaml" },
     ]);
   }
-  return parseConfig(text, abs, env, (p) => readFileSync(p, "utf8"));
+  return parseConfig(text, abs, env, (p) => readFileSync(p, "utf8"), options);
 }
 
 /**

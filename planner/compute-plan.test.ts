@@ -35,7 +35,7 @@ describe("computePlan", () => {
       detail: "desired 2 > current 0 (desired: 2 in config)",
       vm: {
         lineage: plan.lineage,
-        mac: "52:54:00:00:00:01",
+        mac: "02:00:00:01:00:00",
         createdAt: TEST_NOW.toISOString(),
         accelerator: "kvm",
         pool: "default",
@@ -71,7 +71,7 @@ describe("computePlan", () => {
   it("gives a DHCP group a network-config that matches the NIC by MAC", () => {
     const [c] = creates(computePlan(makeInput({ config: makeConfig() })).changes);
     expect(c?.action === "create" && c.vm.networkConfig).toBe(
-      'version: 2\nethernets:\n  eth0:\n    match: {macaddress: "52:54:00:00:00:01"}\n    set-name: eth0\n    dhcp4: true\n',
+      'version: 2\nethernets:\n  eth0:\n    match: {macaddress: "02:00:00:01:00:00"}\n    set-name: eth0\n    dhcp4: true\n',
     );
   });
 
@@ -302,7 +302,7 @@ describe("computePlan", () => {
         "version: 2",
         "ethernets:",
         "  eth0:",
-        '    match: {macaddress: "52:54:00:00:00:01"}',
+        '    match: {macaddress: "02:00:00:01:00:00"}',
         "    set-name: eth0",
         "    dhcp4: false",
         "    addresses: [10.0.0.10/24]",
@@ -387,5 +387,13 @@ describe("computePlan", () => {
   it("gives the same plan for the same input", () => {
     const config = makeConfig({ hosts: ["a", "b", "c"], groups: [{ desired: 5, placement: "random" }] });
     expect(computePlan(makeInput({ config }))).toEqual(computePlan(makeInput({ config })));
+  });
+});
+
+describe("macFromUuid", () => {
+  it("makes a locally administered unicast MAC from the UUID's first six bytes", async () => {
+    const { macFromUuid } = await import("./new-vm.js");
+    expect(macFromUuid("ff2c6f1e-3d1a-4d6e-9a43-1c2b3d4e5f60")).toBe("fe:2c:6f:1e:3d:1a");
+    expect(macFromUuid("00000001-0000-4000-8000-000000000001")).toBe("02:00:00:01:00:00");
   });
 });

@@ -99,3 +99,35 @@ describe("GitStateStore", () => {
     await lock.release();
   });
 });
+
+describe("GitStateStore locks under contention", () => {
+  it("gives the lock to exactly one of many concurrent takers", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    await (await store.lock("init", 1000)).release(); // create the repository first
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => store.lock("apply", 0)));
+    const won = results.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === "rejected") expect(String(r.reason)).toMatch(/state is locked by/);
+    await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof store.lock>>>).value.release();
+  });
+
+  it("lets exactly one of several waiters take over a dead holder's lock", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    const held = await store.lock("apply", 1000);
+    const info = JSON.parse(await readFile(join(dir, ".premiscale.lock"), "utf8"));
+    await writeFile(join(dir, ".premiscale.lock"), JSON.stringify({ ...info, Pid: 2 ** 22 + 4321 }));
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => store.lock("apply", 200)));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    await held.release();
+  });
+
+  it("says what to do about a lock file it cannot read", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    await (await store.lock("init", 1000)).release();
+    await writeFile(join(dir, ".premiscale.lock"), "");
+    await expect(store.lock("apply", 0)).rejects.toThrow(/cannot be read/);
+  });
+});

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, open, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { hostname, userInfo } from "node:os";
 import { join, relative } from "node:path";
 import { simpleGit, type SimpleGit } from "simple-git";
 import { StateError } from "../config/errors.js";
+import { writeFileAtomic } from "./atomic-file.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
 import { STATE_VERSION, type GroupState, type Instance, type State } from "./types.js";
 
@@ -76,21 +77,11 @@ export class GitStateStore implements StateStore {
     let delay = 100;
     let announced = false;
     for (;;) {
-      try {
-        const fh = await open(path, "wx");
-        await fh.writeFile(JSON.stringify(info, null, 2) + "\n");
-        await fh.close();
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
-          throw new StateError(`cannot create lock ${path}: ${(e as Error).message}`, "lock_failed");
-        }
-      }
+      if (await this.tryCreateLock(path, info)) break;
       const holder = await this.lockHolder();
       if (holder && holder.Host === hostname() && !processAlive(holder.Pid)) {
         // The holder died on this machine: its lock can never be released by it.
-        await rm(path, { force: true });
-        onEvent?.({ type: "lock_stale_removed", holder });
+        if (await this.removeStaleLock(path, holder)) onEvent?.({ type: "lock_stale_removed", holder });
         continue;
       }
       if (Date.now() >= deadline) {
@@ -117,12 +108,51 @@ export class GitStateStore implements StateStore {
     return new GitStateLock(this, git, info, await this.read(), pending.length > 0);
   }
 
-  async lockHolder(): Promise<LockInfo | null> {
+  /** Creates the lock with its content in one step: a crash can leave a temporary file, never an empty lock. */
+  private async tryCreateLock(path: string, info: LockInfo): Promise<boolean> {
+    const tmp = `${path}.${info.ID}.tmp`;
     try {
-      return JSON.parse(await readFile(join(this.dir, LOCK_FILE), "utf8")) as LockInfo;
-    } catch {
-      return null;
+      await writeFile(tmp, JSON.stringify(info, null, 2) + "\n");
+      await link(tmp, path);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw new StateError(`cannot create lock ${path}: ${(e as Error).message}`, "lock_failed");
+    } finally {
+      await rm(tmp, { force: true });
     }
+  }
+
+  /**
+   * Removes a dead holder's lock without racing another waiter: the lock is renamed aside and removed only if it
+   * is still the dead holder's; a fresh lock taken meanwhile by someone else is put back.
+   */
+  private async removeStaleLock(path: string, dead: LockInfo): Promise<boolean> {
+    const aside = `${path}.stale.${process.pid}`;
+    try {
+      await rename(path, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw e;
+    }
+    const moved = await readLock(aside);
+    const wasDead = moved !== null && moved !== "unreadable" && moved.ID === dead.ID;
+    if (!wasDead) await link(aside, path).catch(() => undefined);
+    await rm(aside, { force: true });
+    return wasDead;
+  }
+
+  async lockHolder(): Promise<LockInfo | null> {
+    const path = join(this.dir, LOCK_FILE);
+    const holder = await readLock(path);
+    if (holder === "unreadable") {
+      throw new StateError(
+        `the lock file ${path} exists but cannot be read`,
+        "lock_unreadable",
+        `if no premiscale is running against this state, delete ${path}`,
+      );
+    }
+    return holder;
   }
 
   async forceUnlock(id: string): Promise<LockInfo> {
@@ -146,6 +176,14 @@ export class GitStateStore implements StateStore {
   }
 
   private async ensureRepo(): Promise<SimpleGit> {
+    try {
+      return await this.ensureRepoNow();
+    } catch (e) {
+      throw new StateError(`cannot prepare the git repository for state in ${this.dir}: ${(e as Error).message.trim()}`, "state_repo_failed", "check that git is installed and the directory is writable", { cause: e });
+    }
+  }
+
+  private async ensureRepoNow(): Promise<SimpleGit> {
     const git = simpleGit({ baseDir: this.dir });
     let inside = false;
     try {
@@ -169,19 +207,14 @@ export class GitStateStore implements StateStore {
     return status.files.map((f) => f.path).filter((p) => p.endsWith(ROOT_FILE) || p.includes(`${GROUPS_DIR}/`));
   }
 
-  /** @internal Atomic file write: a crash leaves the old file or the new one, never half of either. */
+  /** @internal Atomic write of a state file; failures name the file. */
   async writeAtomic(rel: string, text: string): Promise<void> {
     const path = join(this.dir, rel);
-    await mkdir(join(path, ".."), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    const fh = await open(tmp, "w");
     try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await writeFileAtomic(path, text, { createDirs: true });
+    } catch (e) {
+      throw new StateError(`cannot write state file ${path}: ${(e as Error).message}`, "state_write_failed", "check the disk and the directory's permissions", { cause: e });
     }
-    await rename(tmp, path);
   }
 
   /** @internal */
@@ -258,6 +291,19 @@ class GitStateLock implements StateLock {
 
   async commit(message: string): Promise<string | null> {
     if (!this.dirty) return null;
+    try {
+      return await this.commitNow(message);
+    } catch (e) {
+      throw new StateError(
+        `git commit of the state in ${this.store.dir} failed: ${(e as Error).message.trim()}`,
+        "state_commit_failed",
+        "the state files are written; fix the repository and run apply again to commit them",
+        { cause: e },
+      );
+    }
+  }
+
+  private async commitNow(message: string): Promise<string | null> {
     const dir = this.store.dir;
     const top = (await this.git.revparse(["--show-toplevel"])).trim();
     const pathspec = relative(top, dir) || ".";
@@ -303,6 +349,22 @@ function parseJson(text: string, path: string): unknown {
     return JSON.parse(text);
   } catch (e) {
     throw new StateError(`${path} is not valid JSON: ${(e as Error).message}`, "state_corrupt", "restore it from git history");
+  }
+}
+
+async function readLock(path: string): Promise<LockInfo | null | "unreadable"> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    return "unreadable";
+  }
+  try {
+    const info = JSON.parse(text) as LockInfo;
+    return typeof info?.ID === "string" ? info : "unreadable";
+  } catch {
+    return "unreadable";
   }
 }
 

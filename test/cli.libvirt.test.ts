@@ -86,6 +86,22 @@ describe("premiscale on a real libvirtd", () => {
     expect((await virsh("list", "--all", "--name")).split("\n").filter((n) => n.startsWith(`${g}-`))).toHaveLength(1);
   });
 
+  it("refuses a saved plan once the config has changed, and reports an unwritable plan path clearly", async () => {
+    const g = "e2eg";
+    const dir = await project(g, 1);
+    expect((await premiscale(dir, ["plan", "--out", "p.json"])).code).toBe(0);
+    await writeFile(join(dir, "premiscale.yaml"), configText({ group: g, desired: 1, memoryMiB: 96 }));
+    const r = await premiscale(dir, ["apply", "p.json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/config .*premiscale\.yaml changed since this plan was made/);
+    expect(await leftovers(`${g}-`)).toEqual([]);
+
+    const bad = await premiscale(dir, ["plan", "--out", "no/such/dir/p.json"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/cannot write the plan to no\/such\/dir\/p\.json/);
+    expect(bad.stderr).not.toMatch(/internal error/);
+  });
+
   it("shows a VM stopped outside premiscale as drift and replaces it", async () => {
     const g = "e2ec";
     const dir = await project(g, 1);

@@ -86,6 +86,33 @@ describe("premiscale plan and apply without a reachable host", () => {
   });
 });
 
+describe("secrets and unreachable hosts", () => {
+  const withSecret = configText({ uri: "qemu+tcp://127.0.0.1:1/system", desired: 0 }) +
+    "      userData: |\n        #cloud-config\n        password: ${env:WEB_PW}\n";
+
+  it("validate passes without the secrets apply needs, and names them", async () => {
+    const dir = await projectDir(withSecret);
+    const r = await premiscale(dir, ["validate"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/apply will need the environment variable WEB_PW/);
+  });
+
+  it("apply refuses to start without a secret the user-data needs", async () => {
+    const dir = await projectDir(withSecret);
+    const r = await premiscale(dir, ["apply", "--auto-approve"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/environment variable WEB_PW is not set/);
+  });
+
+  it("plan fails when a host cannot be observed, even if nothing needs placing there", async () => {
+    const dir = await projectDir(withSecret);
+    const r = await premiscale(dir, ["plan"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Error: host local \(qemu\+tcp:\/\/127\.0\.0\.1:1\/system\) could not be observed/);
+    noStackTrace(r.stderr);
+  });
+});
+
 describe("premiscale show and apply PLANFILE", () => {
   it("refuses a plan file that is not JSON, or was altered", async () => {
     const dir = await projectDir(configText());
