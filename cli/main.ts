@@ -3,11 +3,10 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { PremiscaleError } from "../config/errors.js";
+import { VERSION } from "../config/version.js";
 import { runApply, runForceUnlock, runPlan, runShow, runStateList, runValidate } from "./commands.js";
 import { processOutput, type Output } from "./output.js";
 
-/** premiscale's version (kept in step with package.json). */
-export const VERSION = "0.1.0";
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, error: 1, changes: 2 } as const;

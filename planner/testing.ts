@@ -1,6 +1,7 @@
 /** Small builders of configs, observations and states for tests (pure, importable by any test). */
 import type { Config, GroupConfig, HostConfig, VmTemplate } from "../config/types.js";
 import type { Decision } from "../policies/decision.js";
+import { decideFromConfig } from "../policies/static.js";
 import type { HostCapacity, HostObservation, OwnedDomain } from "../providers/provider.js";
 import type { Instance, State } from "../state/types.js";
 import type { PlanInput } from "./compute-plan.js";
@@ -128,15 +129,8 @@ export function uuidSequence(start = 1): () => string {
   };
 }
 
-/** Decisions that take each group's `desired` from config, clamped. */
-export function configDecisions(config: Config): Decision[] {
-  return config.groups.map((g) => ({
-    group: g.name,
-    desired: Math.min(g.max, Math.max(g.min, g.desired)),
-    code: "config",
-    reason: `desired: ${g.desired} in config`,
-  }));
-}
+/** Decisions that take each group's `desired` from config, clamped: the real static source. */
+export const configDecisions = (config: Config): Decision[] => decideFromConfig(config);
 
 /** A full PlanInput with test defaults: observations of every host, decisions from config, TEST_NOW. */
 export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanInput {

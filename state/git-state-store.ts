@@ -4,6 +4,7 @@ import { hostname, userInfo } from "node:os";
 import { join, relative } from "node:path";
 import { simpleGit, type SimpleGit } from "simple-git";
 import { StateError } from "../config/errors.js";
+import { VERSION } from "../config/version.js";
 import { writeFileAtomic } from "./atomic-file.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
 import { STATE_VERSION, type GroupState, type Instance, type State } from "./types.js";
@@ -11,7 +12,6 @@ import { STATE_VERSION, type GroupState, type Instance, type State } from "./typ
 const ROOT_FILE = "state.json";
 const GROUPS_DIR = "groups";
 const LOCK_FILE = ".premiscale.lock";
-const VERSION = "0.1.0";
 
 /**
  * State in a directory tracked by git: `state.json` holds version, lineage and serial; `groups/<name>.json` holds

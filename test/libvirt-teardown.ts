@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { METADATA_NS as NS } from "../providers/libvirt/domain-xml.js";
 import setup from "./global-setup.js";
 
-const NS = "https://premiscale.dev/xmlns/instance/v1";
 const virsh = (...args: string[]) => execFileSync("virsh", ["-q", "-c", "qemu:///system", ...args], { encoding: "utf8" });
 
 /** Builds dist/ first, and after the libvirt tests fails the run if any premiscale domain or VM volume is left. */
