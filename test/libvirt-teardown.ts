@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { METADATA_NS as NS } from "../providers/libvirt/domain-xml.js";
 import setup from "./global-setup.js";
 
-const virsh = (...args: string[]) => execFileSync("virsh", ["-q", "-c", "qemu:///system", ...args], { encoding: "utf8" });
+const virsh = (...args: string[]) => execFileSync("virsh", ["-q", "-c", "qemu:///system", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 
 /** Builds dist/ first, and after the libvirt tests fails the run if any premiscale domain or VM volume is left. */
 export default function libvirtSetup(): () => void {
