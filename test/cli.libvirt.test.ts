@@ -2,6 +2,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { simpleGit } from "simple-git";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../cli/main.js";
+import type { Output } from "../cli/output.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import { configText, premiscale, projectDir } from "./support/cli.js";
 import { ensureBlankBase, leftovers, virsh } from "./support/libvirt.js";
@@ -100,6 +102,26 @@ describe("premiscale on a real libvirtd", () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/cannot write the plan to no\/such\/dir\/p\.json/);
     expect(bad.stderr).not.toMatch(/internal error/);
+  });
+
+  it("asks on a terminal: 'no' changes nothing, 'yes' applies", async () => {
+    const g = "e2eh";
+    const dir = await project(g, 1);
+    const run = async (answer: string) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const io: Output = { out: (t) => out.push(t), err: (t) => err.push(t), color: false, interactive: true, ask: async () => answer };
+      const code = await main(["-c", join(dir, "premiscale.yaml"), "apply"], io);
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    const no = await run("no");
+    expect(no.code).toBe(1);
+    expect(no.err).toMatch(/Only 'yes' will be accepted/);
+    expect(no.err).toMatch(/Apply cancelled/);
+    expect(await leftovers(`${g}-`)).toEqual([]);
+    const yes = await run("yes");
+    expect(yes.code).toBe(0);
+    expect(yes.out).toContain("Apply complete! Resources: 1 added, 0 changed, 0 destroyed.");
   });
 
   it("shows a VM stopped outside premiscale as drift and replaces it", async () => {
