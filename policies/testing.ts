@@ -7,6 +7,7 @@ import { decideGroup, type DecideInput } from "./decide-group.js";
 import type { Decision } from "./decision.js";
 import { emptyHistory, recordDecision, type History } from "./history.js";
 import type { MetricName, ScalingSpec } from "./types.js";
+import { mulberry32 } from "../planner/random.js";
 
 /** The clock of the tests: a Monday, 12:00 UTC. */
 export const TEST_NOW = new Date("2025-06-02T12:00:00Z");
@@ -51,17 +52,8 @@ export function makeInput(over: Partial<Omit<DecideInput, "group">> & { group?: 
   };
 }
 
-/** mulberry32: a seeded PRNG in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG in [0, 1) for test traces (the planner's mulberry32). */
+export const seededRandom = mulberry32;
 
 /** What `simulate` returns: the size after every step and every decision. */
 export interface Simulation {
