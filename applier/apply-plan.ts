@@ -137,10 +137,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
 
 /** Fills `${env:NAME}` placeholders; the filled text exists only in memory and in the VM's seed. */
 export function resolveSecrets(change: Extract<Change, { action: "create" }>, env: Record<string, string | undefined>): VmSpec {
-  const missing = change.vm.secretEnv.filter((n) => env[n] === undefined);
-  if (missing.length > 0) {
-    throw new Error(`environment variable${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not set (used by the user-data of group ${change.group})`);
-  }
+  // substituteEnv refuses a variable that is not set, naming it: a guest never boots with a blank secret.
   const userData = substituteEnv(change.vm.userData, env);
   const { secretEnv: _secretEnv, ...vm } = change.vm;
   return { ...vm, userData };

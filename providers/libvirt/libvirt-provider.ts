@@ -284,13 +284,3 @@ export class LibvirtProvider implements Provider {
     this.sessions.length = 0;
   }
 }
-
-/** Runs one virsh command in a session of its own; for set-up and checks outside the provider. */
-export async function virshOnce(uri: string, command: string, timeoutMs = 30_000): Promise<VirshResult> {
-  const s = new VirshSession({ uri, timeoutMs });
-  try {
-    return await s.run(command);
-  } finally {
-    await s.close();
-  }
-}

@@ -59,7 +59,6 @@ export class VirshSession {
   private pending: Pending | null = null;
   private seq = 0;
   private readonly nonce = randomBytes(4).toString("hex");
-  private exitNote = "";
   private outScanned = 0;
   private errScanned = 0;
 
@@ -106,7 +105,6 @@ export class VirshSession {
     this.err = "";
     this.outScanned = 0;
     this.errScanned = 0;
-    this.exitNote = "";
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
     // Events of a process that was killed after a timeout must not touch the buffers or the batch of its successor.
@@ -125,8 +123,7 @@ export class VirshSession {
     child.on("exit", (code, signal) => {
       if (this.child !== child) return;
       const detail = errorLines(this.err).filter((l) => !l.startsWith("@@")).join("; ");
-      this.exitNote = detail || `virsh exited (${signal ?? code})`;
-      this.fail(new VirshSessionError(this.exitNote, "exited"), child);
+      this.fail(new VirshSessionError(detail || `virsh exited (${signal ?? code})`, "exited"), child);
     });
     this.child = child;
     return child;
