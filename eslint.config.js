@@ -18,7 +18,7 @@ export default tseslint.config(
   },
   {
     // Edges may do I/O; planner/ and policies/ stay pure.
-    files: ["cli/**", "config/**", "providers/**", "state/**", "applier/**", "server/**", "test/**", "bench/**", "**/*.test.ts"],
+    files: ["cli/**", "config/**", "providers/**", "state/**", "applier/**", "server/**", "metrics/**", "reconciler/**", "test/**", "bench/**", "**/*.test.ts", "**/*.test.tsx"],
     rules: { "no-restricted-imports": "off" },
   },
 );

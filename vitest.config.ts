@@ -9,7 +9,7 @@ export default defineConfig({
         test: {
           name: "fast",
           globalSetup: ["test/global-setup.ts"],
-          include: ["**/*.test.ts"],
+          include: ["**/*.test.ts", "**/*.test.tsx"],
           exclude: ["**/*.libvirt.test.ts", "node_modules/**", "dist/**"],
           testTimeout: 30_000,
         },
