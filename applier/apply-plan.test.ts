@@ -6,7 +6,9 @@ import { describe, expect, it } from "vitest";
 import type { Change, Plan } from "../planner/plan.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import { GitStateStore } from "../state/git-state-store.js";
+import type { VmSpec } from "../providers/provider.js";
 import { applyPlan, type ApplyEvent } from "./apply-plan.js";
+import { interruptedApplies, type JournalEntry } from "./journal.js";
 
 function create(name: string, host: string, userData = "#cloud-config\n", secretEnv: string[] = []): Change {
   const uuid = `${name}-0000-0000-0000-000000000000`;
@@ -191,5 +193,106 @@ describe("applyPlan", () => {
     await lock.release();
     expect(r.succeeded.map((c) => c.name)).toEqual(["web-1"]);
     expect(r.failed.map((f) => f.error)).toEqual(["not started: apply was interrupted", "not started: apply was interrupted"]);
+  });
+});
+
+describe("applyPlan: journal, interrupted destroys and readiness", () => {
+  const del = (name: string, host: string): Change => ({
+    action: "delete", address: `web[${name}]`, group: "web", name, uuid: `${name}-0000-0000-0000-000000000000`, host,
+    reason: "scale_in", detail: "desired 0 < current 1", gone: false,
+  });
+
+  it("journals every change's steps before they run and ends the apply in the journal", async () => {
+    const { providers, lock } = await setup(["a"]);
+    const entries: JournalEntry[] = [];
+    const r = await applyPlan(planOf([create("web-1", "a")]), { providers, lock, hostLimits: new Map(), env: {}, journal: { append: (e) => void entries.push(e) } });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(entries.map((e) => e.type)).toEqual(["apply_begin", "change_begin", "step", "change_end", "apply_end"]);
+    expect(entries[2]).toMatchObject({ address: "web[web-1]", step: "disk" });
+    expect(new Set(entries.map((e) => e.apply)).size).toBe(1);
+    expect(interruptedApplies(entries.map((e) => JSON.stringify(e)).join("\n"))).toEqual([]);
+  });
+
+  it("marks a VM `deleting` in state before its first host call, so a destroy cut short is finished later", async () => {
+    const { store, providers, lock } = await setup(["a"]);
+    await applyPlan(planOf([create("web-1", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
+    const seen: string[] = [];
+    const p = providers.get("a")!;
+    const destroy = p.destroyVm.bind(p);
+    p.destroyVm = async (vm) => {
+      seen.push(lock.current().groups[0]!.instances.find((i) => i.name === vm.name)!.status);
+      throw new Error("host went away");
+    };
+    const r = await applyPlan(planOf([del("web-1", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
+    p.destroyVm = destroy;
+    await lock.release();
+    expect(seen).toEqual(["deleting"]);
+    expect(r.failed).toHaveLength(1);
+    expect((await store.read())?.groups[0]?.instances).toMatchObject([{ name: "web-1", status: "deleting" }]);
+  });
+
+  it("waits for the check-in of VMs whose plan asks for it, with their token in the seed", async () => {
+    const { store, providers, lock } = await setup(["a"]);
+    const seeds: string[] = [];
+    const p = providers.get("a")!;
+    const createVm = p.createVm.bind(p);
+    p.createVm = (spec, onStep) => (seeds.push(spec.userData), createVm(spec, onStep));
+    const events: ApplyEvent[] = [];
+    const waited: [string, number][] = [];
+    const readiness = {
+      prepare: (s: VmSpec) => ({ ...s, userData: s.userData + `phone_home: {url: "http://x/${s.uuid}/token"}\n` }),
+      wait: async (vm: { name: string }, timeoutMs: number) => void waited.push([vm.name, timeoutMs]),
+    };
+    const change = { ...create("web-1", "a"), ready: { timeoutSeconds: 30 } } as Change;
+    const r = await applyPlan(planOf([change]), { providers, lock, hostLimits: new Map(), env: {}, readiness }, { onEvent: (e) => void events.push(e) });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(waited).toEqual([["web-1", 30_000]]);
+    expect(seeds[0]).toContain("/token");
+    expect(events.filter((e) => e.type === "apply_progress").map((e) => (e as { step: string }).step)).toEqual(["disk", "ready"]);
+    expect((await store.read())?.groups[0]?.instances).toMatchObject([{ name: "web-1", status: "running" }]);
+    // The plan (and so state and git) never saw the token.
+    expect(JSON.stringify(change)).not.toContain("/token");
+  });
+
+  it("destroys a VM that never checks in and reports it failed", async () => {
+    const { store, providers, lock } = await setup(["a"]);
+    const readiness = { prepare: (s: VmSpec) => s, wait: async (vm: { name: string }) => { throw new Error(`${vm.name} did not check in within 1 s`); } };
+    const r = await applyPlan(planOf([{ ...create("web-1", "a"), ready: { timeoutSeconds: 1 } } as Change]), { providers, lock, hostLimits: new Map(), env: {}, readiness });
+    await lock.release();
+    expect(r.failed.map((f) => f.error)).toEqual(["web-1 did not check in within 1 s"]);
+    expect(providers.get("a")!.domains.size).toBe(0);
+    expect((await store.read())?.groups[0]?.instances ?? []).toEqual([]);
+  });
+
+  it("refuses a plan that waits for check-ins when no check-in server was given", async () => {
+    const { providers, lock } = await setup(["a"]);
+    await expect(applyPlan(planOf([{ ...create("web-1", "a"), ready: { timeoutSeconds: 1 } } as Change]), { providers, lock, hostLimits: new Map(), env: {} })).rejects.toThrow(/no check-in server/);
+    await lock.release();
+    expect(providers.get("a")!.calls).toEqual([]);
+  });
+});
+
+describe("interruptedApplies", () => {
+  it("reports the changes an apply had in flight when it died, and ignores a torn last line", () => {
+    const lines = [
+      { type: "apply_begin", apply: "A", at: "t0", pid: 42, changes: 3, based_on_serial: 1 },
+      { type: "change_begin", apply: "A", at: "t1", address: "web[web-1]", action: "create", host: "a", name: "web-1", uuid: "u1" },
+      { type: "change_begin", apply: "A", at: "t1", address: "web[web-2]", action: "delete", host: "a", name: "web-2", uuid: "u2" },
+      { type: "step", apply: "A", at: "t2", address: "web[web-1]", step: "disk" },
+      { type: "step", apply: "A", at: "t3", address: "web[web-1]", step: "seed" },
+      { type: "change_end", apply: "A", at: "t4", address: "web[web-2]", ok: true },
+      { type: "change_begin", apply: "A", at: "t1", address: "web[web-3]", action: "delete", host: "b", name: "web-3", uuid: "u3" },
+    ].map((e) => JSON.stringify(e));
+    expect(interruptedApplies(lines.join("\n") + '\n{"type":"step","apply":"A","at')).toEqual([
+      {
+        apply: "A", pid: 42, startedAt: "t0", finished: 1,
+        inFlight: [
+          { address: "web[web-1]", action: "create", host: "a", lastStep: "seed" },
+          { address: "web[web-3]", action: "delete", host: "b", lastStep: null },
+        ],
+      },
+    ]);
   });
 });

@@ -2,12 +2,19 @@ import { substituteEnv } from "../config/load.js";
 import type { Change, Plan } from "../planner/plan.js";
 import type { Provider, ProviderStep, VmSpec } from "../providers/provider.js";
 import type { StateLock } from "../state/state-store.js";
+import { randomUUID } from "node:crypto";
+import type { ApplyJournal, JournalEntry } from "./journal.js";
 import { Limiter } from "./limiter.js";
+
+/** A step of a change: the provider's steps, and `ready` (waiting for the new VM to check in). */
+export type ApplyStep = ProviderStep | "ready";
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Progress of an apply, one event per step (the CLI renders them; JSON mode prints them as lines). */
 export type ApplyEvent =
   | { type: "apply_start"; address: string; action: Change["action"]; host: string }
-  | { type: "apply_progress"; address: string; step: ProviderStep; elapsedMs: number }
+  | { type: "apply_progress"; address: string; step: ApplyStep; elapsedMs: number }
   | { type: "apply_complete"; address: string; action: Change["action"]; elapsedMs: number }
   | { type: "apply_errored"; address: string; action: Change["action"]; error: string; elapsedMs: number }
   | { type: "cleanup_errored"; address: string; error: string };
@@ -34,6 +41,22 @@ export interface ApplyDeps {
   env: Record<string, string | undefined>;
   /** Monotonic clock in ms (injected so tests can control it). */
   clock?: () => number;
+  /** Where each step is recorded before it starts; none in tests that do not need it. */
+  journal?: ApplyJournal;
+  /** Wall clock for journal entries. @default () => new Date() */
+  now?: () => Date;
+  /**
+   * Readiness: what a create that asks to wait for its VM's check-in needs. `prepare` adds the check-in to the VM's
+   * user-data (with its token: never stored); `wait` resolves once the VM has checked in and rejects when
+   * `timeoutMs` passes or `signal` aborts. Without it, a plan that asks for readiness is refused.
+   */
+  readiness?: Readiness;
+}
+
+/** How apply learns that a new VM is up: see `ApplyDeps.readiness`. */
+export interface Readiness {
+  prepare(spec: VmSpec): VmSpec;
+  wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** Apply options. */
@@ -63,7 +86,15 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     return l;
   };
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
+  if (!deps.readiness && plan.changes.some((c) => c.action === "create" && c.ready)) {
+    throw new Error("this plan waits for VMs to check in, but apply was given no check-in server");
+  }
   await deps.lock.init(plan.lineage);
+  const now = deps.now ?? (() => new Date());
+  const applyId = randomUUID();
+  const journal = (entry: DistributiveOmit<JournalEntry, "apply" | "at">) =>
+    deps.journal?.append({ ...entry, apply: applyId, at: now().toISOString() } as JournalEntry);
+  journal({ type: "apply_begin", pid: process.pid, changes: plan.changes.length, based_on_serial: plan.based_on.serial });
 
   const result: ApplyResult = { succeeded: [], failed: [], commit: null, commitError: null };
   // State writes are serialised (each rewrites a file and the serial); one that fails fails only its own change.
@@ -82,12 +113,16 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
       return;
     }
     emit({ type: "apply_start", address: change.address, action: change.action, host: change.host });
-    const onStep = (step: ProviderStep) =>
+    journal({ type: "change_begin", address: change.address, action: change.action, host: change.host, name: change.name, uuid: change.uuid });
+    const onStep = (step: ApplyStep) => {
+      journal({ type: "step", address: change.address, step });
       emit({ type: "apply_progress", address: change.address, step, elapsedMs: clock() - started });
+    };
     try {
       if (!provider) throw new Error(`no provider for host ${change.host}`);
       if (change.action === "create") {
-        const spec = resolveSecrets(change, deps.env);
+        let spec = resolveSecrets(change, deps.env);
+        if (change.ready) spec = deps.readiness!.prepare(spec);
         const instance = {
           name: change.name,
           uuid: change.uuid,
@@ -99,7 +134,12 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "creating" }));
         try {
           await provider.createVm(spec, onStep);
+          if (change.ready) {
+            onStep("ready");
+            await deps.readiness!.wait({ uuid: change.uuid, name: change.name }, change.ready.timeoutSeconds * 1000, options.signal);
+          }
         } catch (e) {
+          if (options.signal?.aborted) throw e; // stopping: the `creating` record stays and the next apply replaces it
           try {
             await provider.destroyVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: 0 });
             await record(() => deps.lock.removeInstance(change.group, change.name));
@@ -111,13 +151,18 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         }
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "running" }));
       } else {
+        const known = deps.lock.current().groups.find((g) => g.name === change.group)?.instances.find((i) => i.name === change.name);
+        // Recorded before the first host call: a destroy cut short is finished by the next apply, not replaced.
+        if (known && known.status !== "deleting") await record(() => deps.lock.putInstance(change.group, { ...known, status: "deleting" }));
         await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs }, onStep);
         await record(() => deps.lock.removeInstance(change.group, change.name));
       }
       result.succeeded.push(change);
+      journal({ type: "change_end", address: change.address, ok: true });
       emit({ type: "apply_complete", address: change.address, action: change.action, elapsedMs: clock() - started });
     } catch (e) {
       result.failed.push({ change, error: message(e) });
+      journal({ type: "change_end", address: change.address, ok: false, error: message(e) });
       emit({ type: "apply_errored", address: change.address, action: change.action, error: message(e), elapsedMs: clock() - started });
     }
   };
@@ -126,6 +171,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   // that a change for another host could use.
   await Promise.all(plan.changes.map((c) => limiterFor(c.host).run(() => all.run(() => run(c)))));
   await writes;
+  journal({ type: "apply_end", succeeded: result.succeeded.length, failed: result.failed.length });
   try {
     result.commit = await deps.lock.commit(commitMessage(plan, result));
   } catch (e) {

@@ -21,6 +21,7 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
     version: "v1alpha1",
     file: "/bench/premiscale.yaml",
     state: { path: "/bench/state" },
+    server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" },
     hosts: hostNames.map((name) => ({ name, uri: `qemu+ssh://root@${name}/system`, pool: "default", accelerator: "kvm", reservedMemoryMiB: 1024, cpuOvercommit: 8, maxParallel: 4, callTimeoutSeconds: 60 })),
     groups: [],
   };
@@ -32,6 +33,7 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
       name, min: 0, max: perGroup + 10, desired: perGroup + (g % 2 ? 1 : -1), hosts: gHosts, placement: "round-robin",
       template: { vcpus: 1, memoryMiB: 512, disk: { baseImage: "base.qcow2", sizeGiB: 10 }, nic: { type: "user" }, userData: "#cloud-config\n", secretEnv: [] },
       networking: { mode: "dhcp" },
+      readiness: { checkIn: false, timeoutSeconds: 900 },
     });
     const instances = [];
     for (let i = 0; i < perGroup; i++) {

@@ -1,6 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { applyPlan, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
+import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
+import type { ServerLogLine } from "../server/check-in-server.js";
+import { startReadiness, type ReadinessService } from "../server/readiness.js";
 import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
 import { loadConfig, poolSizeIssues } from "../config/load.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
@@ -9,7 +12,7 @@ import { renderPlanText, summaryLine } from "../planner/render-text.js";
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
-import { configDigest, configPath, makePlan, observeHosts, openContext, type Context } from "./context.js";
+import { configDigest, configPath, journalPath, makePlan, observeHosts, openContext, runtimeDir, type Context } from "./context.js";
 import { styles, type Output } from "./output.js";
 
 const OK = 0;
@@ -128,6 +131,8 @@ export async function runApply(
   const ctx = await openContext(configPath(file), { checkEnv: true });
   const s = styles(io.color);
   let lock: StateLock | null = null;
+  let journal: FileJournal | null = null;
+  let readiness: ReadinessService | null = null;
   const abort = new AbortController();
   const onSigint = () => {
     if (abort.signal.aborted) process.exit(130);
@@ -137,6 +142,7 @@ export async function runApply(
   try {
     checkTargets(ctx, opts.target);
     lock = await ctx.store.lock("apply", opts.lockTimeoutMs, (e) => reportStateEvent(io, e));
+    for (const a of readInterrupted(journalPath(ctx.config))) reportInterrupted(io, a);
     const state = (await ctx.store.read()) ?? null;
     let plan: Plan;
     let unreachable: { host: string; error: string }[] = [];
@@ -182,9 +188,22 @@ export async function runApply(
     }
 
     process.on("SIGINT", onSigint);
+    process.on("SIGTERM", onSigint);
+    if (plan.changes.some((c) => c.action === "create" && c.ready)) {
+      readiness = await startReadiness({ server: ctx.config.server, runtimeDir: runtimeDir(ctx.config), logger: (l) => reportServerLine(io, l) });
+      if (!opts.json) io.err(readinessNote(ctx, readiness.mode));
+    }
+    journal = new FileJournal(journalPath(ctx.config));
     const result = await applyPlan(
       plan,
-      { providers: ctx.providers, lock, hostLimits: new Map(ctx.config.hosts.map((h) => [h.name, h.maxParallel])), env: process.env },
+      {
+        providers: ctx.providers,
+        lock,
+        hostLimits: new Map(ctx.config.hosts.map((h) => [h.name, h.maxParallel])),
+        env: process.env,
+        journal,
+        ...(readiness ? { readiness } : {}),
+      },
       {
         parallelism: opts.parallelism,
         shutdownTimeoutMs: opts.shutdownTimeoutMs,
@@ -192,11 +211,17 @@ export async function runApply(
         onEvent: (e) => (opts.json ? io.out(JSON.stringify({ ...e, timestamp: new Date().toISOString() })) : reportApplyEvent(io, e)),
       },
     );
+    journal.close({ rotate: true });
+    journal = null;
     const code = reportApplyResult(io, s, result, ctx, opts.json ?? false);
     // The reachable hosts were served; the unreachable ones still fail the run.
     return reportUnreachable(io, ctx, unreachable) ? ERROR : code;
   } finally {
     process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+    // An apply that threw keeps its journal: the next apply reports what it had in flight.
+    journal?.close({ rotate: false });
+    await readiness?.close();
     await lock?.release();
     await ctx.close();
   }
@@ -305,6 +330,25 @@ function reportStateEvent(io: Output, e: StateEvent): void {
   if (e.type === "lock_wait") io.err(`Waiting for the state lock held by ${e.holder.Who} (${e.holder.Operation}, ID ${e.holder.ID})...`);
   if (e.type === "lock_stale_removed") io.err(`Removed a stale state lock: its holder (pid ${e.holder.Pid}, ${e.holder.Operation}) no longer runs.`);
   if (e.type === "recovered_uncommitted") io.err(`Found state written but not committed by an interrupted apply (${e.files.join(", ")}); it is included in this apply's commit.`);
+}
+
+function reportInterrupted(io: Output, a: InterruptedApply): void {
+  io.err(
+    `An earlier apply (pid ${a.pid}, started ${a.startedAt}) stopped before it finished: ${a.finished} change(s) had finished, ${a.inFlight.length} were in flight:`,
+  );
+  for (const c of a.inFlight) io.err(`  ${c.action} ${c.address} on ${c.host}${c.lastStep ? `, at step ${c.lastStep}` : ", before its first step"}`);
+  io.err("The plan below finishes or undoes them (state recorded each before its first host call).");
+}
+
+function readinessNote(ctx: Context, mode: "own" | "shared"): string {
+  const { host, port, advertiseUrl } = ctx.config.server;
+  return mode === "own"
+    ? `Waiting for new VMs to check in: serving check-ins on ${host}:${port} (guests use ${advertiseUrl}) until apply ends.`
+    : `Waiting for new VMs to check in with premiscale serve on ${host}:${port}.`;
+}
+
+function reportServerLine(io: Output, l: ServerLogLine): void {
+  if (l.level !== "info") io.err(`check-in server: ${l.event}${l.reason ? `: ${l.reason}` : ""}${l.instanceId ? ` (instance ${l.instanceId})` : ""}`);
 }
 
 function reportApplyEvent(io: Output, e: ApplyEvent): void {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { simpleGit } from "simple-git";
 import { loadConfig } from "../config/load.js";
 import type { Config, HostConfig } from "../config/types.js";
@@ -8,7 +8,7 @@ import type { Plan } from "../planner/plan.js";
 import { decideFromConfig } from "../policies/static.js";
 import { makeProvider } from "../providers/index.js";
 import type { HostObservation, KnownInstance, Provider } from "../providers/provider.js";
-import { GitStateStore } from "../state/git-state-store.js";
+import { GitStateStore, RUNTIME_DIR } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 
 /** Where the config is: `-c`, else `PREMISCALE_CONFIG_PATH`, else `./premiscale.yaml`. */
@@ -55,6 +55,16 @@ export async function observeHosts(
       return ctx.providers.get(h.name)!.observe(known);
     }),
   );
+}
+
+/** This machine's own, never committed files beside the state: journal, server secret, check-in records. */
+export function runtimeDir(config: Config): string {
+  return join(config.state.path, RUNTIME_DIR);
+}
+
+/** The apply journal (see applier/journal.ts). */
+export function journalPath(config: Config): string {
+  return join(runtimeDir(config), "journal.jsonl");
 }
 
 /** sha256 of the normalised config, so a plan records exactly what it was made from. */

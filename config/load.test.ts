@@ -23,6 +23,9 @@ groups:
         baseImage: base.qcow2
 `;
 
+/** BASE for a group that does not wait for check-ins, so its user-data need not be #cloud-config. */
+const NO_CHECK_IN = BASE.replace("    template:", "    readiness: { checkIn: false }\n    template:");
+
 function parse(text: string, env: Record<string, string> = {}, files: Record<string, string> = {}) {
   return parseConfig(text, FILE, env, (p) => {
     const content = files[p];
@@ -50,7 +53,7 @@ function only(text: string, env: Record<string, string> = {}, files: Record<stri
 
 /** BASE with `userData` added to the template, indented as a literal block. */
 function withUserData(userData: string): string {
-  return BASE + "      userData: |\n" + userData.split("\n").map((l) => (l ? "        " + l : l)).join("\n");
+  return NO_CHECK_IN + "      userData: |\n" + userData.split("\n").map((l) => (l ? "        " + l : l)).join("\n");
 }
 
 describe("parseConfig", () => {
@@ -59,6 +62,7 @@ describe("parseConfig", () => {
       version: "v1alpha1",
       file: FILE,
       state: { path: "/cfg/premiscale-state" },
+      server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" },
       hosts: [
         { name: "local", uri: "qemu:///system", pool: "default", accelerator: "kvm", reservedMemoryMiB: 512, cpuOvercommit: 4, maxParallel: 4, callTimeoutSeconds: 60 },
       ],
@@ -72,9 +76,23 @@ describe("parseConfig", () => {
           placement: "round-robin",
           template: { vcpus: 1, memoryMiB: 128, disk: { baseImage: "base.qcow2", sizeGiB: 4 }, nic: { type: "user" }, userData: "", secretEnv: [] },
           networking: { mode: "dhcp" },
+          readiness: { checkIn: true, timeoutSeconds: 900 },
         },
       ],
     });
+  });
+
+  it("refuses check-ins for user-data that is not #cloud-config, pointing at the user-data", () => {
+    const issue = only(BASE + "      userData: |\n        #!/bin/sh\n        echo hi\n");
+    expect(issue).toMatchObject({ path: "groups[0].template.userData", line: 13 });
+    expect(issue.message).toMatch(/readiness.checkIn needs #cloud-config user-data/);
+    expect(issue.fix).toMatch(/readiness.checkIn: false/);
+  });
+
+  it("reads the server's listen address and derives the URL guests use", () => {
+    expect(parse(BASE + "server:\n  listen: 0.0.0.0:9000\n").server).toEqual({ host: "0.0.0.0", port: 9000, advertiseUrl: "http://10.0.2.2:9000" });
+    expect(parse(BASE + "server:\n  listen: 127.0.0.1:9000\n  advertiseUrl: http://192.168.1.5:9000/\n").server.advertiseUrl).toBe("http://192.168.1.5:9000");
+    expect(only(BASE + "server:\n  listen: 127.0.0.1:70000\n")).toMatchObject({ path: "server.listen", message: "port 70000 is not between 1 and 65535" });
   });
 
   it("makes a relative file name absolute and defaults desired to min", () => {
@@ -184,7 +202,7 @@ describe("parseConfig", () => {
   });
 
   it("reads userDataFile relative to the config file and collects its placeholders", () => {
-    const text = BASE + "      userDataFile: ./ud/web.yaml\n";
+    const text = NO_CHECK_IN + "      userDataFile: ./ud/web.yaml\n";
     const config = parse(text, { B: "1", A_1: "2" }, { "/cfg/ud/web.yaml": "#!/bin/sh\necho ${env:B} ${env:A_1} ${env:B}\n" });
     expect(config.groups[0]?.template).toMatchObject({ userData: "#!/bin/sh\necho ${env:B} ${env:A_1} ${env:B}\n", secretEnv: ["A_1", "B"] });
   });
@@ -201,7 +219,7 @@ describe("parseConfig", () => {
 
   it("names an unset environment variable and the field using it, at its line in the block", () => {
     const issue = only(withUserData("#!/bin/sh\necho ${env:TOKEN}\n"));
-    expect(issue).toMatchObject({ line: 15, column: 14, path: "groups[0].template.userData", message: "environment variable TOKEN is not set (used in groups[0].template.userData)" });
+    expect(issue).toMatchObject({ line: 16, column: 14, path: "groups[0].template.userData", message: "environment variable TOKEN is not set (used in groups[0].template.userData)" });
     expect(issue.fix).toMatch(/export TOKEN=/);
   });
 
@@ -227,10 +245,10 @@ chpasswd:
 `);
     const all = issues(text, { OK_PASSWORD: "x" });
     expect(all.map((i) => [i.line, i.column, i.message])).toEqual([
-      [15, 19, "password is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
-      [18, 32, "plain_text_passwd is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
-      [24, 25, "chpasswd password is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
-      [25, 17, "chpasswd.list is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+      [16, 19, "password is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+      [19, 32, "plain_text_passwd is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+      [25, 25, "chpasswd password is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
+      [26, 17, "chpasswd.list is a literal value; secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}"],
     ]);
     expect(JSON.stringify(all)).not.toMatch(/hunter/);
   });

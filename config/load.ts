@@ -33,6 +33,7 @@ interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networkin
 interface RawConfig {
   version: Config["version"];
   state: { path: string };
+  server: { listen: string; advertiseUrl?: string };
   hosts: HostConfig[];
   groups: RawGroup[];
 }
@@ -463,7 +464,17 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
 
     const nic: NicConfig = t.nic.type === "user" ? { type: "user" } : { type: t.nic.type, source: t.nic.source ?? "" };
     const template: VmTemplate = { vcpus: t.vcpus, memoryMiB: t.memoryMiB, disk: { ...t.disk }, nic, userData, secretEnv, ...(t.boot ? { boot: { ...t.boot } } : {}) };
-    return { name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking };
+    const readiness = { ...g.readiness };
+    if (readiness.checkIn && userData.trim() && !/^#cloud-config\s*$/m.test(userData.split("\n", 1)[0] ?? "")) {
+      issues.push(
+        src.issue(
+          [...ts, t.userDataFile !== undefined ? "userDataFile" : "userData"],
+          "readiness.checkIn needs #cloud-config user-data (premiscale adds phone_home to it), but this user-data is not #cloud-config",
+          "start the user-data with #cloud-config, or set readiness.checkIn: false",
+        ),
+      );
+    }
+    return { name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness };
   });
 
   // A VM's address must be its own: two groups drawing from overlapping pools could hand one address out twice.
@@ -482,10 +493,20 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
     version: raw.version,
     file: src.file,
     state: { path: path.resolve(dir, raw.state.path) },
+    server: serverConfig(src, raw.server, issues),
     hosts: raw.hosts.map((h) => ({ ...h })),
     groups,
   };
   return { config, issues };
+}
+
+/** `listen: host:port` split and checked; the advertised URL defaults to the port as guests on user-mode networking see it. */
+function serverConfig(src: Source, raw: RawConfig["server"], issues: ConfigIssue[]): Config["server"] {
+  const cut = raw.listen.lastIndexOf(":");
+  const host = raw.listen.slice(0, cut).replace(/^\[(.*)\]$/, "$1");
+  const port = Number(raw.listen.slice(cut + 1));
+  if (!(port >= 1 && port <= 65535)) issues.push(src.issue(["server", "listen"], `port ${raw.listen.slice(cut + 1)} is not between 1 and 65535`, "use e.g. 127.0.0.1:8970"));
+  return { host, port, advertiseUrl: (raw.advertiseUrl ?? `http://10.0.2.2:${port}`).replace(/\/+$/, "") };
 }
 
 /**

@@ -138,6 +138,19 @@ const group = obj(
     },
     template,
     networking,
+    readiness: obj(
+      "When a new VM counts as ready. Apply waits for it; one that is not ready in time is destroyed and reported.",
+      {
+        checkIn: {
+          type: "boolean",
+          default: true,
+          description:
+            "true: wait for the VM to check in (premiscale adds cloud-init phone_home with a per-VM token to its user-data; needs a #cloud-config user-data and a guest running cloud-init). false: ready once started.",
+        },
+        timeoutSeconds: int("How long a new VM has to check in (max provision time).", { minimum: 5, maximum: 86400, default: 900 }),
+      },
+      { default: { checkIn: true, timeoutSeconds: 900 } },
+    ),
   },
   { required: ["name", "max", "hosts", "template"] },
 );
@@ -156,6 +169,17 @@ export const configSchema: Schema = {
           path: str("State directory, relative to this config file.", { default: "./premiscale-state" }),
         },
         { default: { path: "./premiscale-state" } },
+      ),
+      server: obj(
+        "The check-in server (`premiscale serve`, or apply itself while no server runs) that new VMs phone home to.",
+        {
+          listen: str("Address and port to listen on.", { pattern: "^[^\\s]+:[0-9]{1,5}$", default: "127.0.0.1:8970" }),
+          advertiseUrl: str(
+            "The server as guests reach it. Default: http://10.0.2.2:<port>, the host's loopback seen from QEMU user-mode networking.",
+            { pattern: "^https?://" },
+          ),
+        },
+        { default: { listen: "127.0.0.1:8970" } },
       ),
       hosts: list("libvirt hosts.", host, { minItems: 1 }),
       groups: list("Autoscaling groups.", group, { minItems: 1 }),

@@ -79,6 +79,25 @@ export interface GroupConfig {
   placement: PlacementStrategyName;
   template: VmTemplate;
   networking: NetworkingConfig;
+  readiness: ReadinessConfig;
+}
+
+/** When a new VM counts as ready. */
+export interface ReadinessConfig {
+  /** Wait for the VM's cloud-init phone_home check-in (else: ready once started). @default true */
+  checkIn: boolean;
+  /** Max provision time: a VM not checked in by then is destroyed and reported. @default 900 */
+  timeoutSeconds: number;
+}
+
+/** The check-in server. */
+export interface ServerConfig {
+  /** @default "127.0.0.1" */
+  host: string;
+  /** @default 8970 */
+  port: number;
+  /** How guests reach it. @default `http://10.0.2.2:<port>` (the host's loopback from QEMU user-mode networking) */
+  advertiseUrl: string;
 }
 
 /** Where the git-tracked state lives. */
@@ -93,6 +112,7 @@ export interface Config {
   /** Absolute path of the file it came from. */
   file: string;
   state: StateConfig;
+  server: ServerConfig;
   hosts: HostConfig[];
   groups: GroupConfig[];
 }

@@ -158,6 +158,21 @@ describe("computePlan", () => {
     expect(deletes(plan.changes)[0]).toMatchObject({ gone: !defined });
   });
 
+  it.each([
+    ["whose domain still exists", true],
+    ["whose domain is already undefined", false],
+  ] as const)("finishes a half-deleted instance %s without replacing it", (_, defined) => {
+    const config = makeConfig({ groups: [{ desired: 1 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a", { status: "deleting" })] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), ...(defined ? [makeDomain("web-2", { state: "shutoff" })] : [])] });
+    const plan = computePlan(makeInput({ config, state, observations: [obs] }));
+    expect(plan.drift).toEqual([]);
+    expect(plan.warnings).toEqual([expect.stringMatching(/web\[web-2\] on host a was left half-deleted/)]);
+    expect(plan.changes.map((c) => [c.action, c.name, c.reason])).toEqual([["delete", "web-2", "interrupted_delete"]]);
+    expect(deletes(plan.changes)[0]).toMatchObject({ gone: !defined });
+    expect(plan.groups[0]).toMatchObject({ current: 1, desired: 1 });
+  });
+
   it.each(["shutoff", "crashed"] as const)("replaces an instance whose domain is %s", (state) => {
     const config = makeConfig({ groups: [{ desired: 1 }] });
     const st = makeState({ web: [makeInstance("web-1", "a")] });

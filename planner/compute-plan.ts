@@ -181,6 +181,10 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       w.warnings.push(`${group.name}[${inst.name}] on host ${inst.host} was left half-created by an interrupted apply: it is removed and replaced`);
       w.changes.push(deleteChange(at, inst.uuid, "interrupted_create", "create never finished: remove what exists of it", !domain));
       replaced.push({ name: inst.name, reason: "interrupted_create" });
+    } else if (inst.status === "deleting") {
+      // A destroy was cut short: finish it. It was meant to go, so it is neither counted nor replaced.
+      w.warnings.push(`${group.name}[${inst.name}] on host ${inst.host} was left half-deleted by an interrupted apply: its removal is finished`);
+      w.changes.push(deleteChange(at, inst.uuid, "interrupted_delete", "delete never finished: finish removing it", !domain));
     } else if (!domain) {
       w.drift.push({ kind: "missing", ...at, detail: "no longer exists on the host" });
       w.changes.push(deleteChange(at, inst.uuid, "replace_missing", "domain no longer exists: forget it and remove its volumes", true));
@@ -329,6 +333,7 @@ function scaleOut(
         networkConfig: renderNetworkConfig(mac, net, address),
       },
       ...(address !== undefined ? { address_v4: address } : {}),
+      ...(group.readiness.checkIn ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds } } : {}),
     };
     w.changes.push(change);
   });

@@ -14,7 +14,8 @@ export type ActionReason =
   | "replace_missing" // state has it, the host does not: forget it (its volumes are removed) and make a new one
   | "replace_stopped" // the domain is shut off / crashed outside premiscale: remove it and make a new one
   | "orphan" // a domain of ours (same lineage) that state does not know: left by an interrupted apply
-  | "interrupted_create"; // state records a create that never finished: remove what exists of it and make a new one
+  | "interrupted_create" // state records a create that never finished: remove what exists of it and make a new one
+  | "interrupted_delete"; // state records a delete that never finished: finish it (nothing replaces it)
 
 /** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
 export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };
@@ -39,6 +40,8 @@ export type Change =
       vm: PlannedVm;
       /** Static address assigned from the group's pool. */
       address_v4?: string;
+      /** Apply waits this long for the VM to check in; absent when the group does not wait (ready once started). */
+      ready?: { timeoutSeconds: number };
     })
   | (ChangeBase & {
       action: "delete";

@@ -43,7 +43,7 @@ export function makeTemplate(template: Partial<VmTemplate> = {}): VmTemplate {
 
 /**
  * A normalised config. Hosts may be names; groups default to group "web" of size 1 (min 0, max 10) on every
- * host, round-robin, DHCP.
+ * host, round-robin, DHCP, ready once started (no check-in).
  */
 export function makeConfig(
   opts: { hosts?: (string | (Partial<HostConfig> & { name: string }))[]; groups?: (Partial<Omit<GroupConfig, "template">> & { template?: Partial<VmTemplate> })[] } = {},
@@ -58,11 +58,12 @@ export function makeConfig(
       hosts: hosts.map((h) => h.name),
       placement: "round-robin",
       networking: { mode: "dhcp" },
+      readiness: { checkIn: false, timeoutSeconds: 900 },
       ...g,
       template: makeTemplate(g.template),
     }),
   );
-  return { version: "v1alpha1", file: "/test/premiscale.yaml", state: { path: "/test/state" }, hosts, groups };
+  return { version: "v1alpha1", file: "/test/premiscale.yaml", state: { path: "/test/state" }, server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" }, hosts, groups };
 }
 
 /** An instance in state. */

@@ -12,6 +12,11 @@ import { STATE_VERSION, type GroupState, type Instance, type State } from "./typ
 const ROOT_FILE = "state.json";
 const GROUPS_DIR = "groups";
 const LOCK_FILE = ".premiscale.lock";
+/**
+ * This machine's own files beside the state, never committed: the apply journal, the check-in server's secret and
+ * its check-in records.
+ */
+export const RUNTIME_DIR = ".premiscale";
 
 /**
  * State in a directory tracked by git: `state.json` holds version, lineage and serial; `groups/<name>.json` holds
@@ -193,11 +198,15 @@ export class GitStateStore implements StateStore {
     }
     if (!inside) await git.init(["--initial-branch=main", "--quiet"]);
     const ignore = join(this.dir, ".gitignore");
+    let current: string | null = null;
     try {
-      await readFile(ignore);
+      current = await readFile(ignore, "utf8");
     } catch {
-      await writeFile(ignore, `${LOCK_FILE}\n*.tmp\n`);
+      current = null;
     }
+    const wanted = [LOCK_FILE, "*.tmp", `${RUNTIME_DIR}/`];
+    const missing = wanted.filter((w) => !(current ?? "").split("\n").includes(w));
+    if (missing.length > 0) await writeFile(ignore, `${current ?? ""}${current && !current.endsWith("\n") ? "\n" : ""}${missing.join("\n")}\n`);
     return git;
   }
 

@@ -14,9 +14,11 @@ export interface Instance {
   created: string;
   /**
    * `creating` is written before the first host call of a create (so a crash part-way leaves a record the next
-   * plan cleans up); `running` once the VM is created and started.
+   * plan cleans up); `running` once the VM is created and started (and, when the group waits for readiness, has
+   * checked in); `deleting` is written before the first host call of a destroy, so a destroy cut short is finished
+   * by the next apply instead of being mistaken for a VM that vanished (and replaced).
    */
-  status: "creating" | "running";
+  status: "creating" | "running" | "deleting";
   /** Static IPv4 address when the group uses a static pool. */
   address?: string;
 }

@@ -31,8 +31,8 @@ export async function projectDir(configText: string): Promise<string> {
   return dir;
 }
 
-/** A one-host, one-group config; `state.path` stays inside the project dir. */
-export function configText(o: { uri?: string; desired?: number; max?: number; baseImage?: string; group?: string; memoryMiB?: number } = {}): string {
+/** A one-host, one-group config; `state.path` stays inside the project dir. VMs boot a blank disk, so by default the group does not wait for check-ins. */
+export function configText(o: { uri?: string; desired?: number; max?: number; baseImage?: string; group?: string; memoryMiB?: number; checkIn?: boolean } = {}): string {
   return `version: v1alpha1
 state:
   path: ./state
@@ -48,6 +48,8 @@ groups:
     max: ${o.max ?? 4}
     desired: ${o.desired ?? 2}
     hosts: [local]
+    readiness:
+      checkIn: ${o.checkIn ?? false}
     template:
       vcpus: 1
       memoryMiB: ${o.memoryMiB ?? 80}

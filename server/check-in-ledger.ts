@@ -1,0 +1,79 @@
+import { randomBytes } from "node:crypto";
+import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { PremiscaleError } from "../config/errors.js";
+import { writeFileAtomic } from "../state/atomic-file.js";
+import type { CheckIn } from "./check-in-server.js";
+import { MIN_SECRET_BYTES } from "./instance-token.js";
+
+/**
+ * The check-in ledger: one file per instance that checked in, `<dir>/check-ins/<instance id>.json`, written
+ * atomically by whichever process runs the check-in server (`premiscale serve`, or apply itself) and read by apply
+ * while it waits for readiness. It lives in the state directory's local, git-ignored `.premiscale/` folder, beside
+ * the server secret; it never holds a token.
+ */
+export class CheckInLedger {
+  constructor(readonly dir: string) {}
+
+  private file(instanceId: string): string {
+    return join(this.dir, "check-ins", `${instanceId}.json`);
+  }
+
+  /** Records an instance's latest check-in. */
+  async record(checkIn: CheckIn): Promise<void> {
+    await writeFileAtomic(this.file(checkIn.instanceId), JSON.stringify(checkIn, null, 2) + "\n", { mode: 0o600, createDirs: true });
+  }
+
+  /** The instance's latest check-in, or null when it has not checked in. */
+  async get(instanceId: string): Promise<CheckIn | null> {
+    try {
+      return JSON.parse(await readFile(this.file(instanceId), "utf8")) as CheckIn;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw new PremiscaleError(`cannot read check-in record ${this.file(instanceId)}: ${(e as Error).message}`, "ledger_unreadable", "remove the file; the VM's next check-in rewrites it");
+    }
+  }
+
+  /** Forgets an instance (its VM was destroyed). */
+  async forget(instanceId: string): Promise<void> {
+    await rm(this.file(instanceId), { force: true });
+  }
+}
+
+/**
+ * The server secret behind every instance token, `<dir>/server.secret` (hex, mode 0600). Made on first use; two
+ * processes starting at once agree on one (the file is created with its content in one step via a hard link).
+ */
+export async function loadServerSecret(dir: string): Promise<Buffer> {
+  const path = join(dir, "server.secret");
+  const read = async (): Promise<Buffer | null> => {
+    try {
+      const hex = (await readFile(path, "utf8")).trim();
+      const secret = Buffer.from(hex, "hex");
+      if (secret.length < MIN_SECRET_BYTES || secret.toString("hex") !== hex.toLowerCase()) {
+        throw new PremiscaleError(
+          `the server secret ${path} is not ${MIN_SECRET_BYTES} or more bytes of hex`,
+          "secret_invalid",
+          "remove the file to make a new one (VMs created with the old one then cannot check in again)",
+        );
+      }
+      return secret;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+  };
+  const existing = await read();
+  if (existing) return existing;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, randomBytes(MIN_SECRET_BYTES).toString("hex") + "\n", { mode: 0o600 });
+  try {
+    await link(tmp, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return (await read())!;
+}

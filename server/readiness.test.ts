@@ -1,0 +1,152 @@
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { afterEach, describe, expect, it } from "vitest";
+import type { VmSpec } from "../providers/provider.js";
+import { createCheckInServer, type ServerLogLine } from "./check-in-server.js";
+import { CheckInLedger, loadServerSecret } from "./check-in-ledger.js";
+import { hmacTokenVerifier } from "./instance-token.js";
+import { startReadiness, withPhoneHome, type ReadinessService } from "./readiness.js";
+
+const UUID = "6f1c1a52-3b7e-4c1e-9a47-0d5f1f5d2a10";
+const spec = (userData: string): VmSpec => ({
+  name: "web-6f1c1a52",
+  uuid: UUID,
+  group: "web",
+  lineage: "l",
+  createdAt: "2026-01-01T00:00:00.000Z",
+  vcpus: 1,
+  memoryMiB: 128,
+  accelerator: "qemu",
+  pool: "default",
+  baseImage: "base.qcow2",
+  diskSizeGiB: 1,
+  mac: "52:54:00:00:00:01",
+  nic: { type: "user" },
+  userData,
+  networkConfig: "",
+});
+
+/** What a guest would do: POST its check-in to the URL its user-data names, as cloud-init's phone_home does. */
+async function phoneHome(userData: string, serverUrl: string, advertised: string): Promise<number> {
+  const url = (parse(userData) as { phone_home: { url: string } }).phone_home.url.replace("$INSTANCE_ID", UUID).replace(advertised, serverUrl);
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: `instance_id=${UUID}&hostname=web&fqdn=web.local`,
+  });
+  return res.status;
+}
+
+describe("withPhoneHome", () => {
+  const ph = { url: "http://10.0.2.2:1/phone-home/$INSTANCE_ID/tok", post: "all" as const, tries: 10 };
+
+  it("adds phone_home to cloud-config and keeps the rest", () => {
+    const out = withPhoneHome("#cloud-config\n# users come first\npackages: [nginx]\n", ph);
+    expect(out.startsWith("#cloud-config\n")).toBe(true);
+    expect(out).toContain("# users come first");
+    expect(parse(out)).toEqual({ packages: ["nginx"], phone_home: ph });
+  });
+
+  it("replaces a phone_home the template had, and fills empty user-data", () => {
+    expect(parse(withPhoneHome("#cloud-config\nphone_home: {url: http://elsewhere/}\n", ph))).toEqual({ phone_home: ph });
+    const empty = withPhoneHome("", ph);
+    expect(empty.startsWith("#cloud-config\n")).toBe(true);
+    expect(parse(empty)).toEqual({ phone_home: ph });
+  });
+
+  it("refuses user-data that is not a mapping", () => {
+    expect(() => withPhoneHome("#cloud-config\n- a\n- b\n", ph)).toThrow(/not a #cloud-config mapping/);
+  });
+});
+
+describe("startReadiness", () => {
+  const dirs: string[] = [];
+  const services: ReadinessService[] = [];
+  const logs: ServerLogLine[] = [];
+  const logger = (l: ServerLogLine) => void logs.push(l);
+  afterEach(async () => {
+    await Promise.all(services.splice(0).map((s) => s.close()));
+    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  });
+  const tempDir = async () => {
+    const d = await mkdtemp(join(tmpdir(), "premiscale-ready-"));
+    dirs.push(d);
+    return d;
+  };
+
+  it("serves check-ins itself when the port is free, and wait resolves once the VM phoned home", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const advertised = `http://10.0.2.2:${port}`;
+    const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: advertised }, runtimeDir: dir, logger });
+    services.push(r);
+    expect(r.mode).toBe("own");
+    const userData = r.prepare(spec("#cloud-config\n")).userData;
+    const waiting = r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 10_000);
+    expect(await phoneHome(userData, `http://127.0.0.1:${port}`, advertised)).toBe(200);
+    await expect(waiting).resolves.toBeUndefined();
+    // Recorded for `premiscale serve` and later applies, without the token.
+    const record = await new CheckInLedger(dir).get(UUID);
+    expect(record).toMatchObject({ instanceId: UUID, hostname: "web", fqdn: "web.local" });
+    expect(JSON.stringify(record)).not.toContain(userData.match(/phone-home\/\$INSTANCE_ID\/([^"\s]+)/)![1]!);
+  });
+
+  it("refuses a forged token: the VM is not ready", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: `http://127.0.0.1:${port}` }, runtimeDir: dir, logger });
+    services.push(r);
+    const forged = r.prepare(spec("#cloud-config\n")).userData.replace(/(phone-home\/\$INSTANCE_ID\/)[^"\s]+/, "$1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    expect(await phoneHome(forged, `http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`)).toBe(403);
+    await expect(r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 600)).rejects.toThrow(/web-6f1c1a52 did not check in within 1 s/);
+  });
+
+  it("reads the shared ledger when premiscale serve already listens on the port", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const ledger = new CheckInLedger(dir);
+    // Stands in for `premiscale serve`: the same secret and ledger directory.
+    const serve = createCheckInServer({ host: "127.0.0.1", port, tokens: hmacTokenVerifier(await loadServerSecret(dir)), logger, defaultMetrics: false, onCheckIn: (c) => void ledger.record(c) });
+    await serve.listen();
+    try {
+      const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: `http://127.0.0.1:${port}` }, runtimeDir: dir, logger });
+      services.push(r);
+      expect(r.mode).toBe("shared");
+      const waiting = r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 10_000);
+      expect(await phoneHome(r.prepare(spec("")).userData, `http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`)).toBe(200);
+      await expect(waiting).resolves.toBeUndefined();
+    } finally {
+      await serve.close();
+    }
+  });
+
+  it("stops waiting when the apply is interrupted", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: `http://127.0.0.1:${port}` }, runtimeDir: dir, logger });
+    services.push(r);
+    const ac = new AbortController();
+    const waiting = r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 60_000, ac.signal);
+    setTimeout(() => ac.abort(), 100);
+    await expect(waiting).rejects.toThrow(/interrupted/);
+  });
+
+  it("keeps one secret for every process that starts at once", async () => {
+    const dir = await tempDir();
+    const secrets = await Promise.all(Array.from({ length: 8 }, () => loadServerSecret(dir)));
+    expect(new Set(secrets.map((s) => s.toString("hex"))).size).toBe(1);
+    expect((await readdir(dir)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
