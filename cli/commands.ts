@@ -1,9 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { applyPlan, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
+import { applyPlan } from "../applier/apply-plan.js";
 import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
 import { startReadiness, type ReadinessService } from "../server/readiness.js";
+import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
 import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
 import { loadConfig, poolSizeIssues } from "../config/load.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
@@ -13,7 +14,7 @@ import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
 import { configDigest, configPath, journalPath, makePlan, observeHosts, openContext, runtimeDir, type Context } from "./context.js";
-import { styles, type Output } from "./output.js";
+import type { Output } from "./output.js";
 
 const OK = 0;
 const ERROR = 1;
@@ -129,15 +130,16 @@ export async function runApply(
     );
   }
   const ctx = await openContext(configPath(file), { checkEnv: true });
-  const s = styles(io.color);
   let lock: StateLock | null = null;
   let journal: FileJournal | null = null;
   let readiness: ReadinessService | null = null;
+  let reporter: ApplyReporter | null = null;
+  let note = (text: string) => io.err(text);
   const abort = new AbortController();
   const onSigint = () => {
     if (abort.signal.aborted) process.exit(130);
     abort.abort();
-    io.err("Interrupt received: finishing the changes in flight, then writing state. Press Ctrl-C again to stop at once (state may need `premiscale apply` again).");
+    note("Interrupt received: finishing the changes in flight, then writing state. Press Ctrl-C again to stop at once (state may need `premiscale apply` again).");
   };
   try {
     checkTargets(ctx, opts.target);
@@ -164,8 +166,7 @@ export async function runApply(
       plan = saved;
     } else {
       ({ plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null }));
-      if (opts.json) emitJsonPlan(io, plan);
-      else io.out(renderPlanText(plan, { color: io.color }));
+      writePlan({ mode: opts.json ? "json" : "plain", sink: outputSink(io.out), plan, color: io.color });
       if (opts.target && !opts.json) io.err(targetWarning());
       if (plan.errors.length > 0) {
         reportUnreachable(io, ctx, unreachable);
@@ -187,11 +188,22 @@ export async function runApply(
       return OK;
     }
 
+    const mode = chooseMode({ json: opts.json, isTTY: process.stderr.isTTY === true && io.interactive, ci: isCI(process.env), term: process.env.TERM });
+    const live = createApplyReporter({
+      mode,
+      stream: mode === "tui" ? process.stderr : outputSink(mode === "json" ? io.out : io.err),
+      out: outputSink(io.out),
+      plan,
+      color: io.color,
+      statePath: ctx.config.state.path,
+    });
+    reporter = live;
+    note = (text) => live.note(text, "warn");
     process.on("SIGINT", onSigint);
     process.on("SIGTERM", onSigint);
     if (plan.changes.some((c) => c.action === "create" && c.ready)) {
-      readiness = await startReadiness({ server: ctx.config.server, runtimeDir: runtimeDir(ctx.config), logger: (l) => reportServerLine(io, l) });
-      if (!opts.json) io.err(readinessNote(ctx, readiness.mode));
+      readiness = await startReadiness({ server: ctx.config.server, runtimeDir: runtimeDir(ctx.config), logger: (l) => reportServerLine(note, l) });
+      live.note(readinessNote(ctx, readiness.mode));
     }
     journal = new FileJournal(journalPath(ctx.config));
     const result = await applyPlan(
@@ -208,15 +220,18 @@ export async function runApply(
         parallelism: opts.parallelism,
         shutdownTimeoutMs: opts.shutdownTimeoutMs,
         signal: abort.signal,
-        onEvent: (e) => (opts.json ? io.out(JSON.stringify({ ...e, timestamp: new Date().toISOString() })) : reportApplyEvent(io, e)),
+        onEvent: (e) => live.onEvent(e),
       },
     );
     journal.close({ rotate: true });
     journal = null;
-    const code = reportApplyResult(io, s, result, ctx, opts.json ?? false);
+    await live.finish(result);
+    reporter = null;
+    const code = applySucceeded(result) ? OK : ERROR;
     // The reachable hosts were served; the unreachable ones still fail the run.
     return reportUnreachable(io, ctx, unreachable) ? ERROR : code;
   } finally {
+    reporter?.stop();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
     // An apply that threw keeps its journal: the next apply reports what it had in flight.
@@ -319,13 +334,6 @@ async function writePlanFile(path: string, text: string): Promise<void> {
   }
 }
 
-function emitJsonPlan(io: Output, plan: Plan): void {
-  for (const c of plan.changes) {
-    io.out(JSON.stringify({ type: "planned_change", change: { address: c.address, action: c.action, host: c.host, reason: c.reason, detail: c.detail } }));
-  }
-  io.out(JSON.stringify({ type: "change_summary", changes: plan.summary, errors: plan.errors, drift: plan.drift }));
-}
-
 function reportStateEvent(io: Output, e: StateEvent): void {
   if (e.type === "lock_wait") io.err(`Waiting for the state lock held by ${e.holder.Who} (${e.holder.Operation}, ID ${e.holder.ID})...`);
   if (e.type === "lock_stale_removed") io.err(`Removed a stale state lock: its holder (pid ${e.holder.Pid}, ${e.holder.Operation}) no longer runs.`);
@@ -347,50 +355,8 @@ function readinessNote(ctx: Context, mode: "own" | "shared"): string {
     : `Waiting for new VMs to check in with premiscale serve on ${host}:${port}.`;
 }
 
-function reportServerLine(io: Output, l: ServerLogLine): void {
-  if (l.level !== "info") io.err(`check-in server: ${l.event}${l.reason ? `: ${l.reason}` : ""}${l.instanceId ? ` (instance ${l.instanceId})` : ""}`);
-}
-
-function reportApplyEvent(io: Output, e: ApplyEvent): void {
-  const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
-  switch (e.type) {
-    case "apply_start":
-      io.err(`${e.address}: ${e.action === "create" ? "Creating" : "Destroying"}... [host ${e.host}]`);
-      break;
-    case "apply_progress":
-      io.err(`${e.address}: ${e.step}... [${secs(e.elapsedMs)} elapsed]`);
-      break;
-    case "apply_complete":
-      io.err(`${e.address}: ${e.action === "create" ? "Creation" : "Destruction"} complete after ${secs(e.elapsedMs)}`);
-      break;
-    case "apply_errored":
-      io.err(`${e.address}: ${e.action === "create" ? "Creation" : "Destruction"} failed after ${secs(e.elapsedMs)}: ${e.error}`);
-      break;
-    case "cleanup_errored":
-      io.err(`${e.address}: could not remove the half-created VM: ${e.error} (state keeps it as 'creating'; the next apply removes it)`);
-      break;
-  }
-}
-
-function reportApplyResult(io: Output, s: ReturnType<typeof styles>, r: ApplyResult, ctx: Context, json: boolean): number {
-  const added = r.succeeded.filter((c) => c.action === "create").length;
-  const destroyed = r.succeeded.filter((c) => c.action === "delete").length;
-  if (json) {
-    const failed = r.failed.length > 0 || r.commitError !== null;
-    io.out(JSON.stringify({ type: failed ? "apply_failed" : "apply_finished", added, changed: 0, destroyed, failed: r.failed.map((f) => ({ address: f.change.address, error: f.error })), commit: r.commit, commitError: r.commitError }));
-    return failed ? ERROR : OK;
-  }
-  if (r.commit) io.err(`State committed: ${r.commit.slice(0, 12)} in ${ctx.config.state.path}`);
-  if (r.commitError) io.err(`Error: state was written to ${ctx.config.state.path} but not committed: ${r.commitError}\n  the next apply commits it; fix the git repository first`);
-  if (r.failed.length === 0 && !r.commitError) {
-    io.out(s.green(s.bold(`\nApply complete! Resources: ${added} added, 0 changed, ${destroyed} destroyed.`)));
-    return OK;
-  }
-  io.out(s.red(s.bold(`\nApply failed: ${r.failed.length} of ${r.failed.length + r.succeeded.length} changes failed. Resources: ${added} added, 0 changed, ${destroyed} destroyed.`)));
-  for (const c of r.succeeded) io.out(`  ok      ${c.action} ${c.address} on ${c.host}`);
-  for (const f of r.failed) io.out(`  failed  ${f.change.action} ${f.change.address} on ${f.change.host}: ${f.error}`);
-  io.out("State records what succeeded. Fix the cause and run premiscale apply again: it converges.");
-  return ERROR;
+function reportServerLine(note: (text: string) => void, l: ServerLogLine): void {
+  if (l.level !== "info") note(`check-in server: ${l.event}${l.reason ? `: ${l.reason}` : ""}${l.instanceId ? ` (instance ${l.instanceId})` : ""}`);
 }
 
 function table(rows: string[][]): string {
