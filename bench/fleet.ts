@@ -22,6 +22,8 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
     file: "/bench/premiscale.yaml",
     state: { path: "/bench/state" },
     server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" },
+    metrics: { intervalSeconds: 15, store: { type: "sqlite", path: "/test/state/.premiscale/metrics.db", rawRetentionSeconds: 86400, rollupRetentionSeconds: 2592000 } },
+    gitops: { repo: null, branch: "main", path: "premiscale.yaml", mode: "auto", intervalSeconds: 60, workDir: "/var/lib/premiscale/repo", planTtlSeconds: 86400, lock: { ttlSeconds: 300 }, webhook: null },
     hosts: hostNames.map((name) => ({ name, uri: `qemu+ssh://root@${name}/system`, pool: "default", accelerator: "kvm", reservedMemoryMiB: 1024, cpuOvercommit: 8, maxParallel: 4, callTimeoutSeconds: 60 })),
     groups: [],
   };
@@ -34,6 +36,7 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
       template: { vcpus: 1, memoryMiB: 512, disk: { baseImage: "base.qcow2", sizeGiB: 10 }, nic: { type: "user" }, userData: "#cloud-config\n", secretEnv: [] },
       networking: { mode: "dhcp" },
       readiness: { checkIn: false, timeoutSeconds: 900 },
+      suspend: false,
     });
     const instances = [];
     for (let i = 0; i < perGroup; i++) {

@@ -63,6 +63,8 @@ describe("parseConfig", () => {
       file: FILE,
       state: { path: "/cfg/premiscale-state" },
       server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" },
+      metrics: { intervalSeconds: 15, store: { type: "sqlite", path: "/cfg/premiscale-state/.premiscale/metrics.db", rawRetentionSeconds: 86400, rollupRetentionSeconds: 2592000 } },
+      gitops: { repo: null, branch: "main", path: "premiscale.yaml", mode: "auto", intervalSeconds: 60, workDir: "/var/lib/premiscale/repo", planTtlSeconds: 86400, lock: { ttlSeconds: 300 }, webhook: null },
       hosts: [
         { name: "local", uri: "qemu:///system", pool: "default", accelerator: "kvm", reservedMemoryMiB: 512, cpuOvercommit: 4, maxParallel: 4, callTimeoutSeconds: 60 },
       ],
@@ -77,9 +79,56 @@ describe("parseConfig", () => {
           template: { vcpus: 1, memoryMiB: 128, disk: { baseImage: "base.qcow2", sizeGiB: 4 }, nic: { type: "user" }, userData: "", secretEnv: [] },
           networking: { mode: "dhcp" },
           readiness: { checkIn: true, timeoutSeconds: 900 },
+          suspend: false,
         },
       ],
     });
+  });
+
+  describe("scaling", () => {
+    const scaling = (body: string) => BASE + "    scaling:\n" + body;
+
+    it("loads policies as written", () => {
+      const g = parse(scaling("      policies:\n        - type: target-tracking\n          metric: cpu\n          target: 60\n")).groups[0]!;
+      expect(g.scaling).toEqual({ mode: "on", warmupSeconds: 60, policies: [{ type: "target-tracking", metric: "cpu", target: 60, tolerance: 0.1, disableScaleIn: false, windowSeconds: 60 }] });
+    });
+
+    it("names an unknown metric at its line and column, with the metrics it knows", () => {
+      const issue = only(scaling("      policies:\n        - type: target-tracking\n          metric: cpux\n          target: 60\n"));
+      expect(issue).toMatchObject({ path: "groups[0].scaling.policies[0].metric", line: 16, column: 19 });
+      expect(issue.message).toMatch(/cpu/);
+    });
+
+    it("refuses overlapping step bounds, pointing at the step", () => {
+      const issue = only(
+        scaling("      policies:\n        - type: step\n          metric: cpu\n          steps:\n            - {lower: 0, upper: 20, adjustment: 1}\n            - {lower: 10, adjustment: 2}\n"),
+      );
+      expect(issue.path).toMatch(/^groups\[0\]\.scaling\.policies\[0\]\.steps\[1\]/);
+      expect(issue.line).toBe(19);
+      expect(issue.message).toMatch(/overlap/);
+    });
+
+    it("refuses an invalid cron and an unknown time zone", () => {
+      const found = issues(scaling('      policies:\n        - type: schedule\n          cron: "61 * * * *"\n          minSize: 1\n        - type: schedule\n          cron: "@daily"\n          timezone: Mars/Olympus\n          minSize: 1\n'));
+      expect(found.map((i) => [i.path, i.line])).toEqual([
+        ["groups[0].scaling.policies[0].cron", 16],
+        ["groups[0].scaling.policies[1].timezone", 20],
+      ]);
+      expect(found[0]!.message).toMatch(/invalid cron "61 \* \* \* \*"/);
+      expect(found[1]!.fix).toMatch(/IANA/);
+    });
+
+    it("refuses desired together with policies", () => {
+      const issue = only(scaling("      policies: [{type: target-tracking, metric: cpu, target: 50}]\n").replace("max: 3", "max: 3\n    desired: 2"));
+      expect(issue).toMatchObject({ path: "groups[0].desired", message: "desired is decided by the group's scaling policies" });
+    });
+  });
+
+  it("reads a Prometheus metrics source and a gitops block with a webhook", () => {
+    const c = parse(BASE + "metrics:\n  store:\n    type: prometheus\n    url: http://127.0.0.1:8428\ngitops:\n  mode: review\n  webhook:\n    secretEnv: HOOK_SECRET\n");
+    expect(c.metrics.store).toEqual({ type: "prometheus", url: "http://127.0.0.1:8428", queries: {}, memberLabel: "domain", stepSeconds: 15, rateWindow: "1m", timeoutSeconds: 10 });
+    expect(c.gitops).toMatchObject({ mode: "review", webhook: { host: "127.0.0.1", port: 8971, provider: "github", secretEnv: "HOOK_SECRET" } });
+    expect(only(BASE + "metrics:\n  store:\n    type: influxdb\n    url: http://x:8086\n")).toMatchObject({ path: "metrics.store.database", message: expect.stringMatching(/database/) });
   });
 
   it("refuses check-ins for user-data that is not #cloud-config, pointing at the user-data", () => {

@@ -11,7 +11,8 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
 import { ConfigError, PremiscaleError, type ConfigIssue } from "./errors.js";
 import { ABSOLUTE_PATH_PATTERN, configSchema, NAME_PATTERN } from "./schema.js";
-import type { Config, GroupConfig, HostConfig, NetworkingConfig, NicConfig, VmTemplate } from "./types.js";
+import { validateScaling } from "../policies/validate.js";
+import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, NicConfig, VmTemplate } from "./types.js";
 
 type Seg = string | number;
 interface Pos {
@@ -34,6 +35,8 @@ interface RawConfig {
   version: Config["version"];
   state: { path: string };
   server: { listen: string; advertiseUrl?: string };
+  metrics: { intervalSeconds?: number; store?: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
+  gitops?: Partial<Omit<GitopsConfig, "webhook" | "lock">> & { lock?: { ttlSeconds?: number }; webhook?: { listen?: string; provider?: "github" | "gitlab"; secretEnv: string } };
   hosts: HostConfig[];
   groups: RawGroup[];
 }
@@ -474,7 +477,19 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
         ),
       );
     }
-    return { name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness };
+    if (g.scaling) {
+      if (g.desired !== undefined) {
+        issues.push(src.issue([...gs, "desired"], "desired is decided by the group's scaling policies", "remove desired (policies start from the VMs the group has, within min and max), or remove scaling"));
+      }
+      for (const si of validateScaling(g.scaling, { min: g.min, max: g.max })) {
+        issues.push(src.issue([...gs, "scaling", ...dotPath(si.path)], si.message, si.fix));
+      }
+    }
+    return {
+      name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness,
+      suspend: g.suspend ?? false,
+      ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
+    };
   });
 
   // A VM's address must be its own: two groups drawing from overlapping pools could hand one address out twice.
@@ -494,10 +509,68 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
     file: src.file,
     state: { path: path.resolve(dir, raw.state.path) },
     server: serverConfig(src, raw.server, issues),
+    metrics: metricsConfig(raw.metrics, dir, path.resolve(dir, raw.state.path)),
+    gitops: gitopsConfig(src, raw.gitops, issues),
     hosts: raw.hosts.map((h) => ({ ...h })),
     groups,
   };
   return { config, issues };
+}
+
+/** `policies[1].steps[0].lower` → ["policies", 1, "steps", 0, "lower"]. */
+function dotPath(p: string): Seg[] {
+  return p.split(/\.|\[(\d+)\]/).filter((x) => x !== undefined && x !== "").map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+}
+
+/** The metrics block with every default: the embedded store lives in the state directory's local `.premiscale/`. */
+function metricsConfig(raw: RawConfig["metrics"], dir: string, stateDir: string): MetricsConfig {
+  const st = (raw.store ?? { type: "sqlite" }) as Record<string, unknown> & { type: MetricsStoreConfig["type"] };
+  const n = (k: string, d: number) => (typeof st[k] === "number" ? (st[k] as number) : d);
+  const t = (k: string, d: string) => (typeof st[k] === "string" ? (st[k] as string) : d);
+  const queries = (st.queries ?? {}) as Record<string, string>;
+  let store: MetricsStoreConfig;
+  if (st.type === "prometheus") {
+    store = { type: "prometheus", url: t("url", ""), queries, memberLabel: t("memberLabel", "domain"), stepSeconds: n("stepSeconds", 15), rateWindow: t("rateWindow", "1m"), timeoutSeconds: n("timeoutSeconds", 10) };
+  } else if (st.type === "influxdb") {
+    store = {
+      type: "influxdb", url: t("url", ""), database: t("database", ""), queries, memberTag: t("memberTag", "domain_name"), intervalSeconds: n("intervalSeconds", 15), timeoutSeconds: n("timeoutSeconds", 10),
+      ...(typeof st.retentionPolicy === "string" ? { retentionPolicy: st.retentionPolicy } : {}),
+      ...(typeof st.username === "string" ? { username: st.username } : {}),
+      ...(typeof st.passwordEnv === "string" ? { passwordEnv: st.passwordEnv } : {}),
+    };
+  } else {
+    store = {
+      type: "sqlite",
+      path: typeof st.path === "string" ? path.resolve(dir, st.path) : path.join(stateDir, ".premiscale", "metrics.db"),
+      rawRetentionSeconds: n("rawRetentionSeconds", 86400),
+      rollupRetentionSeconds: n("rollupRetentionSeconds", 2592000),
+    };
+  }
+  return { intervalSeconds: raw.intervalSeconds ?? 15, store };
+}
+
+/** The gitops block with every default (used by `premiscale reconcile`). */
+function gitopsConfig(src: Source, raw: RawConfig["gitops"], issues: ConfigIssue[]): GitopsConfig {
+  const g = raw ?? {};
+  let webhook: GitopsConfig["webhook"] = null;
+  if (g.webhook) {
+    const listen = g.webhook.listen ?? "127.0.0.1:8971";
+    const cut = listen.lastIndexOf(":");
+    const port = Number(listen.slice(cut + 1));
+    if (!(port >= 1 && port <= 65535)) issues.push(src.issue(["gitops", "webhook", "listen"], `port ${listen.slice(cut + 1)} is not between 1 and 65535`, "use e.g. 127.0.0.1:8971"));
+    webhook = { host: listen.slice(0, cut).replace(/^\[(.*)\]$/, "$1"), port, provider: g.webhook.provider ?? "github", secretEnv: g.webhook.secretEnv };
+  }
+  return {
+    repo: g.repo ?? null,
+    branch: g.branch ?? "main",
+    path: g.path ?? "premiscale.yaml",
+    mode: g.mode ?? "auto",
+    intervalSeconds: g.intervalSeconds ?? 60,
+    workDir: g.workDir ?? "/var/lib/premiscale/repo",
+    planTtlSeconds: g.planTtlSeconds ?? 86400,
+    lock: { ttlSeconds: g.lock?.ttlSeconds ?? 300 },
+    webhook,
+  };
 }
 
 /** `listen: host:port` split and checked; the advertised URL defaults to the port as guests on user-mode networking see it. */

@@ -13,9 +13,12 @@ if (process.env.UPDATE_SCHEMA) writeFileSync(committed, schemaJson());
 function properties(schema: Record<string, unknown>, at = "#"): [string, Record<string, unknown>][] {
   const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
   const items = schema.items as Record<string, unknown> | undefined;
+  const branches = (schema.allOf ?? []) as { then?: Record<string, unknown> }[];
   return [
     ...Object.entries(props).flatMap(([k, v]) => [[`${at}.${k}`, v] as [string, Record<string, unknown>], ...properties(v, `${at}.${k}`)]),
     ...(items ? properties(items, `${at}[]`) : []),
+    // Objects whose fields depend on their `type` (policies, metrics stores) list them per branch.
+    ...branches.flatMap((b, i) => (b.then ? properties(b.then, `${at}{${i}}`) : [])),
   ];
 }
 
@@ -33,7 +36,11 @@ describe("config schema", () => {
     expect(all.length).toBeGreaterThan(30);
     for (const [at, p] of all) {
       expect(p.description, at).toEqual(expect.any(String));
-      if (p.type === "object") expect(p.additionalProperties, at).toBe(false);
+      if (p.type === "object") {
+        const branches = (p.allOf ?? []) as { then?: { additionalProperties?: unknown } }[];
+        const closed = p.additionalProperties === false || (branches.length > 0 && branches.every((b) => b.then?.additionalProperties === false));
+        expect(closed, `${at} must forbid unknown fields (directly, or in every type branch)`).toBe(true);
+      }
     }
   });
 });

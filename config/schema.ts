@@ -119,6 +119,110 @@ const networking = obj(
   },
 );
 
+const num = (description: string, extra: Schema = {}): Schema => ({ type: "number", description, ...extra });
+const metric = { type: "string", enum: ["cpu", "memory", "disk_read_bytes", "disk_write_bytes", "net_rx_bytes", "net_tx_bytes"], description: "cpu: percent per vCPU; memory: used percent (guest-reported); the rest: bytes per second." };
+const windowSeconds = int("Each member's samples are averaged over this window, in seconds.", { minimum: 1, default: 60 });
+
+const policy: Schema = {
+  type: "object",
+  description: "A scaling policy; several combine by taking the highest recommendation.",
+  required: ["type"],
+  properties: { type: { type: "string", enum: ["target-tracking", "step", "threshold", "schedule"], description: "The kind of policy." } },
+  allOf: [
+    {
+      if: { properties: { type: { const: "target-tracking", description: "The kind (target-tracking)." } }, required: ["type"] },
+      then: obj("Keeps the average of a metric near a target (HPA): desired = ceil(members × average / target).", {
+        type: { const: "target-tracking", description: "The kind (target-tracking)." },
+        metric,
+        target: num("Average per member to aim for, in the metric's unit (percent for cpu and memory).", { exclusiveMinimum: 0 }),
+        tolerance: num("Relative band around the target where nothing happens (0.1 = ±10%).", { minimum: 0, maximum: 0.99, default: 0.1 }),
+        disableScaleIn: { type: "boolean", default: false, description: "Only ever scale out." },
+        windowSeconds,
+      }, { required: ["type", "metric", "target"] }),
+    },
+    {
+      if: { properties: { type: { const: "step", description: "The kind (step)." } }, required: ["type"] },
+      then: obj("Adjusts the size by the step the group average falls into (AWS step scaling).", {
+        type: { const: "step", description: "The kind (step)." },
+        metric,
+        threshold: num("Step bounds are relative to this value.", { default: 0 }),
+        steps: list(
+          "Contiguous steps: each step's upper is the next one's lower; no gaps, no overlaps.",
+          obj("One step: applies when lower <= average - threshold < upper.", {
+            lower: num("Lower bound (missing: none)."),
+            upper: num("Upper bound (missing: none)."),
+            adjustment: int("VMs to add (negative: remove), the size itself, or a percentage, after adjustmentType."),
+          }, { required: ["adjustment"] }),
+          { minItems: 1 },
+        ),
+        adjustmentType: { type: "string", enum: ["ChangeInCapacity", "ExactCapacity", "PercentChangeInCapacity"], default: "ChangeInCapacity", description: "How adjustment changes the size." },
+        minAdjustmentMagnitude: int("With PercentChangeInCapacity: change at least this many VMs.", { minimum: 1 }),
+        windowSeconds,
+      }, { required: ["type", "metric", "steps"] }),
+    },
+    {
+      if: { properties: { type: { const: "threshold", description: "The kind (threshold)." } }, required: ["type"] },
+      then: obj("Adds or removes `change` VMs when M of the last N datapoints are above or below a value.", {
+        type: { const: "threshold", description: "The kind (threshold)." },
+        metric,
+        above: num("Scale out when the group average is above this."),
+        below: num("Scale in when the group average is below this."),
+        datapointsToAlarm: int("M: datapoints that must breach.", { minimum: 1, default: 3 }),
+        evaluationPeriods: int("N: datapoints looked at.", { minimum: 1, default: 3 }),
+        periodSeconds: int("Length of one datapoint, in seconds.", { minimum: 1, default: 60 }),
+        change: int("VMs added or removed.", { minimum: 1, default: 1 }),
+      }, { required: ["type", "metric"] }),
+    },
+    {
+      if: { properties: { type: { const: "schedule", description: "The kind (schedule)." } }, required: ["type"] },
+      then: obj("A cron schedule that sets a floor, a ceiling or a starting size while in effect.", {
+        type: { const: "schedule", description: "The kind (schedule)." },
+        cron: str("Five fields (minute hour day-of-month month day-of-week) or a nickname such as @daily.", { examples: ["0 8 * * 1-5"] }),
+        timezone: str("IANA time zone the cron is read in.", { default: "UTC" }),
+        minSize: int("Floor while in effect.", { minimum: 0 }),
+        maxSize: int("Ceiling while in effect.", { minimum: 0 }),
+        desired: int("A recommendation like any policy's.", { minimum: 0 }),
+        durationSeconds: int("In effect this long after each run; without it, until the next duration-less schedule runs.", { minimum: 1 }),
+      }, { required: ["type", "cron"] }),
+    },
+  ],
+};
+
+const rules = (dir: string): Schema =>
+  obj(`Stabilisation and rate limits when scaling ${dir} (HPA behavior).`, {
+    stabilizationWindowSeconds: int(`${dir === "up" ? "The lowest" : "The highest"} recommendation of this window is used.`, { minimum: 0, maximum: 3600, default: dir === "up" ? 0 : 300 }),
+    policies: list(
+      "Rate limits per period.",
+      obj("At most `value` VMs (Pods) or percent of the size (Percent) per period.", {
+        type: { type: "string", enum: ["Pods", "Percent"], description: "Pods: a number of VMs; Percent: of the size at the start of the period." },
+        value: num("VMs or percent.", { exclusiveMinimum: 0 }),
+        periodSeconds: int("Period, in seconds.", { minimum: 1, maximum: 1800 }),
+      }, { required: ["type", "value", "periodSeconds"] }),
+    ),
+    selectPolicy: { type: "string", enum: ["Max", "Min", "Disabled"], default: "Max", description: "Max: the limit allowing most change; Min: least; Disabled: no scaling this way." },
+  });
+
+const scaling = obj(
+  "Scaling policies: the group's size follows its VMs' metrics (without policies, `desired` sets it).",
+  {
+    mode: { type: "string", enum: ["on", "off", "scale-out-only"], default: "on", description: "on: both ways; off: keep the size; scale-out-only: never scale in." },
+    warmupSeconds: int("New VMs are left out of the metrics this long.", { minimum: 0, default: 60 }),
+    policies: list("Policies; several combine by taking the highest recommendation.", policy, { minItems: 1 }),
+    behavior: obj("Stabilisation windows and rate limits.", { scaleUp: rules("up"), scaleDown: rules("down") }),
+    delays: obj("Delays and health limits (cluster-autoscaler, proxmox-autoscaler).", {
+      scaleDownUnneededSeconds: int("Scale in only after the size has been unneeded this long.", { minimum: 0, default: 600 }),
+      scaleUpCooldownSeconds: int("No scale-out this soon after the last scale-out.", { minimum: 0, default: 300 }),
+      delayAfterAddSeconds: int("No scale-in this soon after the last scale-out.", { minimum: 0, default: 600 }),
+      delayAfterDeleteSeconds: int("No scale-in this soon after the last scale-in.", { minimum: 0, default: 600 }),
+      delayAfterErrorSeconds: int("No scaling this soon after an error.", { minimum: 0, default: 600 }),
+      maxProvisionSeconds: int("A VM not ready this long after creation counts as unready. Defaults to readiness.timeoutSeconds.", { minimum: 1 }),
+      maxUnreadyPercent: num("Stop scaling when more than this percent of members are unready...", { minimum: 0, maximum: 100, default: 45 }),
+      maxUnreadyCount: int("...and more than this many.", { minimum: 0, default: 3 }),
+    }),
+  },
+  { required: ["policies"] },
+);
+
 const group = obj(
   "An autoscaling group of identical VMs.",
   {
@@ -138,6 +242,8 @@ const group = obj(
     },
     template,
     networking,
+    scaling,
+    suspend: { type: "boolean", default: false, description: "Leave the group as it is: no plan changes it (reconcile skips it)." },
     readiness: obj(
       "When a new VM counts as ready. Apply waits for it; one that is not ready in time is destroyed and reported.",
       {
@@ -180,6 +286,76 @@ export const configSchema: Schema = {
           ),
         },
         { default: { listen: "127.0.0.1:8970" } },
+      ),
+      metrics: obj(
+        "Where VM metrics come from. sqlite: premiscale collects them itself (premiscale serve); prometheus and influxdb are read-only sources.",
+        {
+          intervalSeconds: int("How often the collector samples every host.", { minimum: 1, maximum: 3600, default: 15 }),
+          store: {
+            type: "object",
+            description: "The metrics store.",
+            required: ["type"],
+            properties: { type: { type: "string", enum: ["sqlite", "prometheus", "influxdb"], description: "sqlite (embedded, default), prometheus (also VictoriaMetrics) or influxdb (1.x)." } },
+            default: { type: "sqlite" },
+            allOf: [
+              {
+                if: { properties: { type: { const: "sqlite", description: "The kind (sqlite)." } }, required: ["type"] },
+                then: obj("The embedded store: a SQLite file on this machine, fed by premiscale's collector.", {
+                  type: { const: "sqlite", description: "The kind (sqlite)." },
+                  path: str("Database file, relative to this config file. Default: <state>/.premiscale/metrics.db (never committed)."),
+                  rawRetentionSeconds: int("Raw samples are kept this long.", { minimum: 60, default: 86400 }),
+                  rollupRetentionSeconds: int("1-minute roll-ups are kept this long.", { minimum: 60, default: 2592000 }),
+                }),
+              },
+              {
+                if: { properties: { type: { const: "prometheus", description: "The kind (prometheus)." } }, required: ["type"] },
+                then: obj("A Prometheus HTTP API (Prometheus, VictoriaMetrics), read-only.", {
+                  type: { const: "prometheus", description: "The kind (prometheus)." },
+                  url: str("Base URL, e.g. http://127.0.0.1:9090 (VictoriaMetrics: http://127.0.0.1:8428).", { pattern: "^https?://" }),
+                  queries: obj("PromQL per metric; variables {{members}} {{group}} {{rate}} {{step}}. Defaults follow prometheus-libvirt-exporter.", Object.fromEntries(["cpu", "memory", "disk_read_bytes", "disk_write_bytes", "net_rx_bytes", "net_tx_bytes"].map((m) => [m, str(`Query for ${m}.`)]))),
+                  memberLabel: str("Label holding the domain name.", { default: "domain" }),
+                  stepSeconds: int("Resolution of range queries.", { minimum: 1, default: 15 }),
+                  rateWindow: str("Window of rate() in the default queries.", { default: "1m" }),
+                  timeoutSeconds: int("Timeout of one query.", { minimum: 1, default: 10 }),
+                }, { required: ["type", "url"] }),
+              },
+              {
+                if: { properties: { type: { const: "influxdb", description: "The kind (influxdb)." } }, required: ["type"] },
+                then: obj("An InfluxDB 1.x server (InfluxQL), read-only.", {
+                  type: { const: "influxdb", description: "The kind (influxdb)." },
+                  url: str("Base URL, e.g. http://127.0.0.1:8086.", { pattern: "^https?://" }),
+                  database: str("Database name."),
+                  retentionPolicy: str("Retention policy."),
+                  username: str("User name."),
+                  passwordEnv: str("Name of the environment variable holding the password.", { pattern: "^[A-Z_][A-Z0-9_]*$" }),
+                  queries: obj("InfluxQL per metric; variables {{members}} {{group}} {{timeFilter}} {{interval}}. Defaults follow Telegraf's inputs.libvirt.", Object.fromEntries(["cpu", "memory", "disk_read_bytes", "disk_write_bytes", "net_rx_bytes", "net_tx_bytes"].map((m) => [m, str(`Query for ${m}.`)]))),
+                  memberTag: str("Tag holding the domain name.", { default: "domain_name" }),
+                  intervalSeconds: int("GROUP BY time() interval.", { minimum: 1, default: 15 }),
+                  timeoutSeconds: int("Timeout of one query.", { minimum: 1, default: 10 }),
+                }, { required: ["type", "url", "database"] }),
+              },
+            ],
+          },
+        },
+        { default: { intervalSeconds: 15, store: { type: "sqlite" } } },
+      ),
+      gitops: obj(
+        "premiscale reconcile: the config repository it follows and what it does on a new commit.",
+        {
+          repo: str("Remote URL or path of the config repository; absent: the repository holding this file."),
+          branch: str("Branch to follow.", { default: "main" }),
+          path: str("The config file inside the repository (with repo).", { default: "premiscale.yaml" }),
+          mode: { type: "string", enum: ["auto", "review"], default: "auto", description: "auto: apply; review: push the plan to a branch premiscale/plan/<id> for a pull request." },
+          intervalSeconds: int("Reconcile at least this often (metrics, drift).", { minimum: 5, default: 60 }),
+          workDir: str("Where the repository is cloned (with repo).", { default: "/var/lib/premiscale/repo" }),
+          planTtlSeconds: int("A published plan expires after this long.", { minimum: 60, default: 86400 }),
+          lock: obj("The lock ref on the remote that lets one reconciler apply at a time.", { ttlSeconds: int("A lock not renewed for this long may be taken over.", { minimum: 30, default: 300 }) }, { default: { ttlSeconds: 300 } }),
+          webhook: obj("Receive push events so a commit reconciles within a second.", {
+            listen: str("Address and port.", { pattern: "^[^\\s]+:[0-9]{1,5}$", default: "127.0.0.1:8971" }),
+            provider: { type: "string", enum: ["github", "gitlab"], default: "github", description: "github: X-Hub-Signature-256 HMAC; gitlab: X-Gitlab-Token." },
+            secretEnv: str("Environment variable with the webhook secret (GitHub) or token (GitLab).", { pattern: "^[A-Z_][A-Z0-9_]*$" }),
+          }, { required: ["secretEnv"] }),
+        },
       ),
       hosts: list("libvirt hosts.", host, { minItems: 1 }),
       groups: list("Autoscaling groups.", group, { minItems: 1 }),

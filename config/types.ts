@@ -3,6 +3,8 @@
  * filled in defaults. Field names match the YAML the user writes (see config/premiscale.schema.json).
  */
 
+import type { ScalingSpec } from "../policies/types.js";
+
 /** The only config version this release reads. */
 export const CONFIG_VERSION = "v1alpha1";
 
@@ -80,6 +82,50 @@ export interface GroupConfig {
   template: VmTemplate;
   networking: NetworkingConfig;
   readiness: ReadinessConfig;
+  /** Scaling policies as written (policies/types.ts fills the defaults); absent: `desired` sets the size. */
+  scaling?: ScalingSpec;
+  /** Leave the group alone: plans do not change it. @default false */
+  suspend: boolean;
+}
+
+/** Where metrics are stored or read. */
+export type MetricsStoreConfig =
+  | { type: "sqlite"; path: string; rawRetentionSeconds: number; rollupRetentionSeconds: number }
+  | { type: "prometheus"; url: string; queries: Record<string, string>; memberLabel: string; stepSeconds: number; rateWindow: string; timeoutSeconds: number }
+  | {
+      type: "influxdb";
+      url: string;
+      database: string;
+      retentionPolicy?: string;
+      username?: string;
+      /** Name of the environment variable with the password (read when the source opens). */
+      passwordEnv?: string;
+      queries: Record<string, string>;
+      memberTag: string;
+      intervalSeconds: number;
+      timeoutSeconds: number;
+    };
+
+/** VM metrics: how often premiscale collects them, and where from. */
+export interface MetricsConfig {
+  /** @default 15 */
+  intervalSeconds: number;
+  store: MetricsStoreConfig;
+}
+
+/** `premiscale reconcile`. */
+export interface GitopsConfig {
+  /** Remote URL or path; null: the repository holding the config file. */
+  repo: string | null;
+  branch: string;
+  /** Config file inside the repository (with `repo`). */
+  path: string;
+  mode: "auto" | "review";
+  intervalSeconds: number;
+  workDir: string;
+  planTtlSeconds: number;
+  lock: { ttlSeconds: number };
+  webhook: { host: string; port: number; provider: "github" | "gitlab"; secretEnv: string } | null;
 }
 
 /** When a new VM counts as ready. */
@@ -113,6 +159,8 @@ export interface Config {
   file: string;
   state: StateConfig;
   server: ServerConfig;
+  metrics: MetricsConfig;
+  gitops: GitopsConfig;
   hosts: HostConfig[];
   groups: GroupConfig[];
 }

@@ -59,11 +59,14 @@ export function makeConfig(
       placement: "round-robin",
       networking: { mode: "dhcp" },
       readiness: { checkIn: false, timeoutSeconds: 900 },
+      suspend: false,
       ...g,
       template: makeTemplate(g.template),
     }),
   );
-  return { version: "v1alpha1", file: "/test/premiscale.yaml", state: { path: "/test/state" }, server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" }, hosts, groups };
+  return { version: "v1alpha1", file: "/test/premiscale.yaml", state: { path: "/test/state" }, server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" },
+    metrics: { intervalSeconds: 15, store: { type: "sqlite", path: "/test/state/.premiscale/metrics.db", rawRetentionSeconds: 86400, rollupRetentionSeconds: 2592000 } },
+    gitops: { repo: null, branch: "main", path: "premiscale.yaml", mode: "auto", intervalSeconds: 60, workDir: "/var/lib/premiscale/repo", planTtlSeconds: 86400, lock: { ttlSeconds: 300 }, webhook: null }, hosts, groups };
 }
 
 /** An instance in state. */
