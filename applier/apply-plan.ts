@@ -1,4 +1,5 @@
 import { substituteEnv } from "../config/load.js";
+import { emptyHistory, recordDecision, recordEvent } from "../policies/history.js";
 import type { Change, Plan } from "../planner/plan.js";
 import type { Provider, ProviderStep, VmSpec } from "../providers/provider.js";
 import type { StateLock } from "../state/state-store.js";
@@ -171,6 +172,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   // that a change for another host could use.
   await Promise.all(plan.changes.map((c) => limiterFor(c.host).run(() => all.run(() => run(c)))));
   await writes;
+  await recordHistory(plan, deps.lock, result, now());
   journal({ type: "apply_end", succeeded: result.succeeded.length, failed: result.failed.length });
   try {
     result.commit = await deps.lock.commit(commitMessage(plan, result));
@@ -179,6 +181,28 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     result.commitError = message(e);
   }
   return result;
+}
+
+/**
+ * Records, in each policy-driven group's history, the decision the plan carried out (its recommendation, and the
+ * VMs added or deleted) and an `error` event when a change of the group failed, so that stabilisation windows,
+ * cooldowns and the after-error delay hold across runs. `result` null: nothing was applied (a plan without
+ * changes); only a recommendation that differs from the last one recorded is written then, so an idle group does
+ * not make a commit every interval (windows need the points where the recommendation changed, not every sample).
+ */
+export async function recordHistory(plan: Plan, lock: StateLock, result: Pick<ApplyResult, "failed"> | null, now: Date): Promise<void> {
+  for (const g of plan.groups) {
+    const decision = g.decision;
+    if (!decision?.details) continue;
+    const old = lock.current().groups.find((x) => x.name === g.name)?.history ?? emptyHistory();
+    if (result === null && old.recommendations.at(-1)?.desired === decision.details.recommendation) continue;
+    let history = recordDecision(old, decision, now);
+    const failed = result?.failed.filter((f) => f.change.group === g.name) ?? [];
+    if (failed.length > 0) {
+      history = recordEvent(history, { at: now.toISOString(), kind: "error", message: `${failed.length} change(s) failed: ${failed[0]!.error}` });
+    }
+    await lock.putHistory(g.name, history);
+  }
 }
 
 /** Fills `${env:NAME}` placeholders; the filled text exists only in memory and in the VM's seed. */

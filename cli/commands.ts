@@ -1,10 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { applyPlan } from "../applier/apply-plan.js";
+import { applyPlan, recordHistory } from "../applier/apply-plan.js";
 import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
 import { startReadiness, type ReadinessService } from "../server/readiness.js";
-import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
 import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
 import { loadConfig, poolSizeIssues } from "../config/load.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
@@ -13,8 +12,10 @@ import { renderPlanText, summaryLine } from "../planner/render-text.js";
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
+import type { State } from "../state/types.js";
 import { configDigest, configPath, journalPath, makePlan, observeHosts, openContext, runtimeDir, type Context } from "./context.js";
 import type { Output } from "./output.js";
+import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
 
 const OK = 0;
 const ERROR = 1;
@@ -173,7 +174,10 @@ export async function runApply(
         io.err("Error: the plan has errors (above); nothing was changed.");
         return ERROR;
       }
-      if (plan.changes.length === 0) return reportUnreachable(io, ctx, unreachable) ? ERROR : OK;
+      if (plan.changes.length === 0) {
+        await recordRecommendations(io, lock, plan, state);
+        return reportUnreachable(io, ctx, unreachable) ? ERROR : OK;
+      }
       if (!opts.autoApprove) {
         io.err("\nDo you want to perform these actions?\n  premiscale will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n");
         const answer = await io.ask("  Enter a value: ");
@@ -338,6 +342,17 @@ function reportStateEvent(io: Output, e: StateEvent): void {
   if (e.type === "lock_wait") io.err(`Waiting for the state lock held by ${e.holder.Who} (${e.holder.Operation}, ID ${e.holder.ID})...`);
   if (e.type === "lock_stale_removed") io.err(`Removed a stale state lock: its holder (pid ${e.holder.Pid}, ${e.holder.Operation}) no longer runs.`);
   if (e.type === "recovered_uncommitted") io.err(`Found state written but not committed by an interrupted apply (${e.files.join(", ")}); it is included in this apply's commit.`);
+}
+
+/**
+ * With nothing to change, a policy-driven group's new recommendation is still worth remembering (stabilisation
+ * windows read it): written to state and committed on its own, only when it differs from the last one.
+ */
+async function recordRecommendations(io: Output, lock: StateLock, plan: Plan, state: State | null): Promise<void> {
+  if (!state || !plan.groups.some((g) => g.decision?.details)) return;
+  await recordHistory(plan, lock, null, new Date());
+  const commit = await lock.commit(`premiscale: record scaling recommendations\n\n${plan.groups.filter((g) => g.decision).map((g) => `${g.name}: ${g.current} (${g.reason})`).join("\n")}\n`);
+  if (commit) io.err(`Recorded the scaling recommendations in state: ${commit.slice(0, 12)}`);
 }
 
 function reportInterrupted(io: Output, a: InterruptedApply): void {

@@ -173,6 +173,28 @@ describe("computePlan", () => {
     expect(plan.groups[0]).toMatchObject({ current: 1, desired: 1 });
   });
 
+  it("leaves a suspended group exactly as it is, leftovers included", () => {
+    const config = makeConfig({ groups: [{ desired: 3, suspend: true }] });
+    const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a", { status: "creating" })] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "shutoff" }), makeDomain("web-9")] });
+    const plan = computePlan(makeInput({ config, state, observations: [obs] }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.groups).toEqual([{ name: "web", current: 2, desired: 2, reason: "suspended" }]);
+    expect(plan.warnings).toContain("group web is suspended (suspend: true): left as it is");
+  });
+
+  it("asks the policy engine about groups with scaling, passing the members it counts and their readiness", () => {
+    const config = makeConfig({ groups: [{ scaling: { policies: [{ type: "target-tracking", metric: "cpu", target: 50 }] } }] });
+    const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a"), makeInstance("web-3", "a")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2"), makeDomain("web-3", { state: "shutoff" })] });
+    const seen: unknown[] = [];
+    const decision = { group: "web", desired: 4, code: "target_tracking" as const, reason: "avg cpu 90% > target 50% over 1m", details: { current: 2, recommendation: 4, stabilized: 4, limited: 4, min: 0, max: 10, policies: [], retainSeconds: 600 } };
+    const plan = computePlan(makeInput({ config, state, observations: [obs], decideScaling: (g, members) => (seen.push([g.name, members]), decision) }));
+    expect(seen).toEqual([["web", [{ name: "web-1", createdAt: "2025-01-01T00:00:00.000Z", ready: true }, { name: "web-2", createdAt: "2025-01-01T00:00:00.000Z", ready: true }]]]);
+    expect(plan.groups[0]).toEqual({ name: "web", current: 2, desired: 4, reason: decision.reason, decision });
+    expect(plan.changes.filter((c) => c.action === "create").map((c) => c.detail)).toEqual(["replaces web-3", expect.stringMatching(/desired 4 > current 2/)]);
+  });
+
   it.each(["shutoff", "crashed"] as const)("replaces an instance whose domain is %s", (state) => {
     const config = makeConfig({ groups: [{ desired: 1 }] });
     const st = makeState({ web: [makeInstance("web-1", "a")] });

@@ -1,4 +1,5 @@
 import type { Config, GroupConfig } from "../config/types.js";
+import type { Member } from "../policies/aggregate.js";
 import type { Decision } from "../policies/decision.js";
 import type { HostObservation } from "../providers/provider.js";
 import type { Instance, State } from "../state/types.js";
@@ -26,8 +27,13 @@ export interface PlanInput {
   state: State | null;
   /** One per config host that was observed. */
   observations: HostObservation[];
-  /** Desired size per group (from policies/). */
+  /** Desired size per group without scaling policies (from policies/static.ts). */
   decisions: Decision[];
+  /**
+   * Decides the size of a group that has scaling policies, given its present members (the instances the plan
+   * counts). Pure, like the planner: metrics and history were gathered before. Absent: such groups use `decisions`.
+   */
+  decideScaling?: (group: GroupConfig, members: Member[]) => Decision;
   now: Date;
   /** Lineage stamped on new VMs when there is no state yet. */
   newLineage: string;
@@ -102,7 +108,7 @@ export function computePlan(input: PlanInput): Plan {
   for (const obs of input.observations) {
     if (obs.status !== "ok") continue;
     for (const d of obs.domains) {
-      if (known.has(d.name) || !inScope(d.group)) continue;
+      if (known.has(d.name) || !inScope(d.group) || config.groups.some((g) => g.name === d.group && g.suspend)) continue;
       const at = { group: d.group, name: d.name, host: obs.host };
       if (d.lineage !== lineage) {
         w.drift.push({ kind: "foreign_lineage", ...at, detail: `belongs to another premiscale state (lineage ${d.lineage}): left untouched` });
@@ -161,6 +167,11 @@ function deleteChange(
 /** Checks one group's instances against the hosts, then scales it in or out to its decided size. */
 function planGroup(w: Work, group: GroupConfig): GroupPlan {
   const instances = w.input.state?.groups.find((g) => g.name === group.name)?.instances ?? [];
+  if (group.suspend) {
+    // Nothing of it is touched, not even leftovers of an interrupted apply: that waits until it is resumed.
+    w.warnings.push(`group ${group.name} is suspended (suspend: true): left as it is`);
+    return { name: group.name, current: instances.length, desired: instances.length, reason: "suspended" };
+  }
   const present: Instance[] = [];
   const healthy: Instance[] = [];
   const replaced: { name: string; reason: ActionReason }[] = [];
@@ -204,7 +215,10 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
     );
 
   const current = present.length;
-  const decision = w.input.decisions.find((d) => d.group === group.name);
+  const decision =
+    group.scaling && w.input.decideScaling
+      ? w.input.decideScaling(group, present.map((i) => ({ name: i.name, createdAt: i.created, ready: healthy.includes(i) })))
+      : w.input.decisions.find((d) => d.group === group.name);
   if (!decision) {
     w.errors.push({ group: group.name, message: "no desired size was decided for this group" });
     return { name: group.name, current, desired: current, reason: "no decision" };
@@ -212,7 +226,7 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
   const desired = Math.min(group.max, Math.max(group.min, decision.desired));
   if (desired !== decision.desired)
     w.warnings.push(`group ${group.name}: decided size ${decision.desired} is outside min ${group.min} / max ${group.max}: using ${desired}`);
-  const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason };
+  const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
 
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
   if (desired < current) scaleIn(w, group, present, healthy, current - desired, why);

@@ -2,6 +2,7 @@
  * The plan: plain, versioned data that says which VMs to create and destroy and why.
  * `format_version` changes its major part only with an incompatible change; readers ignore unknown fields.
  */
+import type { Decision } from "../policies/decision.js";
 import type { VmSpec } from "../providers/provider.js";
 
 /** Major.minor of the plan JSON this release writes. */
@@ -71,6 +72,8 @@ export interface GroupPlan {
   desired: number;
   /** Why this desired size (from policies). */
   reason: string;
+  /** The policy engine's decision with its numbers, for groups with scaling policies; apply records it in history. */
+  decision?: Decision;
 }
 
 /** The plan. */

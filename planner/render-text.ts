@@ -36,6 +36,14 @@ export function renderPlanText(plan: Plan, opts: { color?: boolean } = {}): stri
     }
   }
 
+  // Why a policy-driven group did not scale (stabilised, cooldown, at max, no data) is worth as much as why one did.
+  const kept = plan.groups.filter((g) => g.decision && !plan.changes.some((c) => c.group === g.name));
+  if (kept.length > 0) {
+    out.push("Scaling policies kept these groups at their size:", "");
+    for (const g of kept) out.push(`  # group ${g.name}: ${g.current} (${g.reason})`);
+    out.push("");
+  }
+
   for (const e of plan.errors) out.push(`${paint("red", "Error:")} group "${e.group}": ${e.message}`);
   if (plan.errors.length > 0) out.push("");
   out.push(paint("bold", summaryLine(plan)));

@@ -8,6 +8,7 @@ import { VERSION } from "../config/version.js";
 import { writeFileAtomic } from "./atomic-file.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
 import { STATE_VERSION, type GroupState, type Instance, type State } from "./types.js";
+import type { History } from "../policies/history.js";
 
 const ROOT_FILE = "state.json";
 const GROUPS_DIR = "groups";
@@ -269,14 +270,21 @@ class GitStateLock implements StateLock {
     const s = this.current();
     const old = s.groups.find((g) => g.name === group);
     if (!old || !old.instances.some((i) => i.name === name)) return;
-    await this.writeGroup({ name: group, instances: old.instances.filter((i) => i.name !== name) });
+    await this.writeGroup({ ...old, instances: old.instances.filter((i) => i.name !== name) });
+  }
+
+  async putHistory(group: string, history: History): Promise<void> {
+    const s = this.current();
+    const old = s.groups.find((g) => g.name === group) ?? { name: group, instances: [] };
+    if (JSON.stringify(old.history ?? null) === JSON.stringify(history)) return;
+    await this.writeGroup({ ...old, history });
   }
 
   private async writeGroup(g: GroupState): Promise<void> {
     const s = this.current();
     const groups = s.groups.filter((x) => x.name !== g.name);
     const rel = join(GROUPS_DIR, `${g.name}.json`);
-    if (g.instances.length > 0) {
+    if (g.instances.length > 0 || isRemembered(g.history)) {
       groups.push(g);
       await this.store.writeAtomic(rel, serializeGroup(g));
     } else {
@@ -338,6 +346,11 @@ class GitStateLock implements StateLock {
   }
 }
 
+/** A history worth a file: one with recommendations or events in it. */
+function isRemembered(h: History | undefined): boolean {
+  return h !== undefined && (h.recommendations.length > 0 || h.events.length > 0);
+}
+
 /** A group file: keys in a fixed order and instances sorted, so equal states serialise identically. */
 export function serializeGroup(g: GroupState): string {
   const instances = [...g.instances]
@@ -350,7 +363,7 @@ export function serializeGroup(g: GroupState): string {
       status: i.status,
       ...(i.address ? { address: i.address } : {}),
     }));
-  return JSON.stringify({ name: g.name, instances }, null, 2) + "\n";
+  return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}) }, null, 2) + "\n";
 }
 
 function parseJson(text: string, path: string): unknown {

@@ -36,6 +36,21 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       ]);
     });
 
+    it("keeps a group's scaling history with its instances, also when the group has no instance left", async () => {
+      const store = await makeStore();
+      const lock = await store.lock("apply", 1000);
+      await lock.init("l");
+      await lock.putInstance("web", instance("web-1"));
+      const history = { recommendations: [{ at: "2026-11-23T00:00:00.000Z", desired: 3 }], events: [{ at: "2026-11-23T00:00:00.000Z", kind: "add" as const, count: 1 }] };
+      await lock.putHistory("web", history);
+      await lock.removeInstance("web", "web-1");
+      const serial = lock.current().serial;
+      await lock.putHistory("web", history); // unchanged: no write
+      expect(lock.current().serial).toBe(serial);
+      await lock.release();
+      expect((await store.read())?.groups).toEqual([{ name: "web", instances: [], history }]);
+    });
+
     it("keeps instances sorted by name whatever the order they were written in", async () => {
       const store = await makeStore();
       const lock = await store.lock("apply", 1000);

@@ -1,3 +1,4 @@
+import type { History } from "../policies/history.js";
 import type { GroupState, Instance, State } from "./types.js";
 
 /** Who holds a lock, as recorded in it (Terraform's lock info). */
@@ -32,6 +33,8 @@ export interface StateLock {
   putInstance(group: string, instance: Instance): Promise<void>;
   /** Removes an instance (no error when it is not there). */
   removeInstance(group: string, name: string): Promise<void>;
+  /** Replaces a group's scaling history (a group with neither instances nor history has no file). */
+  putHistory(group: string, history: History): Promise<void>;
   /** Commits what changed under this lock; returns the commit id, or null when nothing changed. */
   commit(message: string): Promise<string | null>;
   release(): Promise<void>;
@@ -54,5 +57,5 @@ export function withInstance(group: GroupState, instance: Instance): GroupState 
   const instances = group.instances.filter((i) => i.name !== instance.name);
   instances.push(instance);
   instances.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { name: group.name, instances };
+  return { ...group, instances };
 }

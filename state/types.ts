@@ -1,4 +1,5 @@
 /** The git-tracked state: what premiscale believes it owns. */
+import type { History } from "../policies/history.js";
 
 /** The only state format version this release reads and writes. */
 export const STATE_VERSION = 1;
@@ -28,6 +29,11 @@ export interface GroupState {
   name: string;
   /** Sorted by name. */
   instances: Instance[];
+  /**
+   * What the group's scaling policies need to remember across runs (recommendations and scale events), for
+   * stabilisation windows, cooldowns and delays; absent for groups without policies.
+   */
+  history?: History;
 }
 
 /** The whole state as read. */
