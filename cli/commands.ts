@@ -8,6 +8,7 @@ import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/error
 import { loadConfig, poolSizeIssues } from "../config/load.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
 import type { Plan } from "../planner/plan.js";
+import { renderPlanMarkdown } from "../planner/render-markdown.js";
 import { renderPlanText, summaryLine } from "../planner/render-text.js";
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
@@ -79,19 +80,22 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
 export async function runPlan(
   io: Output,
   file: string | undefined,
-  opts: { out?: string; json?: boolean; detailedExitcode?: boolean; target?: string[]; ttlMs: number },
+  opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; ttlMs: number },
 ): Promise<number> {
+  const format = opts.json ? "json" : (opts.format ?? "text");
+  if (!["text", "json", "markdown"].includes(format)) throw new PremiscaleError(`unknown --format "${format}"`, "usage", "use text, json or markdown");
   const ctx = await openContext(configPath(file), { checkEnv: false });
   try {
     checkTargets(ctx, opts.target);
     const state = await ctx.store.read();
     const { plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ttlSeconds: Math.round(opts.ttlMs / 1000) });
-    if (opts.json) io.out(serializePlan(plan).trimEnd());
+    if (format === "json") io.out(serializePlan(plan).trimEnd());
+    else if (format === "markdown") io.out(renderPlanMarkdown(plan, opts.out ? { next: `To perform exactly these actions, run \`premiscale apply ${opts.out}\`` } : {}).trimEnd());
     else io.out(renderPlanText(plan, { color: io.color }));
-    if (opts.target && !opts.json) io.err(targetWarning());
+    if (opts.target && format === "text") io.err(targetWarning());
     if (opts.out && plan.errors.length === 0) {
       await writePlanFile(opts.out, serializePlan(plan));
-      if (!opts.json) io.out(`\nSaved the plan to: ${opts.out}\nTo perform exactly these actions, run: premiscale apply ${opts.out}`);
+      if (format === "text") io.out(`\nSaved the plan to: ${opts.out}\nTo perform exactly these actions, run: premiscale apply ${opts.out}`);
     }
     if (reportUnreachable(io, ctx, unreachable) || plan.errors.length > 0) return ERROR;
     return opts.detailedExitcode && plan.changes.length > 0 ? CHANGES : OK;

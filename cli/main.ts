@@ -62,11 +62,12 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
         "Exit codes: 0 success, 1 error, 2 (with --detailed-exitcode) success with changes.",
     )
     .option("-o, --out <file>", "save the plan to a file for `premiscale apply FILE`")
-    .option("--json", "print the plan as JSON on stdout")
+    .option("--json", "print the plan as JSON on stdout (same as --format json)")
+    .addOption(new Option("--format <format>", "text, json, or markdown (for a pull-request comment)").choices(["text", "json", "markdown"]))
     .option("--detailed-exitcode", "exit 2 when the plan has changes")
     .option("--target <group...>", "plan only these groups (others stay as they are)")
     .addOption(new Option("--ttl <duration>", "how long a saved plan stays valid").default("1h"))
-    .action(async (opts: { out?: string; json?: boolean; detailedExitcode?: boolean; target?: string[]; ttl: string }) =>
+    .action(async (opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; ttl: string }) =>
       setExit(await runPlan(io, cfg(), { ...opts, ttlMs: parseDuration(opts.ttl) })),
     );
 

@@ -45,6 +45,10 @@ describe("premiscale on a real libvirtd", () => {
     const plan = await premiscale(dir, ["plan", "--detailed-exitcode"]);
     expect(plan.code).toBe(2);
     expect(plan.stdout).toContain("Plan: 2 to add, 0 to change, 0 to destroy.");
+    const md = await premiscale(dir, ["plan", "--format", "markdown"]);
+    expect(md.code).toBe(0);
+    expect(md.stdout).toContain("**Plan: 2 to add, 0 to change, 0 to destroy.**");
+    expect(md.stdout).toMatch(new RegExp(`\`\`\`diff\n# group ${g}: 0 -> 2 .*\n\\+ ${g}\\[${g}-[0-9a-f]{8}\\] on host local`));
 
     const apply = await premiscale(dir, ["apply", "--auto-approve"]);
     expect(apply.code).toBe(0);
