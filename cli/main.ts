@@ -6,6 +6,10 @@ import { PremiscaleError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
 import { runApply, runForceUnlock, runPlan, runShow, runStateList, runValidate } from "./commands.js";
 import { processOutput, type Output } from "./output.js";
+import { parseDuration } from "./parse.js";
+import { registerSimulateCommand } from "./simulate.js";
+
+export { parseDuration } from "./parse.js";
 
 
 /** Exit codes (documented in the README). */
@@ -19,13 +23,6 @@ function parseIntOption(name: string, min: number) {
   };
 }
 
-/** `30s`, `5m`, `1h` or plain seconds → ms. */
-export function parseDuration(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new PremiscaleError(`"${value}" is not a duration`, "usage", "write it like 30s, 5m or 1h");
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
-  return Math.round(Number(m[1]) * unit);
-}
 
 /** Builds the command line; `io` lets tests run it in-process. Resolves to the exit code. */
 export function buildProgram(io: Output, setExit: (code: number) => void): Command {
@@ -119,6 +116,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .option("--force", "do not ask for confirmation")
     .action(async (id: string, opts: { force?: boolean }) => setExit(await runForceUnlock(io, cfg(), id, opts)));
 
+  registerSimulateCommand(program, io, setExit, cfg);
   return program;
 }
 
