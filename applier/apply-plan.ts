@@ -56,7 +56,7 @@ export interface ApplyDeps {
 
 /** How apply learns that a new VM is up: see `ApplyDeps.readiness`. */
 export interface Readiness {
-  prepare(spec: VmSpec): VmSpec;
+  prepare(spec: VmSpec, heartbeatSeconds: number): VmSpec;
   wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal): Promise<void>;
 }
 
@@ -123,7 +123,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
       if (!provider) throw new Error(`no provider for host ${change.host}`);
       if (change.action === "create") {
         let spec = resolveSecrets(change, deps.env);
-        if (change.ready) spec = deps.readiness!.prepare(spec);
+        if (change.ready) spec = deps.readiness!.prepare(spec, change.ready.heartbeatSeconds ?? 0);
         const instance = {
           name: change.name,
           uuid: change.uuid,

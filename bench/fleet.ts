@@ -35,7 +35,7 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
       name, min: 0, max: perGroup + 10, desired: perGroup + (g % 2 ? 1 : -1), hosts: gHosts, placement: "round-robin",
       template: { vcpus: 1, memoryMiB: 512, disk: { baseImage: "base.qcow2", sizeGiB: 10 }, nic: { type: "user" }, userData: "#cloud-config\n", secretEnv: [] },
       networking: { mode: "dhcp" },
-      readiness: { checkIn: false, timeoutSeconds: 900 },
+      readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
     });
     const instances = [];

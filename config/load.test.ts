@@ -78,7 +78,7 @@ describe("parseConfig", () => {
           placement: "round-robin",
           template: { vcpus: 1, memoryMiB: 128, disk: { baseImage: "base.qcow2", sizeGiB: 4 }, nic: { type: "user" }, userData: "", secretEnv: [] },
           networking: { mode: "dhcp" },
-          readiness: { checkIn: true, timeoutSeconds: 900 },
+          readiness: { checkIn: true, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
           suspend: false,
         },
       ],

@@ -468,6 +468,11 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
     const nic: NicConfig = t.nic.type === "user" ? { type: "user" } : { type: t.nic.type, source: t.nic.source ?? "" };
     const template: VmTemplate = { vcpus: t.vcpus, memoryMiB: t.memoryMiB, disk: { ...t.disk }, nic, userData, secretEnv, ...(t.boot ? { boot: { ...t.boot } } : {}) };
     const readiness = { ...g.readiness };
+    if (readiness.heartbeatSeconds > 0 && !readiness.checkIn) {
+      issues.push(src.issue([...gs, "readiness", "heartbeatSeconds"], "heartbeats need readiness.checkIn: true (they use the check-in's token and server)", "set readiness.checkIn: true, or heartbeatSeconds: 0"));
+    } else if (readiness.heartbeatSeconds > 0 && readiness.unhealthyAfterSeconds < 2 * readiness.heartbeatSeconds) {
+      issues.push(src.issue([...gs, "readiness", "unhealthyAfterSeconds"], `unhealthyAfterSeconds (${readiness.unhealthyAfterSeconds}) must be at least twice heartbeatSeconds (${readiness.heartbeatSeconds})`, "one late heartbeat must not get a VM replaced"));
+    }
     if (readiness.checkIn && userData.trim() && !/^#cloud-config\s*$/m.test(userData.split("\n", 1)[0] ?? "")) {
       issues.push(
         src.issue(

@@ -134,6 +134,10 @@ export interface ReadinessConfig {
   checkIn: boolean;
   /** Max provision time: a VM not checked in by then is destroyed and reported. @default 900 */
   timeoutSeconds: number;
+  /** Heartbeat interval the VM's user-data gets; 0 = no heartbeats. @default 0 */
+  heartbeatSeconds: number;
+  /** A VM not heard from for this long is replaced. @default 180 */
+  unhealthyAfterSeconds: number;
 }
 
 /** The check-in server. */

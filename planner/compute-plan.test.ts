@@ -173,6 +173,36 @@ describe("computePlan", () => {
     expect(plan.groups[0]).toMatchObject({ current: 1, desired: 1 });
   });
 
+  describe("heartbeats", () => {
+    const now = new Date("2025-01-01T01:00:00.000Z");
+    const hb = { checkIn: true, timeoutSeconds: 900, heartbeatSeconds: 30, unhealthyAfterSeconds: 180 };
+    const eight = Array.from({ length: 8 }, (_, k) => makeInstance(`web-${k}`, "a"));
+    const observed = makeObservation("a", { domains: eight.map((i) => makeDomain(i.name)) });
+    const plan = (lastSeen: [string, string | null][]) =>
+      computePlan(makeInput({ config: makeConfig({ groups: [{ desired: 8, readiness: hb }] }), state: makeState({ web: eight }), observations: [observed], now, lastSeen: new Map(lastSeen) }));
+
+    it("replaces a VM not heard from for longer than unhealthyAfterSeconds, and says how long", () => {
+      const p = plan(eight.map((i) => [i.name, i.name === "web-3" ? "2025-01-01T00:55:00.000Z" : "2025-01-01T00:59:50.000Z"]));
+      expect(p.drift).toMatchObject([{ kind: "unhealthy", name: "web-3", detail: expect.stringMatching(/not heard from for 300s/) }]);
+      expect(p.changes.map((c) => [c.action, c.reason, c.action === "delete" ? c.name : c.detail])).toEqual([
+        ["delete", "replace_unhealthy", "web-3"],
+        ["create", "replace_unhealthy", "replaces web-3"],
+      ]);
+    });
+
+    it("replaces at most a quarter of the group per plan, the longest silent first", () => {
+      const p = plan(eight.map((i, k) => [i.name, k < 5 ? `2025-01-01T00:5${k}:00.000Z` : "2025-01-01T00:59:50.000Z"]));
+      expect(p.changes.filter((c) => c.action === "delete").map((c) => c.name)).toEqual(["web-0", "web-1"]);
+      expect(p.warnings).toContain("group web: 5 VMs are unhealthy; replacing 2 now (a quarter of the group per plan)");
+    });
+
+    it("judges nothing when no member was ever heard from (the heartbeats do not reach premiscale)", () => {
+      const p = plan(eight.map((i) => [i.name, null]));
+      expect(p.changes).toEqual([]);
+      expect(p.warnings).toEqual([expect.stringMatching(/no member has ever sent a heartbeat/)]);
+    });
+  });
+
   it("leaves a suspended group exactly as it is, leftovers included", () => {
     const config = makeConfig({ groups: [{ desired: 3, suspend: true }] });
     const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a", { status: "creating" })] });

@@ -34,6 +34,11 @@ export interface PlanInput {
    * counts). Pure, like the planner: metrics and history were gathered before. Absent: such groups use `decisions`.
    */
   decideScaling?: (group: GroupConfig, members: Member[]) => Decision;
+  /**
+   * When each instance (by name) was last heard from (heartbeat or check-in), for groups with heartbeats; null:
+   * never. Absent: heartbeats are not known to this planning run, so nothing is judged unhealthy.
+   */
+  lastSeen?: ReadonlyMap<string, string | null>;
   now: Date;
   /** Lineage stamped on new VMs when there is no state yet. */
   newLineage: string;
@@ -164,6 +169,38 @@ function deleteChange(
   return { action: "delete", address: `${at.group}[${at.name}]`, ...at, uuid, reason, detail, gone };
 }
 
+/**
+ * Heartbeats: a running VM not heard from for `unhealthyAfterSeconds` (counted from its creation when it never was)
+ * is replaced, like an ASG health check. Guard rails, because a silent heartbeat path looks like dead VMs: nothing is
+ * judged when no member of the group was ever heard from (the heartbeats are not reaching premiscale at all), and
+ * at most a quarter of the group (at least one) is replaced per plan.
+ */
+function replaceUnhealthy(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], replaced: { name: string; reason: ActionReason }[]): void {
+  const seen = w.input.lastSeen;
+  const { heartbeatSeconds, unhealthyAfterSeconds } = group.readiness;
+  if (!seen || heartbeatSeconds <= 0 || healthy.length === 0) return;
+  if (healthy.every((i) => (seen.get(i.name) ?? null) === null)) {
+    w.warnings.push(`group ${group.name}: no member has ever sent a heartbeat; is the check-in server (premiscale serve) running and reachable? No VM is judged unhealthy`);
+    return;
+  }
+  const now = w.input.now.getTime();
+  const silent = healthy
+    .map((i) => ({ i, since: time(seen.get(i.name) ?? i.created) }))
+    .filter((x) => now - x.since > unhealthyAfterSeconds * 1000)
+    .sort((a, b) => a.since - b.since || byName(a.i.name, b.i.name));
+  const cap = Math.max(1, Math.floor(present.length / 4));
+  if (silent.length > cap) w.warnings.push(`group ${group.name}: ${silent.length} VMs are unhealthy; replacing ${cap} now (a quarter of the group per plan)`);
+  for (const { i, since } of silent.slice(0, cap)) {
+    const at = { group: group.name, name: i.name, host: i.host };
+    const ago = Math.round((now - since) / 1000);
+    w.drift.push({ kind: "unhealthy", ...at, detail: `not heard from for ${ago}s (heartbeat every ${heartbeatSeconds}s, unhealthy after ${unhealthyAfterSeconds}s)` });
+    w.changes.push(deleteChange(at, i.uuid, "replace_unhealthy", `no heartbeat for ${ago}s: remove it`, false));
+    replaced.push({ name: i.name, reason: "replace_unhealthy" });
+    present.splice(present.indexOf(i), 1);
+    healthy.splice(healthy.indexOf(i), 1);
+  }
+}
+
 /** Checks one group's instances against the hosts, then scales it in or out to its decided size. */
 function planGroup(w: Work, group: GroupConfig): GroupPlan {
   const instances = w.input.state?.groups.find((g) => g.name === group.name)?.instances ?? [];
@@ -209,6 +246,7 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       healthy.push(inst);
     }
   }
+  replaceUnhealthy(w, group, present, healthy, replaced);
   for (const [host, n] of unchecked)
     w.warnings.push(
       `host ${host} ${w.observations.has(host) ? "unreachable" : "not observed"}: ${plural(n, "instance")} of group ${group.name} not checked`,
@@ -347,7 +385,9 @@ function scaleOut(
         networkConfig: renderNetworkConfig(mac, net, address),
       },
       ...(address !== undefined ? { address_v4: address } : {}),
-      ...(group.readiness.checkIn ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds } } : {}),
+      ...(group.readiness.checkIn
+        ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds, ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}) } }
+        : {}),
     };
     w.changes.push(change);
   });

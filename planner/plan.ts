@@ -16,7 +16,8 @@ export type ActionReason =
   | "replace_stopped" // the domain is shut off / crashed outside premiscale: remove it and make a new one
   | "orphan" // a domain of ours (same lineage) that state does not know: left by an interrupted apply
   | "interrupted_create" // state records a create that never finished: remove what exists of it and make a new one
-  | "interrupted_delete"; // state records a delete that never finished: finish it (nothing replaces it)
+  | "interrupted_delete" // state records a delete that never finished: finish it (nothing replaces it)
+  | "replace_unhealthy"; // no heartbeat for longer than the group allows: remove it and make a new one
 
 /** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
 export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };
@@ -42,7 +43,7 @@ export type Change =
       /** Static address assigned from the group's pool. */
       address_v4?: string;
       /** Apply waits this long for the VM to check in; absent when the group does not wait (ready once started). */
-      ready?: { timeoutSeconds: number };
+      ready?: { timeoutSeconds: number; heartbeatSeconds?: number };
     })
   | (ChangeBase & {
       action: "delete";
@@ -52,7 +53,7 @@ export type Change =
 
 /** Objects changed outside premiscale, shown before the plan. */
 export interface Drift {
-  kind: "missing" | "stopped" | "not_in_state" | "foreign_lineage";
+  kind: "missing" | "stopped" | "unhealthy" | "not_in_state" | "foreign_lineage";
   group: string;
   name: string;
   host: string;

@@ -58,7 +58,7 @@ export function makeConfig(
       hosts: hosts.map((h) => h.name),
       placement: "round-robin",
       networking: { mode: "dhcp" },
-      readiness: { checkIn: false, timeoutSeconds: 900 },
+      readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
       ...g,
       template: makeTemplate(g.template),

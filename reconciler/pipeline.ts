@@ -4,7 +4,7 @@
  * same whoever makes it.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { dirname, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { simpleGit } from "simple-git";
 import type { Config, GroupConfig, HostConfig } from "../config/types.js";
 import { openConfiguredSource } from "../metrics/from-config.js";
@@ -16,6 +16,8 @@ import { emptyHistory } from "../policies/history.js";
 import { decideFromConfig } from "../policies/static.js";
 import { POLICY_DEFAULTS, type MetricName, type Policy } from "../policies/types.js";
 import type { HostObservation, KnownInstance, Provider } from "../providers/provider.js";
+import { CheckInLedger } from "../server/check-in-ledger.js";
+import { RUNTIME_DIR } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 
 /** Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. */
@@ -98,6 +100,21 @@ export async function gatherMetrics(
   return out;
 }
 
+/**
+ * When each instance of a group with heartbeats was last heard from, from the check-in ledger that `premiscale
+ * serve` (or apply) keeps beside the state. Undefined when no group uses heartbeats.
+ */
+export async function heartbeats(config: Config, groups: GroupConfig[], state: State | null): Promise<Map<string, string | null> | undefined> {
+  const watched = groups.filter((g) => g.readiness.heartbeatSeconds > 0 && !g.suspend);
+  if (watched.length === 0) return undefined;
+  const ledger = new CheckInLedger(join(config.state.path, RUNTIME_DIR));
+  const out = new Map<string, string | null>();
+  for (const g of watched) {
+    for (const i of state?.groups.find((x) => x.name === g.name)?.instances ?? []) out.set(i.name, await ledger.lastSeen(i.uuid));
+  }
+  return out;
+}
+
 /** Options of a planning run. */
 export interface PlanRunOptions {
   targets: string[] | null;
@@ -148,6 +165,7 @@ export async function makePlan(
       }
     }
   }
+  const lastSeen = await heartbeats(config, groups, state);
   const observations = await observing;
   const unreachable = observations.flatMap((o) => (o.status === "unreachable" ? [{ host: o.host, error: o.error }] : []));
 
@@ -169,6 +187,7 @@ export async function makePlan(
         now,
       });
     },
+    ...(lastSeen ? { lastSeen } : {}),
     now,
     newLineage: randomUUID(),
     newUuid: options.newUuid ?? randomUUID,

@@ -34,9 +34,28 @@ export class CheckInLedger {
     }
   }
 
+  /** Records a heartbeat (atomically, one small file per instance). */
+  async recordSeen(instanceId: string, at: string): Promise<void> {
+    await writeFileAtomic(join(this.dir, "check-ins", `${instanceId}.seen`), `${at}\n`, { mode: 0o600, createDirs: true });
+  }
+
+  /** When the instance was last heard from (heartbeat or check-in), or null when never. */
+  async lastSeen(instanceId: string): Promise<string | null> {
+    const checkIn = await this.get(instanceId);
+    let seen: string | null = null;
+    try {
+      seen = (await readFile(join(this.dir, "check-ins", `${instanceId}.seen`), "utf8")).trim() || null;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    const times = [checkIn?.receivedAt, seen].filter((t): t is string => typeof t === "string" && !Number.isNaN(Date.parse(t)));
+    return times.sort((a, b) => Date.parse(a) - Date.parse(b)).at(-1) ?? null;
+  }
+
   /** Forgets an instance (its VM was destroyed). */
   async forget(instanceId: string): Promise<void> {
     await rm(this.file(instanceId), { force: true });
+    await rm(join(this.dir, "check-ins", `${instanceId}.seen`), { force: true });
   }
 }
 

@@ -35,6 +35,7 @@ export interface CheckIn {
  */
 export type CheckInResult =
   | "ok"
+  | "heartbeat"
   | "repeated"
   | "forbidden"
   | "bad_request"
@@ -48,7 +49,8 @@ export type CheckInResult =
 export interface ServerLogLine {
   /** ISO-8601, by the server's clock. */
   time: string;
-  level: "info" | "warn" | "error";
+  /** `debug` for heartbeats, which come every interval from every VM. */
+  level: "debug" | "info" | "warn" | "error";
   event: "listening" | "closed" | "check_in" | "request_rejected" | "client_error" | "internal_error" | "server_error";
   method?: string;
   /** The route template (`/phone-home`, `/healthz`…), or `unmatched`. */
@@ -85,6 +87,8 @@ export interface CheckInServerOptions {
   tokens: TokenVerifier;
   /** Called after each accepted check-in (first or repeated) with a copy of the record. Errors are logged, not thrown. */
   onCheckIn?: (checkIn: CheckIn) => void;
+  /** Called after each accepted heartbeat with the instance and the time. Errors are logged, not thrown. */
+  onHeartbeat?: (instanceId: string, at: string) => void;
   /**
    * Largest check-in body accepted; longer ones get 413 and are not read further. cloud-init's body with four
    * RSA-4096-sized keys is under 4 KiB.
@@ -144,7 +148,7 @@ export function phoneHomeConfig(baseUrl: string, token: string, tries = 10): { u
   return { url: `${baseUrl.replace(/\/+$/, "")}${PHONE_HOME_PATH}/$INSTANCE_ID/${encodeURIComponent(token)}`, post: "all", tries };
 }
 
-type RouteLabel = "/phone-home" | "/healthz" | "/ready" | "/metrics" | "unmatched";
+type RouteLabel = "/phone-home" | "/heartbeat" | "/healthz" | "/ready" | "/metrics" | "unmatched";
 
 /** What a handler decided; the shell turns it into a response, log line and metrics. */
 interface Outcome {
@@ -156,7 +160,7 @@ interface Outcome {
   reason?: string;
   instanceId?: string;
   count?: number;
-  level?: "info" | "warn" | "error";
+  level?: "debug" | "info" | "warn" | "error";
 }
 
 const DEFAULT_MAX_BODY_BYTES = 16 * 1024;
@@ -179,6 +183,8 @@ export function createCheckInServer(options: CheckInServerOptions): CheckInServe
   checkOptions(options, { host, port, maxBodyBytes, requestTimeoutMs });
 
   const records = new Map<string, CheckIn>();
+  /** Latest heartbeat per instance. */
+  const lastSeen = new Map<string, string>();
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const checkInsTotal = new Counter({
@@ -329,6 +335,10 @@ export function createCheckInServer(options: CheckInServerOptions): CheckInServe
       setRoute("/phone-home");
       return checkIn(req, segments[1]!, segments[2] ?? null, query);
     }
+    if (segments && (segments.length === 2 || segments.length === 3) && segments[0] === "heartbeat" && segments.every((s) => s !== "")) {
+      setRoute("/heartbeat");
+      return heartbeat(req, segments[1]!, segments[2] ?? null, query);
+    }
     return { status: 404, body: "not found", reason: "no such route" };
   }
 
@@ -342,7 +352,30 @@ export function createCheckInServer(options: CheckInServerOptions): CheckInServe
     }
   }
 
-  async function checkIn(req: IncomingMessage, rawId: string, rawPathToken: string | null, query: string): Promise<Outcome> {
+  /**
+   * A heartbeat: `POST /heartbeat/<instance id>/<token>` (any small body, ignored), sent by a running guest every
+   * interval, with the same token as its check-in. Says only "still alive".
+   */
+  async function heartbeat(req: IncomingMessage, rawId: string, rawPathToken: string | null, query: string): Promise<Outcome> {
+    const who = authorize(req, rawId, rawPathToken, query);
+    if ("status" in who) return who;
+    const body = await readBody(req, maxBodyBytes);
+    if (body === "too_large") return tooLarge(who.instanceId);
+    if (body === "aborted") return { status: 400, body: "", result: "aborted", instanceId: who.instanceId, reason: "the client left before sending the whole body" };
+    const at = clock().toISOString();
+    lastSeen.set(who.instanceId, at);
+    if (options.onHeartbeat) {
+      try {
+        options.onHeartbeat(who.instanceId, at);
+      } catch (e) {
+        log({ level: "error", event: "internal_error", route: "/heartbeat", instanceId: who.instanceId, reason: `onHeartbeat threw: ${errorMessage(e)}` });
+      }
+    }
+    return { status: 200, body: "ok", result: "heartbeat", instanceId: who.instanceId, level: "debug" };
+  }
+
+  /** Method, instance id and token of a check-in or heartbeat: the instance, or the refusal. */
+  function authorize(req: IncomingMessage, rawId: string, rawPathToken: string | null, query: string): { instanceId: string } | Outcome {
     if (req.method !== "POST") {
       return { status: 405, body: "method not allowed", headers: { Allow: "POST" }, result: "method_not_allowed", reason: "method not allowed" };
     }
@@ -361,6 +394,13 @@ export function createCheckInServer(options: CheckInServerOptions): CheckInServe
       throw new Error(`the token verifier threw: ${errorMessage(e)}`, { cause: e });
     }
     if (!accepted) return { ...FORBIDDEN, instanceId, reason: "the token is not valid for this instance id" };
+    return { instanceId };
+  }
+
+  async function checkIn(req: IncomingMessage, rawId: string, rawPathToken: string | null, query: string): Promise<Outcome> {
+    const who = authorize(req, rawId, rawPathToken, query);
+    if ("status" in who) return who;
+    const { instanceId } = who;
 
     const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
     if (mediaType !== FORM_TYPE) {

@@ -133,6 +133,29 @@ describe("startReadiness", () => {
     await expect(waiting).rejects.toThrow(/interrupted/);
   });
 
+  it("adds a heartbeat loop that reaches the server, recorded as when the VM was last seen", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: base }, runtimeDir: dir, logger });
+    services.push(r);
+    const userData = r.prepare(spec("#cloud-config\nbootcmd:\n  - echo hi\n"), 30).userData;
+    const doc = parse(userData) as { bootcmd: unknown[]; premiscale: { heartbeat_url: string; heartbeat_seconds: number } };
+    expect(doc.bootcmd[0]).toBe("echo hi");
+    expect(doc.bootcmd[1]).toEqual(["sh", "-c", expect.stringMatching(/while :; do sleep 30; curl .*\/heartbeat\//)]);
+    expect(doc.premiscale.heartbeat_seconds).toBe(30);
+    // What the loop does, once: POST to the heartbeat URL with the VM's token.
+    const ledger = new CheckInLedger(dir);
+    expect(await ledger.lastSeen(UUID)).toBeNull();
+    const ok = await fetch(doc.premiscale.heartbeat_url, { method: "POST", body: "beat=1" });
+    expect(ok.status).toBe(200);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(await ledger.lastSeen(UUID)).toMatch(/^\d{4}-/);
+    const forged = await fetch(doc.premiscale.heartbeat_url.replace(/\/[^/]+$/, "/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), { method: "POST", body: "" });
+    expect(forged.status).toBe(403);
+    expect((await fetch(doc.premiscale.heartbeat_url)).status).toBe(405);
+  });
+
   it("keeps one secret for every process that starts at once", async () => {
     const dir = await tempDir();
     const secrets = await Promise.all(Array.from({ length: 8 }, () => loadServerSecret(dir)));

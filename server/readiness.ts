@@ -1,5 +1,5 @@
 import { request } from "node:http";
-import { Document, isMap, parseDocument } from "yaml";
+import { Document, isMap, isSeq, parseDocument } from "yaml";
 import { PremiscaleError } from "../config/errors.js";
 import type { ServerConfig } from "../config/types.js";
 import type { VmSpec } from "../providers/provider.js";
@@ -12,7 +12,8 @@ const POLL_MS = 250;
 
 /** What apply uses to wait for new VMs: see `ApplyDeps.readiness` in applier/apply-plan.ts. */
 export interface ReadinessService {
-  prepare(spec: VmSpec): VmSpec;
+  /** Adds the check-in (and, every `heartbeatSeconds` when above 0, a heartbeat) to the VM's user-data. */
+  prepare(spec: VmSpec, heartbeatSeconds?: number): VmSpec;
   wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** `own`: this process serves check-ins; `shared`: `premiscale serve` (another process) does. */
   readonly mode: "own" | "shared";
@@ -39,6 +40,7 @@ export async function startReadiness(options: {
     tokens: hmacTokenVerifier(secret),
     logger: options.logger,
     defaultMetrics: false,
+    onHeartbeat: (id, at) => void ledger.recordSeen(id, at).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a heartbeat failed: ${(e as Error).message}` })),
     onCheckIn: (c) => void ledger.record(c).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a check-in failed: ${(e as Error).message}` })),
   });
   let own: CheckInServer | null = server;
@@ -56,7 +58,12 @@ export async function startReadiness(options: {
   }
   return {
     mode: own ? "own" : "shared",
-    prepare: (spec) => ({ ...spec, userData: withPhoneHome(spec.userData, phoneHomeConfig(advertiseUrl, instanceToken(secret, spec.uuid))) }),
+    prepare: (spec, heartbeatSeconds = 0) => {
+      const token = instanceToken(secret, spec.uuid);
+      let userData = withPhoneHome(spec.userData, phoneHomeConfig(advertiseUrl, token));
+      if (heartbeatSeconds > 0) userData = withHeartbeat(userData, `${advertiseUrl}/heartbeat/${spec.uuid}/${encodeURIComponent(token)}`, heartbeatSeconds);
+      return { ...spec, userData };
+    },
     wait: async (vm, timeoutMs, signal) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -88,6 +95,28 @@ export function withPhoneHome(userData: string, phoneHome: { url: string; post: 
     throw new PremiscaleError("the user-data is not a #cloud-config mapping, so phone_home cannot be added to it", "user_data_not_cloud_config", "fix the template's user-data, or set readiness.checkIn: false");
   }
   const body = doc.contents === null ? `${text.trimEnd()}\n${new Document({ phone_home: phoneHome }).toString({ lineWidth: 0 })}` : (doc.set("phone_home", doc.createNode(phoneHome)), doc.toString({ lineWidth: 0 }));
+  return body.startsWith("#cloud-config") ? body : `#cloud-config\n${body}`;
+}
+
+/**
+ * Adds a heartbeat to #cloud-config user-data: a `bootcmd` (run on every boot) that starts a background loop
+ * POSTing to the heartbeat URL every `seconds`, with curl or busybox wget, whichever the image has. Also written
+ * as `premiscale: {heartbeat_url, heartbeat_seconds}` for guests without cloud-init that read the seed themselves.
+ */
+export function withHeartbeat(userData: string, url: string, seconds: number): string {
+  const doc = parseDocument(userData);
+  if (doc.errors.length > 0 || !isMap(doc.contents)) {
+    throw new PremiscaleError("the user-data is not a #cloud-config mapping, so a heartbeat cannot be added to it", "user_data_not_cloud_config", "fix the template's user-data, or set readiness.heartbeatSeconds: 0");
+  }
+  const loop =
+    `(while :; do sleep ${seconds}; ` +
+    `curl -fsS -m 10 -X POST -d beat=1 '${url}' >/dev/null 2>&1 || wget -q -O /dev/null --post-data=beat=1 '${url}' >/dev/null 2>&1; ` +
+    `done) </dev/null >/dev/null 2>&1 &`;
+  const existing = doc.get("bootcmd");
+  const bootcmd = isSeq(existing) ? existing.toJSON() : existing === undefined ? [] : [existing];
+  doc.set("bootcmd", doc.createNode([...(bootcmd as unknown[]), ["sh", "-c", loop]]));
+  doc.set("premiscale", doc.createNode({ heartbeat_url: url, heartbeat_seconds: seconds }));
+  const body = doc.toString({ lineWidth: 0 });
   return body.startsWith("#cloud-config") ? body : `#cloud-config\n${body}`;
 }
 
