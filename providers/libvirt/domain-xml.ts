@@ -100,7 +100,10 @@ ${nic}
     </interface>
     <serial type='pty'/>
     <console type='pty'/>
-    <memballoon model='none'/>
+    <!-- guest-reported memory (balloon.available/unused/usable) is what the memory metric reads; every 10 s -->
+    <memballoon model='virtio'>
+      <stats period='10'/>
+    </memballoon>
   </devices>
 </domain>
 `;
