@@ -4,13 +4,17 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { PremiscaleError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
-import { runApply, runForceUnlock, runPlan, runShow, runStateList, runValidate } from "./commands.js";
 import { processOutput, type Output } from "./output.js";
 import { parseDuration } from "./parse.js";
+import { registerMetricsCommand } from "./metrics-command.js";
+import { registerServeCommand } from "./serve.js";
 import { registerSimulateCommand } from "./simulate.js";
 
 export { parseDuration } from "./parse.js";
 
+
+/** The commands behind plan/apply/…, loaded when one runs: `serve` and `metrics` then do not carry the TUI (Ink, React). */
+const commands = () => import("./commands.js");
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, error: 1, changes: 2 } as const;
@@ -41,7 +45,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
   const cfg = () => program.opts<{ config?: string }>().config;
 
   program.action(async (opts: { validate?: boolean }) => {
-    if (opts.validate) setExit(await runValidate(io, cfg(), {}));
+    if (opts.validate) setExit(await (await commands()).runValidate(io, cfg(), {}));
     else program.help({ error: false });
   });
 
@@ -50,7 +54,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .description("Check the config file: syntax, schema, and the rules between fields. Contacts no host unless --check-hosts.")
     .option("--check-hosts", "also connect to every host: pool, base images, pool size for max")
     .option("--json", "print the result as JSON")
-    .action(async (opts: { checkHosts?: boolean; json?: boolean }) => setExit(await runValidate(io, cfg(), opts)));
+    .action(async (opts: { checkHosts?: boolean; json?: boolean }) => setExit(await (await commands()).runValidate(io, cfg(), opts)));
 
   program
     .command("plan")
@@ -65,7 +69,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .option("--target <group...>", "plan only these groups (others stay as they are)")
     .addOption(new Option("--ttl <duration>", "how long a saved plan stays valid").default("1h"))
     .action(async (opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; ttl: string }) =>
-      setExit(await runPlan(io, cfg(), { ...opts, ttlMs: parseDuration(opts.ttl) })),
+      setExit(await (await commands()).runPlan(io, cfg(), { ...opts, ttlMs: parseDuration(opts.ttl) })),
     );
 
   program
@@ -87,7 +91,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
         opts: { autoApprove?: boolean; parallelism: number; lockTimeout: string; shutdownTimeout: string; target?: string[]; json?: boolean },
       ) =>
         setExit(
-          await runApply(io, cfg(), planfile, {
+          await (await commands()).runApply(io, cfg(), planfile, {
             ...opts,
             lockTimeoutMs: parseDuration(opts.lockTimeout),
             shutdownTimeoutMs: parseDuration(opts.shutdownTimeout),
@@ -100,22 +104,24 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .argument("<planfile>", "a saved plan")
     .description("Show a saved plan (after checking it was not altered).")
     .option("--json", "print it as JSON")
-    .action(async (planfile: string, opts: { json?: boolean }) => setExit(await runShow(io, planfile, opts)));
+    .action(async (planfile: string, opts: { json?: boolean }) => setExit(await (await commands()).runShow(io, planfile, opts)));
 
   const state = program.command("state").description("Inspect the git-tracked state.");
   state
     .command("list")
     .description("List the instances premiscale owns, per group.")
     .option("--json", "print as JSON")
-    .action(async (opts: { json?: boolean }) => setExit(await runStateList(io, cfg(), opts)));
+    .action(async (opts: { json?: boolean }) => setExit(await (await commands()).runStateList(io, cfg(), opts)));
 
   program
     .command("force-unlock")
     .argument("<id>", "the lock ID shown in the lock error")
     .description("Remove a state lock left by a premiscale that died. Only when you are sure it is not running.")
     .option("--force", "do not ask for confirmation")
-    .action(async (id: string, opts: { force?: boolean }) => setExit(await runForceUnlock(io, cfg(), id, opts)));
+    .action(async (id: string, opts: { force?: boolean }) => setExit(await (await commands()).runForceUnlock(io, cfg(), id, opts)));
 
+  registerServeCommand(program, io, setExit, cfg);
+  registerMetricsCommand(program, io, setExit, cfg);
   registerSimulateCommand(program, io, setExit, cfg);
   return program;
 }
