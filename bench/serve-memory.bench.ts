@@ -3,7 +3,7 @@
 // processes; serve runs its collector on libvirt's test driver (its virsh session is reported on its own line).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -96,9 +96,8 @@ async function bareServer(port: number): Promise<ChildProcess> {
   return child;
 }
 
-const via = premiscaleCommand().via;
 console.log(`# premiscale serve's RSS, idle (median over 1 s after ${SETTLE_MS / 1000} s) and during ${CHECKINS} check-ins, ${CONCURRENCY} at once`);
-if (via === "tsx") console.log("# note: dist/ has no cli/serve.js, so serve runs through tsx (its loader adds memory): run `npm run build` first");
+if (!existsSync(premiscaleCommand().args[0]!)) throw new Error("dist/ is not built: run `npm run build` first");
 
 // Baseline: the bare server.
 const barePort = await freePort();
@@ -133,9 +132,9 @@ const serveAfter = await idleRss(servePid);
 const stopped = await serve.stop("SIGTERM");
 
 // The same serve with only its own modules loaded (commander + cli/serve.js; no plan, apply or TUI code): what
-// cli/main.ts's static imports add to it.
+// cli/main.ts adds to it (it loads the plan/apply commands lazily, so little).
 let lean: { idle: number; peak: number } | null = null;
-if (via !== "tsx") {
+{
   const code = `
     import { Command } from ${JSON.stringify(pathToFileURL(join(ROOT, "node_modules/commander/esm.mjs")).href)};
     import { registerServeCommand } from ${JSON.stringify(pathToFileURL(join(ROOT, "dist/cli/serve.js")).href)};

@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { applyPlan, recordHistory } from "../applier/apply-plan.js";
-import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
+import type { InterruptedApply } from "../applier/journal.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
-import { startReadiness, type ReadinessService } from "../server/readiness.js";
+import { interruptedApplies, prepareApply, type PreparedApply } from "../reconciler/apply-deps.js";
 import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
 import { loadConfig, poolSizeIssues } from "../config/load.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
@@ -14,7 +14,7 @@ import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
 import type { State } from "../state/types.js";
-import { configDigest, configPath, journalPath, makePlan, observeHosts, openContext, runtimeDir, type Context } from "./context.js";
+import { configDigest, configPath, makePlan, observeHosts, openContext, type Context } from "./context.js";
 import type { Output } from "./output.js";
 import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
 
@@ -136,8 +136,7 @@ export async function runApply(
   }
   const ctx = await openContext(configPath(file), { checkEnv: true });
   let lock: StateLock | null = null;
-  let journal: FileJournal | null = null;
-  let readiness: ReadinessService | null = null;
+  let prepared: PreparedApply | null = null;
   let reporter: ApplyReporter | null = null;
   let note = (text: string) => io.err(text);
   const abort = new AbortController();
@@ -149,7 +148,7 @@ export async function runApply(
   try {
     checkTargets(ctx, opts.target);
     lock = await ctx.store.lock("apply", opts.lockTimeoutMs, (e) => reportStateEvent(io, e));
-    for (const a of readInterrupted(journalPath(ctx.config))) reportInterrupted(io, a);
+    for (const a of interruptedApplies(ctx.config)) reportInterrupted(io, a);
     const state = (await ctx.store.read()) ?? null;
     let plan: Plan;
     let unreachable: { host: string; error: string }[] = [];
@@ -209,21 +208,11 @@ export async function runApply(
     note = (text) => live.note(text, "warn");
     process.on("SIGINT", onSigint);
     process.on("SIGTERM", onSigint);
-    if (plan.changes.some((c) => c.action === "create" && c.ready)) {
-      readiness = await startReadiness({ server: ctx.config.server, runtimeDir: runtimeDir(ctx.config), logger: (l) => reportServerLine(note, l) });
-      live.note(readinessNote(ctx, readiness.mode));
-    }
-    journal = new FileJournal(journalPath(ctx.config));
+    prepared = await prepareApply(ctx.config, plan, { providers: ctx.providers, lock, env: process.env, serverLog: (l) => reportServerLine(note, l) });
+    if (prepared.readiness) live.note(readinessNote(ctx, prepared.readiness));
     const result = await applyPlan(
       plan,
-      {
-        providers: ctx.providers,
-        lock,
-        hostLimits: new Map(ctx.config.hosts.map((h) => [h.name, h.maxParallel])),
-        env: process.env,
-        journal,
-        ...(readiness ? { readiness } : {}),
-      },
+      prepared.deps,
       {
         parallelism: opts.parallelism,
         shutdownTimeoutMs: opts.shutdownTimeoutMs,
@@ -231,8 +220,8 @@ export async function runApply(
         onEvent: (e) => live.onEvent(e),
       },
     );
-    journal.close({ rotate: true });
-    journal = null;
+    await prepared.close(true);
+    prepared = null;
     await live.finish(result);
     reporter = null;
     const code = applySucceeded(result) ? OK : ERROR;
@@ -243,8 +232,7 @@ export async function runApply(
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
     // An apply that threw keeps its journal: the next apply reports what it had in flight.
-    journal?.close({ rotate: false });
-    await readiness?.close();
+    await prepared?.close(false);
     await lock?.release();
     await ctx.close();
   }

@@ -1,10 +1,9 @@
-import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
 import type { Config, HostConfig } from "../config/types.js";
 import { makeProvider } from "../providers/index.js";
 import type { HostObservation, Provider } from "../providers/provider.js";
 import { observeHosts as observeWith, makePlan as planWith, type PlanRunOptions } from "../reconciler/pipeline.js";
-import { GitStateStore, RUNTIME_DIR } from "../state/git-state-store.js";
+import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 
 /** Where the config is: `-c`, else `PREMISCALE_CONFIG_PATH`, else `./premiscale.yaml`. */
@@ -39,19 +38,10 @@ export function observeHosts(ctx: Context, hosts: HostConfig[], state: State | n
   return observeWith(ctx.providers, hosts, state);
 }
 
-/** This machine's own, never committed files beside the state: journal, server secret, check-in records. */
-export function runtimeDir(config: Config): string {
-  return join(config.state.path, RUNTIME_DIR);
-}
-
-/** The apply journal (see applier/journal.ts). */
-export function journalPath(config: Config): string {
-  return join(runtimeDir(config), "journal.jsonl");
-}
-
 /** Plans for the context's config and hosts (see reconciler/pipeline.ts). */
 export function makePlan(ctx: Context, state: State | null, options: PlanRunOptions): ReturnType<typeof planWith> {
   return planWith(ctx.config, ctx.providers, state, options);
 }
 
 export { configCommit, configDigest, type PlanRunOptions } from "../reconciler/pipeline.js";
+export { journalPath, runtimeDir } from "../reconciler/apply-deps.js";

@@ -7,6 +7,7 @@ import { VERSION } from "../config/version.js";
 import { processOutput, type Output } from "./output.js";
 import { parseDuration } from "./parse.js";
 import { registerMetricsCommand } from "./metrics-command.js";
+import { registerReconcileCommand, runRemoteForceUnlock } from "./reconcile.js";
 import { registerServeCommand } from "./serve.js";
 import { registerSimulateCommand } from "./simulate.js";
 
@@ -118,8 +119,12 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .argument("<id>", "the lock ID shown in the lock error")
     .description("Remove a state lock left by a premiscale that died. Only when you are sure it is not running.")
     .option("--force", "do not ask for confirmation")
-    .action(async (id: string, opts: { force?: boolean }) => setExit(await (await commands()).runForceUnlock(io, cfg(), id, opts)));
+    .option("--remote", "remove the reconciler's lock ref on the config repository's remote (refs/premiscale/lock) instead")
+    .action(async (id: string, opts: { force?: boolean; remote?: boolean }) =>
+      setExit(await (opts.remote ? runRemoteForceUnlock(io, cfg(), id, opts) : (await commands()).runForceUnlock(io, cfg(), id, opts))),
+    );
 
+  registerReconcileCommand(program, io, setExit, cfg);
   registerServeCommand(program, io, setExit, cfg);
   registerMetricsCommand(program, io, setExit, cfg);
   registerSimulateCommand(program, io, setExit, cfg);

@@ -223,7 +223,8 @@ function unreachableOr(source: string, r: GitResult, code: string, what: string)
   throw new ConfigRepoError(`${what} ${redact(source)}: ${errorLine(r.stderr)}`, code);
 }
 
-function isUrl(source: string): boolean {
+/** True for a remote URL (`https://…`, `ssh://…`, `git@host:path`), false for a local path. */
+export function isUrl(source: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(source) || (/^[^/]+@[^/:]+:/.test(source) && !isAbsolute(source));
 }
 

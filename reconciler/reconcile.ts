@@ -18,7 +18,8 @@ import type { StateLock } from "../state/state-store.js";
 import type { State } from "../state/types.js";
 import type { ConfigRepo } from "./config-repo.js";
 import type { AcquireResult, HeldRemoteLock, LockHolder } from "./remote-lock.js";
-import { portableConfigDigest, type ReconcileSteps } from "./steps.js";
+import { configDigest } from "./pipeline.js";
+import type { ReconcileSteps } from "./steps.js";
 
 /** `auto` applies plans; `review` publishes them on a branch and applies them once merged. */
 export type ReconcileMode = "auto" | "review";
@@ -60,8 +61,11 @@ export interface ReconcileOptions {
   stateLockTimeoutMs?: number;
   /** How often the remote lock is renewed during a pass. @default a third of its TTL */
   lockRenewMs?: number;
-  /** A policy backtest for review mode, as markdown (null: none). */
-  backtest?: (config: Config, plan: Plan) => Promise<string | null>;
+  /**
+   * A policy backtest for review mode, as markdown (null: none), given the clone and the commit planned. A throw
+   * does not fail the pass: the plan says the backtest failed.
+   */
+  backtest?: (config: Config, plan: Plan, at: { repoDir: string; commit: string }) => Promise<string | null>;
 }
 
 /** How a pass ended. */
@@ -127,6 +131,7 @@ export type ReconcileEvent =
   | { type: "plan_already_published"; planId: string; branch: string }
   | { type: "remote_moved"; attempt: number; remote: string }
   | { type: "state_pushed"; commit: string }
+  | { type: "recommendations_recorded"; commit: string }
   | { type: "pass_failed"; error: ErrorInfo }
   | { type: "pass_done"; outcome: ReconcileOutcome; durationMs: number };
 
@@ -260,7 +265,7 @@ async function work(deps: ReconcileDeps, options: ReconcileOptions, emit: Emit, 
   for (const group of suspended) emit({ type: "group_suspended", group });
   if (suspended.length === config.groups.length) return { outcome: "suspended", commit };
   const targets = suspended.length > 0 ? config.groups.filter((g) => !suspended.includes(g.name)).map((g) => g.name) : null;
-  const digest = portableConfigDigest(config, repo.dir);
+  const digest = configDigest(config);
 
   const store = steps.openState(config);
   const stateLock = await store.lock("reconcile", options.stateLockTimeoutMs ?? 10_000);
@@ -284,7 +289,7 @@ async function work(deps: ReconcileDeps, options: ReconcileOptions, emit: Emit, 
       if (merged) await repo.commitRemoval([files.json, files.md], `premiscale: remove ${merged.kind === "plan" ? `refused plan ${merged.id}` : "merged report"}`);
     }
 
-    const { plan, unreachable } = await steps.plan(config, state, { targets, now: now(), configCommit: commit, configDigest: digest });
+    const { plan, unreachable } = await steps.plan(config, state, { targets, now: now() });
     const id = planId(plan);
     emit({
       type: "plan_ready",
@@ -300,11 +305,22 @@ async function work(deps: ReconcileDeps, options: ReconcileOptions, emit: Emit, 
       const message = plan.errors.map((e) => `group ${e.group}: ${e.message}`).join("; ");
       return { outcome: "plan_failed", commit, planId: id, error: { message, code: "plan_has_errors", hint: "fix the config or the hosts; the next pass plans again" } };
     }
-    if (plan.changes.length === 0) return { outcome: "no_changes", commit, planId: id };
+    if (plan.changes.length === 0) {
+      if (options.mode === "auto" && steps.recordRecommendations) {
+        const recorded = await steps.recordRecommendations(plan, state, stateLock, now());
+        if (recorded) emit({ type: "recommendations_recorded", commit: recorded });
+      }
+      return { outcome: "no_changes", commit, planId: id };
+    }
     if (options.mode === "auto") return { ...(await applyNow(steps, config, plan, id, stateLock, emit, signal)), commit };
 
     const branch = `${PLAN_BRANCH_PREFIX}${id}`;
-    const backtest = (await options.backtest?.(config, plan)) ?? undefined;
+    let backtest: string | undefined;
+    try {
+      backtest = (await options.backtest?.(config, plan, { repoDir: repo.dir, commit })) ?? undefined;
+    } catch (e) {
+      backtest = `The backtest of the changed policies failed: ${errorInfo(e).message}`;
+    }
     const md = renderPlanMarkdown(plan, {
       title: `premiscale plan \`${id}\` for \`${repo.branch}\``,
       next: `Merge branch \`${branch}\` into \`${repo.branch}\`: the next reconcile applies exactly this plan. It is refused and planned again if state moves on first, or after ${plan.expires_at}.`,

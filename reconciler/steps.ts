@@ -1,20 +1,23 @@
 /**
- * The real steps of a reconcile pass, built from the planner, the applier and the git state store, with providers
- * from an injected factory (libvirt in the daemon, `FakeProvider` in tests). The engine (reconcile.ts) only sees the
- * `ReconcileSteps` port, so it is tested with these or with anything else.
+ * The real steps of a reconcile pass: plan through the shared pipeline (pipeline.ts, the same `makePlan` as
+ * `premiscale plan`), apply with the same deps as `premiscale apply` (apply-deps.ts: journal, readiness, host
+ * limits), state in the `GitStateStore`, providers from an injected factory (libvirt in the daemon,
+ * `FakeProvider` in tests). The engine (reconcile.ts) only sees the `ReconcileSteps` port.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { join, relative } from "node:path";
-import { applyPlan, type ApplyDeps, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
+import { join } from "node:path";
+import { applyPlan, recordHistory, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
+import type { InterruptedApply } from "../applier/journal.js";
 import { loadConfig } from "../config/load.js";
 import type { Config, HostConfig } from "../config/types.js";
-import { computePlan } from "../planner/compute-plan.js";
+import type { MetricsSource } from "../metrics/types.js";
 import type { Plan } from "../planner/plan.js";
-import { decideFromConfig } from "../policies/static.js";
-import type { HostObservation, KnownInstance, Provider } from "../providers/provider.js";
+import type { Provider } from "../providers/provider.js";
+import type { ServerLogLine } from "../server/check-in-server.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateLock, StateStore } from "../state/state-store.js";
 import type { State } from "../state/types.js";
+import { interruptedApplies, prepareApply } from "./apply-deps.js";
+import { makePlan } from "./pipeline.js";
 
 /** A plan and the hosts that could not be observed for it. */
 export interface PlanOutcome {
@@ -27,9 +30,20 @@ export interface ReconcileSteps {
   /** Loads and validates the config from the clone; throws a `PremiscaleError` (e.g. `ConfigError`) when invalid. */
   loadConfig(repoDir: string): Promise<Config>;
   openState(config: Config): StateStore;
-  plan(config: Config, state: State | null, o: { targets: string[] | null; now: Date; configCommit: string; configDigest: string }): Promise<PlanOutcome>;
+  plan(config: Config, state: State | null, o: { targets: string[] | null; now: Date }): Promise<PlanOutcome>;
   apply(config: Config, plan: Plan, lock: StateLock, o: { signal?: AbortSignal; onEvent: (e: ApplyEvent) => void }): Promise<ApplyResult>;
+  /**
+   * A plan without changes may still carry new recommendations of policy-driven groups (stabilisation windows read
+   * them): writes them to state and commits, only when they changed. Returns the commit, or null.
+   */
+  recordRecommendations?(plan: Plan, state: State | null, lock: StateLock, now: Date): Promise<string | null>;
 }
+
+/** Something the steps tell besides apply events: an earlier apply found interrupted, the check-in server. */
+export type StepNotice =
+  | { type: "interrupted_apply"; apply: InterruptedApply }
+  | { type: "readiness"; mode: "own" | "shared" }
+  | { type: "checkin_server"; line: ServerLogLine };
 
 /** Options of `localSteps`. */
 export interface LocalStepsOptions {
@@ -47,11 +61,9 @@ export interface LocalStepsOptions {
   planTtlSeconds?: number;
   /** @default randomUUID */
   newUuid?: () => string;
-  /**
-   * More of the applier's dependencies for a config: the check-in server's `readiness` (needed when a group waits
-   * for check-ins) and the apply `journal`.
-   */
-  applyDeps?: (config: Config) => Partial<ApplyDeps>;
+  /** The metrics source for policy-driven groups; default: the one the config names, opened per plan. */
+  metrics?: MetricsSource;
+  onNotice?: (n: StepNotice) => void;
 }
 
 /**
@@ -60,6 +72,13 @@ export interface LocalStepsOptions {
  */
 export function localSteps(opts: LocalStepsOptions): ReconcileSteps & { close(): Promise<void> } {
   const env = opts.env ?? process.env;
+  const notice = (n: StepNotice) => {
+    try {
+      opts.onNotice?.(n);
+    } catch {
+      // A broken listener must not break the pass.
+    }
+  };
   const providers = new Map<string, { key: string; provider: Provider }>();
   const providerFor = (h: HostConfig): Provider => {
     const key = JSON.stringify(h);
@@ -70,68 +89,47 @@ export function localSteps(opts: LocalStepsOptions): ReconcileSteps & { close():
     providers.set(h.name, { key, provider });
     return provider;
   };
+  const providersOf = (config: Config) => new Map(config.hosts.map((h) => [h.name, providerFor(h)]));
 
   return {
     loadConfig: (repoDir) => loadConfig(join(repoDir, opts.configFile ?? "premiscale.yaml"), env, { checkEnv: true }),
     openState: (config) => new GitStateStore(config.state.path),
-    async plan(config, state, o) {
-      const groups = o.targets ? config.groups.filter((g) => o.targets!.includes(g.name)) : config.groups;
-      const hostNames = new Set(groups.flatMap((g) => g.hosts));
-      for (const g of state?.groups ?? []) if (groups.some((x) => x.name === g.name)) for (const i of g.instances) hostNames.add(i.host);
-      const hosts = config.hosts.filter((h) => hostNames.has(h.name));
-      const observations = await Promise.all(hosts.map((h) => providerFor(h).observe(knownOn(h.name, state))));
-      const plan = computePlan({
-        config,
-        configDigest: o.configDigest,
-        configCommit: o.configCommit,
-        state,
-        observations,
-        decisions: decideFromConfig(config),
-        now: o.now,
-        newLineage: randomUUID(),
-        newUuid: opts.newUuid ?? randomUUID,
+    plan: (config, state, o) =>
+      makePlan(config, providersOf(config), state, {
         targets: o.targets,
+        now: o.now,
         ttlSeconds: opts.planTtlSeconds ?? 86_400,
-      });
-      return { plan, unreachable: unreachableOf(observations) };
-    },
+        env,
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
+        ...(opts.newUuid ? { newUuid: opts.newUuid } : {}),
+      }),
     async apply(config, plan, lock, o) {
-      return applyPlan(
-        plan,
-        {
-          providers: new Map(config.hosts.map((h) => [h.name, providerFor(h)])),
-          lock,
-          hostLimits: new Map(config.hosts.map((h) => [h.name, h.maxParallel])),
-          env,
-          ...(opts.applyDeps?.(config) ?? {}),
-        },
-        { parallelism: opts.parallelism ?? 10, shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000, signal: o.signal, onEvent: o.onEvent },
-      );
+      for (const apply of interruptedApplies(config)) notice({ type: "interrupted_apply", apply });
+      const prepared = await prepareApply(config, plan, { providers: providersOf(config), lock, env, serverLog: (line) => notice({ type: "checkin_server", line }) });
+      if (prepared.readiness) notice({ type: "readiness", mode: prepared.readiness });
+      let ended = false;
+      try {
+        const result = await applyPlan(plan, prepared.deps, {
+          parallelism: opts.parallelism ?? 10,
+          shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,
+          signal: o.signal,
+          onEvent: o.onEvent,
+        });
+        ended = true;
+        return result;
+      } finally {
+        await prepared.close(ended);
+      }
+    },
+    async recordRecommendations(plan, state, lock, now) {
+      if (!state || !plan.groups.some((g) => g.decision?.details)) return null;
+      await recordHistory(plan, lock, null, now);
+      const lines = plan.groups.filter((g) => g.decision).map((g) => `${g.name}: ${g.current} (${g.reason})`);
+      return lock.commit(`premiscale: record scaling recommendations\n\n${lines.join("\n")}\n`);
     },
     async close() {
       await Promise.all([...providers.values()].map((p) => p.provider.close().catch(() => undefined)));
       providers.clear();
     },
   };
-}
-
-/**
- * sha256 of the normalised config with its paths made relative to the repository, so a plan made in one clone
- * (one machine's work directory) is recognised in another.
- */
-export function portableConfigDigest(config: Config, repoDir: string): string {
-  const portable = { ...config, file: relative(repoDir, config.file), state: { ...config.state, path: relative(repoDir, config.state.path) } };
-  return createHash("sha256").update(JSON.stringify(portable)).digest("hex");
-}
-
-function knownOn(host: string, state: State | null): Map<string, KnownInstance> {
-  const known = new Map<string, KnownInstance>();
-  for (const g of state?.groups ?? []) {
-    for (const i of g.instances) if (i.host === host) known.set(i.name, { uuid: i.uuid, group: g.name, lineage: state!.lineage, createdAt: i.created });
-  }
-  return known;
-}
-
-function unreachableOf(observations: HostObservation[]): { host: string; error: string }[] {
-  return observations.flatMap((o) => (o.status === "unreachable" ? [{ host: o.host, error: o.error }] : []));
 }
