@@ -85,6 +85,14 @@ describe("parseConfig", () => {
     });
   });
 
+  it("accepts accelerator auto for a host on this machine and refuses it for a remote one", () => {
+    expect(parse(BASE.replace("uri: qemu:///system", "uri: qemu:///system\n    accelerator: auto")).hosts[0]?.accelerator).toBe("auto");
+    expect(only(BASE.replace("uri: qemu:///system", "uri: qemu+ssh://admin@kvm1/system\n    accelerator: auto"))).toMatchObject({
+      path: "hosts[0].accelerator",
+      message: expect.stringMatching(/only for hosts on this machine/),
+    });
+  });
+
   describe("scaling", () => {
     const scaling = (body: string) => BASE + "    scaling:\n" + body;
 
@@ -176,7 +184,7 @@ describe("parseConfig", () => {
 
   it("lists the allowed values of an enum and suggests the closest", () => {
     const issue = only(BASE.replace("    uri:", "    accelerator: kvn\n    uri:"));
-    expect(issue).toMatchObject({ line: 4, column: 18, path: "hosts[0].accelerator", message: 'must be one of "kvm", "qemu", got "kvn"', fix: 'did you mean "kvm"?' });
+    expect(issue).toMatchObject({ line: 4, column: 18, path: "hosts[0].accelerator", message: 'must be one of "kvm", "qemu", "auto", got "kvn"', fix: 'did you mean "kvm"?' });
   });
 
   it("names a missing required field at its parent", () => {

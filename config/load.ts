@@ -402,6 +402,9 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
     }
     const bad = uriProblem(h.uri);
     if (bad) issues.push(src.issue(["hosts", i, "uri"], bad.message, bad.fix));
+    else if (h.accelerator === "auto" && /^[a-z]+(\+[a-z0-9]+)?:\/\/[^/]/.test(h.uri)) {
+      issues.push(src.issue(["hosts", i, "accelerator"], "accelerator auto is only for hosts on this machine (KVM is proven by booting a kernel here)", "set kvm or qemu for a remote host"));
+    }
   });
 
   const groupNames = raw.groups.map((g) => g.name);

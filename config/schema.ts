@@ -34,9 +34,10 @@ const host = obj(
     pool: str("Storage pool on the host for VM disks and seeds; base images must be volumes in it.", { default: "default" }),
     accelerator: {
       type: "string",
-      enum: ["kvm", "qemu"],
+      enum: ["kvm", "qemu", "auto"],
       default: "kvm",
-      description: "kvm: hardware virtualisation; qemu: plain emulation (TCG), for hosts without /dev/kvm.",
+      description:
+        "kvm: hardware virtualisation; qemu: plain emulation (TCG), for hosts without working KVM; auto: kvm where providers/libvirt/setup-host.sh proved KVM boots a kernel on this machine, else qemu (hosts on this machine only).",
     },
     reservedMemoryMiB: int("Memory kept free for the host itself, never given to VMs.", { minimum: 0, default: 512 }),
     cpuOvercommit: { type: "number", exclusiveMinimum: 0, default: 4, description: "vCPUs of VMs allowed per physical CPU." },

@@ -11,6 +11,9 @@ export const CONFIG_VERSION = "v1alpha1";
 /** How QEMU runs guests on a host: hardware virtualisation or plain emulation (TCG). */
 export type Accelerator = "kvm" | "qemu";
 
+/** The host setting: an accelerator, or `auto` (KVM only where it was proven to run a kernel). */
+export type AcceleratorSetting = Accelerator | "auto";
+
 /** A libvirt host premiscale may place VMs on. */
 export interface HostConfig {
   /** Unique name used by groups and in state. */
@@ -19,8 +22,11 @@ export interface HostConfig {
   uri: string;
   /** Storage pool on that host for VM disks and seeds, and where base images live. @default "default" */
   pool: string;
-  /** @default "kvm" */
-  accelerator: Accelerator;
+  /**
+   * `auto`: KVM where providers/libvirt/setup-host.sh proved it boots a kernel on this machine, else plain QEMU
+   * (only for hosts on this machine). @default "kvm"
+   */
+  accelerator: AcceleratorSetting;
   /** Memory kept free for the host itself, never given to VMs. @default 512 */
   reservedMemoryMiB: number;
   /** vCPUs of VMs allowed per physical CPU. @default 4 */

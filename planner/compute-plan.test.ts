@@ -203,6 +203,14 @@ describe("computePlan", () => {
     });
   });
 
+  it("gives new VMs the accelerator the host's observation resolved for accelerator auto", () => {
+    const config = makeConfig({ hosts: [{ name: "a", accelerator: "auto" }] });
+    const obs = makeObservation("a");
+    if (obs.status === "ok") obs.capacity.accelerator = "kvm";
+    const plan = computePlan(makeInput({ config, observations: [obs] }));
+    expect(plan.changes.map((c) => c.action === "create" && c.vm.accelerator)).toEqual(["kvm"]);
+  });
+
   it("leaves a suspended group exactly as it is, leftovers included", () => {
     const config = makeConfig({ groups: [{ desired: 3, suspend: true }] });
     const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a", { status: "creating" })] });

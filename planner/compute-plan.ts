@@ -1,4 +1,4 @@
-import type { Config, GroupConfig } from "../config/types.js";
+import type { Config, GroupConfig, HostConfig } from "../config/types.js";
 import type { Member } from "../policies/aggregate.js";
 import type { Decision } from "../policies/decision.js";
 import type { HostObservation } from "../providers/provider.js";
@@ -373,7 +373,7 @@ function scaleOut(
         createdAt: now.toISOString(),
         vcpus: t.vcpus,
         memoryMiB: t.memoryMiB,
-        accelerator: host.accelerator,
+        accelerator: resolvedAccelerator(w, host),
         pool: host.pool,
         baseImage: t.disk.baseImage,
         diskSizeGiB: t.disk.sizeGiB,
@@ -391,6 +391,13 @@ function scaleOut(
     };
     w.changes.push(change);
   });
+}
+
+/** The host's accelerator; `auto` is what the host's observation resolved it to (plain QEMU if it did not say). */
+function resolvedAccelerator(w: Work, host: HostConfig): "kvm" | "qemu" {
+  if (host.accelerator !== "auto") return host.accelerator;
+  const obs = w.observations.get(host.name);
+  return (obs?.status === "ok" ? obs.capacity.accelerator : undefined) ?? "qemu";
 }
 
 /** A UUID whose derived name is not taken yet. */

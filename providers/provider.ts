@@ -30,6 +30,8 @@ export interface HostCapacity {
   pool: { name: string; capacityBytes: number; availableBytes: number } | null;
   /** Volume names present in the pool (to check base images exist). */
   volumes: string[];
+  /** The accelerator new VMs get here, resolved when the host setting is `auto`. */
+  accelerator?: "kvm" | "qemu";
 }
 
 /** One host as observed now. */

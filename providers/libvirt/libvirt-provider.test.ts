@@ -109,3 +109,22 @@ describe("LibvirtProvider on the test driver", () => {
     expect(obs.status === "unreachable" && obs.error).toMatch(/Connection refused/);
   });
 });
+
+describe("accelerator auto", () => {
+  it("resolves to what setup-host.sh proved on this machine, and refuses to guess when it never ran", async () => {
+    const { mkdtemp, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = await mkdtemp(join(tmpdir(), "premiscale-accel-"));
+    const file = join(dir, "accelerator");
+    await writeFile(file, "qemu\nkey\nKVM did not boot the kernel\n");
+    provider = new LibvirtProvider({ ...host, accelerator: "auto" }, { acceleratorFile: file });
+    const ok = await provider.observe(new Map());
+    expect(ok.status === "ok" && ok.capacity.accelerator).toBe("qemu");
+    await provider.close();
+
+    provider = new LibvirtProvider({ ...host, accelerator: "auto" }, { acceleratorFile: join(dir, "missing") });
+    const unknown = await provider.observe(new Map());
+    expect(unknown).toMatchObject({ status: "unreachable", error: expect.stringMatching(/accelerator auto: KVM was never tested.*setup-host\.sh/) });
+  });
+});

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +25,21 @@ export interface LibvirtProviderOptions {
   isoTool?: string;
   /** @default "virsh" */
   virshPath?: string;
+  /** Where setup-host.sh records which accelerator works here. @default "/var/lib/premiscale/accelerator" */
+  acceleratorFile?: string;
+}
+
+/** Written by providers/libvirt/setup-host.sh: first line `kvm` or `qemu`, after booting a kernel under KVM. */
+export const ACCELERATOR_FILE = "/var/lib/premiscale/accelerator";
+
+/** The accelerator setup-host.sh proved for this machine, or null when it never ran. */
+export function provenAccelerator(file = ACCELERATOR_FILE): "kvm" | "qemu" | null {
+  try {
+    const verdict = readFileSync(file, "utf8").split("\n", 1)[0]?.trim();
+    return verdict === "kvm" || verdict === "qemu" ? verdict : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -161,6 +177,17 @@ export class LibvirtProvider implements Provider {
         : null,
       volumes: vols.ok ? parseVolList(vols.stdout) : [],
     };
+    if (this.host.accelerator === "auto") {
+      const resolved = provenAccelerator(this.options.acceleratorFile);
+      if (!resolved) {
+        return {
+          host: this.host.name,
+          status: "unreachable",
+          error: `accelerator auto: KVM was never tested on this machine (${this.options.acceleratorFile ?? ACCELERATOR_FILE} is missing); run providers/libvirt/setup-host.sh, which boots a kernel under KVM, or set accelerator: kvm or qemu`,
+        };
+      }
+      capacity.accelerator = resolved;
+    }
     return { host: this.host.name, status: "ok", capacity, domains };
   }
 
