@@ -1,3 +1,4 @@
+import { PremiscaleError } from "../config/errors.js";
 import { loadConfig } from "../config/load.js";
 import type { Config, HostConfig } from "../config/types.js";
 import { makeProvider } from "../providers/index.js";
@@ -22,6 +23,13 @@ export interface Context {
 /** Loads the config and prepares the state store and one provider per host (connections open lazily). */
 export async function openContext(file: string, options: { checkEnv: boolean }, env: NodeJS.ProcessEnv = process.env): Promise<Context> {
   const config = await loadConfig(file, env, options);
+  if (config.groups.length === 0 && config.gitops.repo) {
+    throw new PremiscaleError(
+      `${config.file} only bootstraps premiscale reconcile (gitops.repo is set; it has no groups): the config is ${config.gitops.path} in ${config.gitops.repo}`,
+      "bootstrap_config",
+      "run premiscale reconcile with this file, or run plan and apply with the config in the repository (-c)",
+    );
+  }
   const providers = new Map<string, Provider>(config.hosts.map((h) => [h.name, makeProvider(h)]));
   return {
     config,

@@ -85,6 +85,12 @@ describe("parseConfig", () => {
     });
   });
 
+  it("accepts a reconcile bootstrap with only gitops.repo, and otherwise requires hosts and groups", () => {
+    const c = parse("version: v1alpha1\ngitops:\n  repo: https://git.example.com/ops/vms.git\n");
+    expect(c).toMatchObject({ hosts: [], groups: [], gitops: { repo: "https://git.example.com/ops/vms.git", path: "premiscale.yaml" } });
+    expect(issues("version: v1alpha1\n").map((i) => i.message)).toEqual(expect.arrayContaining([expect.stringMatching(/hosts/), expect.stringMatching(/groups/)]));
+  });
+
   it("accepts accelerator auto for a host on this machine and refuses it for a remote one", () => {
     expect(parse(BASE.replace("uri: qemu:///system", "uri: qemu:///system\n    accelerator: auto")).hosts[0]?.accelerator).toBe("auto");
     expect(only(BASE.replace("uri: qemu:///system", "uri: qemu+ssh://admin@kvm1/system\n    accelerator: auto"))).toMatchObject({

@@ -393,6 +393,9 @@ function staticIssues(src: Source, gi: number, g: RawGroup): { ranges: Range[]; 
 function normalise(src: Source, raw: RawConfig, env: Record<string, string | undefined> | null, readFile: (absPath: string) => string): { config: Config; issues: ConfigIssue[] } {
   const dir = path.dirname(src.file);
   const issues: ConfigIssue[] = [];
+  // A bootstrap for `premiscale reconcile` (gitops.repo) may have neither: the schema allows it only then.
+  raw.hosts ??= [];
+  raw.groups ??= [];
   const hostNames = raw.hosts.map((h) => h.name);
 
   const firstIndex = (names: string[], i: number): number => names.indexOf(names[i] ?? "");

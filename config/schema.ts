@@ -366,7 +366,12 @@ export const configSchema: Schema = {
       hosts: list("libvirt hosts.", host, { minItems: 1 }),
       groups: list("Autoscaling groups.", group, { minItems: 1 }),
     },
-    { required: ["version", "hosts", "groups"] },
+    {
+      required: ["version"],
+      // A file with gitops.repo may be only a bootstrap for `premiscale reconcile` (the config is in the repository).
+      if: { type: "object", properties: { gitops: { type: "object", required: ["repo"] } }, required: ["gitops"] },
+      else: { type: "object", required: ["hosts", "groups"] },
+    },
   ),
 };
 
