@@ -12,70 +12,38 @@
 #   PREMISCALE_SKIP_APT=1    never run apt-get update/install (packages must already be known/installed)
 set -euo pipefail
 
-say() { printf 'build-busybox: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE=${PREMISCALE_GUEST_CACHE:-/var/cache/premiscale/guests}
-FILES=("$HERE/build-busybox.sh" "$HERE/busybox/init" "$HERE/busybox/udhcpc.script" "$HERE/busybox/poweroff")
+GUEST_TOOL=build-busybox
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+FILES=("$HERE/busybox/init" "$HERE/busybox/udhcpc.script" "$HERE/busybox/poweroff")
 # What /init loads (GUESTS.md's 15: virtio-net, the IDE cdrom with the seed, iso9660; then the ACPI power button and
 # evdev, so that busybox acpid sees the button that `virsh shutdown` presses). Each after its dependencies, see below.
 MODULES=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net
   scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs button evdev)
 
-apt_update_once() {
-  [ "${PREMISCALE_SKIP_APT:-0}" != 1 ] || return 1
-  [ -z "${APT_UPDATED:-}" ] || return 1
-  say "apt-get update"
-  apt-get update -qq
-  APT_UPDATED=1
-}
-kernel_package() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
-# One apt-cache call for both (each costs ~0.5 s here: the image keeps no pkgcache.bin).
-candidates() { # KERNEL_PACKAGE -> sets kver, bver
-  local policy
-  policy=$(apt-cache policy "$1" busybox-static 2>/dev/null || true)
-  kver=$(awk -v p="$1:" '/^[^ ]/ {name = $1} /Candidate:/ && name == p {print $2; exit}' <<<"$policy")
-  bver=$(awk '/^[^ ]/ {name = $1} /Candidate:/ && name == "busybox-static:" {print $2; exit}' <<<"$policy")
-}
-
-kpkg=$(kernel_package)
-if [ -z "$kpkg" ] && apt_update_once; then kpkg=$(kernel_package); fi
-[ -n "$kpkg" ] || die "apt does not know linux-image-cloud-amd64 (run apt-get update)"
-candidates "$kpkg"
-if { [ -z "$kver" ] || [ "$kver" = "(none)" ] || [ -z "$bver" ] || [ "$bver" = "(none)" ]; } && apt_update_once; then
-  candidates "$kpkg"
-fi
-[ -n "$kver" ] && [ "$kver" != "(none)" ] || die "no installable version of $kpkg"
-[ -n "$bver" ] && [ "$bver" != "(none)" ] || die "no installable version of busybox-static"
+kernel_package
+kpkg=$KERNEL_PACKAGE
+candidate_versions "$kpkg" busybox-static
+kver=$(version_of "$kpkg")
+bver=$(version_of busybox-static)
 
 for f in "${FILES[@]}"; do [ -f "$f" ] || die "missing $f"; done
-hash=$({ cat "${FILES[@]}"; printf '%s\n' "$kpkg=$kver" "busybox-static=$bver" "${MODULES[*]}"; } | sha256sum | cut -c1-12)
-out="$CACHE/busybox-$hash"
-if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
+hash=$({ script_code "$HERE/build-busybox.sh" "$HERE/lib.sh"; cat "${FILES[@]}"; printf '%s\n' "$kpkg=$kver" "busybox-static=$bver" "${MODULES[*]}"; } | recipe_hash)
+out="$GUEST_CACHE/busybox-$hash"
+if is_built "$out" vmlinuz initrd.img; then
   say "cached: $kpkg $kver, busybox-static $bver"
   printf '%s\n' "$out"
   exit 0
 fi
 
-started=$(date +%s.%N)
+started=$(now)
 say "building busybox-$hash: $kpkg $kver, busybox-static $bver"
-if ! command -v cpio >/dev/null; then
-  [ "${PREMISCALE_SKIP_APT:-0}" != 1 ] || die "cpio is not installed (apt-get install cpio)"
-  say "installing cpio"
-  apt_update_once || true
-  apt_out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cpio 2>&1) || {
-    printf '%s\n' "$apt_out" >&2; die "apt-get install cpio failed"; }
-fi
-
-mkdir -p "$CACHE"
-work=$(mktemp -d "$CACHE/.busybox-$hash.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/debs" "$work/kernel" "$work/busybox" "$work/root" "$work/out"
-# apt-get download drops privileges to _apt when it can write the directory (else it warns).
-chmod 0755 "$work"
-if [ "$(id -u)" = 0 ] && getent passwd _apt >/dev/null; then chown _apt "$work/debs"; fi
-(cd "$work/debs" && apt-get download -qq "$kpkg=$kver" "busybox-static=$bver") || die "apt-get download failed"
+ensure_tools cpio=cpio
+start_build "busybox-$hash"
+work=$BUILD_WORK
+mkdir -p "$work/kernel" "$work/busybox" "$work/root" "$work/out"
+apt_download "$work/debs" "$kpkg=$kver" "busybox-static=$bver"
 dpkg-deb -x "$work/debs/${kpkg}_"*.deb "$work/kernel"
 dpkg-deb -x "$work/debs/busybox-static_"*.deb "$work/busybox"
 
@@ -145,13 +113,8 @@ cp "$vmlinuz" "$work/out/vmlinuz"
   printf 'busybox guest %s, built %s\n' "$hash" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   printf '%s\n' "$kpkg $kver (kernel $kernel_version)" "busybox-static $bver" "modules: $(tr '\n' ' ' <"$root/etc/modules")"
 } >"$work/out/recipe.txt"
-chmod 0755 "$work/out"
-chmod 0644 "$work/out/"*
-
 # Publish atomically: another build of the same recipe may have finished meanwhile.
-if ! mv -T "$work/out" "$out" 2>/dev/null; then
-  [ -s "$out/initrd.img" ] || die "could not move the build to $out"
-fi
+publish_build "$work/out" "$out" initrd.img
 size=$(du -k "$out/initrd.img" | cut -f1)
-say "built in $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s: kernel $kernel_version, initrd.img ${size} KiB"
+say "built in $(since "$started") s: kernel $kernel_version, initrd.img ${size} KiB"
 printf '%s\n' "$out"

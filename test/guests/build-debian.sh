@@ -15,13 +15,10 @@
 #   PREMISCALE_SKIP_APT=1     never run apt-get update/install (mmdebstrap must be installed)
 set -euo pipefail
 
-say() { printf 'build-debian: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE=${PREMISCALE_GUEST_CACHE:-/var/cache/premiscale/guests}
+GUEST_TOOL=build-debian
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 SUITE=bookworm
 DISK_SIZE=2G
 PACKAGES=(linux-image-cloud-amd64 systemd systemd-sysv udev dbus cloud-init ifupdown isc-dhcp-client iproute2 netbase
@@ -35,51 +32,23 @@ ssh_genkeytypes: [ed25519]
 
 [ "$(id -u)" = 0 ] || die "run as root (mmdebstrap --mode=root, and the rootfs must hold root-owned files)"
 
-apt_update_once() {
-  [ "${PREMISCALE_SKIP_APT:-0}" != 1 ] || return 1
-  [ -z "${APT_UPDATED:-}" ] || return 1
-  say "apt-get update"
-  apt-get update -qq
-  APT_UPDATED=1
-}
-kernel_package() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
-versions() { # PACKAGE... -> "name version" per package (candidate versions; "(none)" when apt does not know it)
-  apt-cache policy "$@" 2>/dev/null | awk '/^[^ ]/ {name = $1; sub(/:$/, "", name)} /Candidate:/ {print name, $2}'
-}
-
-kpkg=$(kernel_package)
-if [ -z "$kpkg" ] && apt_update_once; then kpkg=$(kernel_package); fi
-[ -n "$kpkg" ] || die "apt does not know linux-image-cloud-amd64 (run apt-get update)"
-recipe_versions=$(versions "${PACKAGES[@]}" "$kpkg")
-case "$recipe_versions" in
-  *"(none)"*) if apt_update_once; then recipe_versions=$(versions "${PACKAGES[@]}" "$kpkg"); fi ;;
-esac
-case "$recipe_versions" in *"(none)"*) die "apt has no candidate for: $(awk '$2 == "(none)" {print $1}' <<<"$recipe_versions" | tr '\n' ' ')" ;; esac
-hash=$({ cat "$HERE/build-debian.sh"; printf '%s\n' "$SUITE" "${PREMISCALE_DEBIAN_MIRROR:-}" "$recipe_versions"; } | sha256sum | cut -c1-12)
-out="$CACHE/debian-$hash"
-if [ -s "$out/disk.qcow2" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ]; then
+kernel_package
+kpkg=$KERNEL_PACKAGE
+candidate_versions "${PACKAGES[@]}" "$kpkg"
+recipe_versions=$VERSIONS
+hash=$({ script_code "$HERE/build-debian.sh" "$HERE/lib.sh"; printf '%s\n' "$SUITE" "${PREMISCALE_DEBIAN_MIRROR:-}" "$recipe_versions"; } | recipe_hash)
+out="$GUEST_CACHE/debian-$hash"
+if is_built "$out" disk.qcow2 vmlinuz initrd.img; then
   say "cached: $(awk -v k="$kpkg" '$1 == k || $1 == "cloud-init" || $1 == "systemd" {printf "%s %s, ", $1, $2}' <<<"$recipe_versions" | sed 's/, $//')"
   printf '%s\n' "$out"
   exit 0
 fi
 
 started=$(now)
-say "building debian-$hash ($SUITE: $kpkg, cloud-init $(awk '$1 == "cloud-init" {print $2}' <<<"$recipe_versions"))"
-need=()
-command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
-command -v qemu-img >/dev/null || need+=(qemu-utils)
-if [ "${#need[@]}" -gt 0 ]; then
-  [ "${PREMISCALE_SKIP_APT:-0}" != 1 ] || die "missing ${need[*]} (apt-get install ${need[*]})"
-  say "installing ${need[*]}"
-  apt_update_once || true
-  apt_out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" 2>&1) || {
-    printf '%s\n' "$apt_out" >&2; die "apt-get install ${need[*]} failed"; }
-fi
-
-mkdir -p "$CACHE"
-work=$(mktemp -d "$CACHE/.debian-$hash.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+say "building debian-$hash ($SUITE: $kpkg, cloud-init $(version_of cloud-init))"
+ensure_tools mmdebstrap=mmdebstrap mkfs.ext4=e2fsprogs qemu-img=qemu-utils
+start_build "debian-$hash"
+work=$BUILD_WORK
 rootfs="$work/rootfs"
 mkdir -p "$work/out"
 
@@ -133,11 +102,6 @@ say "qemu-img convert: $(since "$t") s, $(du -m "$work/out/disk.qcow2" | cut -f1
   printf 'kernel %s; boot with: root=/dev/vda rw console=ttyS0 net.ifnames=0\n' "$kernel_version"
   printf 'requested package versions (apt candidates when built):\n%s\n' "$recipe_versions"
 } >"$work/out/recipe.txt"
-chmod 0755 "$work/out"
-chmod 0644 "$work/out/"*
-
-if ! mv -T "$work/out" "$out" 2>/dev/null; then
-  [ -s "$out/disk.qcow2" ] || die "could not move the build to $out"
-fi
+publish_build "$work/out" "$out" disk.qcow2
 say "built in $(since "$started") s: kernel $kernel_version, cloud-init $(awk '$1 == "cloud-init" {print $2}' "$out/packages.txt")"
 printf '%s\n' "$out"

@@ -16,10 +16,10 @@
 #   KEEP_LOG=1                     keep the console log (its path is printed) instead of deleting it
 set -euo pipefail
 
-say() { printf 'try-guest: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GUEST_TOOL=try-guest
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"   # say, die, now, since
 
 kind=${1:-}
 case "$kind" in
@@ -27,7 +27,6 @@ case "$kind" in
   debian) mem=${MEMORY_MIB:-256}; timeout=${TIMEOUT:-300} ;;
   *) echo "usage: $0 busybox|debian" >&2; exit 2 ;;
 esac
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 URI=${LIBVIRT_URI:-qemu:///system}
 POOL=${POOL:-default}
 style=${PHONE_HOME_STYLE:-block}
