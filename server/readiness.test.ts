@@ -142,7 +142,7 @@ describe("startReadiness", () => {
     const userData = r.prepare(spec("#cloud-config\nbootcmd:\n  - echo hi\n"), 30).userData;
     const doc = parse(userData) as { bootcmd: unknown[]; premiscale: { heartbeat_url: string; heartbeat_seconds: number } };
     expect(doc.bootcmd[0]).toBe("echo hi");
-    expect(doc.bootcmd[1]).toEqual(["sh", "-c", expect.stringMatching(/while :; do sleep 30; curl .*\/heartbeat\//)]);
+    expect(doc.bootcmd[1]).toEqual(["sh", "-c", expect.stringMatching(/while :; do sleep 30; python3 .*\/heartbeat\/.* \|\| curl /)]);
     expect(doc.premiscale.heartbeat_seconds).toBe(30);
     // What the loop does, once: POST to the heartbeat URL with the VM's token.
     const ledger = new CheckInLedger(dir);

@@ -34,14 +34,21 @@ export async function startReadiness(options: {
   const secret = await loadServerSecret(options.runtimeDir);
   const ledger = new CheckInLedger(options.runtimeDir);
   const { host, port, advertiseUrl } = options.server;
+  // Ledger writes in flight, so close() can wait for them: a check-in accepted just before exit is not lost.
+  const pending = new Set<Promise<void>>();
+  const track = (p: Promise<void>): Promise<void> => {
+    pending.add(p);
+    void p.finally(() => pending.delete(p)).catch(() => undefined);
+    return p;
+  };
   const server = createCheckInServer({
     host,
     port,
     tokens: hmacTokenVerifier(secret),
     logger: options.logger,
     defaultMetrics: false,
-    onHeartbeat: (id, at) => void ledger.recordSeen(id, at).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a heartbeat failed: ${(e as Error).message}` })),
-    onCheckIn: (c) => void ledger.record(c).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a check-in failed: ${(e as Error).message}` })),
+    onHeartbeat: (id, at) => void track(ledger.recordSeen(id, at)).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a heartbeat failed: ${(e as Error).message}` })),
+    onCheckIn: (c) => void track(ledger.record(c)).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a check-in failed: ${(e as Error).message}` })),
   });
   let own: CheckInServer | null = server;
   try {
@@ -76,13 +83,15 @@ export async function startReadiness(options: {
           );
         }
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
-          signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+          const onAbort = () => (clearTimeout(t), resolve());
+          const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+          signal?.addEventListener("abort", onAbort, { once: true });
         });
       }
     },
     close: async () => {
       await own?.close();
+      await Promise.allSettled([...pending]);
     },
   };
 }
@@ -100,7 +109,7 @@ export function withPhoneHome(userData: string, phoneHome: { url: string; post: 
 
 /**
  * Adds a heartbeat to #cloud-config user-data: a `bootcmd` (run on every boot) that starts a background loop
- * POSTing to the heartbeat URL every `seconds`, with curl or busybox wget, whichever the image has. Also written
+ * POSTing to the heartbeat URL every `seconds`, with python3 (cloud-init's own language), curl or wget. Also written
  * as `premiscale: {heartbeat_url, heartbeat_seconds}` for guests without cloud-init that read the seed themselves.
  */
 export function withHeartbeat(userData: string, url: string, seconds: number): string {
@@ -108,8 +117,10 @@ export function withHeartbeat(userData: string, url: string, seconds: number): s
   if (doc.errors.length > 0 || !isMap(doc.contents)) {
     throw new PremiscaleError("the user-data is not a #cloud-config mapping, so a heartbeat cannot be added to it", "user_data_not_cloud_config", "fix the template's user-data, or set readiness.heartbeatSeconds: 0");
   }
+  // python3 first: every cloud-init guest has it (minimal images may lack curl and wget).
   const loop =
     `(while :; do sleep ${seconds}; ` +
+    `python3 -c "import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=bytes([98])), timeout=10)" '${url}' >/dev/null 2>&1 || ` +
     `curl -fsS -m 10 -X POST -d beat=1 '${url}' >/dev/null 2>&1 || wget -q -O /dev/null --post-data=beat=1 '${url}' >/dev/null 2>&1; ` +
     `done) </dev/null >/dev/null 2>&1 &`;
   const existing = doc.get("bootcmd");

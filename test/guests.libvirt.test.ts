@@ -1,10 +1,11 @@
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitStateStore } from "../state/git-state-store.js";
 import { premiscale, projectDir } from "./support/cli.js";
 import { freePort, guestConfigText, installGuest, premiscaleSlow, readCheckIns, type GuestConfigOptions, type InstalledGuest } from "./support/guests.js";
 import { leftovers, virsh } from "./support/libvirt.js";
+import { spawnPremiscale } from "./support/serve.js";
 
 // Real guests boot and check in through the built `premiscale apply`: apply adds cloud-init phone_home to each VM's
 // seed, serves check-ins on the config's server port while it runs, and succeeds only when every new VM checked in.
@@ -41,6 +42,43 @@ afterAll(async () => {
 }, 300_000);
 
 describe("guests check in through premiscale apply (real libvirtd, plain QEMU)", () => {
+  it(
+    "busybox VMs send heartbeats to premiscale serve; once they stop reaching it, the plan replaces them as unhealthy",
+    async () => {
+      const options: GuestConfigOptions = { group: "ghb", desired: 1, guest: busybox, port: await freePort(), timeoutSeconds: 90, heartbeat: { seconds: 2, unhealthyAfterSeconds: 10 } };
+      const dir = await project(options);
+      // serve takes the check-ins and heartbeats; apply sees the port taken by premiscale and reads serve's ledger.
+      const serve = spawnPremiscale(dir, ["serve"]);
+      try {
+        await serve.waitForLog((l) => l.event === "listening", 20_000);
+        const up = await premiscale(dir, ["apply", "--auto-approve"]);
+        expect(up.code).toBe(0);
+        expect(up.stderr).toContain("check in with premiscale serve");
+        const [vm] = await instancesOf(dir, "ghb");
+        const seen = join(dir, "state", ".premiscale", "check-ins", `${vm!.uuid}.seen`);
+        let first = "";
+        for (let i = 0; i < 60 && !first; i++) {
+          first = (await readFile(seen, "utf8").catch(() => "")).trim();
+          if (!first) await new Promise((r) => setTimeout(r, 500));
+        }
+        expect(first, "a heartbeat reached serve").toMatch(/^\d{4}-/);
+        await new Promise((r) => setTimeout(r, 5000));
+        expect((await readFile(seen, "utf8")).trim() > first).toBe(true); // they keep coming
+        const healthy = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+        expect(healthy.code).toBe(0);
+      } finally {
+        await serve.stop("SIGTERM");
+      }
+      // With serve gone the heartbeats reach nobody: after unhealthyAfterSeconds the VM is judged unhealthy.
+      await new Promise((r) => setTimeout(r, 12_000));
+      const plan = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+      expect(plan.stdout).toMatch(new RegExp(`ghb\\[ghb-[0-9a-f]{8}\\] on host local: not heard from for \\d+s`));
+      expect(plan.stdout).toContain("Plan: 1 to add, 0 to change, 1 to destroy.");
+      expect(plan.code).toBe(2);
+    },
+    300_000,
+  );
+
   it(
     "apply waits for two busybox VMs to check in, records their check-ins, and scales them to zero",
     async () => {
@@ -89,6 +127,8 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
         timeoutSeconds: 300,
         diskGiB: 3,
         userData: "#cloud-config\nwrite_files:\n  - path: /etc/premiscale-test\n    content: \"gdeb\\n\"\n",
+        // The bootcmd heartbeat loop starts early in boot, so beats arrive while apply still waits for the check-in.
+        heartbeat: { seconds: 3, unhealthyAfterSeconds: 600 },
       };
       const dir = await project(options);
 
@@ -107,6 +147,8 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       expect(c!.hostname).toBe(vm!.name);
       // The guest made its own host key at first boot (ssh_genkeytypes: [ed25519]) and reported it.
       expect(c!.pubKeys.ed25519).toMatch(/^ssh-ed25519 AAAA\S+ root@/);
+      // Heartbeats from cloud-init's bootcmd loop (python3) reached apply's server too.
+      expect((await readFile(join(dir, "state", ".premiscale", "check-ins", `${vm!.uuid}.seen`), "utf8")).trim()).toMatch(/^\d{4}-/);
 
       await setDesired(dir, options, 0);
       const down = await premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "60s"]);

@@ -48,7 +48,6 @@ export function provenAccelerator(file = ACCELERATOR_FILE): "kvm" | "qemu" | nul
  */
 export class LibvirtProvider implements Provider {
   private readonly sessions: VirshSession[] = [];
-  private next = 0;
   private readonly driver: "qemu" | "test";
   private readonly timeoutMs: number;
   private readonly foreign = new Set<string>();
@@ -61,16 +60,21 @@ export class LibvirtProvider implements Provider {
     this.timeoutMs = host.callTimeoutSeconds * 1000;
   }
 
-  /** Picks a session; the test driver keeps its world per connection, so it gets exactly one. */
+  /**
+   * Picks an idle session, opening one more (up to `maxParallel`) when all are busy, else the least busy: a slow
+   * call (a 2 s `destroy`) never holds up another while a session sits idle. The test driver keeps its world per
+   * connection, so it gets exactly one.
+   */
   private session(): VirshSession {
     const max = this.driver === "test" ? 1 : this.host.maxParallel;
+    const idle = this.sessions.find((s) => s.load === 0);
+    if (idle) return idle;
     if (this.sessions.length < max) {
       const s = new VirshSession({ uri: this.host.uri, timeoutMs: this.timeoutMs, virshPath: this.options.virshPath });
       this.sessions.push(s);
       return s;
     }
-    this.next = (this.next + 1) % this.sessions.length;
-    return this.sessions[this.next]!;
+    return this.sessions.reduce((a, b) => (b.load < a.load ? b : a));
   }
 
   private async batch(commands: string[], timeoutMs?: number): Promise<VirshResult[]> {

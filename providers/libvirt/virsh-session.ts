@@ -58,6 +58,7 @@ export class VirshSession {
   private queue: Promise<unknown> = Promise.resolve();
   private pending: Pending | null = null;
   private seq = 0;
+  private inFlight = 0;
   private readonly nonce = randomBytes(4).toString("hex");
   private outScanned = 0;
   private errScanned = 0;
@@ -75,9 +76,15 @@ export class VirshSession {
     for (const c of commands) {
       if (c.includes("\n")) throw new Error(`virsh command must be one line: ${JSON.stringify(c)}`);
     }
-    const next = this.queue.then(() => this.send(commands, timeoutMs));
+    this.inFlight++;
+    const next = this.queue.then(() => this.send(commands, timeoutMs)).finally(() => this.inFlight--);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Calls queued or running on this session (to pick the least busy of several). */
+  get load(): number {
+    return this.inFlight;
   }
 
   /** Stops the process. */

@@ -64,6 +64,8 @@ export interface GuestConfigOptions {
   checkIn?: boolean;
   /** @default 90 */
   timeoutSeconds?: number;
+  /** readiness.heartbeatSeconds / unhealthyAfterSeconds. @default off */
+  heartbeat?: { seconds: number; unhealthyAfterSeconds: number };
   /** @default the guest's memoryMiB, or 96 */
   memoryMiB?: number;
   /** @default the guest's minDiskGiB, or 1 */
@@ -110,7 +112,7 @@ groups:
     hosts: [local]
     readiness:
       checkIn: ${o.checkIn ?? true}
-      timeoutSeconds: ${o.timeoutSeconds ?? 90}
+      timeoutSeconds: ${o.timeoutSeconds ?? 90}${o.heartbeat ? `\n      heartbeatSeconds: ${o.heartbeat.seconds}\n      unhealthyAfterSeconds: ${o.heartbeat.unhealthyAfterSeconds}` : ""}
     template:
       vcpus: 1
       memoryMiB: ${o.memoryMiB ?? o.guest?.memoryMiB ?? 96}
