@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitStateStore } from "../state/git-state-store.js";
 import { premiscale, projectDir } from "./support/cli.js";
-import { freePort, guestConfigText, installGuest, premiscaleSlow, readCheckIns, type GuestConfigOptions, type InstalledGuest } from "./support/guests.js";
+import { freePort, guestConfigText, installGuest, readCheckIns, type GuestConfigOptions, type InstalledGuest } from "./support/guests.js";
 import { leftovers, virsh } from "./support/libvirt.js";
 import { spawnPremiscale } from "./support/serve.js";
 
@@ -133,7 +133,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       const dir = await project(options);
 
       const t0 = Date.now();
-      const up = await premiscaleSlow(dir, ["apply", "--auto-approve"], 400_000);
+      const up = await premiscale(dir, ["apply", "--auto-approve"], {}, { timeoutMs: 400_000 });
       const seconds = (Date.now() - t0) / 1000;
       expect(up.stderr + up.stdout).not.toMatch(/Error:/);
       expect(up.code).toBe(0);

@@ -12,14 +12,14 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the built `premiscale` as a user would: its own process, no terminal, CI=true. */
-export async function premiscale(cwd: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+/** Runs the built `premiscale` as a user would: its own process, no terminal, CI=true; killed after `timeoutMs` (170 s). */
+export async function premiscale(cwd: string, args: string[], env: Record<string, string> = {}, options: { timeoutMs?: number } = {}): Promise<CliRun> {
   const r = await execa("node", [BIN, ...args], {
     cwd,
     reject: false,
     env: { CI: "true", NO_COLOR: "1", ...env },
     input: "",
-    timeout: 170_000,
+    timeout: options.timeoutMs ?? 170_000,
   });
   return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

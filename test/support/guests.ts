@@ -1,11 +1,9 @@
 import { readFile, readdir } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import type { CheckIn } from "../../server/check-in-server.js";
 
 const INSTALL = resolve(import.meta.dirname, "../guests/install-guest.sh");
-const BIN = resolve(import.meta.dirname, "../../dist/cli/main.js");
 
 /** The test guests (test/guests/README.md): `busybox` checks in ~4 s after start, `debian` runs real cloud-init. */
 export type GuestKind = "busybox" | "debian";
@@ -39,16 +37,7 @@ export async function installGuest(kind: GuestKind): Promise<InstalledGuest> {
 }
 
 /** A free TCP port on 127.0.0.1 (guests reach the host's loopback as 10.0.2.2 through QEMU user-mode networking). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      s.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
+export { freePort } from "./serve.js";
 
 /** Options of {@link guestConfigText}. */
 export interface GuestConfigOptions {
@@ -122,15 +111,6 @@ groups:
       userData: |
 ${userData}
 `;
-}
-
-/**
- * Runs the built `premiscale` like test/support/cli.ts's `premiscale()` (own process, no terminal, CI=true), with a
- * time limit that fits a slow guest (the Debian one takes ~1 min to check in under TCG, more on a busy machine).
- */
-export async function premiscaleSlow(cwd: string, args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await execa("node", [BIN, ...args], { cwd, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "", timeout: timeoutMs });
-  return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** The check-ins recorded in a state directory (`<state>/.premiscale/check-ins/<instance id>.json`), by instance id. */
