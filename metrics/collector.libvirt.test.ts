@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +6,7 @@ import { LibvirtCounterSource } from "../providers/libvirt/domain-stats.js";
 import { LibvirtProvider } from "../providers/libvirt/libvirt-provider.js";
 import { VirshSession } from "../providers/libvirt/virsh-session.js";
 import type { VmSpec } from "../providers/provider.js";
-import { SYSTEM_URI, ensureBlankBase, leftovers, systemHost } from "../test/support/libvirt.js";
+import { blankVmSpec, SYSTEM_URI, ensureBlankBase, leftovers, systemHost } from "../test/support/libvirt.js";
 import { Collector, type HostReport } from "./collector.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { DomainCounters } from "./types.js";
@@ -20,24 +19,7 @@ let dir = "";
 let base = "";
 
 function spec(): VmSpec {
-  const uuid = randomUUID();
-  return {
-    name: `mtest-${uuid.slice(0, 8)}`,
-    uuid,
-    group: "mtest",
-    lineage: "lineage-mtest",
-    createdAt: new Date().toISOString(),
-    vcpus: 1,
-    memoryMiB: 96,
-    accelerator: "qemu",
-    pool: "default",
-    baseImage: base,
-    diskSizeGiB: 1,
-    mac: `52:54:00:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}`,
-    nic: { type: "user" },
-    userData: "#cloud-config\n{}\n",
-    networkConfig: "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n",
-  };
+  return blankVmSpec("mtest", base);
 }
 
 beforeAll(async () => {

@@ -1,3 +1,4 @@
+import { distance } from "../config/closest.js";
 import { isTimeZone, parseCron } from "./schedule.js";
 import { MAX_STABILIZATION_WINDOW_SECONDS, METRIC_NAMES, POLICY_DEFAULTS, type ScalingSpec, type Step, type StepScalingPolicy } from "./types.js";
 
@@ -7,17 +8,6 @@ export interface ScalingIssue {
   message: string;
   /** What to do about it. */
   fix?: string;
-}
-
-/** Levenshtein distance, for "did you mean". */
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row.push(Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    prev = row;
-  }
-  return prev[b.length] ?? 0;
 }
 
 interface NumberRule {

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MetricsReport } from "../cli/metrics-command.js";
@@ -6,7 +5,7 @@ import { SqliteStore } from "../metrics/sqlite-store.js";
 import { LibvirtProvider } from "../providers/libvirt/libvirt-provider.js";
 import type { VmSpec } from "../providers/provider.js";
 import { metricsProject } from "./support/metrics-fixture.js";
-import { SYSTEM_URI, ensureBlankBase, leftovers, systemHost } from "./support/libvirt.js";
+import { SYSTEM_URI, blankVmSpec, ensureBlankBase, leftovers, systemHost } from "./support/libvirt.js";
 import { freePort, killLeftovers, spawnPremiscale } from "./support/serve.js";
 
 // premiscale serve's collector on the real libvirtd: a running guest (a blank disk: it sits in the firmware and still
@@ -17,25 +16,9 @@ let vm: VmSpec | null = null;
 
 beforeAll(async () => {
   const base = await ensureBlankBase();
-  const uuid = randomUUID();
-  vm = {
-    name: `stest-${uuid.slice(0, 8)}`,
-    uuid,
-    group: "web",
-    lineage: "lineage-metrics-test",
-    createdAt: new Date().toISOString(),
-    vcpus: 1,
-    memoryMiB: 96,
-    accelerator: "qemu",
-    pool: "default",
-    baseImage: base,
-    diskSizeGiB: 1,
-    mac: `52:54:00:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}`,
-    nic: { type: "user" },
-    userData: "#cloud-config\n{}\n",
-    networkConfig: "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n",
-  };
-  await provider.createVm(vm);
+  const spec = blankVmSpec("stest", base, { group: "web", lineage: "lineage-metrics-test" });
+  vm = spec;
+  await provider.createVm(spec);
 });
 
 afterAll(async () => {

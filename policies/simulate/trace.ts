@@ -2,6 +2,7 @@
  * Trace files: a recorded metrics trace of one group, as CSV with a header or as JSON lines. Parsing is strict:
  * every problem becomes a `TraceIssue` naming the line, the row and the column, and nothing is guessed.
  */
+import { closest } from "../../config/closest.js";
 import { METRIC_NAMES, type MetricName } from "../types.js";
 import { TraceError, type TraceIssue } from "./errors.js";
 
@@ -349,15 +350,6 @@ function checkOrder(rows: TraceRow[], shape: TraceShape, records: RawRecord[], a
 
 /** ` (did you mean cpu?)` for a near miss. */
 function suggest(name: string, known: string[]): string {
-  const d = (a: string, b: string): number => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const next = [i];
-      for (let j = 1; j <= b.length; j++) next.push(Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)));
-      row = next;
-    }
-    return row[b.length] ?? 0;
-  };
-  const best = [...known].sort((a, b) => d(name, a) - d(name, b))[0];
-  return best !== undefined && d(name, best) <= Math.max(2, Math.floor(best.length / 3)) ? ` (did you mean ${best}?)` : "";
+  const best = closest(name, known);
+  return best !== undefined ? ` (did you mean ${best}?)` : "";
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureBlankBase, leftovers, systemHost, virsh } from "../../test/support/libvirt.js";
+import { blankVmSpec, ensureBlankBase, leftovers, systemHost, virsh } from "../../test/support/libvirt.js";
 import type { VmSpec } from "../provider.js";
 import { LibvirtProvider } from "./libvirt-provider.js";
 
@@ -10,24 +10,7 @@ let base = "";
 const prefix = `ptest${randomUUID().slice(0, 4)}`;
 
 function spec(): VmSpec {
-  const uuid = randomUUID();
-  return {
-    name: `${prefix}-${uuid.slice(0, 8)}`,
-    uuid,
-    group: prefix,
-    lineage: "lineage-test",
-    createdAt: new Date().toISOString(),
-    vcpus: 1,
-    memoryMiB: 96,
-    accelerator: "qemu",
-    pool: "default",
-    baseImage: base,
-    diskSizeGiB: 1,
-    mac: `52:54:00:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}`,
-    nic: { type: "user" },
-    userData: "#cloud-config\n{}\n",
-    networkConfig: "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n",
-  };
+  return blankVmSpec(prefix, base, { lineage: "lineage-test" });
 }
 
 beforeAll(async () => {

@@ -1,5 +1,7 @@
 import { execa } from "execa";
+import { randomUUID } from "node:crypto";
 import type { HostConfig } from "../../config/types.js";
+import type { VmSpec } from "../../providers/provider.js";
 
 /** The real local libvirtd the libvirt tests use (started by providers/libvirt/setup-host.sh). */
 export const SYSTEM_URI = "qemu:///system";
@@ -40,4 +42,27 @@ export async function leftovers(prefix: string): Promise<string[]> {
   const domains = (await virsh("list", "--all", "--name")).split("\n").map((s) => s.trim());
   const vols = (await virsh("vol-list", "default")).split("\n").map((l) => l.trim().split(/\s+/)[0] ?? "");
   return [...domains, ...vols].filter((n) => n.startsWith(prefix));
+}
+
+/** A small VM on the blank base image (it sits in firmware and still burns CPU under TCG), named `<prefix>-<8 hex>`. */
+export function blankVmSpec(prefix: string, baseImage: string, overrides: Partial<VmSpec> = {}): VmSpec {
+  const uuid = randomUUID();
+  return {
+    name: `${prefix}-${uuid.slice(0, 8)}`,
+    uuid,
+    group: prefix,
+    lineage: `lineage-${prefix}`,
+    createdAt: new Date().toISOString(),
+    vcpus: 1,
+    memoryMiB: 96,
+    accelerator: "qemu",
+    pool: "default",
+    baseImage,
+    diskSizeGiB: 1,
+    mac: `52:54:00:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}`,
+    nic: { type: "user" },
+    userData: "#cloud-config\n{}\n",
+    networkConfig: "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n",
+    ...overrides,
+  };
 }
