@@ -8,7 +8,7 @@ import { FakeProvider } from "../providers/fake-provider.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { VmSpec } from "../providers/provider.js";
 import { applyPlan, type ApplyEvent } from "./apply-plan.js";
-import { interruptedApplies, type JournalEntry } from "./journal.js";
+import { interruptedApplies, summarizeApply, type JournalEntry } from "./journal.js";
 
 function create(name: string, host: string, userData = "#cloud-config\n", secretEnv: string[] = []): Change {
   const uuid = `${name}-0000-0000-0000-000000000000`;
@@ -294,5 +294,26 @@ describe("interruptedApplies", () => {
         ],
       },
     ]);
+  });
+});
+
+describe("summarizeApply", () => {
+  it("sums each step's duration until the next step or the change's end, for the last apply that ended", () => {
+    const e = (o: Record<string, unknown>) => JSON.stringify({ apply: "B", ...o });
+    const text = [
+      JSON.stringify({ type: "apply_begin", apply: "A", at: "2026-01-01T00:00:00.000Z", pid: 1, changes: 1, based_on_serial: 0 }),
+      e({ type: "apply_begin", at: "2026-01-01T00:01:00.000Z", pid: 2, changes: 2, based_on_serial: 1 }),
+      e({ type: "step", at: "2026-01-01T00:01:00.000Z", address: "w[1]", step: "disk" }),
+      e({ type: "step", at: "2026-01-01T00:01:00.000Z", address: "w[2]", step: "disk" }),
+      e({ type: "step", at: "2026-01-01T00:01:01.000Z", address: "w[1]", step: "start" }),
+      e({ type: "step", at: "2026-01-01T00:01:03.000Z", address: "w[2]", step: "start" }),
+      e({ type: "change_end", at: "2026-01-01T00:01:02.000Z", address: "w[1]", ok: true }),
+      e({ type: "change_end", at: "2026-01-01T00:01:03.500Z", address: "w[2]", ok: false, error: "x" }),
+      e({ type: "apply_end", at: "2026-01-01T00:01:04.000Z", succeeded: 1, failed: 1 }),
+    ].join("\n");
+    const s = summarizeApply(text)!;
+    expect(s).toMatchObject({ apply: "B", startedAt: "2026-01-01T00:01:00.000Z", succeeded: 1, failed: 1 });
+    expect(Object.fromEntries(s.steps)).toEqual({ disk: { count: 2, totalSeconds: 4, maxSeconds: 3 }, start: { count: 2, totalSeconds: 1.5, maxSeconds: 1 } });
+    expect(summarizeApply(text.split("\n").slice(0, 3).join("\n"))).toBeNull();
   });
 });

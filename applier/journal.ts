@@ -116,3 +116,49 @@ export function interruptedApplies(text: string): InterruptedApply[] {
     .filter((a) => !a.ended)
     .map(({ apply, pid, startedAt, open, finished }) => ({ apply, pid, startedAt, finished, inFlight: [...open.values()] }));
 }
+
+/** What one finished apply did, from its journal: for `premiscale serve`'s /metrics. */
+export interface ApplySummary {
+  apply: string;
+  startedAt: string;
+  endedAt: string;
+  succeeded: number;
+  failed: number;
+  /** Per step: how many ran and how long they took (a step lasts until the next step or the change's end). */
+  steps: Map<string, { count: number; totalSeconds: number; maxSeconds: number }>;
+}
+
+/** The summary of the last apply in a journal that ended (normally `journal.jsonl.last`), or null. */
+export function summarizeApply(text: string): ApplySummary | null {
+  const entries: JournalEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      entries.push(JSON.parse(line) as JournalEntry);
+    } catch {
+      // a torn line
+    }
+  }
+  const end = entries.findLast((e) => e.type === "apply_end");
+  const begin = end && entries.find((e) => e.type === "apply_begin" && e.apply === end.apply);
+  if (!end || end.type !== "apply_end" || !begin) return null;
+  const steps = new Map<string, { count: number; totalSeconds: number; maxSeconds: number }>();
+  const open = new Map<string, { step: string; at: number }>();
+  const close = (address: string, at: number) => {
+    const o = open.get(address);
+    if (!o) return;
+    const seconds = Math.max(0, (at - o.at) / 1000);
+    const s = steps.get(o.step) ?? { count: 0, totalSeconds: 0, maxSeconds: 0 };
+    steps.set(o.step, { count: s.count + 1, totalSeconds: s.totalSeconds + seconds, maxSeconds: Math.max(s.maxSeconds, seconds) });
+    open.delete(address);
+  };
+  for (const e of entries) {
+    if (e.apply !== end.apply) continue;
+    const at = Date.parse(e.at);
+    if (e.type === "step") {
+      close(e.address, at);
+      open.set(e.address, { step: e.step, at });
+    } else if (e.type === "change_end") close(e.address, at);
+  }
+  return { apply: end.apply, startedAt: begin.at, endedAt: end.at, succeeded: end.succeeded, failed: end.failed, steps };
+}

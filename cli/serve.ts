@@ -4,12 +4,14 @@
  * when the metrics store is the embedded SQLite one, runs the collector: every `metrics.intervalSeconds`, the
  * counters of every domain state records, one bulk call per host on a virsh session of its own.
  */
+import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Option, type Command } from "commander";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { summarizeApply, type ApplySummary } from "../applier/journal.js";
 import { PremiscaleError } from "../config/errors.js";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/types.js";
@@ -24,7 +26,7 @@ import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../s
 import { CheckInLedger, loadServerSecret } from "../server/check-in-ledger.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
-import { configPath, runtimeDir } from "./context.js";
+import { configPath, journalPath, runtimeDir } from "./context.js";
 import type { Output } from "./output.js";
 
 /** The options of `premiscale serve`, as parsed by commander. */
@@ -100,6 +102,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
       { cause: e },
     );
   }
+  applyMetrics(server.metrics, `${journalPath(config)}.last`);
   try {
     if (config.metrics.store.type === "sqlite") {
       collection = await startCollection(config, server.metrics, log);
@@ -237,6 +240,73 @@ async function startCollection(config: Config, registry: Registry, log: Logger):
         log.info({ event: "collector_stopped" });
       })()),
   };
+}
+
+/**
+ * premiscale's own metrics about applies, read at scrape time from the journal the latest finished apply left
+ * (`journal.jsonl.last`): applies run in their own processes (`premiscale apply`, the reconciler), and this is what
+ * they leave behind on this machine. `premiscale_applies_total` counts the applies serve has seen finish.
+ */
+function applyMetrics(registry: Registry, lastJournal: string): void {
+  let seen: string | null = null;
+  let summary: ApplySummary | null = null;
+  const refresh = (): ApplySummary | null => {
+    try {
+      summary = summarizeApply(readFileSync(lastJournal, "utf8"));
+    } catch {
+      summary = null;
+    }
+    if (summary && summary.apply !== seen) {
+      applies.inc({ result: summary.failed > 0 ? "failed" : "ok" });
+      seen = summary.apply;
+    }
+    return summary;
+  };
+  const applies: Counter<"result"> = new Counter({
+    name: "premiscale_applies_total",
+    help: "Applies seen to finish on this machine since serve started (the one before it included), by result.",
+    labelNames: ["result"],
+    registers: [registry],
+    collect: () => void refresh(),
+  });
+  applies.inc({ result: "ok" }, 0);
+  applies.inc({ result: "failed" }, 0);
+  new Gauge({
+    name: "premiscale_last_apply_changes",
+    help: "Changes of the latest finished apply, by result.",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      const s = refresh();
+      this.reset();
+      if (s) {
+        this.set({ result: "succeeded" }, s.succeeded);
+        this.set({ result: "failed" }, s.failed);
+      }
+    },
+  });
+  new Gauge({
+    name: "premiscale_last_apply_timestamp_seconds",
+    help: "When the latest finished apply ended (0: none yet).",
+    registers: [registry],
+    collect() {
+      const s = refresh();
+      this.set(s ? Date.parse(s.endedAt) / 1000 : 0);
+    },
+  });
+  new Gauge({
+    name: "premiscale_last_apply_step_duration_seconds",
+    help: "Step durations in the latest finished apply (disk, seed, define, start, ready, shutdown, destroy, undefine, volumes): mean and max.",
+    labelNames: ["step", "stat"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [step, v] of refresh()?.steps ?? []) {
+        this.set({ step, stat: "mean" }, v.totalSeconds / v.count);
+        this.set({ step, stat: "max" }, v.maxSeconds);
+      }
+    },
+  });
 }
 
 /** premiscale's own metrics about the collector, on the server's registry; every series starts at zero. */

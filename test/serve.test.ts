@@ -84,6 +84,31 @@ describe("premiscale serve", () => {
     expect(serve.logs().find((l) => l.event === "collector_started")).toMatchObject({ level: "info", store: join(runtime(), "metrics.db"), intervalSeconds: 1 });
   });
 
+  it("reports the latest apply from its journal: changes by result, step durations, applies seen", async () => {
+    const before = await (await fetch(`${base}/metrics`)).text();
+    expect(metric(before, "premiscale_last_apply_timestamp_seconds")).toBe(0);
+    const e = (o: Record<string, unknown>) => JSON.stringify({ apply: "A1", ...o });
+    await writeFile(
+      join(runtime(), "journal.jsonl.last"),
+      [
+        e({ type: "apply_begin", at: "2026-01-01T00:00:00.000Z", pid: 1, changes: 1, based_on_serial: 0 }),
+        e({ type: "change_begin", at: "2026-01-01T00:00:00.000Z", address: "web[web-1]", action: "create", host: "local", name: "web-1", uuid: "u" }),
+        e({ type: "step", at: "2026-01-01T00:00:00.000Z", address: "web[web-1]", step: "disk" }),
+        e({ type: "step", at: "2026-01-01T00:00:00.500Z", address: "web[web-1]", step: "ready" }),
+        e({ type: "change_end", at: "2026-01-01T00:00:04.500Z", address: "web[web-1]", ok: true }),
+        e({ type: "apply_end", at: "2026-01-01T00:00:05.000Z", succeeded: 1, failed: 0 }),
+      ].join("\n") + "\n",
+    );
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(metric(text, 'premiscale_last_apply_changes{result="succeeded"}')).toBe(1);
+    expect(metric(text, 'premiscale_last_apply_step_duration_seconds{step="ready",stat="max"}')).toBe(4);
+    expect(metric(text, 'premiscale_last_apply_step_duration_seconds{step="disk",stat="mean"}')).toBe(0.5);
+    expect(metric(text, "premiscale_last_apply_timestamp_seconds")).toBe(Date.parse("2026-01-01T00:00:05.000Z") / 1000);
+    expect(metric(text, 'premiscale_applies_total{result="ok"}')).toBe(1);
+    // The same apply scraped again is not counted twice.
+    expect(metric(await (await fetch(`${base}/metrics`)).text(), 'premiscale_applies_total{result="ok"}')).toBe(1);
+  });
+
   it("records a check-in with a valid token in the ledger apply reads, and refuses a forged one with 403", async () => {
     const secret = await loadServerSecret(runtime());
     const id = randomUUID();
