@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
 import { execa } from "execa";
 import { macFromUuid, renderNetworkConfig } from "../planner/new-vm.js";
 import { domainXml } from "../providers/libvirt/domain-xml.js";
@@ -110,6 +111,25 @@ async function raw(parallel: boolean): Promise<{ create: number; destroy: number
   }
 }
 
+/** Peak resident memory (VmHWM, KiB) of each premiscale process the bench ran. */
+const peakKiB: number[] = [];
+
+/** Polls a process's high-water RSS (/proc/PID/status VmHWM) until stopped; the last value read is its peak. */
+function watchPeakRss(pid: number): { stop(): number } {
+  let hwm = 0;
+  const read = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) hwm = Math.max(hwm, Number(m[1]));
+    } catch {
+      // exited
+    }
+  };
+  const timer = setInterval(read, 50);
+  read();
+  return { stop: () => (clearInterval(timer), hwm) };
+}
+
 /** premiscale's create and destroy of VMS, and a `plan` with nothing to do in between (its fixed cost). */
 async function premiscale(): Promise<{ create: number; destroy: number; plan: number }> {
   const dir = await mkdtemp(join(tmpdir(), "bench-20-"));
@@ -117,13 +137,16 @@ async function premiscale(): Promise<{ create: number; destroy: number; plan: nu
   const cli = async (args: string[], desired: number) => {
     await writeFile(join(dir, "premiscale.yaml"), guestConfigText({ ...options, desired }));
     const t0 = performance.now();
-    const r = await execa("node", [BIN, ...args], {
+    const child = execa("node", [BIN, ...args], {
       cwd: dir,
       reject: false,
       env: { CI: "true", NO_COLOR: "1" },
       input: "",
     });
+    const peak = watchPeakRss(child.pid!);
+    const r = await child;
     const took = performance.now() - t0;
+    peakKiB.push(peak.stop());
     if (r.exitCode !== 0) throw new Error(`premiscale ${args[0]} (desired ${desired}) failed:\n${r.stdout}\n${r.stderr}`);
     return took;
   };
@@ -149,6 +172,14 @@ for (let round = 0; round < ROUNDS; round++) {
   const f = (x: { create: number; destroy: number }) => `create ${ms(x.create)}, destroy ${ms(x.destroy)}`;
   console.log(`  round ${round + 1}: serial ${f(runs.serial.at(-1)!)}; parallel ${f(runs.parallel.at(-1)!)}; premiscale ${f(runs.premiscale.at(-1)!)} (plan with no changes: ${ms(runs.premiscale.at(-1)!.plan)})`);
 }
+// Memory: premiscale's own process while applying, against a bare node process measured the same way.
+const bare = execa("node", ["-e", "setTimeout(() => {}, 500)"]);
+const bareWatch = watchPeakRss(bare.pid!);
+await bare;
+const bareKiB = bareWatch.stop();
+console.log(
+  `premiscale peak RSS while applying ${VMS} VMs: ${(Math.max(...peakKiB) / 1024).toFixed(1)} MiB vs a bare node process ${(bareKiB / 1024).toFixed(1)} MiB = ${(Math.max(...peakKiB) / bareKiB).toFixed(2)}×`,
+);
 const med = (xs: { create: number; destroy: number }[], k: "create" | "destroy") => median(xs.map((x) => x[k]));
 for (const k of ["create", "destroy"] as const) {
   const what = k === "create" ? `apply of ${VMS} (create)` : `scale ${VMS} → 0 (destroy)`;

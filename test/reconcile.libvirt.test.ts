@@ -19,39 +19,14 @@ const fast = ["--shutdown-timeout", "2s"];
 /** Every remote and group made here, scaled to 0 in afterAll even after a failed assertion. */
 const made: { remote: string; group: string }[] = [];
 
-/**
- * The CLI with `reconcile` registered: the built binary once cli/main.ts registers it, until then a script in a temp
- * directory that registers it on the built program exactly as main.ts will (still the built code, its own process).
- */
-let entry: string[] = [];
+const entry = [join(DIST, "main.js")];
 beforeAll(async () => {
   await ensureBlankBase();
-  if (readFileSync(join(DIST, "main.js"), "utf8").includes("registerReconcileCommand")) {
-    entry = [join(DIST, "main.js")];
-    return;
-  }
-  const shim = join(await tempDir("premiscale-shim-"), "premiscale.mjs");
-  await writeFile(
-    shim,
-    `const { buildProgram, reportError } = await import(${JSON.stringify(join(DIST, "main.js"))});
-const { registerReconcileCommand } = await import(${JSON.stringify(join(DIST, "reconcile.js"))});
-const { processOutput } = await import(${JSON.stringify(join(DIST, "output.js"))});
-const io = processOutput();
-let code = 0;
-const program = buildProgram(io, (c) => (code = c));
-registerReconcileCommand(program, io, (c) => (code = c), () => program.opts().config);
-try { await program.parseAsync(process.argv.slice(2), { from: "user" }); } catch (e) { code = reportError(io, e); }
-process.exitCode = code;
-`,
-  );
-  entry = [shim];
 });
 
 /** Runs the CLI to its end. */
-async function cli(cwd: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  if (entry[0]?.endsWith("main.js")) return premiscale(cwd, args, env);
-  const r = await execa("node", [...entry, ...args], { cwd, reject: false, env: { CI: "true", NO_COLOR: "1", ...env }, input: "", timeout: 170_000 });
-  return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+function cli(cwd: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return premiscale(cwd, args, env);
 }
 
 /** Starts the CLI and returns the running process (stdout/stderr as text lines). */
@@ -116,8 +91,8 @@ afterAll(async () => {
     await pushUserCommit(user, { "premiscale.yaml": userConfig(group, 0) }, `${group}: 0`);
     const dir = await tempDir("premiscale-rc-");
     await writeFile(join(dir, "premiscale.yaml"), `${userConfig(group, 0)}gitops:\n  repo: ${remote}\n  workDir: ./work\n`);
-    await cli(dir, ["reconcile", "--mode", "auto", ...fast]);
-    expect(await leftovers(`${group}-`)).toEqual([]);
+    const r = await cli(dir, ["reconcile", "--mode", "auto", ...fast]);
+    expect(await leftovers(`${group}-`), `cleanup of ${group}: ${JSON.stringify(r)}`).toEqual([]);
   }
 });
 

@@ -70,3 +70,18 @@ describe("quoteArg and isRemoteUri", () => {
     expect(isRemoteUri("test:///default")).toBe(false);
   });
 });
+
+describe("VirshSession against the real virsh (libvirt's test driver)", () => {
+  it("frames long batches correctly: every command gets exactly its own output, batch after batch", async () => {
+    // Long lines are where readline's sideways scrolling of the echoed input once cut a batch short.
+    session = new VirshSession({ uri: "test:///default", timeoutMs: 20_000 });
+    // Lines of every length around and past the 80 columns readline assumes: one of them ends a scrolled piece
+    // exactly at the batch's last marker.
+    for (let pad = 0; pad < 120; pad++) {
+      const text = `p${"x".repeat(pad)}`;
+      const [a, b] = await session.runMany([`echo "${text}"`, `echo "${text}-2"`]);
+      expect([a!.stdout, b!.stdout]).toEqual([text, `${text}-2`]);
+      expect((await session.run("uri")).stdout.trim()).toBe("test:///default");
+    }
+  });
+});

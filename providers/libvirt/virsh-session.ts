@@ -106,7 +106,11 @@ export class VirshSession {
     const keepalive = isRemoteUri(this.options.uri) ? ["-k", "5", "-K", "3"] : ["-k", "0"];
     const child = spawn(this.options.virshPath ?? "virsh", ["-q", ...keepalive, "-c", this.options.uri], {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, LC_ALL: "C", LANG: "C" },
+      // virsh reads its input with readline, which echoes each line after the prompt. Beyond the screen width (80
+      // when unknown) readline scrolls the line sideways, printing pieces that start anywhere, e.g. right at a marker,
+      // and a marker not preceded by its quote would end a batch early; a terminal type with its own width (TERM=xterm)
+      // wraps it with carriage returns instead. A dumb terminal wider than any batch prevents both.
+      env: { ...process.env, LC_ALL: "C", LANG: "C", TERM: "dumb", COLUMNS: "100000000", LINES: "1000" },
     });
     this.out = "";
     this.err = "";
