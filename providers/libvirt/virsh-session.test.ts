@@ -74,7 +74,10 @@ describe("quoteArg and isRemoteUri", () => {
 describe("VirshSession against the real virsh (libvirt's test driver)", () => {
   it("frames long batches correctly: every command gets exactly its own output, batch after batch", async () => {
     // Long lines are where readline's sideways scrolling of the echoed input once cut a batch short.
-    session = new VirshSession({ uri: "test:///default", timeoutMs: 20_000 });
+    session = new VirshSession({ uri: "test:///default", timeoutMs: 60_000 });
+    // A batch too long for one line is split, and still answers each command with its own output.
+    const many = await session.runMany(Array.from({ length: 12_000 }, (_, i) => `echo "m${i}"`));
+    expect(many.map((r) => r.stdout)).toEqual(Array.from({ length: 12_000 }, (_, i) => `m${i}`));
     // Lines of every length around and past the 80 columns readline assumes: one of them ends a scrolled piece
     // exactly at the batch's last marker.
     for (let pad = 0; pad < 120; pad++) {

@@ -51,6 +51,15 @@ const PROMPT_LINE = /virsh # [^\n]*\n/g;
  * Batches run one at a time. A batch that exceeds its timeout kills the process (a hung host must not hold a
  * call forever); the next batch starts a fresh process.
  */
+/** The screen width virsh's readline is told (see `ensureChild`): far wider than any line we send. */
+const SCREEN_COLUMNS = 1_000_000;
+/**
+ * The longest line a batch is sent as; longer batches go as several lines. virsh's time per line grows faster than
+ * its length (a 300,000-character line takes 2.2 s, six 50,000-character lines 1 s), and it keeps lines far
+ * narrower than the screen.
+ */
+const MAX_LINE = 50_000;
+
 export class VirshSession {
   private child: ChildProcessWithoutNullStreams | null = null;
   private out = "";
@@ -71,10 +80,19 @@ export class VirshSession {
     return r!;
   }
 
-  /** Runs several commands in one write: one round trip for all of them. */
+  /**
+   * Runs several commands in one write: one round trip for all of them. A batch longer than `MAX_LINE` is sent as
+   * several lines (virsh slows down on very long lines, and readline must never scroll one, see `ensureChild`).
+   */
   runMany(commands: string[], timeoutMs = this.options.timeoutMs): Promise<VirshResult[]> {
     for (const c of commands) {
       if (c.includes("\n")) throw new Error(`virsh command must be one line: ${JSON.stringify(c)}`);
+    }
+    // Each command adds its two end markers (~50 characters) to the line.
+    const length = commands.reduce((n, c) => n + c.length + 60, 0);
+    if (length > MAX_LINE && commands.length > 1) {
+      const half = Math.ceil(commands.length / 2);
+      return Promise.all([this.runMany(commands.slice(0, half), timeoutMs), this.runMany(commands.slice(half), timeoutMs)]).then(([a, b]) => [...a, ...b]);
     }
     this.inFlight++;
     const next = this.queue.then(() => this.send(commands, timeoutMs)).finally(() => this.inFlight--);
@@ -110,7 +128,8 @@ export class VirshSession {
       // when unknown) readline scrolls the line sideways, printing pieces that start anywhere, e.g. right at a marker,
       // and a marker not preceded by its quote would end a batch early; a terminal type with its own width (TERM=xterm)
       // wraps it with carriage returns instead. A dumb terminal wider than any batch prevents both.
-      env: { ...process.env, LC_ALL: "C", LANG: "C", TERM: "dumb", COLUMNS: "100000000", LINES: "1000" },
+      // (Not wider than that: readline's buffers grow with it; 10^8 columns cost 0.5 GB and 0.3 s per virsh.)
+      env: { ...process.env, LC_ALL: "C", LANG: "C", TERM: "dumb", COLUMNS: String(SCREEN_COLUMNS), LINES: "1000" },
     });
     this.out = "";
     this.err = "";
