@@ -274,6 +274,23 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
   });
 });
 
+describe("applyPlan: forgetting destroyed VMs", () => {
+  it("calls forget for each VM it destroyed, and a failing forget does not fail the change", async () => {
+    const { providers, lock } = await setup(["a"]);
+    await applyPlan(planOf([create("web-1", "a"), create("web-2", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
+    const forgotten: string[] = [];
+    const del = (name: string): Change => ({ action: "delete", address: `web[${name}]`, group: "web", name, uuid: `${name}-0000-0000-0000-000000000000`, host: "a", reason: "scale_in", detail: "d", gone: false });
+    const forget = async (uuid: string) => {
+      forgotten.push(uuid);
+      if (uuid.startsWith("web-2")) throw new Error("disk full");
+    };
+    const r = await applyPlan(planOf([del("web-1"), del("web-2")]), { providers, lock, hostLimits: new Map(), env: {}, forget });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(forgotten.sort()).toEqual(["web-1-0000-0000-0000-000000000000", "web-2-0000-0000-0000-000000000000"]);
+  });
+});
+
 describe("interruptedApplies", () => {
   it("reports the changes an apply had in flight when it died, and ignores a torn last line", () => {
     const lines = [

@@ -52,6 +52,8 @@ export interface ApplyDeps {
    * `timeoutMs` passes or `signal` aborts. Without it, a plan that asks for readiness is refused.
    */
   readiness?: Readiness;
+  /** Called after a VM is destroyed, to drop what this machine keeps about it (its check-in records). */
+  forget?: (uuid: string) => Promise<void>;
 }
 
 /** How apply learns that a new VM is up: see `ApplyDeps.readiness`. */
@@ -157,6 +159,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         if (known && known.status !== "deleting") await record(() => deps.lock.putInstance(change.group, { ...known, status: "deleting" }));
         await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs }, onStep);
         await record(() => deps.lock.removeInstance(change.group, change.name));
+        await deps.forget?.(change.uuid).catch(() => undefined); // only housekeeping: never fails the change
       }
       result.succeeded.push(change);
       journal({ type: "change_end", address: change.address, ok: true });

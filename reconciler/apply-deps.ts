@@ -10,6 +10,7 @@ import type { Config } from "../config/types.js";
 import type { Plan } from "../planner/plan.js";
 import type { Provider } from "../providers/provider.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
+import { CheckInLedger } from "../server/check-in-ledger.js";
 import { startReadiness } from "../server/readiness.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import type { StateLock } from "../state/state-store.js";
@@ -68,6 +69,7 @@ export async function prepareApply(
       env: o.env,
       journal,
       ...(readiness ? { readiness } : {}),
+      forget: (uuid) => new CheckInLedger(runtimeDir(config)).forget(uuid),
     },
     readiness: readiness?.mode ?? null,
     close: async (ended) => {

@@ -111,6 +111,8 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       expect(down.code).toBe(0);
       expect(await instancesOf(dir, "gbb")).toEqual([]);
       expect(await leftovers("gbb-")).toEqual([]);
+      // What this machine kept about them goes with them.
+      expect((await readCheckIns(join(dir, "state"))).size).toBe(0);
     },
     300_000,
   );
