@@ -208,6 +208,18 @@ export async function recordHistory(plan: Plan, lock: StateLock, result: Pick<Ap
   }
 }
 
+/**
+ * For a plan with nothing to change: a policy-driven group's new recommendation is still worth remembering
+ * (stabilisation windows read it), so it is written to state and committed on its own, only when it differs from
+ * the last one recorded. Returns the commit, or null when nothing was written.
+ */
+export async function commitRecommendations(plan: Plan, lock: StateLock, now: Date): Promise<string | null> {
+  if (!plan.based_on.lineage || !plan.groups.some((g) => g.decision?.details)) return null;
+  await recordHistory(plan, lock, null, now);
+  const lines = plan.groups.filter((g) => g.decision).map((g) => `${g.name}: ${g.current} (${g.reason})`);
+  return lock.commit(`premiscale: record scaling recommendations\n\n${lines.join("\n")}\n`);
+}
+
 /** Fills `${env:NAME}` placeholders; the filled text exists only in memory and in the VM's seed. */
 export function resolveSecrets(change: Extract<Change, { action: "create" }>, env: Record<string, string | undefined>): VmSpec {
   // substituteEnv refuses a variable that is not set, naming it: a guest never boots with a blank secret.

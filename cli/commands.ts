@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { applyPlan, recordHistory } from "../applier/apply-plan.js";
+import { applyPlan, commitRecommendations } from "../applier/apply-plan.js";
 import type { InterruptedApply } from "../applier/journal.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
 import { interruptedApplies, prepareApply, type PreparedApply } from "../reconciler/apply-deps.js";
@@ -13,7 +13,6 @@ import { renderPlanText, summaryLine } from "../planner/render-text.js";
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
-import type { State } from "../state/types.js";
 import { configDigest, configPath, makePlan, observeHosts, openContext, type Context } from "./context.js";
 import type { Output } from "./output.js";
 import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
@@ -178,7 +177,8 @@ export async function runApply(
         return ERROR;
       }
       if (plan.changes.length === 0) {
-        await recordRecommendations(io, lock, plan, state);
+        const commit = await commitRecommendations(plan, lock, new Date());
+        if (commit) io.err(`Recorded the scaling recommendations in state: ${commit.slice(0, 12)}`);
         return reportUnreachable(io, ctx, unreachable) ? ERROR : OK;
       }
       if (!opts.autoApprove) {
@@ -334,17 +334,6 @@ function reportStateEvent(io: Output, e: StateEvent): void {
   if (e.type === "lock_wait") io.err(`Waiting for the state lock held by ${e.holder.Who} (${e.holder.Operation}, ID ${e.holder.ID})...`);
   if (e.type === "lock_stale_removed") io.err(`Removed a stale state lock: its holder (pid ${e.holder.Pid}, ${e.holder.Operation}) no longer runs.`);
   if (e.type === "recovered_uncommitted") io.err(`Found state written but not committed by an interrupted apply (${e.files.join(", ")}); it is included in this apply's commit.`);
-}
-
-/**
- * With nothing to change, a policy-driven group's new recommendation is still worth remembering (stabilisation
- * windows read it): written to state and committed on its own, only when it differs from the last one.
- */
-async function recordRecommendations(io: Output, lock: StateLock, plan: Plan, state: State | null): Promise<void> {
-  if (!state || !plan.groups.some((g) => g.decision?.details)) return;
-  await recordHistory(plan, lock, null, new Date());
-  const commit = await lock.commit(`premiscale: record scaling recommendations\n\n${plan.groups.filter((g) => g.decision).map((g) => `${g.name}: ${g.current} (${g.reason})`).join("\n")}\n`);
-  if (commit) io.err(`Recorded the scaling recommendations in state: ${commit.slice(0, 12)}`);
 }
 
 function reportInterrupted(io: Output, a: InterruptedApply): void {

@@ -23,7 +23,7 @@ import { LibvirtCounterSource } from "../providers/libvirt/domain-stats.js";
 import { VirshSession } from "../providers/libvirt/virsh-session.js";
 import { logSettings, type LogLevel } from "../reconciler/logger.js";
 import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../server/check-in-server.js";
-import { CheckInLedger, loadServerSecret } from "../server/check-in-ledger.js";
+import { CheckInLedger, ledgerRecorder, loadServerSecret } from "../server/check-in-ledger.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 import { configPath, journalPath, runtimeDir } from "./context.js";
@@ -71,7 +71,9 @@ export function ownedByHost(state: State | null, hosts: ReadonlySet<string>): Ma
 export async function startServe(config: Config, log: Logger): Promise<RunningServe> {
   const dir = runtimeDir(config);
   const secret = await loadServerSecret(dir);
-  const ledger = new CheckInLedger(dir);
+  const recorder = ledgerRecorder(new CheckInLedger(dir), (id, what, e) =>
+    log.error({ event: "internal_error", instanceId: id, reason: `recording the ${what} in ${join(dir, "check-ins")} failed: ${e.message}` }),
+  );
   let stopping = false;
   let collection: Collection | null = null;
   const server = createCheckInServer({
@@ -80,14 +82,8 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     tokens: hmacTokenVerifier(secret),
     logger: (line) => logServerLine(log, line),
     ready: () => !stopping && (collection?.stateReadable ?? true),
-    onHeartbeat: (id, at) =>
-      void ledger.recordSeen(id, at).catch((e: unknown) =>
-        log.error({ event: "internal_error", instanceId: id, reason: `recording the heartbeat in ${join(dir, "check-ins")} failed: ${(e as Error).message}` }),
-      ),
-    onCheckIn: (c) =>
-      void ledger.record(c).catch((e: unknown) =>
-        log.error({ event: "internal_error", instanceId: c.instanceId, reason: `recording the check-in in ${join(dir, "check-ins")} failed: ${(e as Error).message}` }),
-      ),
+    onHeartbeat: recorder.onHeartbeat,
+    onCheckIn: recorder.onCheckIn,
   });
   try {
     await server.listen();
@@ -129,6 +125,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
       (stopped ??= (async () => {
         stopping = true;
         await Promise.all([server.close(), collection?.stop()]);
+        await recorder.flush();
       })()),
   };
 }

@@ -544,11 +544,8 @@ function gitopsConfig(src: Source, raw: RawConfig["gitops"], issues: ConfigIssue
   const g = raw ?? {};
   let webhook: GitopsConfig["webhook"] = null;
   if (g.webhook) {
-    const listen = g.webhook.listen ?? "127.0.0.1:8971";
-    const cut = listen.lastIndexOf(":");
-    const port = Number(listen.slice(cut + 1));
-    if (!(port >= 1 && port <= 65535)) issues.push(src.issue(["gitops", "webhook", "listen"], `port ${listen.slice(cut + 1)} is not between 1 and 65535`, "use e.g. 127.0.0.1:8971"));
-    webhook = { host: listen.slice(0, cut).replace(/^\[(.*)\]$/, "$1"), port, provider: g.webhook.provider ?? "github", secretEnv: g.webhook.secretEnv };
+    const { host, port } = listenAddress(src, ["gitops", "webhook", "listen"], g.webhook.listen ?? "127.0.0.1:8971", issues);
+    webhook = { host, port, provider: g.webhook.provider ?? "github", secretEnv: g.webhook.secretEnv };
   }
   return {
     repo: g.repo ?? null,
@@ -563,12 +560,17 @@ function gitopsConfig(src: Source, raw: RawConfig["gitops"], issues: ConfigIssue
   };
 }
 
-/** `listen: host:port` split and checked; the advertised URL defaults to the port as guests on user-mode networking see it. */
+/** A `host:port` listen address split (an IPv6 host may be bracketed) and its port checked. */
+function listenAddress(src: Source, at: Seg[], listen: string, issues: ConfigIssue[]): { host: string; port: number } {
+  const cut = listen.lastIndexOf(":");
+  const port = Number(listen.slice(cut + 1));
+  if (!(port >= 1 && port <= 65535)) issues.push(src.issue(at, `port ${listen.slice(cut + 1)} is not between 1 and 65535`, `use e.g. 127.0.0.1:${at[0] === "server" ? 8970 : 8971}`));
+  return { host: listen.slice(0, cut).replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+/** The check-in server's address; the advertised URL defaults to the port as guests on user-mode networking see it. */
 function serverConfig(src: Source, raw: RawConfig["server"], issues: ConfigIssue[]): Config["server"] {
-  const cut = raw.listen.lastIndexOf(":");
-  const host = raw.listen.slice(0, cut).replace(/^\[(.*)\]$/, "$1");
-  const port = Number(raw.listen.slice(cut + 1));
-  if (!(port >= 1 && port <= 65535)) issues.push(src.issue(["server", "listen"], `port ${raw.listen.slice(cut + 1)} is not between 1 and 65535`, "use e.g. 127.0.0.1:8970"));
+  const { host, port } = listenAddress(src, ["server", "listen"], raw.listen, issues);
   return { host, port, advertiseUrl: (raw.advertiseUrl ?? `http://10.0.2.2:${port}`).replace(/\/+$/, "") };
 }
 

@@ -5,7 +5,7 @@
  * `FakeProvider` in tests). The engine (reconcile.ts) only sees the `ReconcileSteps` port.
  */
 import { join } from "node:path";
-import { applyPlan, recordHistory, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
+import { applyPlan, commitRecommendations, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
 import type { InterruptedApply } from "../applier/journal.js";
 import { loadConfig } from "../config/load.js";
 import type { Config, HostConfig } from "../config/types.js";
@@ -121,11 +121,8 @@ export function localSteps(opts: LocalStepsOptions): ReconcileSteps & { close():
         await prepared.close(ended);
       }
     },
-    async recordRecommendations(plan, state, lock, now) {
-      if (!state || !plan.groups.some((g) => g.decision?.details)) return null;
-      await recordHistory(plan, lock, null, now);
-      const lines = plan.groups.filter((g) => g.decision).map((g) => `${g.name}: ${g.current} (${g.reason})`);
-      return lock.commit(`premiscale: record scaling recommendations\n\n${lines.join("\n")}\n`);
+    async recordRecommendations(plan, _state, lock, now) {
+      return commitRecommendations(plan, lock, now);
     },
     async close() {
       await Promise.all([...providers.values()].map((p) => p.provider.close().catch(() => undefined)));

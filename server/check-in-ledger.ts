@@ -60,6 +60,30 @@ export class CheckInLedger {
 }
 
 /**
+ * The check-in server's `onCheckIn` and `onHeartbeat` for a ledger: each record is written in the background,
+ * failures go to `onError`, and `flush()` waits for the writes in flight (call it after the server closed, so a
+ * check-in accepted just before exit is not lost).
+ */
+export function ledgerRecorder(
+  ledger: CheckInLedger,
+  onError: (instanceId: string, what: "check-in" | "heartbeat", e: Error) => void,
+): { onCheckIn(c: CheckIn): void; onHeartbeat(instanceId: string, at: string): void; flush(): Promise<void> } {
+  const pending = new Set<Promise<void>>();
+  const track = (instanceId: string, what: "check-in" | "heartbeat", write: Promise<void>) => {
+    const p = write.catch((e: unknown) => onError(instanceId, what, e as Error));
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+  return {
+    onCheckIn: (c) => track(c.instanceId, "check-in", ledger.record(c)),
+    onHeartbeat: (id, at) => track(id, "heartbeat", ledger.recordSeen(id, at)),
+    flush: async () => {
+      await Promise.all([...pending]);
+    },
+  };
+}
+
+/**
  * The server secret behind every instance token, `<dir>/server.secret` (hex, mode 0600). Made on first use; two
  * processes starting at once agree on one (the file is created with its content in one step via a hard link).
  */

@@ -4,7 +4,7 @@ import { PremiscaleError } from "../config/errors.js";
 import type { ServerConfig } from "../config/types.js";
 import type { VmSpec } from "../providers/provider.js";
 import { createCheckInServer, phoneHomeConfig, type CheckInServer, type ServerLogLine } from "./check-in-server.js";
-import { CheckInLedger, loadServerSecret } from "./check-in-ledger.js";
+import { CheckInLedger, ledgerRecorder, loadServerSecret } from "./check-in-ledger.js";
 import { hmacTokenVerifier, instanceToken } from "./instance-token.js";
 
 /** How long apply polls the ledger between looks, when another process (`premiscale serve`) runs the server. */
@@ -34,21 +34,17 @@ export async function startReadiness(options: {
   const secret = await loadServerSecret(options.runtimeDir);
   const ledger = new CheckInLedger(options.runtimeDir);
   const { host, port, advertiseUrl } = options.server;
-  // Ledger writes in flight, so close() can wait for them: a check-in accepted just before exit is not lost.
-  const pending = new Set<Promise<void>>();
-  const track = (p: Promise<void>): Promise<void> => {
-    pending.add(p);
-    void p.finally(() => pending.delete(p)).catch(() => undefined);
-    return p;
-  };
+  const recorder = ledgerRecorder(ledger, (id, what, e) =>
+    options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", instanceId: id, reason: `recording a ${what} failed: ${e.message}` }),
+  );
   const server = createCheckInServer({
     host,
     port,
     tokens: hmacTokenVerifier(secret),
     logger: options.logger,
     defaultMetrics: false,
-    onHeartbeat: (id, at) => void track(ledger.recordSeen(id, at)).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a heartbeat failed: ${(e as Error).message}` })),
-    onCheckIn: (c) => void track(ledger.record(c)).catch((e) => options.logger({ time: new Date().toISOString(), level: "error", event: "internal_error", reason: `recording a check-in failed: ${(e as Error).message}` })),
+    onHeartbeat: recorder.onHeartbeat,
+    onCheckIn: recorder.onCheckIn,
   });
   let own: CheckInServer | null = server;
   try {
@@ -91,7 +87,7 @@ export async function startReadiness(options: {
     },
     close: async () => {
       await own?.close();
-      await Promise.allSettled([...pending]);
+      await recorder.flush();
     },
   };
 }
