@@ -333,6 +333,7 @@ async function writePlanFile(path: string, text: string): Promise<void> {
 function reportStateEvent(io: Output, e: StateEvent): void {
   if (e.type === "lock_wait") io.err(`Waiting for the state lock held by ${e.holder.Who} (${e.holder.Operation}, ID ${e.holder.ID})...`);
   if (e.type === "lock_stale_removed") io.err(`Removed a stale state lock: its holder (pid ${e.holder.Pid}, ${e.holder.Operation}) no longer runs.`);
+  if (e.type === "leftovers_removed") io.err(`Removed temporary files left by a premiscale that died while writing: ${e.files.join(", ")}.`);
   if (e.type === "recovered_uncommitted") io.err(`Found state written but not committed by an interrupted apply (${e.files.join(", ")}); it is included in this apply's commit.`);
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PremiscaleError } from "../config/errors.js";
-import { writeFileAtomic } from "../state/atomic-file.js";
+import { tempPathFor, writeFileAtomic } from "../state/atomic-file.js";
 import type { CheckIn } from "./check-in-server.js";
 import { MIN_SECRET_BYTES } from "./instance-token.js";
 
@@ -109,7 +109,7 @@ export async function loadServerSecret(dir: string): Promise<Buffer> {
   const existing = await read();
   if (existing) return existing;
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = tempPathFor(path);
   await writeFile(tmp, randomBytes(MIN_SECRET_BYTES).toString("hex") + "\n", { mode: 0o600 });
   try {
     await link(tmp, path);

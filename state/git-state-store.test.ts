@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { access, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { simpleGit } from "simple-git";
@@ -73,6 +74,41 @@ describe("GitStateStore", () => {
     expect(events).toContain("lock_stale_removed");
     await next.release();
     await lock.release();
+  });
+
+  it("removes temporary files that killed writers left behind when the lock is taken, and only those", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    const first = await store.lock("apply", 1000);
+    await first.init("lin");
+    await first.putInstance("web", instance("web-1"));
+    await first.commit("one");
+    await first.release();
+    // A real process killed with SIGKILL (its pid now runs nothing), and one that is still alive.
+    const killed = spawn("sleep", ["60"]);
+    const alive = spawn("sleep", ["60"]);
+    try {
+      const gone = new Promise((r) => killed.once("exit", r));
+      killed.kill("SIGKILL");
+      await gone;
+      const [d, a] = [killed.pid!, alive.pid!];
+      await mkdir(join(dir, ".premiscale", "check-ins"), { recursive: true });
+      const leftovers = [`state.json.${d}.tmp`, `groups/web.json.${d}.tmp`, `groups/web.json.${a}.tmp`, `.premiscale.lock.${d}.1b2c-3d.tmp`, `.premiscale.lock.${d}.stale.tmp`, `.premiscale/server.secret.${d}.tmp`, `.premiscale/check-ins/x.json.${d}.tmp`];
+      const inFlight = [`.premiscale.lock.${a}.4e5f.tmp`, `.premiscale/check-ins/y.json.${a}.tmp`, `notes.tmp`];
+      for (const f of [...leftovers, ...inFlight]) await writeFile(join(dir, f), "half");
+      const events: { type: string; files?: string[] }[] = [];
+      const lock = await store.lock("apply", 1000, (e) => events.push(e as never));
+      expect(events.find((e) => e.type === "leftovers_removed")?.files).toEqual([...leftovers].sort());
+      const exists = (f: string) => access(join(dir, f)).then(() => true, () => false);
+      for (const f of leftovers) expect(await exists(f), f).toBe(false);
+      for (const f of inFlight) expect(await exists(f), f).toBe(true);
+      // Nothing the sweep removed was state: the group file is intact and nothing was recovered as uncommitted.
+      expect(lock.current().groups[0]?.instances.map((i) => i.name)).toEqual(["web-1"]);
+      expect(events.map((e) => e.type)).not.toContain("recovered_uncommitted");
+      await lock.release();
+    } finally {
+      alive.kill("SIGKILL");
+    }
   });
 
   it("reports a corrupt state file instead of guessing", async () => {

@@ -5,7 +5,7 @@ import { join, relative } from "node:path";
 import { simpleGit, type SimpleGit } from "simple-git";
 import { StateError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
-import { writeFileAtomic } from "./atomic-file.js";
+import { processAlive, sweepTempFiles, tempPathFor, writeFileAtomic } from "./atomic-file.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
 import { STATE_VERSION, type GroupState, type Instance, type State } from "./types.js";
 import type { History } from "../policies/history.js";
@@ -109,14 +109,35 @@ export class GitStateStore implements StateStore {
       delay = Math.min(delay * 2, 2000);
     }
 
+    const leftovers = await this.sweepLeftovers();
+    if (leftovers.length > 0) onEvent?.({ type: "leftovers_removed", files: leftovers });
     const pending = await this.uncommitted(git);
     if (pending.length > 0) onEvent?.({ type: "recovered_uncommitted", files: pending });
     return new GitStateLock(this, git, info, await this.read(), pending.length > 0);
   }
 
+  /**
+   * Removes temporary files that writers killed between their write and their rename left behind (called with the
+   * lock held). State files are written only under the lock, so any other process's temporary state file is a dead
+   * holder's; the lock's own and the runtime folder's temporary files (serve writes there without the lock) go only
+   * when their writer's pid no longer runs on this machine.
+   */
+  private async sweepLeftovers(): Promise<string[]> {
+    const dead = ({ pid }: { pid: number }) => !processAlive(pid);
+    const lockName = LOCK_FILE;
+    const under = (rel: string) => (names: string[]) => names.map((n) => join(rel, n));
+    const found = await Promise.all([
+      sweepTempFiles(this.dir, (t) => (t.target === lockName ? dead(t) : t.target === ROOT_FILE)).then(under(".")),
+      sweepTempFiles(join(this.dir, GROUPS_DIR), () => true).then(under(GROUPS_DIR)),
+      sweepTempFiles(join(this.dir, RUNTIME_DIR), dead).then(under(RUNTIME_DIR)),
+      sweepTempFiles(join(this.dir, RUNTIME_DIR, "check-ins"), dead).then(under(join(RUNTIME_DIR, "check-ins"))),
+    ]);
+    return found.flat().sort();
+  }
+
   /** Creates the lock with its content in one step: a crash can leave a temporary file, never an empty lock. */
   private async tryCreateLock(path: string, info: LockInfo): Promise<boolean> {
-    const tmp = `${path}.${info.ID}.tmp`;
+    const tmp = tempPathFor(path, info.ID);
     try {
       await writeFile(tmp, JSON.stringify(info, null, 2) + "\n");
       await link(tmp, path);
@@ -134,7 +155,7 @@ export class GitStateStore implements StateStore {
    * is still the dead holder's; a fresh lock taken meanwhile by someone else is put back.
    */
   private async removeStaleLock(path: string, dead: LockInfo): Promise<boolean> {
-    const aside = `${path}.stale.${process.pid}`;
+    const aside = tempPathFor(path, "stale");
     try {
       await rename(path, aside);
     } catch (e) {
@@ -390,14 +411,6 @@ async function readLock(path: string): Promise<LockInfo | null | "unreadable"> {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 function safeUser(): string {
   try {

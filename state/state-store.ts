@@ -17,7 +17,9 @@ export interface LockInfo {
 export type StateEvent =
   | { type: "lock_wait"; holder: LockInfo }
   | { type: "lock_stale_removed"; holder: LockInfo }
-  | { type: "recovered_uncommitted"; files: string[] };
+  | { type: "recovered_uncommitted"; files: string[] }
+  /** Temporary files of writers that died mid-write (paths relative to the state directory), now removed. */
+  | { type: "leftovers_removed"; files: string[] };
 
 /**
  * A held lock on the state: the only way to change it. Every write is atomic (write-then-rename) and raises the

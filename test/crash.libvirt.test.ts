@@ -63,7 +63,9 @@ async function expectConverged(dir: string, group: string, desired: number): Pro
 
   const status = await simpleGit(join(dir, "state")).status();
   expect(status.files.map((f) => f.path)).toEqual([]);
-  expect((await readdir(join(dir, "state"))).filter((f) => f.includes(".lock") || f.endsWith(".tmp"))).toEqual([]);
+  // No lock and no temporary file of a killed writer anywhere in the state directory (groups/, .premiscale/ too).
+  const files = (await readdir(join(dir, "state"), { recursive: true })).map(String);
+  expect(files.filter((f) => f.includes(".lock") || f.endsWith(".tmp") || f.includes(".stale"))).toEqual([]);
 }
 
 beforeAll(async () => {
