@@ -31,7 +31,7 @@ function create(name: string, host: string, userData = "#cloud-config\n", secret
 
 function planOf(changes: Change[]): Plan {
   return {
-    format_version: "1.0",
+    format_version: "1.1",
     based_on: { lineage: null, serial: 0, config_digest: "d", config_commit: null },
     lineage: "lin",
     created_at: "2026-11-23T00:00:00.000Z",
@@ -40,6 +40,7 @@ function planOf(changes: Change[]): Plan {
     drift: [],
     warnings: [],
     errors: [],
+    shortfalls: [],
     groups: [{ name: "web", current: 0, desired: changes.length, reason: "desired in config" }],
     changes,
     summary: { add: changes.length, change: 0, destroy: 0 },
@@ -193,6 +194,47 @@ describe("applyPlan", () => {
     await lock.release();
     expect(r.succeeded.map((c) => c.name)).toEqual(["web-1"]);
     expect(r.failed.map((f) => f.error)).toEqual(["not started: apply was interrupted", "not started: apply was interrupted"]);
+  });
+});
+
+describe("applyPlan: creates that wait for deletes", () => {
+  const del = (name: string, host: string): Change => ({
+    action: "delete", address: `web[${name}]`, group: "web", name, uuid: `${name}-0000-0000-0000-000000000000`, host,
+    reason: "interrupted_delete", detail: "d", gone: false,
+  });
+  const after = (change: Change, waits: string[]): Change => ({ ...change, ...(change.action === "create" ? { waits_for: waits } : {}) });
+
+  it("starts a create that waits for deletes only after they finished, even with one slot per host", async () => {
+    const { providers, lock } = await setup(["a"]);
+    const a = providers.get("a")!;
+    for (const n of ["old-1", "old-2"]) a.domains.set(n, { name: n, uuid: `${n}-0000-0000-0000-000000000000`, group: "web", lineage: "lin", createdAt: "t", state: "running" });
+    const order: string[] = [];
+    // The waiting create comes first in the plan and the host has one slot: it must not hold it while it waits.
+    const plan = planOf([after(create("new-1", "a"), ["web[old-1]", "web[old-2]"]), del("old-1", "a"), del("old-2", "a")]);
+    const r = await applyPlan(plan, { providers, lock, hostLimits: new Map([["a", 1]]), env: {} }, {
+      onEvent: (e) => (e.type === "apply_start" || e.type === "apply_complete") && order.push(`${e.type} ${e.address}`),
+    });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    const startNew = order.indexOf("apply_start web[new-1]");
+    expect(startNew).toBeGreaterThan(order.indexOf("apply_complete web[old-1]"));
+    expect(startNew).toBeGreaterThan(order.indexOf("apply_complete web[old-2]"));
+  });
+
+  it("does not start a create whose delete failed, says why, and still makes the other changes", async () => {
+    const { store, providers, lock } = await setup(["a"]);
+    const a = providers.get("a")!;
+    a.domains.set("old-1", { name: "old-1", uuid: "old-1-0000-0000-0000-000000000000", group: "web", lineage: "lin", createdAt: "t", state: "running" });
+    a.failDestroy.add("old-1");
+    const r = await applyPlan(planOf([after(create("new-1", "a"), ["web[old-1]"]), create("new-2", "a"), del("old-1", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
+    await lock.release();
+    expect(r.succeeded.map((c) => c.name)).toEqual(["new-2"]);
+    expect(r.failed.map((f) => [f.change.name, f.error])).toEqual([
+      ["old-1", "destroy of old-1 failed"],
+      ["new-1", "not started: it waits for web[old-1], which did not finish (its host has no room until then); the next apply tries again"],
+    ]);
+    expect(a.calls).not.toContain("create new-1");
+    expect((await store.read())?.groups[0]?.instances.map((i) => i.name)).toEqual(["new-2"]);
   });
 });
 

@@ -132,6 +132,8 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           host: change.host,
           created: change.vm.createdAt,
           ...(change.address_v4 ? { address: change.address_v4 } : {}),
+          vcpus: change.vm.vcpus,
+          memoryMiB: change.vm.memoryMiB,
         };
         // Recorded before the first host call, so a crash at any later point leaves a record to clean up.
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "creating" }));
@@ -171,9 +173,28 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     }
   };
 
-  // Host slot first, then a global one: a change queued behind a busy (or hung) host must not hold a global slot
-  // that a change for another host could use.
-  await Promise.all(plan.changes.map((c) => limiterFor(c.host).run(() => all.run(() => run(c)))));
+  // A create that counts on room (or a static address) that deletes of this plan free starts once they succeeded.
+  // It waits before taking any slot, so waiting never holds a slot the delete it waits for needs.
+  const finished = new Map(plan.changes.map((c) => [c.address, deferred<boolean>()] as const));
+  const runAfter = async (change: Change) => {
+    const waits = change.action === "create" ? (change.waits_for ?? []) : [];
+    const ok = await Promise.all(waits.map((a) => finished.get(a)?.promise ?? Promise.resolve(false)));
+    const blocked = waits.filter((_, i) => !ok[i]);
+    if (blocked.length > 0) {
+      const error = `not started: it waits for ${blocked.join(", ")}, which did not finish (its host has no room until then); the next apply tries again`;
+      result.failed.push({ change, error });
+      emit({ type: "apply_errored", address: change.address, action: change.action, error, elapsedMs: 0 });
+      return;
+    }
+    // Host slot first, then a global one: a change queued behind a busy (or hung) host must not hold a global slot
+    // that a change for another host could use.
+    await limiterFor(change.host).run(() => all.run(() => run(change)));
+  };
+  await Promise.all(
+    plan.changes.map((c) =>
+      runAfter(c).finally(() => finished.get(c.address)!.resolve(result.succeeded.includes(c))),
+    ),
+  );
   await writes;
   await recordHistory(plan, deps.lock, result, now());
   journal({ type: "apply_end", succeeded: result.succeeded.length, failed: result.failed.length });
@@ -239,6 +260,10 @@ export function commitMessage(plan: Plan, result: Pick<ApplyResult, "succeeded" 
     lines.push(`${g.name}: ${g.current} → ${g.desired} (${g.reason})`);
     for (const c of done) lines.push(`  ${c.action === "create" ? "+" : "-"} ${c.name} on ${c.host}: ${c.detail}`);
   }
+  if (plan.shortfalls.length > 0) {
+    lines.push("", "Short (no room yet; the next apply tries again):");
+    for (const s of plan.shortfalls) lines.push(`  ${s.group}: ${s.missing} of ${s.wanted} new VMs: ${s.reason}`);
+  }
   if (result.failed.length > 0) {
     lines.push("", "Failed:");
     for (const f of result.failed) lines.push(`  ${f.change.action} ${f.change.name} on ${f.change.host}: ${f.error}`);
@@ -246,6 +271,13 @@ export function commitMessage(plan: Plan, result: Pick<ApplyResult, "succeeded" 
   lines.push("", `Plan-Created: ${plan.created_at}`, `Based-On: lineage ${plan.based_on.lineage ?? "(new)"}, serial ${plan.based_on.serial}`);
   if (plan.based_on.config_commit) lines.push(`Config-Commit: ${plan.based_on.config_commit}`);
   return lines.join("\n") + "\n";
+}
+
+/** A promise with its resolve function (Promise.withResolvers needs Node 22). */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 function message(e: unknown): string {

@@ -9,7 +9,7 @@ import { loadConfig, poolSizeIssues } from "../config/load.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
 import type { Plan } from "../planner/plan.js";
 import { renderPlanMarkdown } from "../planner/render-markdown.js";
-import { renderPlanText, summaryLine } from "../planner/render-text.js";
+import { describeShortfall, renderPlanText, shortfallLine, summaryLine } from "../planner/render-text.js";
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
@@ -20,6 +20,8 @@ import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writ
 const OK = 0;
 const ERROR = 1;
 const CHANGES = 2;
+/** apply: every change that could be made was made, but a group stays short of its size (no room): apply again later. */
+const PARTIAL = 3;
 
 /** `premiscale validate`. */
 export async function runValidate(io: Output, file: string | undefined, opts: { checkHosts?: boolean; json?: boolean }): Promise<number> {
@@ -179,7 +181,7 @@ export async function runApply(
       if (plan.changes.length === 0) {
         const commit = await commitRecommendations(plan, lock, new Date());
         if (commit) io.err(`Recorded the scaling recommendations in state: ${commit.slice(0, 12)}`);
-        return reportUnreachable(io, ctx, unreachable) ? ERROR : OK;
+        return reportUnreachable(io, ctx, unreachable) ? ERROR : plan.shortfalls.length > 0 ? PARTIAL : OK;
       }
       if (!opts.autoApprove) {
         io.err("\nDo you want to perform these actions?\n  premiscale will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n");
@@ -192,7 +194,7 @@ export async function runApply(
     }
     if (plan.changes.length === 0) {
       io.out(summaryLine(plan));
-      return OK;
+      return plan.shortfalls.length > 0 ? PARTIAL : OK;
     }
 
     const mode = chooseMode({ json: opts.json, isTTY: process.stderr.isTTY === true && io.interactive, ci: isCI(process.env), term: process.env.TERM });
@@ -224,7 +226,9 @@ export async function runApply(
     prepared = null;
     await live.finish(result);
     reporter = null;
-    const code = applySucceeded(result) ? OK : ERROR;
+    const short = shortfallLine(plan);
+    if (short) io.err(`${short}\n${plan.shortfalls.map((s) => `  ${describeShortfall(s)}`).join("\n")}`);
+    const code = !applySucceeded(result) ? ERROR : short ? PARTIAL : OK;
     // The reachable hosts were served; the unreachable ones still fail the run.
     return reportUnreachable(io, ctx, unreachable) ? ERROR : code;
   } finally {

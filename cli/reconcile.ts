@@ -27,6 +27,7 @@ import type { Output } from "./output.js";
 
 const OK = 0;
 const ERROR = 1;
+const PARTIAL = 3;
 
 /** Webhook events within this window make one pass (a push often sends several). */
 export const WEBHOOK_DEBOUNCE_MS = 100;
@@ -243,7 +244,7 @@ export async function runReconcile(io: Output, file: string | undefined, opts: R
       io.out(`Reconciling ${target.branch} of ${target.source} (mode ${mode}).`);
       const r = await pass("manual", stop);
       io.out(outcomeLine(r));
-      return SUCCESS.includes(r.outcome) ? OK : ERROR;
+      return SUCCESS.includes(r.outcome) ? OK : r.outcome === "partial" ? PARTIAL : ERROR;
     }
     process.on("SIGHUP", onHup);
     return await watch(bootstrap, target, mode, pass, stop, log!, secret, rt);
@@ -307,6 +308,8 @@ function outcomeLine(r: ReconcileResult): string {
       return `Reconciled: applied plan ${r.planId}${r.commit ? `; the config repository is at ${r.commit.slice(0, 12)}` : ""}.`;
     case "no_changes":
       return "Reconciled: no changes. The hosts match the configuration.";
+    case "partial":
+      return `Partly reconciled: every change that could be made was made, but ${r.error?.message ?? "a group is short"}. The next pass tries again.`;
     case "published":
     case "already_published":
       return `Plan ${r.planId} waits for review on branch ${r.branch}.`;

@@ -303,7 +303,7 @@ describe("computePlan", () => {
     expect(creates(scaledOut.changes).map((c) => c.host)).toEqual(["b", "b"]);
   });
 
-  it("fails a group that does not fit, naming why per host, and plans none of its creates but keeps its deletes", () => {
+  it("places what fits, reports the rest of the group as its shortfall with each host's reason, and keeps its deletes", () => {
     const config = makeConfig({
       hosts: ["a", "b", "c"],
       groups: [{ desired: 3, template: { memoryMiB: 128, disk: { baseImage: "x.qcow2", sizeGiB: 1 } } }],
@@ -315,15 +315,20 @@ describe("computePlan", () => {
       makeObservation("c"),
     ];
     const plan = computePlan(makeInput({ config, state, observations }));
-    expect(plan.errors).toEqual([
+    expect(plan.errors).toEqual([]);
+    expect(plan.shortfalls).toEqual([
       {
         group: "web",
-        message:
-          'cannot place 2 of 3 new VMs of group "web": host a: 100 MiB free memory < 128 MiB needed; host b: unreachable; host c: base image "x.qcow2" not in pool "default"',
+        wanted: 3,
+        missing: 2,
+        reason: 'host a: 100 MiB free memory < 128 MiB needed; host b: unreachable; host c: base image "x.qcow2" not in pool "default"',
       },
     ]);
-    expect(plan.changes.map((c) => [c.action, c.reason])).toEqual([["delete", "replace_missing"]]);
-    expect(plan.summary).toEqual({ add: 0, change: 0, destroy: 1 });
+    expect(plan.changes.map((c) => [c.action, c.reason, c.host])).toEqual([
+      ["delete", "replace_missing", "a"],
+      ["create", "replace_missing", "a"],
+    ]);
+    expect(plan.summary).toEqual({ add: 1, change: 0, destroy: 1 });
   });
 
   it("names missing vCPUs, disk and pool when a VM does not fit", () => {
@@ -333,18 +338,64 @@ describe("computePlan", () => {
       makeObservation("b", { capacity: { pool: { name: "default", capacityBytes: 20 * GiB, availableBytes: 10.5 * GiB } } }),
       makeObservation("c", { capacity: { pool: null } }),
     ];
-    expect(computePlan(makeInput({ config, observations })).errors[0]?.message).toBe(
-      'cannot place 1 of 1 new VMs of group "web": host a: 3 free vCPUs < 4 needed; host b: 10.5 GiB free in pool "default" < 20 GiB needed; host c: pool "default" not found',
-    );
+    expect(computePlan(makeInput({ config, observations })).shortfalls).toEqual([
+      {
+        group: "web",
+        wanted: 1,
+        missing: 1,
+        reason: 'host a: 3 free vCPUs < 4 needed; host b: 10.5 GiB free in pool "default" < 20 GiB needed; host c: pool "default" not found',
+      },
+    ]);
   });
 
-  it("does not free the room of VMs deleted in the same plan", () => {
+  it("counts no room freed by deleting a VM that is not running", () => {
     const config = makeConfig({ groups: [{ desired: 1, template: { memoryMiB: 1000 } }] });
-    const state = makeState({ web: [makeInstance("web-1", "a")] });
+    const state = makeState({ web: [makeInstance("web-1", "a", { memoryMiB: 1000, vcpus: 1 })] });
     const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "shutoff" })], capacity: { freeMemoryMiB: 512 + 999 } });
     const plan = computePlan(makeInput({ config, state, observations: [obs] }));
-    expect(plan.errors).toHaveLength(1);
+    expect(plan.shortfalls).toMatchObject([{ group: "web", missing: 1, reason: "host a: 999 MiB free memory < 1000 MiB needed" }]);
     expect(plan.changes.map((c) => c.action)).toEqual(["delete"]);
+  });
+
+  it("on a full host, finishes an interrupted delete first and lets the replacement wait for the room it frees", () => {
+    const config = makeConfig({ groups: [{ desired: 2, template: { vcpus: 2, memoryMiB: 256 } }] });
+    const state = makeState({
+      web: [makeInstance("web-1", "a"), makeInstance("web-2", "a", { status: "creating" }), makeInstance("web-3", "a", { status: "deleting" })],
+    });
+    const obs = makeObservation("a", {
+      domains: [makeDomain("web-1"), makeDomain("web-2"), makeDomain("web-3")],
+      capacity: { cpus: 2, allocatedVcpus: 6, freeMemoryMiB: 512 + 100 },
+    });
+    const plan = computePlan(makeInput({ config, state, observations: [obs] }));
+    expect(plan.errors).toEqual([]);
+    expect(plan.shortfalls).toEqual([]);
+    const made = creates(plan.changes);
+    expect(made).toHaveLength(1);
+    expect(made[0]?.action === "create" && made[0].waits_for).toEqual(["web[web-2]", "web[web-3]"]);
+    expect(deletes(plan.changes).map((c) => c.reason)).toEqual(["interrupted_create", "interrupted_delete"]);
+  });
+
+  it("prefers a host with room now over one that has room only after this plan's deletes", () => {
+    const config = makeConfig({ hosts: ["a", "b"], groups: [{ name: "web", desired: 0 }, { name: "db", desired: 1, placement: "fill-first", template: { memoryMiB: 256 } }] });
+    const state = makeState({ web: [makeInstance("web-1", "a", { memoryMiB: 4096, vcpus: 4 })] });
+    const observations = [
+      makeObservation("a", { domains: [makeDomain("web-1")], capacity: { freeMemoryMiB: 512 } }),
+      makeObservation("b", { capacity: { freeMemoryMiB: 512 + 256 } }),
+    ];
+    const plan = computePlan(makeInput({ config, state, observations }));
+    const [db] = creates(plan.changes);
+    expect(db?.host).toBe("b");
+    expect(db?.action === "create" && db.waits_for).toBeUndefined();
+  });
+
+  it("lets a group use the room another group's scale-in frees, after that scale-in", () => {
+    const config = makeConfig({ groups: [{ name: "web", desired: 3, template: { vcpus: 2, memoryMiB: 512 } }, { name: "db", desired: 0 }] });
+    const state = makeState({ web: [makeInstance("web-1", "a")], db: [makeInstance("db-1", "a", { vcpus: 4, memoryMiB: 1024 })] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("db-1")], capacity: { cpus: 2, allocatedVcpus: 6, freeMemoryMiB: 512 + 100 } });
+    const plan = computePlan(makeInput({ config, state, observations: [obs] }));
+    // db-1 gives back 4 vCPUs and 1024 MiB: room for two 2-vCPU, 512 MiB VMs of web, both after db-1 is gone.
+    expect(creates(plan.changes).map((c) => c.action === "create" && c.waits_for)).toEqual([["db[db-1]"], ["db[db-1]"]]);
+    expect(plan.shortfalls).toEqual([]);
   });
 
   it("shares a host's room between groups in config order", () => {
@@ -356,7 +407,7 @@ describe("computePlan", () => {
     });
     const plan = computePlan(makeInput({ config, observations: [makeObservation("a", { capacity: { freeMemoryMiB: 512 + 1000 } })] }));
     expect(creates(plan.changes).map((c) => c.group)).toEqual(["web", "web"]);
-    expect(plan.errors).toMatchObject([{ group: "db", message: expect.stringContaining("host a: 200 MiB free memory < 400 MiB needed") }]);
+    expect(plan.shortfalls).toEqual([{ group: "db", wanted: 1, missing: 1, reason: "host a: 200 MiB free memory < 400 MiB needed" }]);
   });
 
   it("assigns the lowest free static addresses not used by state or by other creates", () => {
@@ -398,14 +449,24 @@ describe("computePlan", () => {
     expect(c?.action === "create" && c.address_v4).toBe("10.0.0.3");
   });
 
-  it("fails a static group whose address pool is used up", () => {
+  it("gives a static group the addresses that are free and reports the rest as its shortfall", () => {
     const config = makeConfig({ groups: [{ desired: 3, networking: { mode: "static", addresses: ["10.0.0.2", "10.0.0.3"], prefix: 24, dns: [] } }] });
     const state = makeState({ web: [makeInstance("web-1", "a", { address: "10.0.0.2" })] });
     const plan = computePlan(makeInput({ config, state, observations: [makeObservation("a", { domains: [makeDomain("web-1")] })] }));
-    expect(plan.changes).toEqual([]);
-    expect(plan.errors).toEqual([
-      { group: "web", message: 'no free static address for 1 of 2 new VMs of group "web": 1 of the pool\'s 2 addresses are in use' },
+    expect(creates(plan.changes).map((c) => c.action === "create" && c.address_v4)).toEqual(["10.0.0.3"]);
+    expect(plan.errors).toEqual([]);
+    expect(plan.shortfalls).toEqual([
+      { group: "web", wanted: 2, missing: 1, reason: "no free static address: all 2 addresses of the group's pool are in use" },
     ]);
+  });
+
+  it("replaces a stopped VM of a full static pool with its own address, once it is deleted", () => {
+    const config = makeConfig({ groups: [{ desired: 2, networking: { mode: "static", addresses: ["10.0.0.2", "10.0.0.3"], prefix: 24, dns: [] } }] });
+    const state = makeState({ web: [makeInstance("web-1", "a", { address: "10.0.0.2" }), makeInstance("web-2", "a", { address: "10.0.0.3" })] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2", { state: "shutoff" })] });
+    const [made, ...rest] = creates(computePlan(makeInput({ config, state, observations: [obs] })).changes);
+    expect(rest).toEqual([]);
+    expect(made?.action === "create" && [made.address_v4, made.waits_for]).toEqual(["10.0.0.3", ["web[web-2]"]]);
   });
 
   it("plans only targeted groups, warns that targeting is in effect, and leaves the others alone", () => {

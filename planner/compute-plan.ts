@@ -1,9 +1,9 @@
 import type { Config, GroupConfig, HostConfig } from "../config/types.js";
 import type { Member } from "../policies/aggregate.js";
 import type { Decision } from "../policies/decision.js";
-import type { HostObservation } from "../providers/provider.js";
+import type { HostObservation, OwnedDomain } from "../providers/provider.js";
 import type { Instance, State } from "../state/types.js";
-import { allocateAddresses, macFromUuid, renderNetworkConfig } from "./new-vm.js";
+import { freeAddresses, macFromUuid, renderNetworkConfig } from "./new-vm.js";
 import { assessHost, diskBytes, type HostUse } from "./placement/capacity.js";
 import { placementStrategies } from "./placement/index.js";
 import type { HostRoom } from "./placement/types.js";
@@ -15,6 +15,7 @@ import {
   type GroupPlan,
   type Plan,
   type PlanError,
+  type Shortfall,
 } from "./plan.js";
 import { seededRng } from "./random.js";
 
@@ -64,10 +65,27 @@ interface Work {
   used: Map<string, HostUse>;
   /** Instance and domain names that exist or are planned, so new names never collide. */
   takenNames: Set<string>;
+  /** What this plan's deletes give back per host (vCPUs and memory of running VMs), and which deletes do. */
+  freed: Map<string, HostUse & { by: string[] }>;
+  /** Static addresses this plan's deletes give back, per group. */
+  freedAddresses: Map<string, { address: string; by: string }[]>;
+  /** Scale-outs wait until every group's deletes are known, so each can use what any delete frees. */
+  scaleOuts: ScaleOut[];
   drift: Drift[];
   warnings: string[];
   errors: PlanError[];
+  shortfalls: Shortfall[];
   changes: Change[];
+}
+
+/** A group's new VMs, decided in the first pass and placed in the second. */
+interface ScaleOut {
+  group: GroupConfig;
+  instances: Instance[];
+  present: Instance[];
+  count: number;
+  replaced: { name: string; reason: ActionReason }[];
+  detail: string;
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -88,9 +106,13 @@ export function computePlan(input: PlanInput): Plan {
     observations: new Map(input.observations.map((o) => [o.host, o])),
     used: new Map(),
     takenNames: new Set(),
+    freed: new Map(),
+    freedAddresses: new Map(),
+    scaleOuts: [],
     drift: [],
     warnings: [],
     errors: [],
+    shortfalls: [],
     changes: [],
   };
   const configGroups = new Set(config.groups.map((g) => g.name));
@@ -122,12 +144,14 @@ export function computePlan(input: PlanInput): Plan {
         w.drift.push({ kind: "not_in_state", ...at, detail: `is not in state and its group is not in config: left untouched` });
       } else {
         w.drift.push({ kind: "not_in_state", ...at, detail: "is not in state (left by an interrupted apply?)" });
-        w.changes.push(deleteChange(at, d.uuid, "orphan", "not in state: left by an interrupted apply", false));
+        const group = config.groups.find((g) => g.name === d.group);
+        planDelete(w, at, d.uuid, "orphan", "not in state: left by an interrupted apply", { gone: false, domain: d, group });
       }
     }
   }
 
   const groups: GroupPlan[] = config.groups.filter((g) => inScope(g.name)).map((g) => planGroup(w, g));
+  for (const request of w.scaleOuts) scaleOut(w, request);
 
   const groupOrder = (g: string): number => {
     const i = config.groups.findIndex((c) => c.name === g);
@@ -153,20 +177,38 @@ export function computePlan(input: PlanInput): Plan {
     drift: w.drift,
     warnings: w.warnings,
     errors: w.errors,
+    shortfalls: w.shortfalls,
     groups,
     changes: w.changes,
     summary: { add: creates, change: 0, destroy: w.changes.length - creates },
   };
 }
 
-function deleteChange(
+/**
+ * Adds a delete to the plan and books what it gives back: the vCPUs and memory of a VM whose domain runs (the
+ * instance's recorded size, else the group's template), and its static address, for creates that may wait for it.
+ */
+function planDelete(
+  w: Work,
   at: { group: string; name: string; host: string },
   uuid: string,
   reason: ActionReason,
   detail: string,
-  gone: boolean,
-): Delete {
-  return { action: "delete", address: `${at.group}[${at.name}]`, ...at, uuid, reason, detail, gone };
+  what: { gone: boolean; domain?: OwnedDomain; instance?: Instance; group?: GroupConfig },
+): void {
+  const change: Delete = { action: "delete", address: `${at.group}[${at.name}]`, ...at, uuid, reason, detail, gone: what.gone };
+  w.changes.push(change);
+  const holds = what.domain && (what.domain.state === "running" || what.domain.state === "paused");
+  const vcpus = holds ? (what.instance?.vcpus ?? what.group?.template.vcpus ?? 0) : 0;
+  const memoryMiB = holds ? (what.instance?.memoryMiB ?? what.group?.template.memoryMiB ?? 0) : 0;
+  if (vcpus > 0 || memoryMiB > 0) {
+    const f = w.freed.get(at.host) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0, by: [] };
+    w.freed.set(at.host, { memoryMiB: f.memoryMiB + memoryMiB, vcpus: f.vcpus + vcpus, diskBytes: 0, by: [...f.by, change.address] });
+  }
+  if (what.instance?.address) {
+    const list = w.freedAddresses.get(at.group) ?? [];
+    w.freedAddresses.set(at.group, [...list, { address: what.instance.address, by: change.address }]);
+  }
 }
 
 /**
@@ -194,7 +236,7 @@ function replaceUnhealthy(w: Work, group: GroupConfig, present: Instance[], heal
     const at = { group: group.name, name: i.name, host: i.host };
     const ago = Math.round((now - since) / 1000);
     w.drift.push({ kind: "unhealthy", ...at, detail: `not heard from for ${ago}s (heartbeat every ${heartbeatSeconds}s, unhealthy after ${unhealthyAfterSeconds}s)` });
-    w.changes.push(deleteChange(at, i.uuid, "replace_unhealthy", `no heartbeat for ${ago}s: remove it`, false));
+    planDelete(w, at, i.uuid, "replace_unhealthy", `no heartbeat for ${ago}s: remove it`, { gone: false, domain: domainOf(w, i), instance: i, group });
     replaced.push({ name: i.name, reason: "replace_unhealthy" });
     present.splice(present.indexOf(i), 1);
     healthy.splice(healthy.indexOf(i), 1);
@@ -227,19 +269,19 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
     if (inst.status === "creating") {
       // The apply that started it died before it finished: whatever exists of it may be incomplete.
       w.warnings.push(`${group.name}[${inst.name}] on host ${inst.host} was left half-created by an interrupted apply: it is removed and replaced`);
-      w.changes.push(deleteChange(at, inst.uuid, "interrupted_create", "create never finished: remove what exists of it", !domain));
+      planDelete(w, at, inst.uuid, "interrupted_create", "create never finished: remove what exists of it", { gone: !domain, domain, instance: inst, group });
       replaced.push({ name: inst.name, reason: "interrupted_create" });
     } else if (inst.status === "deleting") {
       // A destroy was cut short: finish it. It was meant to go, so it is neither counted nor replaced.
       w.warnings.push(`${group.name}[${inst.name}] on host ${inst.host} was left half-deleted by an interrupted apply: its removal is finished`);
-      w.changes.push(deleteChange(at, inst.uuid, "interrupted_delete", "delete never finished: finish removing it", !domain));
+      planDelete(w, at, inst.uuid, "interrupted_delete", "delete never finished: finish removing it", { gone: !domain, domain, instance: inst, group });
     } else if (!domain) {
       w.drift.push({ kind: "missing", ...at, detail: "no longer exists on the host" });
-      w.changes.push(deleteChange(at, inst.uuid, "replace_missing", "domain no longer exists: forget it and remove its volumes", true));
+      planDelete(w, at, inst.uuid, "replace_missing", "domain no longer exists: forget it and remove its volumes", { gone: true, instance: inst, group });
       replaced.push({ name: inst.name, reason: "replace_missing" });
     } else if (domain.state === "shutoff" || domain.state === "crashed") {
       w.drift.push({ kind: "stopped", ...at, detail: `is ${domain.state}` });
-      w.changes.push(deleteChange(at, inst.uuid, "replace_stopped", `domain is ${domain.state}: remove it`, false));
+      planDelete(w, at, inst.uuid, "replace_stopped", `domain is ${domain.state}: remove it`, { gone: false, domain, instance: inst, group });
       replaced.push({ name: inst.name, reason: "replace_stopped" });
     } else {
       present.push(inst);
@@ -268,7 +310,7 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
 
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
   if (desired < current) scaleIn(w, group, present, healthy, current - desired, why);
-  if (desired > current) scaleOut(w, group, instances, present, desired - current, replaced, why);
+  if (desired > current) w.scaleOuts.push({ group, instances, present, count: desired - current, replaced, detail: why });
   return plan;
 }
 
@@ -287,20 +329,18 @@ function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Inst
       return;
     }
     perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
-    w.changes.push(deleteChange({ group: group.name, name: victim.name, host: victim.host }, victim.uuid, "scale_in", detail, false));
+    const at = { group: group.name, name: victim.name, host: victim.host };
+    planDelete(w, at, victim.uuid, "scale_in", detail, { gone: false, domain: domainOf(w, victim), instance: victim, group });
   }
 }
 
-/** Places and creates `count` new VMs, all or none: a group that does not fully fit gets a PlanError instead. */
-function scaleOut(
-  w: Work,
-  group: GroupConfig,
-  instances: Instance[],
-  present: Instance[],
-  count: number,
-  replaced: { name: string; reason: ActionReason }[],
-  detail: string,
-): void {
+/**
+ * Places and creates a group's new VMs: as many as fit. A VM goes where there is room now if any host has some, else
+ * where this plan's deletes make room (it then waits for them). What cannot be placed, or gets no static address,
+ * is the group's shortfall: the rest of the plan goes ahead, and the next plan tries again.
+ */
+function scaleOut(w: Work, request: ScaleOut): void {
+  const { group, instances, present, count, replaced, detail } = request;
   const { config, now } = w.input;
   const strategy = placementStrategies[group.placement];
   const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}`);
@@ -308,52 +348,62 @@ function scaleOut(
   const used = new Map([...w.used].map(([h, u]) => [h, { ...u }]));
   const need: HostUse = { memoryMiB: group.template.memoryMiB, vcpus: group.template.vcpus, diskBytes: diskBytes(group.template) };
 
-  const hosts: string[] = [];
+  const placed: { host: string; waits: string[] }[] = [];
+  let shortReason: string | null = null;
   for (let index = 0; index < count; index++) {
-    const rooms: HostRoom[] = [];
+    const roomNow: HostRoom[] = [];
+    const roomLater: HostRoom[] = [];
     const reasons: string[] = [];
     group.hosts.forEach((name, order) => {
       const planned = used.get(name) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
       const host = config.hosts.find((h) => h.name === name);
-      const r = assessHost({ name, order, host, observation: w.observations.get(name), template: group.template, planned });
-      if ("room" in r) rooms.push(r.room);
-      else reasons.push(`host ${name}: ${r.reason}`);
+      const freed = w.freed.get(name);
+      const r = assessHost({ name, order, host, observation: w.observations.get(name), template: group.template, planned, ...(freed ? { freed } : {}) });
+      if (!("room" in r)) reasons.push(`host ${name}: ${r.reason}`);
+      else (r.waits ? roomLater : roomNow).push(r.room);
     });
+    const rooms = roomNow.length > 0 ? roomNow : roomLater;
     if (rooms.length === 0) {
-      const message = `cannot place ${count - index} of ${count} new VMs of group "${group.name}": ${reasons.join("; ")}`;
-      w.errors.push({ group: group.name, message });
-      return;
+      shortReason = reasons.join("; ");
+      break;
     }
     const chosen = strategy.pick(rooms, { group: group.name, index, rng, groupCountByHost });
     const u = used.get(chosen) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
     used.set(chosen, { memoryMiB: u.memoryMiB + need.memoryMiB, vcpus: u.vcpus + need.vcpus, diskBytes: u.diskBytes + need.diskBytes });
     groupCountByHost.set(chosen, (groupCountByHost.get(chosen) ?? 0) + 1);
-    hosts.push(chosen);
+    placed.push({ host: chosen, waits: rooms === roomNow ? [] : [...(w.freed.get(chosen)?.by ?? [])] });
   }
 
   const net = group.networking;
-  let addresses: (string | undefined)[] = hosts.map(() => undefined);
-  if (net.mode === "static") {
+  let addresses: { address?: string; waits: string[] }[] = placed.map(() => ({ waits: [] }));
+  if (net.mode === "static" && placed.length > 0) {
     const taken = new Set(instances.flatMap((i) => (i.address ? [i.address] : [])));
-    const got = allocateAddresses(net.addresses, taken, count);
-    if (!got) {
-      const free = net.addresses.filter((a) => !taken.has(a)).length;
+    const fresh = freeAddresses(net.addresses, taken).map((address) => ({ address, waits: [] as string[] }));
+    const reused = (w.freedAddresses.get(group.name) ?? []).map((f) => ({ address: f.address, waits: [f.by] }));
+    addresses = [...fresh, ...reused].slice(0, placed.length);
+    if (addresses.length < placed.length) {
       const size = net.addresses.length;
-      const message = `no free static address for ${count - free} of ${count} new VMs of group "${group.name}": ${size - free} of the pool's ${size} addresses are in use`;
-      w.errors.push({ group: group.name, message });
-      return;
+      shortReason = `no free static address: all ${size} addresses of the group's pool are in use`;
+      placed.length = addresses.length;
     }
-    addresses = got;
+  }
+  if (placed.length < count) {
+    w.shortfalls.push({ group: group.name, wanted: count, missing: count - placed.length, reason: shortReason ?? "no room" });
   }
 
-  w.used = used;
-  hosts.forEach((hostName, i) => {
+  // Only what was kept counts against the hosts for later groups.
+  for (const p of placed) {
+    const u = w.used.get(p.host) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
+    w.used.set(p.host, { memoryMiB: u.memoryMiB + need.memoryMiB, vcpus: u.vcpus + need.vcpus, diskBytes: u.diskBytes + need.diskBytes });
+  }
+  placed.forEach(({ host: hostName, waits }, i) => {
     const host = config.hosts.find((h) => h.name === hostName);
     if (!host) throw new Error(`placement chose host ${hostName}, which is not in config`);
     const uuid = freshUuid(w, group.name);
     const name = `${group.name}-${uuid.slice(0, 8)}`;
     const mac = macFromUuid(uuid);
-    const address = addresses[i];
+    const { address, waits: addressWaits } = addresses[i]!;
+    const after = [...new Set([...waits, ...addressWaits])].sort(byName);
     const replacing = replaced[i];
     const t = group.template;
     const change: Create = {
@@ -388,9 +438,16 @@ function scaleOut(
       ...(group.readiness.checkIn
         ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds, ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}) } }
         : {}),
+      ...(after.length > 0 ? { waits_for: after } : {}),
     };
     w.changes.push(change);
   });
+}
+
+/** The domain observed for an instance, on its host. */
+function domainOf(w: Work, instance: Instance): OwnedDomain | undefined {
+  const obs = w.observations.get(instance.host);
+  return obs?.status === "ok" ? obs.domains.find((d) => d.name === instance.name) : undefined;
 }
 
 /** The host's accelerator; `auto` is what the host's observation resolved it to (plain QEMU if it did not say). */

@@ -29,8 +29,7 @@ const ipv4Value = (address: string): number => {
     : Number.POSITIVE_INFINITY;
 };
 
-/** The `count` lowest addresses of `pool` not in `used`, or null when the pool has fewer free. */
-export function allocateAddresses(pool: string[], used: ReadonlySet<string>, count: number): string[] | null {
-  const free = [...new Set(pool)].filter((a) => !used.has(a)).sort((a, b) => ipv4Value(a) - ipv4Value(b) || (a < b ? -1 : 1));
-  return free.length >= count ? free.slice(0, count) : null;
+/** The addresses of `pool` not in `used`, lowest first. */
+export function freeAddresses(pool: string[], used: ReadonlySet<string>): string[] {
+  return [...new Set(pool)].filter((a) => !used.has(a)).sort((a, b) => ipv4Value(a) - ipv4Value(b) || (a < b ? -1 : 1));
 }

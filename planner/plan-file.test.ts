@@ -53,6 +53,11 @@ describe("serializePlan and parsePlan", () => {
     rejected(() => parsePlan(JSON.stringify(data)), "plan format 2.x is newer than this premiscale reads (1.x): upgrade premiscale", "plan_format_newer");
   });
 
+  it("read a plan of format 1.0, which had no shortfalls, as one without any", () => {
+    const { shortfalls: _none, ...old } = { ...plan, format_version: "1.0" };
+    expect(parsePlan(serializePlan(old as unknown as Plan)).shortfalls).toEqual([]);
+  });
+
   it("read a plan of a newer minor format with unknown fields", () => {
     const { checksum: _checksum, ...body } = JSON.parse(serializePlan(plan));
     const newer = serializePlan({ ...body, format_version: "1.7", extra: { x: 1 } } as unknown as Plan);

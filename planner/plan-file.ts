@@ -50,7 +50,8 @@ export function parsePlan(text: string): Plan {
     throw new PlanRejectedError(`plan format ${major}.x is older than this premiscale reads (${READ_MAJOR}.x): ${AGAIN}`, "plan_format_older", AGAIN);
   if (typeof checksum !== "string" || checksum !== checksumOf(body))
     throw new PlanRejectedError(`plan file was altered after it was written: ${AGAIN}`, "plan_altered", AGAIN);
-  return body as unknown as Plan;
+  // Format 1.0 had no shortfalls: a group that did not fit was a plan error then.
+  return { shortfalls: [], ...body } as unknown as Plan;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Decision } from "../policies/decision.js";
 import type { VmSpec } from "../providers/provider.js";
 
 /** Major.minor of the plan JSON this release writes. */
-export const PLAN_FORMAT_VERSION = "1.0";
+export const PLAN_FORMAT_VERSION = "1.1";
 
 /** Why a change is in the plan (machine-readable). */
 export type ActionReason =
@@ -44,6 +44,11 @@ export type Change =
       address_v4?: string;
       /** Apply waits this long for the VM to check in; absent when the group does not wait (ready once started). */
       ready?: { timeoutSeconds: number; heartbeatSeconds?: number };
+      /**
+       * Addresses of deletes in this plan that must finish first: the VM fits its host (or gets its static address)
+       * only with what they free. Apply starts the create once they succeeded, and skips it when one failed.
+       */
+      waits_for?: string[];
     })
   | (ChangeBase & {
       action: "delete";
@@ -60,10 +65,24 @@ export interface Drift {
   detail: string;
 }
 
-/** A group the planner could not satisfy (e.g. no host with room). Apply refuses a plan with errors. */
+/** A plan that cannot be made at all for a group (e.g. `--target` names no group). Apply refuses a plan with errors. */
 export interface PlanError {
   group: string;
   message: string;
+}
+
+/**
+ * New VMs a group needs that this plan cannot make (no host with room, no free static address): the plan still makes
+ * every other change, the group stays below its desired size, and the next plan tries again.
+ */
+export interface Shortfall {
+  group: string;
+  /** New VMs the group needed. */
+  wanted: number;
+  /** How many of them could not be placed. */
+  missing: number;
+  /** Why, per host or pool. */
+  reason: string;
 }
 
 /** Per group: where it is and where it is going. */
@@ -98,6 +117,8 @@ export interface Plan {
   drift: Drift[];
   warnings: string[];
   errors: PlanError[];
+  /** Groups left below their desired size by this plan (format 1.1; read as none from a 1.0 plan). */
+  shortfalls: Shortfall[];
   groups: GroupPlan[];
   changes: Change[];
   summary: { add: number; change: number; destroy: number };

@@ -89,16 +89,24 @@ describe("renderPlanMarkdown", () => {
     expect(md).toContain("no state yet, state serial 0");
   });
 
-  it("lists errors and warnings and tells the reviewer to fix and plan again", () => {
+  it("lists warnings and shortfalls", () => {
     const config = makeConfig({ hosts: ["local"], groups: [{ desired: 3 }] });
     const plan = computePlan(
       makeInput({ config, state: makeState({ web: [makeInstance("web-1", "local")] }), observations: [makeObservation("local", { unreachable: "refused" })] }),
     );
     const md = renderPlanMarkdown(plan);
     expect(md).toContain("> **Warning:** host local unreachable: 1 instance of group web not checked");
-    expect(md).toContain('**Error:** group `web`: cannot place 2 of 2 new VMs of group "web": host local: unreachable');
-    expect(md).toContain("* :arrow_forward: Fix the errors above, then run `premiscale plan` again.");
+    expect(md).toContain("**Shortfall:** group web: 2 of 2 new VMs cannot be made yet: host local: unreachable");
+    expect(md).toContain("| `web` | 1 | 3 |");
     expect(md).toContain("**Plan: 0 to add, 0 to change, 0 to destroy.**");
+    expect(md).toContain("Short: 2 VMs of web cannot be made yet");
+  });
+
+  it("lists errors and tells the reviewer to fix and plan again", () => {
+    const plan = computePlan(makeInput({ config: makeConfig({ hosts: ["local"] }), targets: ["nope"] }));
+    const md = renderPlanMarkdown(plan);
+    expect(md).toContain("**Error:** group `nope`: --target names no group in config (groups: web)");
+    expect(md).toContain("* :arrow_forward: Fix the errors above, then run `premiscale plan` again.");
   });
 
   it("keeps text from the plan from breaking the markup: table pipes, HTML, backtick fences", () => {

@@ -1,5 +1,5 @@
 import type { Change, Plan } from "./plan.js";
-import { summaryLine } from "./render-text.js";
+import { describeShortfall, shortfallLine, summaryLine, waitsFor } from "./render-text.js";
 
 /** Options of `renderPlanMarkdown`. */
 export interface MarkdownOptions {
@@ -53,7 +53,9 @@ export function renderPlanMarkdown(plan: Plan, opts: MarkdownOptions = {}): stri
     out.push("");
   }
 
-  const changedGroups = plan.groups.filter((g) => plan.changes.some((c) => c.group === g.name) || plan.errors.some((e) => e.group === g.name));
+  const changedGroups = plan.groups.filter(
+    (g) => plan.changes.some((c) => c.group === g.name) || plan.errors.some((e) => e.group === g.name) || plan.shortfalls.some((s) => s.group === g.name),
+  );
   if (changedGroups.length > 0) {
     out.push("| group | now | desired | why |", "| --- | ---: | ---: | --- |");
     for (const g of changedGroups) out.push(`| ${code(g.name)} | ${g.current} | ${g.desired} | ${escapeCell(g.reason)} |`);
@@ -70,8 +72,11 @@ export function renderPlanMarkdown(plan: Plan, opts: MarkdownOptions = {}): stri
     } else out.push(...block, "");
   }
 
+  for (const s of plan.shortfalls) out.push(`**Shortfall:** ${escapeInline(describeShortfall(s))}`, "");
   for (const e of plan.errors) out.push(`**Error:** group ${code(e.group)}: ${escapeInline(e.message)}`, "");
   out.push(`**${summaryLine(plan)}**`, "");
+  const shortLine = shortfallLine(plan);
+  if (shortLine) out.push(shortLine, "");
 
   if (opts.backtest?.trim()) out.push("#### Policy backtest", "", opts.backtest.trim(), "");
 
@@ -100,7 +105,7 @@ function diffLines(plan: Plan): string[] {
 }
 
 function changeLine(c: Change): string {
-  const why = `   # ${c.reason.replaceAll("_", " ")}: ${c.detail}`;
+  const why = `   # ${c.reason.replaceAll("_", " ")}: ${c.detail}${waitsFor(c)}`;
   if (c.action === "create") {
     const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
     return `+ ${c.address} on host ${c.host} (${size})${why}`;

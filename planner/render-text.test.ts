@@ -43,19 +43,35 @@ describe("renderPlanText", () => {
     expect(renderPlanText(plan)).toBe("No changes. Your infrastructure matches the configuration.\n");
   });
 
-  it("lists warnings and errors, with errors just before the summary", () => {
+  it("lists warnings and the shortfall, which is never mistaken for no changes", () => {
     const observations = [makeObservation("local", { unreachable: "refused" })];
     const plan = computePlan(makeInput({ config, state: makeState({ web: [makeInstance("web-1", "local")] }), observations }));
     expect(renderPlanText(plan)).toBe(
       [
         "Warning: host local unreachable: 1 instance of group web not checked",
         "",
-        'Error: group "web": cannot place 2 of 2 new VMs of group "web": host local: unreachable',
+        "Shortfall: these groups stay below their desired size until there is room:",
+        "",
+        "  ! group web: 2 of 2 new VMs cannot be made yet: host local: unreachable",
         "",
         "Plan: 0 to add, 0 to change, 0 to destroy.",
+        "Short: 2 VMs of web cannot be made yet; the rest of the plan goes ahead, and the next plan tries again.",
         "",
       ].join("\n"),
     );
+  });
+
+  it("lists errors just before the summary", () => {
+    const plan = computePlan(makeInput({ config, targets: ["nope"] }));
+    expect(renderPlanText(plan)).toContain('Error: group "nope": --target names no group in config (groups: web)\n\nPlan: 0 to add, 0 to change, 0 to destroy.\n');
+  });
+
+  it("says which creates wait for which deletes", () => {
+    const small = makeConfig({ hosts: ["local"], groups: [{ desired: 1, template: { memoryMiB: 256 } }] });
+    const state = makeState({ web: [makeInstance("web-1", "local", { status: "deleting", memoryMiB: 256, vcpus: 1 })] });
+    const observations = [makeObservation("local", { domains: [makeDomain("web-1")], capacity: { freeMemoryMiB: 512 } })];
+    const text = renderPlanText(computePlan(makeInput({ config: small, state, observations })));
+    expect(text).toContain("  + web[web-00000001] on host local (1 vCPU, 256 MiB)   # scale out, waits for web[web-1]");
   });
 
   it("colors only when asked", () => {

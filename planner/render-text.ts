@@ -1,4 +1,4 @@
-import type { Change, Plan } from "./plan.js";
+import type { Change, Plan, Shortfall } from "./plan.js";
 
 const ansi = { green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", bold: "\x1b[1m", reset: "\x1b[0m" } as const;
 
@@ -7,9 +7,23 @@ const ansi = { green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", bold: "\x
  * `No changes. Your infrastructure matches the configuration.` when there is nothing to do and no error.
  */
 export function summaryLine(plan: Plan): string {
-  if (plan.changes.length === 0 && plan.errors.length === 0) return "No changes. Your infrastructure matches the configuration.";
+  if (plan.changes.length === 0 && plan.errors.length === 0 && plan.shortfalls.length === 0)
+    return "No changes. Your infrastructure matches the configuration.";
   const { add, change, destroy } = plan.summary;
   return `Plan: ${add} to add, ${change} to change, ${destroy} to destroy.`;
+}
+
+/** One shortfall in words: "group web: 2 of 3 new VMs cannot be made yet: host a: …". */
+export function describeShortfall(s: Shortfall): string {
+  return `group ${s.group}: ${s.missing} of ${s.wanted} new VM${s.wanted === 1 ? "" : "s"} cannot be made yet: ${s.reason}`;
+}
+
+/** The line after the summary when groups stay short, or null. */
+export function shortfallLine(plan: Plan): string | null {
+  const short = plan.shortfalls;
+  if (short.length === 0) return null;
+  const n = short.reduce((k, s) => k + s.missing, 0);
+  return `Short: ${n} VM${n === 1 ? "" : "s"} of ${short.map((s) => s.group).join(", ")} cannot be made yet; the rest of the plan goes ahead, and the next plan tries again.`;
 }
 
 /** The plan as Terraform-style text: drift, warnings, actions per group, errors, then the summary line. */
@@ -44,17 +58,31 @@ export function renderPlanText(plan: Plan, opts: { color?: boolean } = {}): stri
     out.push("");
   }
 
+  const short = plan.shortfalls;
+  if (short.length > 0) {
+    out.push("Shortfall: these groups stay below their desired size until there is room:", "");
+    for (const s of short) out.push(`  ${paint("yellow", "!")} ${describeShortfall(s)}`);
+    out.push("");
+  }
+
   for (const e of plan.errors) out.push(`${paint("red", "Error:")} group "${e.group}": ${e.message}`);
   if (plan.errors.length > 0) out.push("");
   out.push(paint("bold", summaryLine(plan)));
+  const shortLine = shortfallLine(plan);
+  if (shortLine) out.push(paint("yellow", shortLine));
   return out.join("\n") + "\n";
 }
 
 function changeLine(c: Change, paint: (color: keyof typeof ansi, text: string) => string): string {
-  const why = `   # ${c.reason.replace("_", " ")}`;
+  const why = `   # ${c.reason.replace("_", " ")}${waitsFor(c)}`;
   if (c.action === "create") {
     const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
     return `  ${paint("green", "+")} ${c.address} on host ${c.host} (${size})${why}`;
   }
   return `  ${paint("red", "-")} ${c.address} on host ${c.host}${c.gone ? " (already gone: forget it)" : ""}${why}`;
+}
+
+/** ", waits for web[web-2], db[db-1]" for a create that must wait for deletes of the same plan, else "". */
+export function waitsFor(c: Change): string {
+  return c.action === "create" && c.waits_for?.length ? `, waits for ${c.waits_for.join(", ")}` : "";
 }

@@ -157,15 +157,25 @@ export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanI
  */
 export function simulateApply(plan: Plan, state: State | null, observations: HostObservation[]): { state: State; observations: HostObservation[] } {
   const deleted = new Set(plan.changes.filter((c) => c.action === "delete").map((c) => c.name));
+  const known = new Map((state?.groups ?? []).flatMap((g) => g.instances.map((i) => [i.name, i] as const)));
   const byGroup = new Map<string, Instance[]>(
     (state?.groups ?? []).map((g) => [g.name, g.instances.filter((i) => !deleted.has(i.name))]),
   );
-  const next = observations.map((o): HostObservation => (o.status === "ok" ? { ...o, capacity: { ...o.capacity, pool: o.capacity.pool && { ...o.capacity.pool } }, domains: o.domains.filter((d) => !deleted.has(d.name)) } : o));
+  const next = observations.map((o): HostObservation => {
+    if (o.status !== "ok") return o;
+    const capacity = { ...o.capacity, pool: o.capacity.pool && { ...o.capacity.pool } };
+    // A deleted VM that ran gives its host back what it was recorded with.
+    for (const d of o.domains.filter((d) => deleted.has(d.name) && (d.state === "running" || d.state === "paused"))) {
+      capacity.freeMemoryMiB += known.get(d.name)?.memoryMiB ?? 0;
+      capacity.allocatedVcpus -= known.get(d.name)?.vcpus ?? 0;
+    }
+    return { ...o, capacity, domains: o.domains.filter((d) => !deleted.has(d.name)) };
+  });
   for (const c of plan.changes) {
     if (c.action !== "create") continue;
     byGroup.set(c.group, [
       ...(byGroup.get(c.group) ?? []),
-      { name: c.name, uuid: c.uuid, host: c.host, created: c.vm.createdAt, status: "running", ...(c.address_v4 ? { address: c.address_v4 } : {}) },
+      { name: c.name, uuid: c.uuid, host: c.host, created: c.vm.createdAt, status: "running", vcpus: c.vm.vcpus, memoryMiB: c.vm.memoryMiB, ...(c.address_v4 ? { address: c.address_v4 } : {}) },
     ]);
     const obs = next.find((o) => o.host === c.host);
     if (obs?.status !== "ok") throw new Error(`plan creates on host ${c.host}, which is not reachable`);

@@ -13,7 +13,7 @@ import type { Config, GroupConfig } from "../config/types.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
 import type { Plan } from "../planner/plan.js";
 import { renderPlanMarkdown } from "../planner/render-markdown.js";
-import { summaryLine } from "../planner/render-text.js";
+import { describeShortfall, summaryLine } from "../planner/render-text.js";
 import type { StateLock } from "../state/state-store.js";
 import type { State } from "../state/types.js";
 import type { ConfigRepo } from "./config-repo.js";
@@ -71,6 +71,7 @@ export interface ReconcileOptions {
 /** How a pass ended. */
 export type ReconcileOutcome =
   | "applied"
+  | "partial"
   | "apply_failed"
   | "interrupted"
   | "no_changes"
@@ -310,6 +311,7 @@ async function work(deps: ReconcileDeps, options: ReconcileOptions, emit: Emit, 
         const recorded = await steps.recordRecommendations(plan, state, stateLock, now());
         if (recorded) emit({ type: "recommendations_recorded", commit: recorded });
       }
+      if (plan.shortfalls.length > 0) return { outcome: "partial", commit, planId: id, error: shortfallError(plan) };
       return { outcome: "no_changes", commit, planId: id };
     }
     if (options.mode === "auto") return { ...(await applyNow(steps, config, plan, id, stateLock, emit, signal)), commit };
@@ -366,7 +368,13 @@ async function applyNow(
     const message = r.commitError ?? r.failed.map((f) => `${f.change.address}: ${f.error}`).join("; ");
     return { outcome: "apply_failed", planId: id, applied, error: { message, code: r.commitError ? "state_commit_failed" : "apply_failed" } };
   }
+  if (plan.shortfalls.length > 0) return { outcome: "partial", planId: id, applied, error: shortfallError(plan) };
   return { outcome: "applied", planId: id, applied };
+}
+
+/** A plan's shortfalls as the error of a `partial` pass. */
+function shortfallError(plan: Plan): ErrorInfo {
+  return { message: plan.shortfalls.map(describeShortfall).join("; "), code: "shortfall", hint: "the next pass tries again; add room or lower the groups' sizes" };
 }
 
 /** A plan's id: the same for the same base and the same intended changes, so a pass does not publish it twice. */

@@ -6,7 +6,7 @@
  */
 
 /** The outcomes after which the next pass comes sooner, with backoff. */
-export const RETRY_OUTCOMES: readonly string[] = ["failed", "apply_failed", "plan_failed", "locked"];
+export const RETRY_OUTCOMES: readonly string[] = ["failed", "apply_failed", "plan_failed", "partial", "locked"];
 
 /** What the loop reports. */
 export type WatchEvent =

@@ -383,6 +383,8 @@ export function serializeGroup(g: GroupState): string {
       created: i.created,
       status: i.status,
       ...(i.address ? { address: i.address } : {}),
+      ...(i.vcpus !== undefined ? { vcpus: i.vcpus } : {}),
+      ...(i.memoryMiB !== undefined ? { memoryMiB: i.memoryMiB } : {}),
     }));
   return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}) }, null, 2) + "\n";
 }

@@ -22,6 +22,9 @@ export interface Instance {
   status: "creating" | "running" | "deleting";
   /** Static IPv4 address when the group uses a static pool. */
   address?: string;
+  /** vCPUs and memory it was created with (what deleting it gives back to its host); absent in older state. */
+  vcpus?: number;
+  memoryMiB?: number;
 }
 
 /** A group's slice of state; stored as its own file so changing one group leaves the others untouched. */

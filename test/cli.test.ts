@@ -65,7 +65,7 @@ describe("premiscale plan and apply without a reachable host", () => {
     const dir = await projectDir(unreachable);
     const r = await premiscale(dir, ["plan"]);
     expect(r.code).toBe(1);
-    expect(r.stdout + r.stderr).toMatch(/group "web".*host local: unreachable/s);
+    expect(r.stdout + r.stderr).toMatch(/group web: 2 of 2 new VMs cannot be made yet: host local: unreachable/);
     await expect(readFile(join(dir, "state", "state.json"))).rejects.toThrow();
   });
 

@@ -6,7 +6,7 @@
  */
 import type { ApplyEvent, ApplyResult } from "../../applier/apply-plan.js";
 import type { Plan } from "../../planner/plan.js";
-import { summaryLine } from "../../planner/render-text.js";
+import { describeShortfall, summaryLine } from "../../planner/render-text.js";
 import { applySucceeded, applySummaryLine, plainEventLine, resultCounts } from "./format.js";
 
 /** One line of the stream. */
@@ -54,9 +54,15 @@ export function planJsonEvents(plan: Plan, now: Date): JsonEvent[] {
   for (const c of plan.changes) {
     out.push(
       envelope("planned_change", "info", `${c.address}: plan to ${c.action} on ${c.host} (${c.detail})`, now, {
-        change: { address: c.address, action: c.action, group: c.group, name: c.name, host: c.host, reason: c.reason, detail: c.detail },
+        change: {
+          address: c.address, action: c.action, group: c.group, name: c.name, host: c.host, reason: c.reason, detail: c.detail,
+          ...(c.action === "create" && c.waits_for ? { waits_for: c.waits_for } : {}),
+        },
       }),
     );
+  }
+  for (const s of plan.shortfalls) {
+    out.push(envelope("diagnostic", "warn", `Shortfall: ${describeShortfall(s)}`, now, { diagnostic: { severity: "warning", summary: describeShortfall(s), group: s.group, missing: s.missing } }));
   }
   for (const e of plan.errors) {
     out.push(envelope("diagnostic", "error", `Error: group "${e.group}": ${e.message}`, now, { diagnostic: { severity: "error", summary: e.message, group: e.group } }));
