@@ -201,12 +201,14 @@ describe("timeouts and unreachable nodes", () => {
     expect(await c.listVms("pve1")).toHaveLength(2);
   });
 
-  it("sends cluster-wide reads to the next node when the first does not answer", async () => {
+  it("sends cluster-wide reads to the next node when the first does not answer, and keeps using it", async () => {
     const d = await cluster();
     const c = client(d, ["pve1", "pve2"], { timeoutMs: 300 });
     d.freeze("pve1");
     expect(await c.nextId()).toBe(100);
-    expect(d.requests.filter((r) => r.path === "/cluster/nextid").map((r) => r.server)).toEqual(["pve1", "pve2"]);
+    expect(await c.nextId()).toBe(100);
+    // The second call goes straight to the node that answered the first.
+    expect(d.requests.filter((r) => r.path === "/cluster/nextid").map((r) => r.server)).toEqual(["pve1", "pve2", "pve2"]);
   });
 
   it("reports a node that another node cannot reach as 595 with a hint, and a refused connection as unreachable", async () => {

@@ -202,6 +202,7 @@ interface Target {
 export class PveHttp {
   private readonly targets = new Map<string, Target>();
   private readonly order: Target[] = [];
+  private preferred = 0;
 
   constructor(private readonly options: PveHttpOptions) {
     for (const ep of options.endpoints) {
@@ -217,17 +218,21 @@ export class PveHttp {
 
   /**
    * Sends one call and returns the unwrapped `data`. Calls under `/nodes/NODE/` go to that node's own endpoint when
-   * one is configured (else through the first endpoint, which pveproxy forwards); cluster-wide GETs go to the first
-   * endpoint and, when it gives no answer at all, to the next.
+   * one is configured (else through the first endpoint, which pveproxy forwards); cluster-wide calls go to the
+   * endpoint that last answered one (at first the first endpoint), and GETs that get no answer at all try the next.
    */
   async call<T>(method: string, path: string, params: PveParams = {}, opts: PveCallOptions = {}, multipart?: PveMultipart): Promise<T> {
     const m = /^\/nodes\/([^/]+)(?:\/|$)/.exec(path);
     const own = m ? this.targets.get(decodeURIComponent(m[1]!)) : undefined;
-    const candidates = own ? [own] : method === "GET" ? this.order : this.order.slice(0, 1);
+    // Cluster-wide calls start at the endpoint that last answered one, so a dead first node costs one timeout, not one per call.
+    const rotated = [...this.order.slice(this.preferred), ...this.order.slice(0, this.preferred)];
+    const candidates = own ? [own] : method === "GET" ? rotated : rotated.slice(0, 1);
     let last: unknown;
     for (const target of candidates) {
       try {
-        return await this.once<T>(target, method, path, params, opts, multipart);
+        const r = await this.once<T>(target, method, path, params, opts, multipart);
+        if (!own) this.preferred = this.order.indexOf(target);
+        return r;
       } catch (e) {
         last = e;
         const retryable = e instanceof PveConnectionError && (e.kind === "timeout" || e.kind === "unreachable");
