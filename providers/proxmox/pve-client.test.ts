@@ -8,7 +8,15 @@ import {
   parseUpid,
   type CloneClient,
 } from "./pve-client.js";
-import { PveApiError, PveConfigError, PveConnectionError, PveMissingPrivilegeError, PveTaskError } from "./pve-errors.js";
+import {
+  PveApiError,
+  PveCloneRaceError,
+  PveConfigError,
+  PveConnectionError,
+  PveGuestCommandError,
+  PveMissingPrivilegeError,
+  PveTaskError,
+} from "./pve-errors.js";
 import { makeClusterCerts, type TestClusterCerts } from "./testing/pve-certs.js";
 import type { PveDouble } from "./testing/pve-double.js";
 import {
@@ -401,6 +409,19 @@ describe("clone", () => {
     expect(r).toMatchObject({ vmid: 101, collisions: [100] });
   });
 
+  it("gives up after the allowed attempts when every id it gets is taken, naming the ids", async () => {
+    const clock = new FakeClock();
+    const d = await cluster({ now: clock.now, vms: [{ node: "pve1", vmid: 9000, name: "t", template: true, disk: { storage: "local-lvm", sizeGiB: 4 } }, { node: "pve1", vmid: 100, name: "a" }, { node: "pve1", vmid: 101, name: "b" }] });
+    const c = client(d);
+    const ids = [100, 101];
+    const racing: CloneClient = { nextId: async () => ids.shift()!, clone: (...a) => c.clone(...a), waitTask: (...a) => c.waitTask(...a) };
+    const e = (await failure(cloneWithFreshId(racing, "pve1", 9000, {}, { attempts: 2, wait: { timeoutMs: 10_000, clock } }))) as PveCloneRaceError;
+    expect(e).toBeInstanceOf(PveCloneRaceError);
+    expect(e.collisions).toEqual([100, 101]);
+    expect(e.message).toContain("clone of VM 9000: no free VM id after 2 attempts (tried 100, 101)");
+    expect(e.message).toContain("unable to create VM 101: config file already exists");
+  });
+
   it("treats an id that exists on another node as taken: pmxcfs refuses it inside the task", async () => {
     const clock = new FakeClock();
     const d = await cluster({
@@ -671,6 +692,14 @@ describe("guest agent", () => {
     expect(r).toEqual({ exitcode: 1, signal: null, out: "degraded\n", err: "" });
     expect(seen).toEqual([["systemctl", "is-system-running"]]);
     expect(d.requests.find((x) => x.route?.endsWith("/agent/exec"))!.body.toString()).toBe("command=systemctl&command=is-system-running");
+  });
+
+  it("gives up on a guest command that does not exit in time, naming VM, command and pid", async () => {
+    const clock = new FakeClock();
+    const d = await cluster({ now: clock.now, vms: [{ node: "pve1", vmid: 100, name: "a", running: true, guest: { exec: () => ({ exitcode: 0, runMs: Infinity }) } }] });
+    const e = (await failure(client(d).agentRun("pve1", 100, ["sleep", "infinity"], { timeoutMs: 5000, clock }))) as PveGuestCommandError;
+    expect(e).toBeInstanceOf(PveGuestCommandError);
+    expect(e.message).toBe("host pve1: VM 100: guest command sleep infinity (pid 1000) did not exit within 5000 ms");
   });
 
   it("reads the guest's network interfaces", async () => {

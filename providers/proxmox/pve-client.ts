@@ -1,8 +1,10 @@
 import { setTimeout as sleepFor } from "node:timers/promises";
 import {
   PveApiError,
+  PveCloneRaceError,
   PveConfigError,
   PveConnectionError,
+  PveGuestCommandError,
   PveMissingPrivilegeError,
   PveTaskError,
   grantHint,
@@ -586,13 +588,7 @@ export class PveClient {
       }
       const elapsed = clock.now() - start;
       if (elapsed >= o.timeoutMs) {
-        throw new PveApiError(
-          { node, method: "GET", path: `/nodes/${node}/qemu/${vmid}/agent/exec-status` },
-          408,
-          `guest command ${command[0] ?? ""} (pid ${pid}) did not exit within ${o.timeoutMs} ms`,
-          {},
-          "the guest may be busy or the command hangs; it keeps running in the guest",
-        );
+        throw new PveGuestCommandError(node, vmid, command, pid, o.timeoutMs);
       }
       await clock.sleep(Math.min(o.pollMs ?? 500, o.timeoutMs - elapsed), o.signal);
     }
@@ -653,6 +649,7 @@ export async function cloneWithFreshId(
   o: { wait: WaitTaskOptions; attempts?: number; onCollision?: (newid: number, error: Error) => void },
 ): Promise<FreshClone> {
   const attempts = o.attempts ?? 5;
+  if (!(attempts >= 1)) throw new PveConfigError(node, `clone attempts ${attempts} is below 1`, "give at least one attempt");
   const collisions: number[] = [];
   let lastError: Error | null = null;
   for (let i = 0; i < attempts; i++) {
@@ -668,11 +665,5 @@ export async function cloneWithFreshId(
       o.onCollision?.(newid, lastError);
     }
   }
-  throw new PveApiError(
-    { node, method: "POST", path: `/nodes/${node}/qemu/${vmid}/clone` },
-    409,
-    `no free VM id after ${attempts} attempts (tried ${collisions.join(", ")}): ${lastError?.message ?? ""}`,
-    {},
-    "many clones run at once in this cluster; retry later, or give premiscale its own id range (datacenter.cfg next-id)",
-  );
+  throw new PveCloneRaceError(node, vmid, collisions, lastError!);
 }

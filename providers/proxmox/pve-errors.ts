@@ -129,3 +129,41 @@ export class PveMissingPrivilegeError extends ProviderError {
     super(site.node, `${site.method} ${site.path}: ${message}`, hint, { code: "pve_forbidden" });
   }
 }
+
+/** Every id `cloneWithFreshId` tried was taken by a racing clone. */
+export class PveCloneRaceError extends ProviderError {
+  override name = "PveCloneRaceError";
+  constructor(
+    node: string,
+    readonly template: number,
+    /** The ids tried, in order. */
+    readonly collisions: number[],
+    last: Error,
+  ) {
+    super(
+      node,
+      `clone of VM ${template}: no free VM id after ${collisions.length} attempts (tried ${collisions.join(", ")}); last: ${last.message}`,
+      "many clones run at once in this cluster; retry later, or keep other tools out of premiscale's id range (datacenter.cfg next-id)",
+      { cause: last, code: "pve_clone_race" },
+    );
+  }
+}
+
+/** A command run in a guest through the QEMU guest agent did not exit in time. */
+export class PveGuestCommandError extends ProviderError {
+  override name = "PveGuestCommandError";
+  constructor(
+    node: string,
+    readonly vmid: number,
+    readonly command: readonly string[],
+    readonly pid: number,
+    timeoutMs: number,
+  ) {
+    super(
+      node,
+      `VM ${vmid}: guest command ${command.join(" ")} (pid ${pid}) did not exit within ${timeoutMs} ms`,
+      "the guest may be busy or the command hangs; it keeps running in the guest",
+      { code: "pve_guest_command_timeout" },
+    );
+  }
+}

@@ -71,6 +71,9 @@ export function normalizeFingerprint(fp: string): string | null {
   return hex.match(/../g)!.join(":");
 }
 
+/** An answer beyond MAX_ANSWER_BYTES; mapped to a protocol error. */
+class AnswerTooLarge extends Error {}
+
 /** The TLS handshake did not finish in time; mapped to a timeout. */
 class HandshakeTimeout extends Error {}
 
@@ -291,7 +294,7 @@ export class PveHttp {
           res.on("data", (c: Buffer) => {
             size += c.length;
             if (size > MAX_ANSWER_BYTES) {
-              req.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+              req.destroy(new AnswerTooLarge(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
               return;
             }
             chunks.push(c);
@@ -390,6 +393,9 @@ export class PveHttp {
     const err = e as NodeJS.ErrnoException & { cause?: unknown };
     if (err?.name === "AbortError") {
       return new PveConnectionError(site, "aborted", "call aborted", "the operation was cancelled", { cause: e });
+    }
+    if (e instanceof AnswerTooLarge) {
+      return new PveConnectionError(site, "protocol", e.message, `check that ${where} is a Proxmox VE API`);
     }
     if (e instanceof FingerprintMismatch) {
       return new PveConnectionError(
