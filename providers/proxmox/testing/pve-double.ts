@@ -947,7 +947,7 @@ export class PveDouble {
     if (task.lockKey && this.locks.get(task.lockKey) === task) this.locks.delete(task.lockKey);
   }
 
-  // ---- handlers ------------------------------------------------------------------------------------------------
+  // ---- handlers: public only for the route table above; tests use the hooks and inspectors ---------------------
 
   resources(c: Ctx): unknown[] {
     const type = c.params.type as string | undefined;
