@@ -1,4 +1,4 @@
-import { substituteEnv } from "../config/load.js";
+import { substituteEnv } from "../config/user-data.js";
 import { emptyHistory, recordDecision, recordEvent } from "../policies/history.js";
 import type { Change, Plan } from "../planner/plan.js";
 import type { Provider, ProviderStep, VmSpec } from "../providers/provider.js";
@@ -138,7 +138,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         // Recorded before the first host call, so a crash at any later point leaves a record to clean up.
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "creating" }));
         try {
-          await provider.createVm(spec, onStep);
+          await provider.createVm(spec, { onStep });
           if (change.ready) {
             onStep("ready");
             await deps.readiness!.wait({ uuid: change.uuid, name: change.name }, change.ready.timeoutSeconds * 1000, options.signal);
@@ -159,7 +159,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         const known = deps.lock.current().groups.find((g) => g.name === change.group)?.instances.find((i) => i.name === change.name);
         // Recorded before the first host call: a destroy cut short is finished by the next apply, not replaced.
         if (known && known.status !== "deleting") await record(() => deps.lock.putInstance(change.group, { ...known, status: "deleting" }));
-        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs }, onStep);
+        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs, onStep });
         await record(() => deps.lock.removeInstance(change.group, change.name));
         await deps.forget?.(change.uuid).catch(() => undefined); // only housekeeping: never fails the change
       }

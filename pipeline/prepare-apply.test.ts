@@ -6,8 +6,8 @@ import { computePlan } from "../planner/compute-plan.js";
 import { makeConfig, makeInput } from "../planner/testing.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import { GitStateStore } from "../state/git-state-store.js";
-import { journalPath, prepareApply } from "./apply-deps.js";
-import { tempDir } from "./testing.js";
+import { journalPath, prepareApply } from "./prepare-apply.js";
+import { tempDir } from "../reconciler/testing.js";
 
 async function freePort(): Promise<number> {
   const s = createServer();

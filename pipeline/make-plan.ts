@@ -15,13 +15,21 @@ import { decideGroup } from "../policies/decide-group.js";
 import { emptyHistory } from "../policies/history.js";
 import { decideFromConfig } from "../policies/static.js";
 import { POLICY_DEFAULTS, type MetricName, type Policy } from "../policies/types.js";
-import type { HostObservation, KnownInstance, Provider } from "../providers/provider.js";
+import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "../providers/provider.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 
-/** Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. */
-export async function observeHosts(providers: ReadonlyMap<string, Provider>, hosts: HostConfig[], state: State | null): Promise<HostObservation[]> {
+/**
+ * Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. Each host
+ * is asked about the templates of the config's groups that may place VMs on it.
+ */
+export async function observeHosts(
+  providers: ReadonlyMap<string, Provider>,
+  hosts: HostConfig[],
+  state: State | null,
+  groups: readonly GroupConfig[],
+): Promise<HostObservation[]> {
   return Promise.all(
     hosts.map(async (h) => {
       const known = new Map<string, KnownInstance>();
@@ -30,7 +38,10 @@ export async function observeHosts(providers: ReadonlyMap<string, Provider>, hos
           if (i.host === h.name) known.set(i.name, { uuid: i.uuid, group: g.name, lineage: state!.lineage, createdAt: i.created });
         }
       }
-      return providers.get(h.name)!.observe(known);
+      const templates = new Map<string, TemplateQuery>(
+        groups.filter((g) => g.hosts.includes(h.name)).map((g) => [g.name, { vcpus: g.template.vcpus, memoryMiB: g.template.memoryMiB, settings: g.template.settings[h.kind] }]),
+      );
+      return providers.get(h.name)!.observe({ known, templates });
     }),
   );
 }
@@ -148,7 +159,7 @@ export async function makePlan(
   const scaled = groups.filter((g) => g.scaling && !g.suspend);
 
   let metrics = new Map<string, GroupMetrics | { error: string }>();
-  const observing = observeHosts(providers, hosts, state);
+  const observing = observeHosts(providers, hosts, state, groups);
   if (scaled.length > 0) {
     let source: MetricsSource | null = options.metrics ?? null;
     try {
