@@ -1,7 +1,8 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { caCertHashOf } from "./support/kube-pki.js";
@@ -24,15 +25,6 @@ const NS = "default";
 const WAIT = 60_000;
 
 let cluster: KubeCluster;
-
-beforeAll(async () => {
-  cluster = await startKubeCluster();
-  console.info(`test cluster ready in ${cluster.startTimings.total} ms: ${JSON.stringify(cluster.startTimings)}`);
-}, 240_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-});
 
 type Condition = { type: string; status: string; reason?: string; message?: string };
 const condition = (obj: { status?: { conditions?: Condition[] } }, type: string) => obj.status?.conditions?.find((c) => c.type === type);
@@ -88,7 +80,55 @@ function deployment(name: string, replicas: number) {
   };
 }
 
+const strayProcesses = (dir: string) =>
+  readdirSync("/proc")
+    .filter((pid) => /^\d+$/.test(pid))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir);
+      } catch {
+        return false;
+      }
+    });
+
+describe("starting a test cluster", () => {
+  it("fails with the build script's name when the binaries are not built", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "premiscale-no-kube-bin-"));
+    const saved = process.env.PREMISCALE_KUBE_BIN;
+    process.env.PREMISCALE_KUBE_BIN = empty;
+    try {
+      await expect(startKubeCluster()).rejects.toThrow(/etcd is not built .*bash test\/kubernetes\/build-components\.sh/);
+    } finally {
+      if (saved === undefined) delete process.env.PREMISCALE_KUBE_BIN;
+      else process.env.PREMISCALE_KUBE_BIN = saved;
+      rmSync(empty, { recursive: true });
+    }
+  });
+
+  it("names the component that failed and shows its log, and leaves nothing running", async () => {
+    const before = new Set(readdirSync(tmpdir()).filter((d) => d.startsWith("premiscale-kube-")));
+    const err = await startKubeCluster({ extraFlags: { "kube-apiserver": ["--no-such-flag"] } }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/^kube-apiserver failed to start: .*kube-apiserver exited \(code 1\)/);
+    expect(err?.message).toContain("unknown flag: --no-such-flag");
+    const left = readdirSync(tmpdir()).filter((d) => d.startsWith("premiscale-kube-") && !before.has(d));
+    expect(left).toEqual([]);
+    expect(strayProcesses("/premiscale-kube-")).toEqual([]);
+  });
+});
+
 describe("the test cluster", () => {
+  beforeAll(async () => {
+    cluster = await startKubeCluster();
+    console.info(`test cluster ready in ${cluster.startTimings.total} ms: ${JSON.stringify(cluster.startTimings)}`);
+  }, 240_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
   it("reports the Kubernetes release the build script pins on /version", async () => {
     const r = await cluster.request("GET", "/version");
     expect(r.status).toBe(200);

@@ -340,7 +340,8 @@ export async function startKubeCluster(o: StartKubeClusterOptions = {}): Promise
       await waitFor(probe, { timeoutMs: readyTimeoutMs, what: `${p.name}: ${what}`, abortIf: () => exitedReason(p) });
       mark(milestone);
     } catch (e) {
-      throw new KubeClusterError(`${p.name} failed to start: ${(e as Error).message}\n--- last lines of ${p.logPath}:\n${logTail(p.logPath)}`);
+      const where = keepDir ? p.logPath : "removed with the cluster; PREMISCALE_KEEP_KUBE_DIR=1 keeps it";
+      throw new KubeClusterError(`${p.name} failed to start: ${(e as Error).message}\n--- the end of its log (${where}):\n${logTail(p.logPath)}`);
     }
   };
 
