@@ -1,9 +1,13 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
-// A process whose command line names a test cluster's directory (etcd --data-dir=/tmp/premiscale-kube-…, the API
-// server's certificate flags, KWOK's kubeconfig) belongs to a cluster some test did not stop.
-function strayKubeProcesses(): string[] {
-  const found: string[] = [];
+const DIR = /\/premiscale-kube-[A-Za-z0-9]{6}\//;
+
+// Processes whose command line names a test cluster's directory (etcd --data-dir=/tmp/premiscale-kube-…, the API
+// server's certificate flags, KWOK's kubeconfig), with that directory.
+function kubeProcesses(): { pid: string; argv: string[]; dir: string }[] {
+  const found: { pid: string; argv: string[]; dir: string }[] = [];
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     let argv: string[];
     try {
@@ -11,15 +15,32 @@ function strayKubeProcesses(): string[] {
     } catch {
       continue; // gone meanwhile
     }
-    if (argv.some((a) => /\/premiscale-kube-[A-Za-z0-9]{6}\//.test(a))) found.push(`${pid} ${argv.slice(0, 2).join(" ")}`);
+    const hit = argv.map((a) => DIR.exec(a)?.[0]).find(Boolean);
+    if (hit) found.push({ pid, argv, dir: hit.slice(1, -1) });
   }
   return found;
 }
 
-/** vitest globalSetup of the `kubernetes` project: after its tests, fails the run if a cluster process is left. */
+/**
+ * vitest globalSetup of the `kubernetes` project. After its tests: fails the run if a cluster process is left, and
+ * removes cluster directories that no process uses and that are older than ten minutes (a test process killed
+ * with SIGKILL runs no exit hook: its components die with it through setpriv's parent-death signal, its directory
+ * stays).
+ */
 export default function kubeSetup(): () => void {
   return () => {
-    const left = strayKubeProcesses();
-    if (left.length > 0) throw new Error(`the kubernetes tests left test-cluster processes running: ${left.join("; ")}`);
+    const procs = kubeProcesses();
+    const used = new Set(procs.map((p) => p.dir));
+    for (const d of readdirSync(tmpdir()).filter((n) => /^premiscale-kube-[A-Za-z0-9]{6}$/.test(n) && !used.has(n))) {
+      const path = join(tmpdir(), d);
+      try {
+        if (Date.now() - statSync(path).mtimeMs > 600_000) rmSync(path, { recursive: true, force: true });
+      } catch {
+        // removed meanwhile
+      }
+    }
+    if (procs.length > 0) {
+      throw new Error(`the kubernetes tests left test-cluster processes running: ${procs.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(" ")}`).join("; ")}`);
+    }
   };
 }
