@@ -152,7 +152,7 @@ interface Proc {
   name: string;
   child: ChildProcess;
   logPath: string;
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
+  exit?: { code: number | null; signal: NodeJS.Signals | null; error?: string };
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -202,10 +202,10 @@ function startProc(name: string, bin: string, args: string[], logPath: string, e
         res({ code, signal });
       });
       child.once("error", (e) => {
-        p.exit = { code: null, signal: null };
+        // spawn itself failed (setpriv is util-linux's, always on Debian)
+        p.exit = { code: null, signal: null, error: e.message };
         liveProcs.delete(p);
         res({ code: null, signal: null });
-        void e;
       });
     }),
   };
@@ -223,6 +223,7 @@ async function stopProc(p: Proc, graceMs = 5_000): Promise<void> {
 
 function exitedReason(p: Proc): string | undefined {
   if (!p.exit) return undefined;
+  if (p.exit.error) return `${p.name} could not be started: ${p.exit.error}`;
   return `${p.name} exited (${p.exit.signal ? `signal ${p.exit.signal}` : `code ${p.exit.code}`})`;
 }
 
