@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { readFileSync, readdirSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,16 +14,19 @@ export interface ProcInfo {
   argv: string[];
 }
 
-/** Every process on this machine (those that exit while being read are skipped). */
+/**
+ * Every process on this machine (those that exit while being read are skipped). Read synchronously: a freeze must
+ * land within a few milliseconds, before the calls it is meant to catch have finished.
+ */
 export async function processes(): Promise<ProcInfo[]> {
   const out: ProcInfo[] = [];
-  for (const name of await readdir("/proc")) {
+  for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       // Field 2 (the command name) may hold spaces and parentheses: the fields after it start after the last ")".
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const argv = (await readFile(`/proc/${name}/cmdline`, "utf8")).split("\0").filter(Boolean);
+      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").filter(Boolean);
       out.push({ pid: Number(name), ppid, argv });
     } catch {
       // gone meanwhile
@@ -190,6 +194,7 @@ export async function startSshd(): Promise<SshdHost> {
 async function waitForBanner(child: ChildProcess, port: number): Promise<boolean> {
   let exited = false;
   child.once("exit", () => (exited = true));
+  child.once("error", () => (exited = true)); // could not be started at all (not installed)
   const deadline = Date.now() + 10_000;
   while (!exited && Date.now() < deadline) {
     const banner = await new Promise<boolean>((res) => {
