@@ -52,9 +52,12 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
   try {
     const { config } = ctx;
     const problems = await checkHosts(config, ctx.providers);
-    if (opts.json) io.out(JSON.stringify({ valid: problems.length === 0, file: config.file, problems }));
-    else if (problems.length === 0) io.out(`Success! ${config.file} is valid and every host is ready.`);
-    else for (const p of problems) io.err(`Error: ${p}`);
+    if (opts.json) io.out(JSON.stringify({ valid: problems.length === 0, file: config.file, problems, notices: configNotices(config) }));
+    else {
+      if (problems.length === 0) io.out(`Success! ${config.file} is valid and every host is ready.`);
+      else for (const p of problems) io.err(`Error: ${p}`);
+      for (const n of configNotices(config)) io.err(`Note: ${n.file}:${n.line}:${n.column}: ${n.message} (${n.fix})`);
+    }
     return problems.length === 0 ? OK : ERROR;
   } finally {
     await ctx.close();

@@ -15,6 +15,17 @@ describe("premiscale validate", () => {
     expect(r.stdout).toMatch(/Success! .*premiscale\.yaml is valid: 1 host\(s\), 1 group\(s\)/);
   });
 
+  it("says that a host without kind is taken as libvirt, and refuses an unknown kind and another kind's field", async () => {
+    const dir = await projectDir(configText());
+    const r = await premiscale(dir, ["validate"]);
+    expect(r.stderr).toMatch(/Note: .*premiscale\.yaml:\d+:\d+: host local does not say its kind: libvirt is assumed \(write kind: libvirt\)/);
+    const unknown = await projectDir(configText().replace("  - name: local\n", "  - name: local\n    kind: proxmox\n"));
+    const bad = await premiscale(unknown, ["validate"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/premiscale\.yaml:\d+:\d+: hosts\[0\]\.kind: must be one of "libvirt", got "proxmox"/);
+    noStackTrace(bad.stderr);
+  });
+
   it("reports a bad field with file, line, column and the field's path, exits 1, and prints no stack trace", async () => {
     const dir = await projectDir(configText({ desired: 9, max: 4 }));
     const r = await premiscale(dir, ["validate"]);
