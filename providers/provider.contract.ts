@@ -293,6 +293,33 @@ export function describeProviderContract(name: string, makeHarness: () => Promis
       }
     });
 
+    describe("a destroy that dies half-way", () => {
+      for (const step of DESTROY_STEPS) {
+        it(`a destroy that dies as "${step}" starts is finished by a new adapter, leaving nothing`, async ({ skip }) => {
+          const spec = await newSpec(open());
+          await open().createVm(spec);
+          const crash = new Crash(`died at ${step}`);
+          let reached = false;
+          const outcome = await destroy(open(), spec, (s) => {
+            if (s !== step) return;
+            reached = true;
+            throw crash;
+          }).then(
+            () => null,
+            (e: unknown) => e,
+          );
+          if (!reached) {
+            expect(await harness().remains(spec.name)).toEqual([]);
+            skip(`this adapter never reports "${step}" for a running VM`);
+          }
+          expect(outcome).toBe(crash);
+          await destroy(open(), spec);
+          expect(await harness().remains(spec.name)).toEqual([]);
+          expect(await listed(open(), spec)).toEqual([]);
+        });
+      }
+    });
+
     describe("a host that hangs", () => {
       /** Runs `call` and returns how long it took to settle, ms. */
       const timed = async <T>(call: () => Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> => {
