@@ -53,8 +53,12 @@ export function libvirtHarness(o: LibvirtHarnessOptions): ProviderHarness {
     const [domains, vols] = await run(["list --all --name", `vol-list ${q(pool)}`]);
     return {
       domains: domains!.stdout.split("\n").map((l) => l.trim()).filter(Boolean),
-      // `vol-list` prints a header, a rule, then `NAME PATH` lines.
-      volumes: vols!.stdout.split("\n").slice(2).map((l) => l.trim().split(/\s+/)[0] ?? "").filter(Boolean),
+      // `NAME PATH` lines; sessions run virsh with -q, which leaves out the header and its rule (kept out here anyway).
+      volumes: vols!.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !/^Name\s+Path$/.test(l) && !/^-+$/.test(l))
+        .map((l) => l.split(/\s+/)[0]!),
     };
   };
   const ofVm = (name: string) => (n: string) => n === name || (n.startsWith(name) && /^[.-]/.test(n.slice(name.length)));
