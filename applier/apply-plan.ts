@@ -205,6 +205,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           ...(change.address_v4 ? { address: change.address_v4 } : {}),
           vcpus: change.vm.vcpus,
           memoryMiB: change.vm.memoryMiB,
+          ...(change.template ? { template: change.template } : {}),
         };
         const ready = change.ready;
         // Recorded before the first hook or host call, so a crash at any later point leaves a record to clean up.
@@ -260,11 +261,12 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   // It waits before taking any slot, so waiting never holds a slot the delete it waits for needs.
   const finished = new Map(plan.changes.map((c) => [c.address, deferred<boolean>()] as const));
   const runAfter = async (change: Change) => {
-    const waits = change.action === "create" ? (change.waits_for ?? []) : [];
+    const waits = change.waits_for ?? [];
     const ok = await Promise.all(waits.map((a) => finished.get(a)?.promise ?? Promise.resolve(false)));
     const blocked = waits.filter((_, i) => !ok[i]);
     if (blocked.length > 0) {
-      const error = `not started: it waits for ${blocked.join(", ")}, which did not finish (its host has no room until then); the next apply tries again`;
+      const why = change.action === "create" ? "its host has no room until then" : "the VM replacing it is not ready";
+      const error = `not started: it waits for ${blocked.join(", ")}, which did not finish (${why}); the next apply tries again`;
       result.failed.push({ change, error });
       emit({ type: "apply_errored", address: change.address, action: change.action, error, elapsedMs: 0 });
       return;

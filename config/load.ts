@@ -238,6 +238,8 @@ function normalise(
     return {
       name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness,
       suspend: g.suspend ?? false,
+      rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
+      ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
     };
   });

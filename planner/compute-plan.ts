@@ -18,6 +18,7 @@ import {
   type Shortfall,
 } from "./plan.js";
 import { seededRng } from "./random.js";
+import { templateFingerprint } from "./template-fingerprint.js";
 
 /** Everything `computePlan` needs; the clock, UUIDs and the random seed come in here so planning is pure. */
 export interface PlanInput {
@@ -70,6 +71,8 @@ interface Work {
   freedAddresses: Map<string, { address: string; by: string }[]>;
   /** Scale-outs wait until every group's deletes are known, so each can use what any delete frees. */
   scaleOuts: ScaleOut[];
+  /** Placement rounds per group so far (each draws its own random numbers). */
+  placements: Map<string, number>;
   drift: Drift[];
   warnings: string[];
   errors: PlanError[];
@@ -108,6 +111,7 @@ export function computePlan(input: PlanInput): Plan {
     freed: new Map(),
     freedAddresses: new Map(),
     scaleOuts: [],
+    placements: new Map(),
     drift: [],
     warnings: [],
     errors: [],
@@ -350,13 +354,40 @@ function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Inst
  */
 function scaleOut(w: Work, request: ScaleOut): void {
   const { group, instances, present, count, replaced, detail } = request;
-  const { config, now } = w.input;
+  const { placed, shortReason } = place(w, group, count, instances, present);
+  if (placed.length < count) {
+    w.shortfalls.push({ group: group.name, wanted: count, missing: count - placed.length, reason: shortReason ?? "no room" });
+  }
+  placed.forEach((p, i) => {
+    const replacing = replaced[i];
+    w.changes.push(createChange(w, group, p, replacing?.reason ?? "scale_out", replacing ? `replaces ${replacing.name}` : detail));
+  });
+}
+
+/** Where a new VM goes, what it takes there, its static address, and the deletes it must wait for. */
+interface Placed {
+  host: string;
+  need: HostUse;
+  waits: string[];
+  address?: string;
+}
+
+/**
+ * Chooses hosts (and static addresses) for up to `count` new VMs of a group, counting what the plan already put on
+ * each host; what it keeps is added to the plan's use. Fewer than `count` come back when the rest fit nowhere.
+ */
+function place(w: Work, group: GroupConfig, count: number, instances: Instance[], present: Instance[]): { placed: Placed[]; shortReason: string | null } {
+  const { config } = w.input;
   const strategy = placementStrategies[group.placement];
-  const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}`);
+  // One generator per placement round of a group: the first round draws as before, later ones (roll-out batches) anew.
+  const round = w.placements.get(group.name) ?? 0;
+  w.placements.set(group.name, round + 1);
+  const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}${round > 0 ? `:${round}` : ""}`);
   const groupCountByHost = countByHost(present);
+  for (const c of w.changes) if (c.action === "create" && c.group === group.name) groupCountByHost.set(c.host, (groupCountByHost.get(c.host) ?? 0) + 1);
   const used = new Map(w.used);
 
-  const placed: { host: string; waits: string[]; need: HostUse }[] = [];
+  const placed: Placed[] = [];
   let shortReason: string | null = null;
   for (let index = 0; index < count; index++) {
     const roomNow: HostRoom[] = [];
@@ -387,68 +418,72 @@ function scaleOut(w: Work, request: ScaleOut): void {
   }
 
   const net = group.networking;
-  let addresses: { address?: string; waits: string[] }[] = placed.map(() => ({ waits: [] }));
   if (net.mode === "static" && placed.length > 0) {
-    const taken = new Set(instances.flatMap((i) => (i.address ? [i.address] : [])));
+    const taken = new Set([
+      ...instances.flatMap((i) => (i.address ? [i.address] : [])),
+      ...w.changes.flatMap((c) => (c.action === "create" && c.group === group.name && c.address_v4 ? [c.address_v4] : [])),
+    ]);
     const fresh = freeAddresses(net.addresses, taken).map((address) => ({ address, waits: [] as string[] }));
-    const reused = (w.freedAddresses.get(group.name) ?? []).map((f) => ({ address: f.address, waits: [f.by] }));
-    addresses = [...fresh, ...reused].slice(0, placed.length);
+    const reused = (w.freedAddresses.get(group.name) ?? []).filter((f) => !taken.has(f.address) || instances.some((i) => i.address === f.address)).map((f) => ({ address: f.address, waits: [f.by] }));
+    const addresses = [...fresh, ...reused.filter((r) => !w.changes.some((c) => c.action === "create" && c.address_v4 === r.address))].slice(0, placed.length);
     if (addresses.length < placed.length) {
-      const size = net.addresses.length;
-      shortReason = `no free static address: all ${size} addresses of the group's pool are in use`;
+      shortReason = `no free static address: all ${net.addresses.length} addresses of the group's pool are in use`;
       placed.length = addresses.length;
     }
+    placed.forEach((p, i) => {
+      p.address = addresses[i]!.address;
+      p.waits = [...new Set([...p.waits, ...addresses[i]!.waits])];
+    });
   }
-  if (placed.length < count) {
-    w.shortfalls.push({ group: group.name, wanted: count, missing: count - placed.length, reason: shortReason ?? "no room" });
-  }
-
-  // Only what was kept counts against the hosts for later groups.
+  // Only what was kept counts against the hosts for later placements.
   for (const p of placed) w.used.set(p.host, addUse(w.used.get(p.host) ?? NO_USE, p.need));
-  placed.forEach(({ host: hostName, waits }, i) => {
-    const obs = w.observations.get(hostName);
-    const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
-    if (!fit?.ok) throw new Error(`placement chose host ${hostName}, where group ${group.name} does not fit`);
-    const uuid = freshUuid(w, group.name);
-    const name = `${group.name}-${uuid.slice(0, 8)}`;
-    const { address, waits: addressWaits } = addresses[i]!;
-    const network: VmNetwork =
-      net.mode === "static" && address !== undefined
-        ? { mode: "static", address, prefix: net.prefix, dns: [...net.dns], ...(net.gateway ? { gateway: net.gateway } : {}) }
-        : { mode: "dhcp" };
-    const after = [...new Set([...waits, ...addressWaits])].sort(byName);
-    const replacing = replaced[i];
-    const t = group.template;
-    const change: Create = {
-      action: "create",
-      address: `${group.name}[${name}]`,
-      group: group.name,
+  return { placed, shortReason };
+}
+
+/** The create of one placed VM, stamped with the fingerprint of the template it is made from. */
+function createChange(w: Work, group: GroupConfig, p: Placed, reason: ActionReason, detail: string, extra: { waits?: string[]; replaces?: string } = {}): Create {
+  const obs = w.observations.get(p.host);
+  const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
+  if (!fit?.ok) throw new Error(`placement chose host ${p.host}, where group ${group.name} does not fit`);
+  const uuid = freshUuid(w, group.name);
+  const name = `${group.name}-${uuid.slice(0, 8)}`;
+  const net = group.networking;
+  const network: VmNetwork =
+    net.mode === "static" && p.address !== undefined
+      ? { mode: "static", address: p.address, prefix: net.prefix, dns: [...net.dns], ...(net.gateway ? { gateway: net.gateway } : {}) }
+      : { mode: "dhcp" };
+  const after = [...new Set([...p.waits, ...(extra.waits ?? [])])].sort(byName);
+  const t = group.template;
+  return {
+    action: "create",
+    address: `${group.name}[${name}]`,
+    group: group.name,
+    name,
+    uuid,
+    host: p.host,
+    reason,
+    detail,
+    vm: {
       name,
       uuid,
-      host: hostName,
-      reason: replacing?.reason ?? "scale_out",
-      detail: replacing ? `replaces ${replacing.name}` : detail,
-      vm: {
-        name,
-        uuid,
-        group: group.name,
-        lineage: w.lineage,
-        createdAt: now.toISOString(),
-        vcpus: t.vcpus,
-        memoryMiB: t.memoryMiB,
-        userData: t.userData,
-        secretEnv: t.secretEnv,
-        network,
-        settings: fit.settings,
-      },
-      ...(address !== undefined ? { address_v4: address } : {}),
-      ...(group.readiness.checkIn
-        ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds, ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}) } }
-        : {}),
-      ...(after.length > 0 ? { waits_for: after } : {}),
-    };
-    w.changes.push(change);
-  });
+      group: group.name,
+      lineage: w.lineage,
+      createdAt: w.input.now.toISOString(),
+      vcpus: t.vcpus,
+      memoryMiB: t.memoryMiB,
+      userData: t.userData,
+      secretEnv: t.secretEnv,
+      network,
+      settings: fit.settings,
+    },
+    template: templateFingerprint(group, fit.settings),
+    ...(p.address !== undefined ? { address_v4: p.address } : {}),
+    ...(group.readiness.checkIn
+      ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds, ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}) } }
+      : {}),
+    ...(after.length > 0 ? { waits_for: after } : {}),
+    ...(extra.replaces ? { replaces: extra.replaces } : {}),
+  };
 }
 
 /** The domain observed for an instance, on its host. */

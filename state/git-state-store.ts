@@ -7,7 +7,7 @@ import { StateError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
 import { processAlive, sweepTempFiles, tempPathFor, writeFileAtomic } from "./atomic-file.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
-import { STATE_VERSION, type GroupState, type Instance, type State } from "./types.js";
+import { STATE_VERSION, type GroupState, type Instance, type RolloutState, type State } from "./types.js";
 import type { History } from "../policies/history.js";
 
 const ROOT_FILE = "state.json";
@@ -301,11 +301,19 @@ class GitStateLock implements StateLock {
     await this.writeGroup({ ...old, history });
   }
 
+  async putRollout(group: string, rollout: RolloutState | undefined): Promise<void> {
+    const s = this.current();
+    const old = s.groups.find((g) => g.name === group) ?? { name: group, instances: [] };
+    if (JSON.stringify(old.rollout ?? null) === JSON.stringify(rollout ?? null)) return;
+    const { rollout: _old, ...rest } = old;
+    await this.writeGroup(rollout ? { ...rest, rollout } : rest);
+  }
+
   private async writeGroup(g: GroupState): Promise<void> {
     const s = this.current();
     const groups = s.groups.filter((x) => x.name !== g.name);
     const rel = join(GROUPS_DIR, `${g.name}.json`);
-    if (g.instances.length > 0 || isRemembered(g.history)) {
+    if (g.instances.length > 0 || isRemembered(g.history) || g.rollout) {
       groups.push(g);
       await this.store.writeAtomic(rel, serializeGroup(g));
     } else {
@@ -385,8 +393,10 @@ export function serializeGroup(g: GroupState): string {
       ...(i.address ? { address: i.address } : {}),
       ...(i.vcpus !== undefined ? { vcpus: i.vcpus } : {}),
       ...(i.memoryMiB !== undefined ? { memoryMiB: i.memoryMiB } : {}),
+      ...(i.protected ? { protected: true } : {}),
+      ...(i.template ? { template: i.template } : {}),
     }));
-  return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}) }, null, 2) + "\n";
+  return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}), ...(g.rollout ? { rollout: g.rollout } : {}) }, null, 2) + "\n";
 }
 
 function parseJson(text: string, path: string): unknown {

@@ -25,6 +25,10 @@ export interface Instance {
   /** vCPUs and memory it was created with (what deleting it gives back to its host); absent in older state. */
   vcpus?: number;
   memoryMiB?: number;
+  /** What it was made from (planner/template-fingerprint.ts): a changed template shows as drift. Absent in older state. */
+  template?: Record<string, string | number | boolean>;
+  /** Scale-in protection: never chosen by scale-in or by lifetime replacement, only by an explicit `-replace`. */
+  protected?: boolean;
 }
 
 /** A group's slice of state; stored as its own file so changing one group leaves the others untouched. */
@@ -37,6 +41,22 @@ export interface GroupState {
    * stabilisation windows, cooldowns and delays; absent for groups without policies.
    */
   history?: History;
+  /** The group's template roll-out, while one is under way or after one failed (planner/rollout.ts). */
+  rollout?: RolloutState;
+}
+
+/** Where a roll-out to a new template stands. */
+export interface RolloutState {
+  /** The fingerprint id of the template being rolled out. */
+  template: string;
+  /** Out-of-date instances when it started (checkpoints are percentages of this). */
+  total: number;
+  /** Replaced so far. */
+  replaced: number;
+  /** When the last checkpoint was reached (the next batch waits the pause from here). */
+  checkpointAt?: string;
+  /** Set when new VMs of the roll-out did not become ready: it stops (the old ones stay) until the template changes. */
+  failed?: { at: string; message: string };
 }
 
 /** The whole state as read. */
