@@ -14,7 +14,7 @@ import type { Plan } from "../planner/plan.js";
 import { decideGroup } from "../policies/decide-group.js";
 import { emptyHistory } from "../policies/history.js";
 import { decideFromConfig } from "../policies/static.js";
-import { POLICY_DEFAULTS, type MetricName, type Policy } from "../policies/types.js";
+import { POLICY_DEFAULTS, type MetricName, type Policy } from "../config/scaling.js";
 import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "../providers/provider.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";

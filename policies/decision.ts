@@ -1,4 +1,4 @@
-import type { MetricName, Policy } from "./types.js";
+import type { MetricName, Policy } from "../config/scaling.js";
 
 /**
  * Why a group has the size it has (machine-readable). The policy codes say which policy moved the size; the others
