@@ -7,7 +7,7 @@ import type { Change, Plan } from "../planner/plan.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { VmSpec } from "../providers/provider.js";
-import { applyPlan, type ApplyEvent } from "./apply-plan.js";
+import { applyPlan, readinessHooks, type ApplyEvent } from "./apply-plan.js";
 import { interruptedApplies, summarizeApply, type JournalEntry } from "./journal.js";
 
 function create(name: string, host: string, userData = "#cloud-config\n", secretEnv: string[] = []): Change {
@@ -278,7 +278,7 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
     const seeds: string[] = [];
     const p = providers.get("a")!;
     const createVm = p.createVm.bind(p);
-    p.createVm = (spec, onStep) => (seeds.push(spec.userData), createVm(spec, onStep));
+    p.createVm = (spec, options) => (seeds.push(spec.userData), createVm(spec, options));
     const events: ApplyEvent[] = [];
     const waited: [string, number][] = [];
     const readiness = {
@@ -286,7 +286,7 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
       wait: async (vm: { name: string }, timeoutMs: number) => void waited.push([vm.name, timeoutMs]),
     };
     const change = { ...create("web-1", "a"), ready: { timeoutSeconds: 30 } } as Change;
-    const r = await applyPlan(planOf([change]), { providers, lock, hostLimits: new Map(), env: {}, readiness }, { onEvent: (e) => void events.push(e) });
+    const r = await applyPlan(planOf([change]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => readinessHooks(readiness) }, { onEvent: (e) => void events.push(e) });
     await lock.release();
     expect(r.failed).toEqual([]);
     expect(waited).toEqual([["web-1", 30_000]]);
@@ -300,7 +300,7 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
   it("destroys a VM that never checks in and reports it failed", async () => {
     const { store, providers, lock } = await setup(["a"]);
     const readiness = { prepare: (s: VmSpec) => s, wait: async (vm: { name: string }) => { throw new Error(`${vm.name} did not check in within 1 s`); } };
-    const r = await applyPlan(planOf([{ ...create("web-1", "a"), ready: { timeoutSeconds: 1 } } as Change]), { providers, lock, hostLimits: new Map(), env: {}, readiness });
+    const r = await applyPlan(planOf([{ ...create("web-1", "a"), ready: { timeoutSeconds: 1 } } as Change]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => readinessHooks(readiness) });
     await lock.release();
     expect(r.failed.map((f) => f.error)).toEqual(["web-1 did not check in within 1 s"]);
     expect(providers.get("a")!.domains.size).toBe(0);

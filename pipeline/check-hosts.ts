@@ -16,7 +16,7 @@ export async function checkHosts(config: Config, providers: ReadonlyMap<string, 
   const byHost = new Map(observations.map((o) => [o.host, o]));
   const problems: string[] = [];
   for (const o of observations) {
-    if (o.status === "unreachable") problems.push(`host ${o.host}: unreachable: ${o.error}`);
+    if (o.status === "unreachable") problems.push(`host ${o.host}: unreachable: ${o.error.replace(/^host \S+: /, "")}`);
     else for (const [group, fit] of Object.entries(o.fits)) if (!fit.ok) problems.push(`host ${o.host}: group ${group}: ${fit.reason}`);
   }
   config.groups.forEach((g, gi) => {

@@ -11,9 +11,10 @@ import { openConfiguredSource } from "../metrics/from-config.js";
 import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
 import { computePlan } from "../planner/compute-plan.js";
 import type { Plan } from "../planner/plan.js";
-import { decideGroup } from "../policies/decide-group.js";
+import { policySource } from "../policies/decide-group.js";
+import { decideWith, type DecisionSource } from "../policies/decision.js";
 import { emptyHistory } from "../policies/history.js";
-import { decideFromConfig } from "../policies/static.js";
+import { configSource } from "../policies/static.js";
 import { POLICY_DEFAULTS, type MetricName, type Policy } from "../config/scaling.js";
 import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "../providers/provider.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
@@ -135,6 +136,11 @@ export interface PlanRunOptions {
   metrics?: MetricsSource;
   env?: Record<string, string | undefined>;
   newUuid?: () => string;
+  /**
+   * Decision sources that come before the policy engine and the config's `desired` (e.g. cluster-autoscaler's
+   * targets); the first source that owns a group decides it.
+   */
+  sources?: readonly DecisionSource[];
 }
 
 /**
@@ -186,18 +192,11 @@ export async function makePlan(
     configCommit: await configCommit(config),
     state,
     observations,
-    decisions: decideFromConfig(config),
-    decideScaling: (group, members) => {
-      const m = metrics.get(group.name);
-      return decideGroup({
-        group: { name: group.name, min: group.min, max: group.max, current: members.length, members },
-        scaling: group.scaling!,
-        // No entry: the policies read no metric (schedules only). An error: the source failed, so nothing scales in.
-        metrics: m === undefined ? { members: {} } : "error" in m ? undefined : m,
-        history: state?.groups.find((g) => g.name === group.name)?.history ?? emptyHistory(),
-        now,
-      });
-    },
+    decide: decideWith([
+      ...(options.sources ?? []),
+      policySource({ metrics, history: (g) => state?.groups.find((x) => x.name === g)?.history ?? emptyHistory(), now }),
+      configSource,
+    ]),
     ...(lastSeen ? { lastSeen } : {}),
     now,
     newLineage: randomUUID(),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { computePlan } from "./compute-plan.js";
+import type { Decision } from "../policies/decision.js";
 import type { Change } from "./plan.js";
 import {
   GiB,
@@ -205,13 +206,13 @@ describe("computePlan", () => {
     expect(plan.warnings).toContain("group web is suspended (suspend: true): left as it is");
   });
 
-  it("asks the policy engine about groups with scaling, passing the members it counts and their readiness", () => {
+  it("asks the group's decision source, passing the members it counts and their readiness", () => {
     const config = makeConfig({ groups: [{ scaling: { policies: [{ type: "target-tracking", metric: "cpu", target: 50 }] } }] });
     const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a"), makeInstance("web-3", "a")] });
     const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2"), makeDomain("web-3", { state: "stopped" })] });
     const seen: unknown[] = [];
     const decision = { group: "web", desired: 4, code: "target_tracking" as const, reason: "avg cpu 90% > target 50% over 1m", details: { current: 2, recommendation: 4, stabilized: 4, limited: 4, min: 0, max: 10, policies: [], retainSeconds: 600 } };
-    const plan = computePlan(makeInput({ config, state, observations: [obs], decideScaling: (g, members) => (seen.push([g.name, members]), decision) }));
+    const plan = computePlan(makeInput({ config, state, observations: [obs], decide: (g, members) => (seen.push([g.name, members]), decision) }));
     expect(seen).toEqual([["web", [{ name: "web-1", createdAt: "2025-01-01T00:00:00.000Z", ready: true }, { name: "web-2", createdAt: "2025-01-01T00:00:00.000Z", ready: true }]]]);
     expect(plan.groups[0]).toEqual({ name: "web", current: 2, desired: 4, reason: decision.reason, decision });
     expect(plan.changes.filter((c) => c.action === "create").map((c) => c.detail)).toEqual(["replaces web-3", expect.stringMatching(/desired 4 > current 2/)]);
@@ -454,15 +455,57 @@ describe("computePlan", () => {
   });
 
   it("reports a group without a decision as a plan error", () => {
-    const plan = computePlan(makeInput({ config: makeConfig(), decisions: [] }));
+    const plan = computePlan(makeInput({ config: makeConfig(), decide: () => undefined }));
     expect(plan.errors).toEqual([{ group: "web", message: "no desired size was decided for this group" }]);
   });
 
   it("keeps a decision inside the group's min and max, with a warning", () => {
     const config = makeConfig({ groups: [{ min: 1, max: 2 }] });
-    const plan = computePlan(makeInput({ config, decisions: [{ group: "web", desired: 5, code: "config", reason: "r" }] }));
+    const plan = computePlan(makeInput({ config, decide: () => ({ group: "web", desired: 5, code: "config", reason: "r" }) }));
     expect(plan.summary.add).toBe(2);
     expect(plan.warnings).toEqual(["group web: decided size 5 is outside min 1 / max 2: using 2"]);
+  });
+
+  describe("named victims and kept instances", () => {
+    const config = makeConfig({ hosts: ["a", "b"], groups: [{ desired: 3 }] });
+    const state = makeState({
+      web: [
+        makeInstance("web-1", "a", { created: "2025-01-01T00:00:00.000Z" }),
+        makeInstance("web-2", "a", { created: "2025-01-02T00:00:00.000Z" }),
+        makeInstance("web-3", "a", { created: "2025-01-03T00:00:00.000Z" }),
+        makeInstance("web-4", "b", { created: "2025-01-04T00:00:00.000Z" }),
+      ],
+    });
+    const observations = [makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2"), makeDomain("web-3")] }), makeObservation("b", { domains: [makeDomain("web-4")] })];
+    const victims = (d: Partial<Decision>) =>
+      computePlan(makeInput({ config, state, observations, decide: () => ({ group: "web", desired: 2, code: "cluster_autoscaler", reason: "r", source: "cluster-autoscaler", ...d }) })).changes
+        .filter((c) => c.action === "delete")
+        .map((c) => c.name);
+
+    it("removes the instances the decision names first, in its order, before its own victim order", () => {
+      expect(victims({})).toEqual(["web-2", "web-3"]); // own order: the host with most, newest first
+      expect(victims({ remove: ["web-4", "web-1"] })).toEqual(["web-1", "web-4"]);
+      expect(victims({ remove: ["web-4"] })).toEqual(["web-3", "web-4"]);
+    });
+
+    it("skips named instances that are not present, and never removes kept ones", () => {
+      expect(victims({ remove: ["web-9"] })).toEqual(["web-2", "web-3"]);
+      expect(victims({ keep: ["web-3", "web-2"] })).toEqual(["web-1", "web-4"]);
+    });
+
+    it("keeps an instance named both ways and says so, and warns when too many are kept to shrink", () => {
+      const plan = computePlan(makeInput({ config, state, observations, decide: () => ({ group: "web", desired: 1, code: "c", reason: "r", source: "test", remove: ["web-1"], keep: ["web-1", "web-2", "web-3"] }) }));
+      expect(plan.changes.map((c) => c.name)).toEqual(["web-4"]);
+      expect(plan.warnings).toEqual([
+        "group web: web-1 is both to be removed and kept by test: it is kept",
+        "group web: 2 more instances should go, but the rest are kept or on hosts that were not checked",
+      ]);
+    });
+
+    it("says in each named victim's detail who named it", () => {
+      const plan = computePlan(makeInput({ config, state, observations, decide: () => ({ group: "web", desired: 3, code: "c", reason: "cluster-autoscaler: DeleteNodes", source: "cluster-autoscaler", remove: ["web-4"] }) }));
+      expect(plan.changes).toMatchObject([{ name: "web-4", reason: "scale_in", detail: "desired 3 < current 4 (cluster-autoscaler: DeleteNodes): named by cluster-autoscaler" }]);
+    });
   });
 
   it("sorts changes by config group order, deletes before creates, then name", () => {

@@ -28,13 +28,12 @@ export interface PlanInput {
   state: State | null;
   /** One per config host that was observed. */
   observations: HostObservation[];
-  /** Desired size per group without scaling policies (from policies/static.ts). */
-  decisions: Decision[];
   /**
-   * Decides the size of a group that has scaling policies, given its present members (the instances the plan
-   * counts). Pure, like the planner: metrics and history were gathered before. Absent: such groups use `decisions`.
+   * Decides a group's size (and, when a source knows, which instances go first or must stay), given its present
+   * members: the instances the plan counts. Pure, like the planner: metrics, history and external targets were gathered
+   * before (see policies/decision.ts `decideWith`). Undefined: no source decided the group (a plan error).
    */
-  decideScaling?: (group: GroupConfig, members: Member[]) => Decision;
+  decide: (group: GroupConfig, members: Member[]) => Decision | undefined;
   /**
    * When each instance (by name) was last heard from (heartbeat or check-in), for groups with heartbeats; null:
    * never. Absent: heartbeats are not known to this planning run, so nothing is judged unhealthy.
@@ -295,10 +294,7 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
     );
 
   const current = present.length;
-  const decision =
-    group.scaling && w.input.decideScaling
-      ? w.input.decideScaling(group, present.map((i) => ({ name: i.name, createdAt: i.created, ready: healthy.includes(i) })))
-      : w.input.decisions.find((d) => d.group === group.name);
+  const decision = w.input.decide(group, present.map((i) => ({ name: i.name, createdAt: i.created, ready: healthy.includes(i) })));
   if (!decision) {
     w.errors.push({ group: group.name, message: "no desired size was decided for this group" });
     return { name: group.name, current, desired: current, reason: "no decision" };
@@ -309,28 +305,41 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
   const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
 
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
-  if (desired < current) scaleIn(w, group, present, healthy, current - desired, why);
+  if (desired < current) scaleIn(w, group, present, healthy, current - desired, why, decision);
   if (desired > current) w.scaleOuts.push({ group, instances, present, count: desired - current, replaced, detail: why });
   return plan;
 }
 
-/** Deletes `count` healthy instances, taking from the host with the most of the group, newest first. */
-function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string): void {
+/**
+ * Deletes `count` instances: first those the decision names (`remove`, in its order, if present), then healthy ones
+ * from the host with the most of the group, newest first; never one the decision says to keep.
+ */
+function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string, decision: Decision): void {
   const perHost = countByHost(present);
-  const pool = [...healthy];
-  for (let k = 0; k < count; k++) {
+  const keep = new Set(decision.keep ?? []);
+  const named = (decision.remove ?? []).flatMap((n) => present.filter((i) => i.name === n && !keep.has(n)));
+  for (const n of (decision.remove ?? []).filter((n) => keep.has(n))) {
+    w.warnings.push(`group ${group.name}: ${n} is both to be removed and kept by ${decision.source ?? "its decision"}: it is kept`);
+  }
+  const pool = healthy.filter((i) => !keep.has(i.name) && !named.includes(i));
+  const take = (victim: Instance, why: string) => {
+    perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
+    const at = { group: group.name, name: victim.name, host: victim.host };
+    planDelete(w, at, victim.uuid, "scale_in", why, { gone: false, domain: domainOf(w, victim), instance: victim, group });
+  };
+  for (const victim of named.slice(0, count)) take(victim, `${detail}: named by ${decision.source ?? "its decision"}`);
+  for (let k = named.length; k < count; k++) {
     pool.sort(
       (a, b) =>
         (perHost.get(b.host) ?? 0) - (perHost.get(a.host) ?? 0) || time(b.created) - time(a.created) || byName(a.name, b.name),
     );
     const victim = pool.shift();
     if (!victim) {
-      w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but the rest are on hosts that were not checked`);
+      const why = keep.size > 0 ? "the rest are kept or on hosts that were not checked" : "the rest are on hosts that were not checked";
+      w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but ${why}`);
       return;
     }
-    perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
-    const at = { group: group.name, name: victim.name, host: victim.host };
-    planDelete(w, at, victim.uuid, "scale_in", detail, { gone: false, domain: domainOf(w, victim), instance: victim, group });
+    take(victim, detail);
   }
 }
 

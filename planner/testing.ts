@@ -1,7 +1,8 @@
 /** Small builders of configs, observations and states for tests (pure, importable by any test). */
 import type { Config, GroupConfig, HostConfig, VmTemplate } from "../config/types.js";
 import type { Decision } from "../policies/decision.js";
-import { decideFromConfig } from "../policies/static.js";
+import { decideWith } from "../policies/decision.js";
+import { configSource, decideFromConfig } from "../policies/static.js";
 import type { HostCapacity, HostObservation, OwnedVm, TemplateFit } from "../providers/provider.js";
 import type { Instance, State } from "../state/types.js";
 import type { PlanInput } from "./compute-plan.js";
@@ -191,7 +192,7 @@ export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanI
     configDigest: "sha256:test",
     configCommit: null,
     state: null,
-    decisions: configDecisions(input.config),
+    decide: decideWith([configSource]),
     now: TEST_NOW,
     newLineage: "22222222-2222-4222-8222-222222222222",
     newUuid: uuidSequence(),

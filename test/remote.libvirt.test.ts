@@ -393,6 +393,8 @@ describe("remote libvirt hosts over a real sshd and libvirt's TLS listener", () 
         const frozenFrom = log().length;
         await pushUserCommit(await userClone(remote), { "premiscale.yaml": userConfig(2, 2) }, "both to 2");
         await until("the healthy host's group at 2 in state", async () => (await stateNames(gb)).length === 2, 90_000);
+        // State is pushed before the pass logs its end: wait for that line too.
+        await until("that pass to end", () => log().slice(frozenFrom).some((l) => l.event === "pass_done" && l.outcome !== "no_changes"));
         const during = log().slice(frozenFrom);
         const plan = during.find((l) => l.event === "plan_ready" && (l.unreachable ?? []).length > 0);
         expect(plan?.unreachable?.map((u) => u.host)).toEqual(["a"]);
