@@ -20,7 +20,7 @@ import {
   type SimulationResult,
   type TraceFormat,
 } from "../policies/simulate/index.js";
-import type { ScalingSpec } from "../policies/types.js";
+import type { ScalingSpec } from "../config/scaling.js";
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { configPath } from "./context.js";
 import { parseDuration } from "./parse.js";

@@ -19,7 +19,7 @@ import { didYouMean, quote, schemaIssue } from "./schema-issues.js";
 import { ipString, staticIssues, type Range, type RawNetworking } from "./static-pool.js";
 import { userDataIssues } from "./user-data.js";
 import { fmtPath, Source, type Seg } from "./yaml-source.js";
-import { validateScaling } from "../policies/validate.js";
+import { validateScaling } from "./validate-scaling.js";
 import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
 
 /** A template as written, after the schema filled in its defaults. */

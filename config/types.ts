@@ -3,7 +3,7 @@
  * filled in defaults. Field names match the YAML the user writes (see config/premiscale.schema.json).
  */
 
-import type { ScalingSpec } from "../policies/types.js";
+import type { ScalingSpec } from "./scaling.js";
 
 /** The only config version this release reads. */
 export const CONFIG_VERSION = "v1alpha1";

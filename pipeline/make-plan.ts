@@ -15,7 +15,7 @@ import { policySource } from "../policies/decide-group.js";
 import { decideWith, type DecisionSource } from "../policies/decision.js";
 import { emptyHistory } from "../policies/history.js";
 import { configSource } from "../policies/static.js";
-import { POLICY_DEFAULTS, type MetricName, type Policy } from "../policies/types.js";
+import { POLICY_DEFAULTS, type MetricName, type Policy } from "../config/scaling.js";
 import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "../providers/provider.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";

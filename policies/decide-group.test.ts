@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
+import type { Policy, ScalingSpec } from "../config/scaling.js";
+import type { History } from "../state/types.js";
 import { decideGroup } from "./decide-group.js";
 import { describeDecision } from "./format.js";
-import { emptyHistory, type History } from "./history.js";
+import { emptyHistory } from "./history.js";
 import { TEST_NOW, ago, makeInput, makeMembers, steadyMetrics } from "./testing.js";
-import type { Policy, ScalingSpec } from "./types.js";
 
 const cpu: Policy = { type: "target-tracking", metric: "cpu", target: 60, windowSeconds: 300 };
 const memory: Policy = { type: "target-tracking", metric: "memory", target: 70 };

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SqliteStore } from "../metrics/sqlite-store.js";
 import { makeConfig } from "../planner/testing.js";
-import type { ScalingSpec } from "../policies/types.js";
+import type { ScalingSpec } from "../config/scaling.js";
 import type { State } from "../state/types.js";
 import { backtestScalingChanges, scalingChanges, traceFromGroupMetrics } from "./backtest.js";
 import { git } from "./git.js";

@@ -7,8 +7,7 @@ import { StateError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
 import { processAlive, sweepTempFiles, tempPathFor, writeFileAtomic } from "./atomic-file.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
-import { STATE_VERSION, type GroupState, type Instance, type RolloutState, type State } from "./types.js";
-import type { History } from "../policies/history.js";
+import { STATE_VERSION, type GroupState, type History, type Instance, type RolloutState, type State } from "./types.js";
 
 const ROOT_FILE = "state.json";
 const GROUPS_DIR = "groups";

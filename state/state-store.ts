@@ -1,5 +1,4 @@
-import type { History } from "../policies/history.js";
-import type { GroupState, Instance, RolloutState, State } from "./types.js";
+import type { GroupState, History, Instance, RolloutState, State } from "./types.js";
 
 /** Who holds a lock, as recorded in it (Terraform's lock info). */
 export interface LockInfo {

@@ -1,5 +1,4 @@
 /** The git-tracked state: what premiscale believes it owns. */
-import type { History } from "../policies/history.js";
 
 /** The only state format version this release reads and writes. */
 export const STATE_VERSION = 1;
@@ -29,6 +28,26 @@ export interface Instance {
   template?: Record<string, string | number | boolean>;
   /** Scale-in protection: never chosen by scale-in or by lifetime replacement, only by an explicit `-replace`. */
   protected?: boolean;
+}
+
+/** A recommendation (the maximum over the policies, before stabilisation) at a time (ISO 8601). */
+export interface Recommendation {
+  at: string;
+  desired: number;
+}
+
+/** Something that happened to a group: VMs added or deleted, or an error (a failed apply). */
+export type ScaleEvent =
+  | { at: string; kind: "add" | "delete"; count: number }
+  | { at: string; kind: "error"; message: string };
+
+/**
+ * What the windows and delays of one group need to remember: plain JSON, kept in git-tracked state, oldest first.
+ * Only policies/history.ts (`emptyHistory`, `recordDecision`, `recordEvent`) should make new ones.
+ */
+export interface History {
+  recommendations: Recommendation[];
+  events: ScaleEvent[];
 }
 
 /** A group's slice of state; stored as its own file so changing one group leaves the others untouched. */
