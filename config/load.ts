@@ -382,7 +382,10 @@ export function parseConfig(
   }
   const kinds = options.kinds;
   const checked = validate(kinds, data);
+  // A value that matches none of an anyOf's forms gets one issue for the anyOf, not one per form.
+  const anyOfAt = new Set(checked.errors.filter((e) => e.keyword === "anyOf").map((e) => e.instancePath));
   const schemaIssues = checked.errors
+    .filter((e) => e.keyword === "anyOf" || !(anyOfAt.has(e.instancePath) && e.schemaPath.includes("/anyOf/")))
     .map((e) => schemaIssue(src, checked.schema, e))
     .filter((i): i is ConfigIssue => i !== undefined)
     .filter((i, n, all) => all.findIndex((j) => j.path === i.path && j.message === i.message) === n);
