@@ -282,6 +282,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   );
   await writes;
   await recordHistory(plan, deps.lock, result, now());
+  await recordRollouts(plan, deps.lock, result, now());
   journal({ type: "apply_end", succeeded: result.succeeded.length, failed: result.failed.length });
   try {
     result.commit = await deps.lock.commit(commitMessage(plan, result));
@@ -311,6 +312,28 @@ export async function recordHistory(plan: Plan, lock: StateLock, result: Pick<Ap
       history = recordEvent(history, { at: now.toISOString(), kind: "error", message: `${failed.length} change(s) failed: ${failed[0]!.error}` });
     }
     await lock.putHistory(g.name, history);
+  }
+}
+
+/**
+ * Records how far each group's template roll-out got (planner/compute-plan.ts `staleInstances` reads it back): the
+ * VMs replaced, the checkpoint reached (the next batch waits out the pause from now), or that it stopped because a
+ * replacement failed (the old VMs stay; it does not start again until the template changes or -replace asks).
+ */
+export async function recordRollouts(plan: Plan, lock: StateLock, result: Pick<ApplyResult, "succeeded" | "failed">, now: Date): Promise<void> {
+  const replacing = new Set(["replace_drift", "replace_lifetime"]);
+  for (const g of plan.groups) {
+    const r = g.rollout;
+    if (!r) continue;
+    const failed = result.failed.filter((f) => f.change.group === g.name && replacing.has(f.change.reason));
+    const replaced = r.replaced + result.succeeded.filter((c) => c.group === g.name && c.action === "delete" && replacing.has(c.reason)).length;
+    if (failed.length > 0) {
+      await lock.putRollout(g.name, { template: r.template, total: r.total, replaced, failed: { at: now.toISOString(), message: `${failed[0]!.change.address}: ${failed[0]!.error}` } });
+    } else if (replaced >= r.total) {
+      await lock.putRollout(g.name, undefined);
+    } else {
+      await lock.putRollout(g.name, { template: r.template, total: r.total, replaced, ...(r.checkpoint !== undefined ? { checkpointAt: now.toISOString() } : {}) });
+    }
   }
 }
 

@@ -67,7 +67,7 @@ export type Change =
 
 /** Objects changed outside premiscale, shown before the plan. */
 export interface Drift {
-  kind: "missing" | "stopped" | "unhealthy" | "not_in_state" | "foreign_lineage";
+  kind: "missing" | "stopped" | "unhealthy" | "not_in_state" | "foreign_lineage" | "out_of_date" | "expired";
   group: string;
   name: string;
   host: string;
@@ -103,6 +103,18 @@ export interface GroupPlan {
   reason: string;
   /** The policy engine's decision with its numbers, for groups with scaling policies; apply records it in history. */
   decision?: Decision;
+  /** The group's template roll-out, when this plan replaces out-of-date VMs; apply records how far it got. */
+  rollout?: {
+    /** Fingerprint id of the template rolled out. */
+    template: string;
+    /** Out-of-date VMs when the roll-out started, and how many were replaced before this plan. */
+    total: number;
+    replaced: number;
+    /** Replacements in this plan. */
+    planned: number;
+    /** The checkpoint (percent) this plan reaches, when the group has checkpoints. */
+    checkpoint?: number;
+  };
 }
 
 /** The plan. */
