@@ -112,6 +112,17 @@ describe("premiscale reconcile", () => {
     expect(r.stderr).toContain("is inside the repository");
   });
 
+  it("refuses a work directory inside the repository whose name starts with two dots, such as ..cache", async () => {
+    const remote = await makeRemote({ "premiscale.yaml": config(1, "gitops:\n  workDir: ./..cache/work\n") });
+    const user = await userClone(remote);
+    const provider = new FakeProvider("kvm1");
+    const r = await run(["-c", join(user, "premiscale.yaml"), "reconcile"], { makeProvider: () => provider });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`gitops.workDir ${join(user, "..cache", "work")} is inside the repository`);
+    expect(existsSync(join(user, "..cache"))).toBe(false);
+    expect(provider.calls).toEqual([]);
+  });
+
   it("exits 1 naming the holder when another reconciler holds the lock", async () => {
     const { remote, file } = await bootstrapped(1);
     const other = await userClone(remote);
