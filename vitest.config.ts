@@ -19,6 +19,7 @@ const NEEDS_TOOLS = [
   "reconciler/remote-lock.test.ts",
   "reconciler/watch-webhook.test.ts",
   "state/git-state-store.test.ts",
+  "state/git.test.ts",
   // virsh, on libvirt's test:///default driver
   "providers/libvirt/*.test.ts",
   // Prometheus and promtool, VictoriaMetrics, InfluxDB (metrics/setup-stores.sh)

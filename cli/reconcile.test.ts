@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { FakeProvider } from "../providers/fake-provider.js";
-import { git } from "../reconciler/git.js";
+import { git } from "../state/git.js";
 import { RemoteLock } from "../reconciler/remote-lock.js";
 import { makeRemote, pushUserCommit, remoteFile, remoteRef, tempDir, userClone } from "../reconciler/testing.js";
 import { reportError } from "./main.js";

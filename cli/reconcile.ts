@@ -16,7 +16,7 @@ import { makeProvider as makeLibvirtProvider } from "../providers/index.js";
 import type { Provider } from "../providers/provider.js";
 import { storedMetricsBacktest } from "../reconciler/backtest.js";
 import { ConfigRepo, isUrl } from "../reconciler/config-repo.js";
-import { git } from "../reconciler/git.js";
+import { git } from "../state/git.js";
 import { createLogger, logSettings, type DaemonLogger } from "../reconciler/logger.js";
 import { reconcileOnce, type ReconcileDeps, type ReconcileEvent, type ReconcileMode, type ReconcileResult } from "../reconciler/reconcile.js";
 import { describeHolder, RemoteLock } from "../reconciler/remote-lock.js";

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 import { RemoteLock } from "./remote-lock.js";
 import { makeRemote, remoteRef, tempDir, userClone } from "./testing.js";
 
