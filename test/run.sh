@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash providers/libvirt/setup-host.sh
 bash metrics/setup-stores.sh   # Prometheus, VictoriaMetrics, InfluxDB 1.x: started by the tests on 127.0.0.1
 bash cli/tui/setup-tmux.sh     # the TUI's real-terminal test
-npm ci --no-audit --no-fund --loglevel=error
+bash test/npm-ci.sh
 npm run --silent lint
 npm run --silent typecheck
 report=$(mktemp /tmp/premiscale-vitest.XXXXXX.json)
