@@ -1,18 +1,20 @@
 import { defineConfig } from "vitest/config";
 
-// What a test needs beyond Node decides its project; every test file is in exactly one, and test/run.sh runs all three.
-//   unit     nothing but Node (while they run, PATH holds only `node`): `npm run test:unit`, on a bare clone, in seconds
-//   fast     this machine's tools (the files listed below): git, virsh with test:///default, tmux, the metrics stores,
-//            the built CLI (dist/ is built once, by test/global-setup.ts)
-//   libvirt  the real qemu:///system libvirtd (`*.libvirt.test.ts`), one file at a time
+// What a test needs beyond Node decides its project; every test file is in exactly one, and test/run.sh runs them all.
+//   unit        nothing but Node (while they run, PATH holds only `node`): `npm run test:unit`, on a bare clone, in seconds
+//   fast        this machine's tools (the files listed below): git, virsh with test:///default, tmux, the metrics
+//               stores, the built CLI (dist/ is built once, by test/global-setup.ts)
+//   libvirt     the real qemu:///system libvirtd (`*.libvirt.test.ts`), one file at a time
+//   kubernetes  a real control plane built by test/kubernetes/build-components.sh (`*.kubernetes.test.ts`), last
 const NEEDS_TOOLS = [
   // git: state is a git repository, the reconciler follows a remote (the TUI tests apply a demo plan, state included)
   "applier/apply-plan.test.ts",
+  "applier/lifecycle.test.ts",
   "cli/metrics-command.test.ts",
   "cli/reconcile.test.ts",
   "cli/tui/apply-reporter.test.ts",
   "cli/tui/apply-view.test.tsx",
-  "reconciler/apply-deps.test.ts",
+  "pipeline/prepare-apply.test.ts",
   "reconciler/backtest.test.ts",
   "reconciler/config-repo.test.ts",
   "reconciler/reconcile.test.ts",
@@ -22,6 +24,8 @@ const NEEDS_TOOLS = [
   "state/git.test.ts",
   // virsh, on libvirt's test:///default driver
   "providers/libvirt/*.test.ts",
+  // openssl, for the Proxmox VE double's TLS certificate
+  "providers/proxmox/*.test.ts",
   // Prometheus and promtool, VictoriaMetrics, InfluxDB (metrics/setup-stores.sh)
   "metrics/influxdb-source.test.ts",
   "metrics/prometheus-source.test.ts",
@@ -30,6 +34,7 @@ const NEEDS_TOOLS = [
   "test/*.test.ts",
 ];
 const LIBVIRT = "**/*.libvirt.test.ts";
+const KUBERNETES = "**/*.kubernetes.test.ts";
 const NOT_TESTS = ["node_modules/**", "dist/**"];
 
 export default defineConfig({
@@ -40,7 +45,7 @@ export default defineConfig({
           name: "unit",
           setupFiles: ["test/unit-setup.ts"],
           include: ["**/*.test.ts", "**/*.test.tsx"],
-          exclude: [LIBVIRT, ...NEEDS_TOOLS, ...NOT_TESTS],
+          exclude: [LIBVIRT, KUBERNETES, ...NEEDS_TOOLS, ...NOT_TESTS],
           testTimeout: 30_000,
         },
       },
@@ -49,7 +54,7 @@ export default defineConfig({
           name: "fast",
           globalSetup: ["test/global-setup.ts"],
           include: NEEDS_TOOLS,
-          exclude: [LIBVIRT, ...NOT_TESTS],
+          exclude: [LIBVIRT, KUBERNETES, ...NOT_TESTS],
           testTimeout: 30_000,
         },
       },
@@ -62,6 +67,20 @@ export default defineConfig({
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: "kubernetes",
+          globalSetup: ["test/support/kube-teardown.ts"],
+          include: [KUBERNETES],
+          exclude: NOT_TESTS,
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
+          fileParallelism: false,
+          // After the other projects, not beside the libvirt tests: two cores cannot boot guests and run a
+          // control plane at once without the guests' timings suffering.
+          sequence: { groupOrder: 1 },
         },
       },
     ],

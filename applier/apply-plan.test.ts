@@ -7,7 +7,7 @@ import type { Change, Plan } from "../planner/plan.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { VmSpec } from "../providers/provider.js";
-import { applyPlan, type ApplyEvent } from "./apply-plan.js";
+import { applyPlan, readinessHooks, type ApplyEvent } from "./apply-plan.js";
 import { interruptedApplies, summarizeApply, type JournalEntry } from "./journal.js";
 
 function create(name: string, host: string, userData = "#cloud-config\n", secretEnv: string[] = []): Change {
@@ -23,15 +23,14 @@ function create(name: string, host: string, userData = "#cloud-config\n", secret
     detail: "desired 2 > current 0",
     vm: {
       name, uuid, group: "web", lineage: "lin", createdAt: "2026-11-23T00:00:00.000Z", vcpus: 1, memoryMiB: 64,
-      accelerator: "qemu", pool: "p", baseImage: "base.qcow2", diskSizeGiB: 1, mac: "52:54:00:00:00:01",
-      nic: { type: "user" }, networkConfig: "version: 2\n", userData, secretEnv,
+      network: { mode: "dhcp" }, settings: { fake: {} }, userData, secretEnv,
     },
   };
 }
 
 function planOf(changes: Change[]): Plan {
   return {
-    format_version: "1.1",
+    format_version: "2.0",
     based_on: { lineage: null, serial: 0, config_digest: "d", config_commit: null },
     lineage: "lin",
     created_at: "2026-11-23T00:00:00.000Z",
@@ -110,7 +109,7 @@ describe("applyPlan", () => {
     const r = await applyPlan(planOf([create("web-1", "a"), create("web-2", "a")]), { providers, lock, hostLimits: new Map(), env: {} }, { onEvent: (e) => events.push(e) });
     await lock.release();
     expect(r.succeeded.map((c) => c.name)).toEqual(["web-1"]);
-    expect(r.failed).toEqual([{ change: expect.objectContaining({ name: "web-2" }), error: "disk of web-2 failed" }]);
+    expect(r.failed).toEqual([{ change: expect.objectContaining({ name: "web-2" }), error: "host a: disk of web-2 failed" }]);
     expect(providers.get("a")!.calls).toContain("destroy web-2");
     expect((await store.read())?.groups[0]?.instances.map((i) => i.name)).toEqual(["web-1"]);
     expect(r.commit).not.toBeNull();
@@ -207,7 +206,7 @@ describe("applyPlan: creates that wait for deletes", () => {
   it("starts a create that waits for deletes only after they finished, even with one slot per host", async () => {
     const { providers, lock } = await setup(["a"]);
     const a = providers.get("a")!;
-    for (const n of ["old-1", "old-2"]) a.domains.set(n, { name: n, uuid: `${n}-0000-0000-0000-000000000000`, group: "web", lineage: "lin", createdAt: "t", state: "running" });
+    for (const n of ["old-1", "old-2"]) a.plant({ name: n, uuid: `${n}-0000-0000-0000-000000000000`, group: "web", lineage: "lin", createdAt: "t", state: "running" });
     const order: string[] = [];
     // The waiting create comes first in the plan and the host has one slot: it must not hold it while it waits.
     const plan = planOf([after(create("new-1", "a"), ["web[old-1]", "web[old-2]"]), del("old-1", "a"), del("old-2", "a")]);
@@ -224,13 +223,13 @@ describe("applyPlan: creates that wait for deletes", () => {
   it("does not start a create whose delete failed, says why, and still makes the other changes", async () => {
     const { store, providers, lock } = await setup(["a"]);
     const a = providers.get("a")!;
-    a.domains.set("old-1", { name: "old-1", uuid: "old-1-0000-0000-0000-000000000000", group: "web", lineage: "lin", createdAt: "t", state: "running" });
+    a.plant({ name: "old-1", uuid: "old-1-0000-0000-0000-000000000000", group: "web", lineage: "lin", createdAt: "t", state: "running" });
     a.failDestroy.add("old-1");
     const r = await applyPlan(planOf([after(create("new-1", "a"), ["web[old-1]"]), create("new-2", "a"), del("old-1", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
     await lock.release();
     expect(r.succeeded.map((c) => c.name)).toEqual(["new-2"]);
     expect(r.failed.map((f) => [f.change.name, f.error])).toEqual([
-      ["old-1", "destroy of old-1 failed"],
+      ["old-1", "host a: destroy of old-1 failed"],
       ["new-1", "not started: it waits for web[old-1], which did not finish (its host has no room until then); the next apply tries again"],
     ]);
     expect(a.calls).not.toContain("create new-1");
@@ -250,8 +249,8 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
     const r = await applyPlan(planOf([create("web-1", "a")]), { providers, lock, hostLimits: new Map(), env: {}, journal: { append: (e) => void entries.push(e) } });
     await lock.release();
     expect(r.failed).toEqual([]);
-    expect(entries.map((e) => e.type)).toEqual(["apply_begin", "change_begin", "step", "change_end", "apply_end"]);
-    expect(entries[2]).toMatchObject({ address: "web[web-1]", step: "disk" });
+    expect(entries.map((e) => e.type)).toEqual(["apply_begin", "change_begin", "step", "step", "step", "change_end", "apply_end"]);
+    expect(entries[2]).toMatchObject({ address: "web[web-1]", step: "create-disk" });
     expect(new Set(entries.map((e) => e.apply)).size).toBe(1);
     expect(interruptedApplies(entries.map((e) => JSON.stringify(e)).join("\n"))).toEqual([]);
   });
@@ -279,7 +278,7 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
     const seeds: string[] = [];
     const p = providers.get("a")!;
     const createVm = p.createVm.bind(p);
-    p.createVm = (spec, onStep) => (seeds.push(spec.userData), createVm(spec, onStep));
+    p.createVm = (spec, options) => (seeds.push(spec.userData), createVm(spec, options));
     const events: ApplyEvent[] = [];
     const waited: [string, number][] = [];
     const readiness = {
@@ -287,12 +286,12 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
       wait: async (vm: { name: string }, timeoutMs: number) => void waited.push([vm.name, timeoutMs]),
     };
     const change = { ...create("web-1", "a"), ready: { timeoutSeconds: 30 } } as Change;
-    const r = await applyPlan(planOf([change]), { providers, lock, hostLimits: new Map(), env: {}, readiness }, { onEvent: (e) => void events.push(e) });
+    const r = await applyPlan(planOf([change]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => readinessHooks(readiness) }, { onEvent: (e) => void events.push(e) });
     await lock.release();
     expect(r.failed).toEqual([]);
     expect(waited).toEqual([["web-1", 30_000]]);
     expect(seeds[0]).toContain("/token");
-    expect(events.filter((e) => e.type === "apply_progress").map((e) => (e as { step: string }).step)).toEqual(["disk", "ready"]);
+    expect(events.filter((e) => e.type === "apply_progress").map((e) => (e as { step: string }).step)).toEqual(["create-disk", "configure", "start", "ready"]);
     expect((await store.read())?.groups[0]?.instances).toMatchObject([{ name: "web-1", status: "running" }]);
     // The plan (and so state and git) never saw the token.
     expect(JSON.stringify(change)).not.toContain("/token");
@@ -301,7 +300,7 @@ describe("applyPlan: journal, interrupted destroys and readiness", () => {
   it("destroys a VM that never checks in and reports it failed", async () => {
     const { store, providers, lock } = await setup(["a"]);
     const readiness = { prepare: (s: VmSpec) => s, wait: async (vm: { name: string }) => { throw new Error(`${vm.name} did not check in within 1 s`); } };
-    const r = await applyPlan(planOf([{ ...create("web-1", "a"), ready: { timeoutSeconds: 1 } } as Change]), { providers, lock, hostLimits: new Map(), env: {}, readiness });
+    const r = await applyPlan(planOf([{ ...create("web-1", "a"), ready: { timeoutSeconds: 1 } } as Change]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => readinessHooks(readiness) });
     await lock.release();
     expect(r.failed.map((f) => f.error)).toEqual(["web-1 did not check in within 1 s"]);
     expect(providers.get("a")!.domains.size).toBe(0);

@@ -1,14 +1,15 @@
-import { substituteEnv } from "../config/load.js";
+import { substituteEnv } from "../config/user-data.js";
 import { emptyHistory, recordDecision, recordEvent } from "../policies/history.js";
 import type { Change, Plan } from "../planner/plan.js";
 import type { Provider, ProviderStep, VmSpec } from "../providers/provider.js";
 import type { StateLock } from "../state/state-store.js";
 import { randomUUID } from "node:crypto";
 import type { ApplyJournal, JournalEntry } from "./journal.js";
+import { runHook, type HookContext, type HookPoint, type HookRun, type HookTarget, type LifecycleHook } from "./lifecycle.js";
 import { Limiter } from "./limiter.js";
 
-/** A step of a change: the provider's steps, and `ready` (waiting for the new VM to check in). */
-export type ApplyStep = ProviderStep | "ready";
+/** A step of a change: the provider's steps, `ready` (waiting for the new VM to check in) and `hook:<name>`. */
+export type ApplyStep = ProviderStep | "ready" | `hook:${string}` | (string & {});
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -47,19 +48,61 @@ export interface ApplyDeps {
   /** Wall clock for journal entries. @default () => new Date() */
   now?: () => Date;
   /**
-   * Readiness: what a create that asks to wait for its VM's check-in needs. `prepare` adds the check-in to the VM's
-   * user-data (with its token: never stored); `wait` resolves once the VM has checked in and rejects when
-   * `timeoutMs` passes or `signal` aborts. Without it, a plan that asks for readiness is refused.
+   * The lifecycle hooks of a group's VMs, in the order they run at each point (see lifecycle.ts): the check-in wait
+   * (`readinessHooks`), users' hooks, the Kubernetes join and drain. A plan whose creates wait for a check-in is
+   * refused without a hook named `check-in`.
    */
-  readiness?: Readiness;
+  hooks?: (group: string) => readonly LifecycleHook[];
   /** Called after a VM is destroyed, to drop what this machine keeps about it (its check-in records). */
   forget?: (uuid: string) => Promise<void>;
 }
 
-/** How apply learns that a new VM is up: see `ApplyDeps.readiness`. */
+/**
+ * How apply learns that a new VM is up: `prepare` adds the check-in to the VM's user-data (with its token: never
+ * stored); `wait` resolves once the VM has checked in and rejects when `timeoutMs` passes or `signal` aborts.
+ */
 export interface Readiness {
   prepare(spec: VmSpec, heartbeatSeconds: number): VmSpec;
   wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * The check-in wait as two built-in lifecycle hooks, for the creates whose plan asks for it: before-create adds
+ * phone_home (and heartbeats) to the user-data; until-ready (step `ready`) waits for the check-in, and a VM that
+ * does not check in in time is given up.
+ */
+export function readinessHooks(readiness: Readiness): LifecycleHook[] {
+  return [
+    {
+      name: "check-in",
+      point: "before-create",
+      step: null,
+      defaultResult: "abandon",
+      timeoutMs: () => 10_000,
+      appliesTo: (ctx) => ctx.ready !== undefined,
+      run: async (ctx) => ({ result: "continue", spec: readiness.prepare(ctx.spec!, ctx.ready!.heartbeatSeconds ?? 0) }),
+    },
+    {
+      name: "check-in",
+      point: "until-ready",
+      step: "ready",
+      defaultResult: "abandon",
+      // The wait ends itself at the plan's timeout with its own message; this bound only catches a wait that hangs.
+      timeoutMs: (ctx) => ctx.ready!.timeoutSeconds * 1000 + 5000,
+      appliesTo: (ctx) => ctx.ready !== undefined,
+      run: async (ctx) => {
+        await readiness.wait({ uuid: ctx.vm.uuid, name: ctx.vm.name }, ctx.ready!.timeoutSeconds * 1000, ctx.signal);
+        return { result: "continue" };
+      },
+    },
+  ];
+}
+
+/** A hook gave up a VM being created. */
+class HookAbandoned extends Error {
+  constructor(run: HookRun) {
+    super(run.message ?? `hook ${run.hook} said ${run.result}`);
+  }
 }
 
 /** Apply options. */
@@ -89,7 +132,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     return l;
   };
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
-  if (!deps.readiness && plan.changes.some((c) => c.action === "create" && c.ready)) {
+  if (plan.changes.some((c) => c.action === "create" && c.ready && !deps.hooks?.(c.group).some((h) => h.name === "check-in" && h.point === "until-ready"))) {
     throw new Error("this plan waits for VMs to check in, but apply was given no check-in server");
   }
   await deps.lock.init(plan.lineage);
@@ -123,9 +166,37 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     };
     try {
       if (!provider) throw new Error(`no provider for host ${change.host}`);
+      const target: HookTarget = {
+        address: change.address,
+        group: change.group,
+        name: change.name,
+        uuid: change.uuid,
+        host: change.host,
+        ...(change.action === "create" && change.address_v4 ? { addressV4: change.address_v4 } : {}),
+      };
+      const hooks = deps.hooks?.(change.group) ?? [];
+      /** Runs the hooks of one point in order; the first that does not continue ends the run and is returned. */
+      const runPoint = async (point: HookPoint, extra: { spec?: VmSpec; ready?: HookContext["ready"] } = {}): Promise<HookRun | null> => {
+        for (const hook of hooks.filter((h) => h.point === point)) {
+          const base = { point, vm: target, ...extra };
+          if (hook.appliesTo && !hook.appliesTo(base)) continue;
+          const step = hook.step === undefined ? `hook:${hook.name}` : hook.step;
+          if (step !== null) onStep(step);
+          const r = await runHook(hook, base, options.signal);
+          if (r.spec) extra.spec = r.spec;
+          if (r.result !== "continue") return r;
+        }
+        return null;
+      };
+      /** The destroy side of hooks and the destroy, for a VM being given up (a failed or abandoned create). */
+      const giveUp = async (spec: VmSpec) => {
+        await runPoint("before-destroy"); // told, but may not keep a VM that never came up
+        await provider.destroyVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: 0 });
+        const after = await runPoint("after-destroy");
+        if (after) throw new Error(`after-destroy hook ${after.hook} did not finish: ${after.message ?? after.result}`);
+      };
       if (change.action === "create") {
         let spec = resolveSecrets(change, deps.env);
-        if (change.ready) spec = deps.readiness!.prepare(spec, change.ready.heartbeatSeconds ?? 0);
         const instance = {
           name: change.name,
           uuid: change.uuid,
@@ -135,18 +206,21 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           vcpus: change.vm.vcpus,
           memoryMiB: change.vm.memoryMiB,
         };
-        // Recorded before the first host call, so a crash at any later point leaves a record to clean up.
+        const ready = change.ready;
+        // Recorded before the first hook or host call, so a crash at any later point leaves a record to clean up.
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "creating" }));
         try {
-          await provider.createVm(spec, onStep);
-          if (change.ready) {
-            onStep("ready");
-            await deps.readiness!.wait({ uuid: change.uuid, name: change.name }, change.ready.timeoutSeconds * 1000, options.signal);
-          }
+          const prepared = { spec, ...(ready ? { ready } : {}) };
+          const before = await runPoint("before-create", prepared);
+          spec = prepared.spec;
+          if (before) throw new HookAbandoned(before);
+          await provider.createVm(spec, { onStep });
+          const up = await runPoint("until-ready", { ...(ready ? { ready } : {}) });
+          if (up) throw new HookAbandoned(up);
         } catch (e) {
           if (options.signal?.aborted) throw e; // stopping: the `creating` record stays and the next apply replaces it
           try {
-            await provider.destroyVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: 0 });
+            await giveUp(spec);
             await record(() => deps.lock.removeInstance(change.group, change.name));
           } catch (cleanup) {
             // The `creating` record stays: the next plan removes what is left.
@@ -157,9 +231,18 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "running" }));
       } else {
         const known = deps.lock.current().groups.find((g) => g.name === change.group)?.instances.find((i) => i.name === change.name);
-        // Recorded before the first host call: a destroy cut short is finished by the next apply, not replaced.
+        // Recorded before the first hook or host call: a destroy cut short is finished by the next apply, not replaced.
         if (known && known.status !== "deleting") await record(() => deps.lock.putInstance(change.group, { ...known, status: "deleting" }));
-        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs }, onStep);
+        // A VM that is already gone has nothing to drain or deregister; the clean-up after it still runs.
+        const kept = change.gone ? null : await runPoint("before-destroy");
+        if (kept) {
+          if (known) await record(() => deps.lock.putInstance(change.group, { ...known, status: known.status === "deleting" ? "running" : known.status }));
+          throw new Error(`kept: hook ${kept.hook} did not let it go: ${kept.message ?? kept.result}`);
+        }
+        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs, onStep });
+        const after = await runPoint("after-destroy");
+        // The `deleting` record stays, so the next apply runs the clean-up again.
+        if (after) throw new Error(`destroyed, but after-destroy hook ${after.hook} did not finish: ${after.message ?? after.result}; the next apply runs it again`);
         await record(() => deps.lock.removeInstance(change.group, change.name));
         await deps.forget?.(change.uuid).catch(() => undefined); // only housekeeping: never fails the change
       }

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { execa } from "execa";
-import { macFromUuid, renderNetworkConfig } from "../planner/new-vm.js";
+import { macFromUuid, renderNetworkConfig } from "../providers/libvirt/network.js";
 import { domainXml } from "../providers/libvirt/domain-xml.js";
 import { seedFiles } from "../providers/libvirt/seed.js";
 import { freePort, guestConfigText } from "../test/support/guests.js";

@@ -14,7 +14,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { macFromUuid, renderNetworkConfig } from "../planner/new-vm.js";
+import { macFromUuid, renderNetworkConfig } from "../providers/libvirt/network.js";
 import { domainXml, volumesOf } from "../providers/libvirt/domain-xml.js";
 import { seedFiles } from "../providers/libvirt/seed.js";
 import { freePort, guestConfigText, installGuest, readCheckIns, type InstalledGuest } from "../test/support/guests.js";

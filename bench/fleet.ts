@@ -1,5 +1,5 @@
 import type { Config } from "../config/types.js";
-import type { HostObservation, OwnedDomain } from "../providers/provider.js";
+import type { HostObservation, OwnedVm } from "../providers/provider.js";
 import type { GroupState, State } from "../state/types.js";
 
 /** A fleet for benchmarks: `groups` groups of `perGroup` running instances, each group on `hostsPerGroup` of `hosts` hosts. */
@@ -15,7 +15,7 @@ const LINEAGE = "11111111-1111-4111-8111-111111111111";
 /** Builds the fleet deterministically. */
 export function makeFleet(groups: number, perGroup: number, hosts: number, hostsPerGroup = 10): Fleet {
   const hostNames = Array.from({ length: hosts }, (_, h) => `kvm${h}`);
-  const domains = new Map<string, OwnedDomain[]>(hostNames.map((h) => [h, []]));
+  const domains = new Map<string, OwnedVm[]>(hostNames.map((h) => [h, []]));
   const groupStates: GroupState[] = [];
   const config: Config = {
     version: "v1alpha1",
@@ -24,7 +24,15 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
     server: { host: "127.0.0.1", port: 8970, advertiseUrl: "http://10.0.2.2:8970" },
     metrics: { intervalSeconds: 15, store: { type: "sqlite", path: "/test/state/.premiscale/metrics.db", rawRetentionSeconds: 86400, rollupRetentionSeconds: 2592000 } },
     gitops: { repo: null, branch: "main", path: "premiscale.yaml", mode: "auto", intervalSeconds: 60, workDir: "/var/lib/premiscale/repo", planTtlSeconds: 86400, lock: { ttlSeconds: 300 }, webhook: null },
-    hosts: hostNames.map((name) => ({ name, uri: `qemu+ssh://root@${name}/system`, pool: "default", accelerator: "kvm", reservedMemoryMiB: 1024, cpuOvercommit: 8, maxParallel: 4, callTimeoutSeconds: 60 })),
+    hosts: hostNames.map((name) => ({
+      name,
+      kind: "libvirt",
+      settings: { uri: `qemu+ssh://root@${name}/system`, pool: "default", accelerator: "kvm" },
+      reservedMemoryMiB: 1024,
+      cpuOvercommit: 8,
+      maxParallel: 4,
+      callTimeoutSeconds: 60,
+    })),
     groups: [],
   };
   for (let g = 0; g < groups; g++) {
@@ -33,7 +41,7 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
     // Half the groups want one more VM and half one fewer, so placement and victim choice both run.
     config.groups.push({
       name, min: 0, max: perGroup + 10, desired: perGroup + (g % 2 ? 1 : -1), hosts: gHosts, placement: "round-robin",
-      template: { vcpus: 1, memoryMiB: 512, disk: { baseImage: "base.qcow2", sizeGiB: 10 }, nic: { type: "user" }, userData: "#cloud-config\n", secretEnv: [] },
+      template: { vcpus: 1, memoryMiB: 512, userData: "#cloud-config\n", secretEnv: [], settings: { libvirt: { disk: { baseImage: "base.qcow2", sizeGiB: 10 }, nic: { type: "user" } } } },
       networking: { mode: "dhcp" },
       readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
@@ -49,11 +57,23 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
     groupStates.push({ name, instances });
   }
   groupStates.sort((a, b) => (a.name < b.name ? -1 : 1));
+  // What the libvirt adapter answers for each group placing on a host: 10 GiB of its pool per VM.
+  const fitsOn = (h: string) =>
+    Object.fromEntries(
+      config.groups.filter((g) => g.hosts.includes(h)).map((g) => [g.name, { ok: true as const, demand: { "pool:default": 10 * 2 ** 30 }, settings: { libvirt: { pool: "default", baseImage: "base.qcow2", diskSizeGiB: 10, nic: { type: "user" }, accelerator: "kvm" } } }]),
+    );
   const observations: HostObservation[] = hostNames.map((h) => ({
     host: h,
     status: "ok",
-    capacity: { cpus: 64, memoryMiB: 512 * 1024, freeMemoryMiB: 256 * 1024, allocatedVcpus: 100, pool: { name: "default", capacityBytes: 2 ** 42, availableBytes: 2 ** 41 }, volumes: ["base.qcow2"] },
-    domains: domains.get(h)!,
+    capacity: {
+      cpus: 64,
+      memoryMiB: 512 * 1024,
+      freeMemoryMiB: 256 * 1024,
+      allocatedVcpus: 100,
+      resources: { "pool:default": { label: 'pool "default"', unit: "bytes", available: 2 ** 41, capacity: 2 ** 42 } },
+    },
+    vms: domains.get(h)!,
+    fits: fitsOn(h),
   }));
   return { config, state: { version: 1, lineage: LINEAGE, serial: 7, groups: groupStates }, observations };
 }

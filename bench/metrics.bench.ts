@@ -11,9 +11,10 @@ import { SqliteStore } from "../metrics/sqlite-store.js";
 import type { DomainCounters } from "../metrics/types.js";
 import { decideGroup } from "../policies/decide-group.js";
 import { emptyHistory } from "../policies/history.js";
-import { LibvirtCounterSource, domstatsCommand, parseDomainCounters } from "../providers/libvirt/domain-stats.js";
+import { domstatsCommand, parseDomainCounters } from "../providers/libvirt/domain-stats.js";
+import { LibvirtProvider } from "../providers/libvirt/libvirt-provider.js";
 import { parseDomstats } from "../providers/libvirt/parse.js";
-import { VirshSession } from "../providers/libvirt/virsh-session.js";
+import type { VirshSession } from "../providers/libvirt/virsh-session.js";
 import { median, ms, ratioLine, timeRuns } from "./common.js";
 
 const DOMAINS = Number(process.env.BENCH_DOMAINS ?? 500);
@@ -33,17 +34,19 @@ await writeFile(
 );
 const uri = `test://${file}`;
 console.log(`# collect counters of ${DOMAINS} domains on one host (test driver), median of ${RUNS}`);
-const session = new VirshSession({ uri, timeoutMs: 120_000 });
+const provider = new LibvirtProvider({ name: "bench", kind: "libvirt", settings: { uri, pool: "default", accelerator: "qemu" }, reservedMemoryMiB: 0, cpuOvercommit: 4, maxParallel: 1, callTimeoutSeconds: 120 });
+// Count the virsh commands the provider sends, through its one session.
+const session = (provider as unknown as { session(): VirshSession }).session();
 let calls = 0;
-const counting = { run: (c: string, t?: number) => (calls++, session.run(c, t)) } as unknown as VirshSession;
-const source = new LibvirtCounterSource("bench", counting);
-await source.sample(names);
+const runMany = session.runMany.bind(session);
+session.runMany = (commands: string[], t?: number) => ((calls += commands.length), runMany(commands, t));
+await provider.counters(names);
 calls = 0;
-const viaSource = median(await timeRuns(RUNS, () => source.sample(names)));
+const viaSource = median(await timeRuns(RUNS, () => provider.counters(names)));
 console.log(`libvirt calls per collection: ${calls / RUNS} (for ${DOMAINS} domains)`);
 const rawVirsh = median(await timeRuns(RUNS, () => execa("virsh", ["-q", "-c", uri, domstatsCommand(names)], { maxBuffer: 1 << 28 })));
-ratioLine("collector sample (long-running session)", viaSource, "raw `virsh domstats` of the same domains (one process)", rawVirsh);
-await session.close();
+ratioLine("collector sample (provider.counters, long-running session)", viaSource, "raw `virsh domstats` of the same domains (one process)", rawVirsh);
+await provider.close();
 
 // The test driver reports only states: parse a realistic answer (the fields libvirt 9.0 gives a QEMU guest).
 const block = (n: string, i: number) =>

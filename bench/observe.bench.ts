@@ -34,7 +34,8 @@ await writeFile(
     `<capacity>107374182400</capacity><allocation>0</allocation><available>107374182400</available><target><path>/default-pool</path></target></pool></node>`,
 );
 const uri = `test://${file}`;
-const host: HostConfig = { name: "bench", uri, pool: "default-pool", accelerator: "qemu", reservedMemoryMiB: 0, cpuOvercommit: 4, maxParallel: 1, callTimeoutSeconds: 120 };
+const host: HostConfig = { name: "bench", kind: "libvirt", settings: { uri, pool: "default-pool", accelerator: "qemu" }, reservedMemoryMiB: 0, cpuOvercommit: 4, maxParallel: 1, callTimeoutSeconds: 120 };
+const asked = (k: typeof known) => ({ known: k, templates: new Map() });
 const names = [...known.keys()];
 
 console.log(`# observe a host with ${DOMAINS} domains (test driver), median of ${RUNS}`);
@@ -53,16 +54,16 @@ const rawOneProcess = median(
 const cold = median(
   await timeRuns(RUNS, async () => {
     const p = new LibvirtProvider(host);
-    const obs = await p.observe(new Map());
-    if (obs.status !== "ok" || obs.domains.length !== DOMAINS) throw new Error(`observed ${obs.status === "ok" ? obs.domains.length : obs.error}`);
+    const obs = await p.observe(asked(new Map()));
+    if (obs.status !== "ok" || obs.vms.length !== DOMAINS) throw new Error(`observed ${obs.status === "ok" ? obs.vms.length : obs.error}`);
     await p.close();
   }),
 );
 
 // Steady state: state accounts for every domain, so no metadata is read; the session is already open.
 const steadyProvider = new LibvirtProvider(host);
-await steadyProvider.observe(known);
-const steady = median(await timeRuns(RUNS, () => steadyProvider.observe(known)));
+await steadyProvider.observe(asked(known));
+const steady = median(await timeRuns(RUNS, () => steadyProvider.observe(asked(known))));
 await steadyProvider.close();
 
 ratioLine("premiscale observe, cold (new session, reads all metadata)", cold, "raw virsh (2 processes, metadata batched)", rawOneProcess);
@@ -75,7 +76,7 @@ ratioLine("premiscale observe, steady state", steady, `naive script (a virsh pro
 
 console.log(`\n# one libvirt operation (\`dominfo\`) on the same host, median of ${RUNS * 4}`);
 const op = new LibvirtProvider(host);
-await op.observe(known);
+await op.observe(asked(known));
 const session = (op as unknown as { session(): { run(c: string): Promise<unknown> } }).session();
 const viaPremiscale = median(await timeRuns(RUNS * 4, () => session.run(`dominfo ${names[0]}`)));
 const viaVirsh = median(await timeRuns(RUNS * 4, () => execa("virsh", ["-q", "-c", uri, "dominfo", names[0]!])));

@@ -4,7 +4,8 @@ import { execa } from "execa";
 import { randomUUID } from "node:crypto";
 import { serializeGroup } from "../state/git-state-store.js";
 import { computePlan } from "../planner/compute-plan.js";
-import { decideFromConfig } from "../policies/static.js";
+import { decideWith } from "../policies/decision.js";
+import { configSource } from "../policies/static.js";
 import { makeFleet } from "./fleet.js";
 import { ratioLine } from "./common.js";
 
@@ -28,7 +29,7 @@ if (mode === "parse" || mode === "plan") {
     const t1 = performance.now();
     const plan = computePlan({
       config: fleet.config, configDigest: "d", configCommit: null, state, observations: fleet.observations,
-      decisions: decideFromConfig(fleet.config), now: new Date("2026-11-23T00:00:00Z"), newLineage: "x", newUuid: randomUUID,
+      decide: decideWith([configSource]), now: new Date("2026-11-23T00:00:00Z"), newLineage: "x", newUuid: randomUUID,
     });
     ms = performance.now() - t1;
     changes = plan.changes.length;

@@ -3,9 +3,11 @@ import { resolve } from "node:path";
 import { applyPlan, commitRecommendations } from "../applier/apply-plan.js";
 import type { InterruptedApply } from "../applier/journal.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
-import { interruptedApplies, prepareApply, type PreparedApply } from "../reconciler/apply-deps.js";
+import { interruptedApplies, prepareApply, type PreparedApply } from "../pipeline/prepare-apply.js";
 import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
-import { loadConfig, poolSizeIssues } from "../config/load.js";
+import { checkHosts } from "../pipeline/check-hosts.js";
+import { kindOf } from "../providers/index.js";
+import { configNotices, loadConfig } from "../pipeline/config.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
 import type { Plan } from "../planner/plan.js";
 import { renderPlanMarkdown } from "../planner/render-markdown.js";
@@ -13,7 +15,7 @@ import { describeShortfall, renderPlanText, shortfallLine, summaryLine } from ".
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
-import { configDigest, configPath, makePlan, observeHosts, openContext, type Context } from "./context.js";
+import { configDigest, configPath, makePlan, openContext, type Context } from "./context.js";
 import type { Output } from "./output.js";
 import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
 
@@ -31,9 +33,10 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
       const config = await loadConfig(path, process.env, { checkEnv: false });
       const secrets = [...new Set(config.groups.flatMap((g) => g.template.secretEnv))].sort();
       const unset = secrets.filter((n) => process.env[n] === undefined);
-      if (opts.json) io.out(JSON.stringify({ valid: true, file: config.file, issues: [], secretEnv: secrets, secretEnvUnset: unset }));
+      if (opts.json) io.out(JSON.stringify({ valid: true, file: config.file, issues: [], notices: configNotices(config), secretEnv: secrets, secretEnvUnset: unset }));
       else {
         io.out(`Success! ${config.file} is valid: ${config.hosts.length} host(s), ${config.groups.length} group(s).`);
+        for (const n of configNotices(config)) io.err(`Note: ${n.file}:${n.line}:${n.column}: ${n.message} (${n.fix})`);
         if (unset.length > 0) io.err(`Note: apply will need the environment variable${unset.length > 1 ? "s" : ""} ${unset.join(", ")} (not set here).`);
       }
       return OK;
@@ -48,26 +51,7 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
   const ctx = await openContext(path, { checkEnv: false });
   try {
     const { config } = ctx;
-    const observations = await observeHosts(ctx, config.hosts, null);
-    const problems: string[] = [];
-    const pools = new Map<string, { capacityBytes: number }>();
-    for (const o of observations) {
-      if (o.status === "unreachable") {
-        problems.push(`host ${o.host}: unreachable: ${o.error}`);
-        continue;
-      }
-      const host = config.hosts.find((h) => h.name === o.host)!;
-      if (!o.capacity.pool) problems.push(`host ${o.host}: storage pool "${host.pool}" not found (hosts[].pool)`);
-      else pools.set(o.host, o.capacity.pool);
-      for (const g of config.groups.filter((g) => g.hosts.includes(o.host))) {
-        if (o.capacity.pool && !o.capacity.volumes.includes(g.template.disk.baseImage)) {
-          problems.push(
-            `host ${o.host}: group ${g.name}: base image "${g.template.disk.baseImage}" is not a volume in pool "${host.pool}" (groups[].template.disk.baseImage)`,
-          );
-        }
-      }
-    }
-    for (const issue of poolSizeIssues(config, pools)) problems.push(`${issue.file}:${issue.line}:${issue.column}: ${issue.path}: ${issue.message} (${issue.fix})`);
+    const problems = await checkHosts(config, ctx.providers);
     if (opts.json) io.out(JSON.stringify({ valid: problems.length === 0, file: config.file, problems }));
     else if (problems.length === 0) io.out(`Success! ${config.file} is valid and every host is ready.`);
     else for (const p of problems) io.err(`Error: ${p}`);
@@ -300,9 +284,10 @@ function checkTargets(ctx: Context, targets: string[] | undefined): void {
 /** Prints an error per host that could not be observed; true when there was one. */
 function reportUnreachable(io: Output, ctx: Context, unreachable: { host: string; error: string }[]): boolean {
   for (const u of unreachable) {
-    const uri = ctx.config.hosts.find((h) => h.name === u.host)?.uri ?? "";
-    io.err(`Error: host ${u.host} (${uri}) could not be observed: ${u.error.replace(/^host \S+: /, "")}`);
-    io.err(`  its VMs were left as they are; check that \`virsh -c ${uri} list\` works from this machine`);
+    const host = ctx.config.hosts.find((h) => h.name === u.host);
+    const kind = host ? kindOf(host) : undefined;
+    io.err(`Error: host ${u.host}${host && kind ? ` (${kind.where(host)})` : ""} could not be observed: ${u.error.replace(/^host \S+: /, "")}`);
+    io.err(`  its VMs were left as they are${host && kind ? `; ${kind.unreachableHint(host)}` : ""}`);
   }
   return unreachable.length > 0;
 }

@@ -1,9 +1,9 @@
 import { PremiscaleError } from "../config/errors.js";
-import { loadConfig } from "../config/load.js";
-import type { Config, HostConfig } from "../config/types.js";
+import { loadConfig } from "../pipeline/config.js";
+import type { Config } from "../config/types.js";
 import { makeProvider } from "../providers/index.js";
-import type { HostObservation, Provider } from "../providers/provider.js";
-import { observeHosts as observeWith, makePlan as planWith, type PlanRunOptions } from "../reconciler/pipeline.js";
+import type { Provider } from "../providers/provider.js";
+import { makePlan as planWith, type PlanRunOptions } from "../pipeline/make-plan.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 
@@ -41,15 +41,10 @@ export async function openContext(file: string, options: { checkEnv: boolean }, 
   };
 }
 
-/** Observes the given hosts in parallel (see reconciler/pipeline.ts). */
-export function observeHosts(ctx: Context, hosts: HostConfig[], state: State | null): Promise<HostObservation[]> {
-  return observeWith(ctx.providers, hosts, state);
-}
-
-/** Plans for the context's config and hosts (see reconciler/pipeline.ts). */
+/** Plans for the context's config and hosts (see pipeline/make-plan.ts). */
 export function makePlan(ctx: Context, state: State | null, options: PlanRunOptions): ReturnType<typeof planWith> {
   return planWith(ctx.config, ctx.providers, state, options);
 }
 
-export { configCommit, configDigest, type PlanRunOptions } from "../reconciler/pipeline.js";
-export { journalPath, runtimeDir } from "../reconciler/apply-deps.js";
+export { configCommit, configDigest, type PlanRunOptions } from "../pipeline/make-plan.js";
+export { journalPath, runtimeDir } from "../pipeline/prepare-apply.js";

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { PremiscaleError } from "../config/errors.js";
-import { loadConfig } from "../config/load.js";
+import { loadConfig } from "../pipeline/config.js";
 import type { Config, MetricsStoreConfig } from "../config/types.js";
 import { openConfiguredSource } from "../metrics/from-config.js";
 import { displayUrl } from "../metrics/http.js";

@@ -9,8 +9,8 @@ import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, wri
 import { dirname, relative, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { PremiscaleError } from "../config/errors.js";
-import { loadConfig } from "../config/load.js";
 import { isInside } from "../config/paths.js";
+import { loadConfig } from "../pipeline/config.js";
 import type { Config, HostConfig } from "../config/types.js";
 import { makeProvider as makeLibvirtProvider } from "../providers/index.js";
 import type { Provider } from "../providers/provider.js";

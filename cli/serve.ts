@@ -13,14 +13,13 @@ import { pino, type Logger } from "pino";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { summarizeApply, type ApplySummary } from "../applier/journal.js";
 import { PremiscaleError } from "../config/errors.js";
-import { loadConfig } from "../config/load.js";
+import { loadConfig } from "../pipeline/config.js";
 import type { Config } from "../config/types.js";
 import { VERSION } from "../config/version.js";
 import { Collector, type HostReport } from "../metrics/collector.js";
 import { openConfiguredSource } from "../metrics/from-config.js";
 import type { SqliteStore } from "../metrics/sqlite-store.js";
-import { LibvirtCounterSource } from "../providers/libvirt/domain-stats.js";
-import { VirshSession } from "../providers/libvirt/virsh-session.js";
+import { makeProvider } from "../providers/index.js";
 import { logSettings, type LogLevel } from "../reconciler/logger.js";
 import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../server/check-in-server.js";
 import { CheckInLedger, ledgerRecorder, loadServerSecret } from "../server/check-in-ledger.js";
@@ -43,7 +42,7 @@ export interface RunningServe {
   readonly metrics: Registry;
   /**
    * Stops accepting requests, lets those in flight and the collection cycle in flight finish, then closes the
-   * metrics database and the virsh sessions. Idempotent.
+   * metrics database and the providers' connections. Idempotent.
    */
   stop(): Promise<void>;
 }
@@ -130,7 +129,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
   };
 }
 
-/** The collector as serve runs it: state read every cycle, one session per host, metrics and log lines per report. */
+/** The collector as serve runs it: state read every cycle, one provider per host, metrics and log lines per report. */
 interface Collection {
   readonly storePath: string;
   /** Whether the last cycle could read state (undefined before the first one ended). */
@@ -149,16 +148,16 @@ async function startCollection(config: Config, registry: Registry, log: Logger):
   const store = openConfiguredSource(storeConfig) as SqliteStore;
   const intervalMs = config.metrics.intervalSeconds * 1000;
   const hostNames = config.hosts.map((h) => h.name);
-  // Sessions of their own: a sample never waits behind an apply's calls, nor an apply behind a sample. A call is cut
+  // Providers of their own: a sample never waits behind an apply's calls, nor an apply behind a sample. A call is cut
   // off after one interval at most: a later answer is of no use (the collector has given up on it by then), and a
   // hung host then holds neither the next cycles nor shutdown for longer than that.
-  const sessions = config.hosts.map((h) => new VirshSession({ uri: h.uri, timeoutMs: Math.min(h.callTimeoutSeconds * 1000, intervalMs) }));
+  const providers = config.hosts.map((h) => makeProvider(h, { callTimeoutMs: Math.min(h.callTimeoutSeconds * 1000, intervalMs) }));
   const m = collectorMetrics(registry, hostNames);
   const stateStore = new GitStateStore(config.state.path);
   let owned = new Map<string, string[]>();
   let stateReadable: boolean | undefined;
   const collector = new Collector({
-    sources: config.hosts.map((h, i) => new LibvirtCounterSource(h.name, sessions[i]!)),
+    sources: providers.map((p) => ({ host: p.host, sample: (names, signal) => p.counters(names, signal ? { signal } : {}) })),
     owned: () => owned,
     sink: store,
     intervalMs,
@@ -233,7 +232,7 @@ async function startCollection(config: Config, registry: Registry, log: Logger):
         // Each cycle is bounded by the collector's timeout (one interval), so this wait is too.
         await Promise.all([...inFlight]);
         await store.close();
-        await Promise.all(sessions.map((s) => s.close()));
+        await Promise.all(providers.map((p) => p.close()));
         log.info({ event: "collector_stopped" });
       })()),
   };

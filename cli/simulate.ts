@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { basename, extname, relative, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { PremiscaleError } from "../config/errors.js";
-import { loadConfig } from "../config/load.js";
+import { loadConfig } from "../pipeline/config.js";
 import type { Config, GroupConfig } from "../config/types.js";
 import {
   compare,

@@ -4,7 +4,12 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ConfigError, PremiscaleError, type ConfigIssue } from "./errors.js";
-import { closest, loadConfig, parseConfig, poolSizeIssues, substituteEnv } from "./load.js";
+import { libvirtConfig } from "../providers/libvirt/config.js";
+import { closest, configNotices, loadConfig as loadWith, parseConfig, substituteEnv } from "./load.js";
+import type { ProviderConfigFragment } from "./provider-kinds.js";
+
+const KINDS: readonly ProviderConfigFragment[] = [libvirtConfig as ProviderConfigFragment];
+const loadConfig = (file: string, env: Record<string, string | undefined> = {}) => loadWith(file, env, { kinds: KINDS });
 
 const FILE = "/cfg/premiscale.yaml";
 
@@ -27,11 +32,17 @@ groups:
 const NO_CHECK_IN = BASE.replace("    template:", "    readiness: { checkIn: false }\n    template:");
 
 function parse(text: string, env: Record<string, string> = {}, files: Record<string, string> = {}) {
-  return parseConfig(text, FILE, env, (p) => {
-    const content = files[p];
-    if (content === undefined) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
-    return content;
-  });
+  return parseConfig(
+    text,
+    FILE,
+    env,
+    (p) => {
+      const content = files[p];
+      if (content === undefined) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
+      return content;
+    },
+    { kinds: KINDS },
+  );
 }
 
 function issues(text: string, env: Record<string, string> = {}, files: Record<string, string> = {}): ConfigIssue[] {
@@ -66,7 +77,15 @@ describe("parseConfig", () => {
       metrics: { intervalSeconds: 15, store: { type: "sqlite", path: "/cfg/premiscale-state/.premiscale/metrics.db", rawRetentionSeconds: 86400, rollupRetentionSeconds: 2592000 } },
       gitops: { repo: null, branch: "main", path: "premiscale.yaml", mode: "auto", intervalSeconds: 60, workDir: "/var/lib/premiscale/repo", planTtlSeconds: 86400, lock: { ttlSeconds: 300 }, webhook: null },
       hosts: [
-        { name: "local", uri: "qemu:///system", pool: "default", accelerator: "kvm", reservedMemoryMiB: 512, cpuOvercommit: 4, maxParallel: 4, callTimeoutSeconds: 60 },
+        {
+          name: "local",
+          kind: "libvirt",
+          reservedMemoryMiB: 512,
+          cpuOvercommit: 4,
+          maxParallel: 4,
+          callTimeoutSeconds: 60,
+          settings: { uri: "qemu:///system", pool: "default", accelerator: "kvm" },
+        },
       ],
       groups: [
         {
@@ -76,7 +95,7 @@ describe("parseConfig", () => {
           desired: 0,
           hosts: ["local"],
           placement: "round-robin",
-          template: { vcpus: 1, memoryMiB: 128, disk: { baseImage: "base.qcow2", sizeGiB: 4 }, nic: { type: "user" }, userData: "", secretEnv: [] },
+          template: { vcpus: 1, memoryMiB: 128, userData: "", secretEnv: [], settings: { libvirt: { disk: { baseImage: "base.qcow2", sizeGiB: 4 }, nic: { type: "user" } } } },
           networking: { mode: "dhcp" },
           readiness: { checkIn: true, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
           suspend: false,
@@ -92,7 +111,7 @@ describe("parseConfig", () => {
   });
 
   it("accepts accelerator auto for a host on this machine and refuses it for a remote one", () => {
-    expect(parse(BASE.replace("uri: qemu:///system", "uri: qemu:///system\n    accelerator: auto")).hosts[0]?.accelerator).toBe("auto");
+    expect(parse(BASE.replace("uri: qemu:///system", "uri: qemu:///system\n    accelerator: auto")).hosts[0]?.settings.accelerator).toBe("auto");
     expect(only(BASE.replace("uri: qemu:///system", "uri: qemu+ssh://admin@kvm1/system\n    accelerator: auto"))).toMatchObject({
       path: "hosts[0].accelerator",
       message: expect.stringMatching(/only for hosts on this machine/),
@@ -159,7 +178,7 @@ describe("parseConfig", () => {
   });
 
   it("makes a relative file name absolute and defaults desired to min", () => {
-    const config = parseConfig(BASE.replace("max: 3", "max: 3\n    min: 2"), "rel/premiscale.yaml", {}, () => "");
+    const config = parseConfig(BASE.replace("max: 3", "max: 3\n    min: 2"), "rel/premiscale.yaml", {}, () => "", { kinds: KINDS });
     expect(config.file).toBe(path.resolve("rel/premiscale.yaml"));
     expect(config.groups[0]?.desired).toBe(2);
   });
@@ -181,7 +200,7 @@ describe("parseConfig", () => {
   it("names an unknown field, points at its key and suggests the near typo", () => {
     const issue = only(BASE.replace("memoryMiB: 128", "memoryMiB: 128\n      memoryMib: 64"));
     expect(issue).toMatchObject({ line: 11, column: 7, path: "groups[0].template.memoryMib", message: 'unknown field "memoryMib"' });
-    expect(issue.fix).toMatch(/^did you mean "memoryMiB"\? allowed fields: vcpus, memoryMiB, disk, nic, boot, userData, userDataFile$/);
+    expect(issue.fix).toMatch(/^did you mean "memoryMiB"\? allowed fields: vcpus, memoryMiB, userData, userDataFile, disk, nic, boot$/);
   });
 
   it("says which type a field needs and what it got", () => {
@@ -252,7 +271,7 @@ describe("parseConfig", () => {
   it.each(["qemu:///system", "qemu:///session", "qemu+ssh://admin@kvm1:2222/system?keyfile=/k", "qemu+tls://kvm1/system", "test:///default", "test:///srv/node.xml"])(
     "accepts the libvirt URI %s",
     (uri) => {
-      expect(parse(BASE.replace("qemu:///system", uri)).hosts[0]?.uri).toBe(uri);
+      expect(parse(BASE.replace("qemu:///system", uri)).hosts[0]?.settings.uri).toBe(uri);
     },
   );
 
@@ -384,6 +403,68 @@ chpasswd:
   });
 });
 
+describe("host kinds", () => {
+  /** A second kind, so fields on the wrong kind can be tried while premiscale has one. */
+  const other: ProviderConfigFragment = {
+    kind: "other",
+    description: "a test kind",
+    host: { properties: { endpoint: { type: "string" } }, required: ["endpoint"], normalise: (f) => ({ endpoint: f.endpoint }) },
+    template: { properties: { image: { type: "string" } }, required: ["image"], normalise: (f) => ({ image: f.image }) },
+  };
+  const TWO = [...KINDS, other];
+  const parseTwo = (text: string) => parseConfig(text, FILE, {}, () => "", { kinds: TWO });
+  const issuesTwo = (text: string): ConfigIssue[] => {
+    try {
+      parseTwo(text);
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues;
+      throw err;
+    }
+    throw new Error("expected a ConfigError");
+  };
+
+  it("takes a host without kind as libvirt and says so", () => {
+    const config = parse(BASE);
+    expect(config.hosts[0]?.kind).toBe("libvirt");
+    expect(configNotices(config)).toEqual([
+      expect.objectContaining({ line: 3, path: "hosts[0]", message: "host local does not say its kind: libvirt is assumed", fix: "write kind: libvirt" }),
+    ]);
+    expect(configNotices(parse(BASE.replace("  - name: local", "  - name: local\n    kind: libvirt")))).toEqual([]);
+  });
+
+  it("refuses an unknown kind, naming the kinds there are", () => {
+    const issue = only(BASE.replace("  - name: local", "  - name: local\n    kind: libvrt"));
+    expect(issue).toMatchObject({ line: 4, path: "hosts[0].kind", message: 'must be one of "libvirt", got "libvrt"', fix: 'did you mean "libvirt"?' });
+  });
+
+  it("refuses a field of another kind on a host, pointing at it", () => {
+    const text = BASE.replace("  - name: local\n    uri: qemu:///system", "  - name: local\n    kind: other\n    endpoint: https://pve1:8006\n    pool: default").replace("        baseImage: base.qcow2", "        baseImage: base.qcow2\n      image: debian");
+    const found = issuesTwo(text);
+    expect(found).toEqual([
+      expect.objectContaining({ line: 6, column: 5, path: "hosts[0].pool", message: '"pool" is a field of libvirt hosts, and this host is kind other', fix: "remove it, or set kind: libvirt" }),
+      expect.objectContaining({ path: "groups[0].template.disk", message: '"disk" is a field of libvirt templates, and none of the group\'s hosts is of that kind (other)' }),
+    ]);
+  });
+
+  it("requires each kind's own fields, on hosts and on the templates of groups placed on them", () => {
+    const text = BASE.replace("  - name: local\n    uri: qemu:///system", "  - name: local\n    uri: qemu:///system\n  - name: pve\n    kind: other").replace("hosts: [local]", "hosts: [local, pve]");
+    expect(issuesTwo(text).map((i) => [i.path, i.message])).toEqual([
+      ["hosts[1].endpoint", 'missing required field "endpoint" (other hosts need it)'],
+      ["groups[0].template.image", 'missing required field "image" (the group has other hosts)'],
+    ]);
+  });
+
+  it("gives each kind of a group's hosts its own settings from the template", () => {
+    const text = BASE.replace("  - name: local\n    uri: qemu:///system", "  - name: local\n    uri: qemu:///system\n  - name: pve\n    kind: other\n    endpoint: https://pve1:8006").replace("hosts: [local]", "hosts: [local, pve]").replace("        baseImage: base.qcow2", "        baseImage: base.qcow2\n      image: debian");
+    const config = parseTwo(text);
+    expect(config.hosts.map((h) => [h.kind, h.settings])).toEqual([
+      ["libvirt", { uri: "qemu:///system", pool: "default", accelerator: "kvm" }],
+      ["other", { endpoint: "https://pve1:8006" }],
+    ]);
+    expect(config.groups[0]?.template.settings).toEqual({ libvirt: { disk: { baseImage: "base.qcow2", sizeGiB: 4 }, nic: { type: "user" } }, other: { image: "debian" } });
+  });
+});
+
 describe("loadConfig", () => {
   it("says a missing config file does not exist", async () => {
     const err: unknown = await loadConfig("/nonexistent/premiscale.yaml").catch((e: unknown) => e);
@@ -407,21 +488,6 @@ describe("loadConfig", () => {
       const config = await loadConfig(path.join(dir, f), new Proxy({}, { get: () => "example" }));
       expect(config.groups.length, f).toBeGreaterThan(0);
     }
-  });
-});
-
-describe("poolSizeIssues", () => {
-  const config = parse(BASE.replace("baseImage: base.qcow2", "baseImage: base.qcow2\n        sizeGiB: 10"));
-
-  it("reports a group whose hosts' pools cannot hold max disks, at its max field", () => {
-    expect(poolSizeIssues(config, new Map([["local", { capacityBytes: 20 * 2 ** 30 }]]))).toEqual([
-      expect.objectContaining({ line: 7, column: 10, path: "groups[0].max", message: "the storage pools of local hold 20.0 GiB, but max 3 × 10 GiB needs 30.0 GiB" }),
-    ]);
-  });
-
-  it("accepts enough capacity and skips groups with unobserved hosts", () => {
-    expect(poolSizeIssues(config, new Map([["local", { capacityBytes: 30 * 2 ** 30 }]]))).toEqual([]);
-    expect(poolSizeIssues(config, new Map())).toEqual([]);
   });
 });
 

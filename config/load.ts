@@ -1,203 +1,72 @@
 /**
- * Reads a config file into the normalised `Config`: YAML syntax, then the JSON Schema (schema.ts, which also
- * supplies the defaults), then normalisation and the rules that span fields. Every problem becomes a
+ * Reads a config file into the normalised `Config`: YAML syntax, then the JSON Schema (schema.ts, with the fields
+ * of the provider kinds passed in), then normalisation and the rules that span fields. Every problem becomes a
  * `ConfigIssue` with the YAML line:column; all of a stage's issues are thrown together as one `ConfigError`.
  * Later stages only run when earlier ones passed, because they rely on the shape the schema guarantees.
+ * The jobs are split by file: yaml-source.ts (positions), schema-issues.ts (ajv's errors in words), user-data.ts
+ * (placeholders, secret lint, env substitution), static-pool.ts (address maths); each kind's rules are its own.
  */
 import { readFileSync } from "node:fs";
 import { readFile as readFileAsync } from "node:fs/promises";
 import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { closest } from "./closest.js";
-import { ConfigError, PremiscaleError, type ConfigIssue } from "./errors.js";
-import { ABSOLUTE_PATH_PATTERN, configSchema, NAME_PATTERN } from "./schema.js";
+import { ConfigError, type ConfigIssue } from "./errors.js";
+import type { ProviderConfigFragment } from "./provider-kinds.js";
+import { configSchema, DEFAULT_KIND } from "./schema.js";
+import { didYouMean, quote, schemaIssue } from "./schema-issues.js";
+import { ipString, staticIssues, type Range, type RawNetworking } from "./static-pool.js";
+import { userDataIssues } from "./user-data.js";
+import { fmtPath, Source, type Seg } from "./yaml-source.js";
 import { validateScaling } from "../policies/validate.js";
-import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, NicConfig, VmTemplate } from "./types.js";
+import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
 
-type Seg = string | number;
-interface Pos {
-  line: number;
-  column: number;
-}
-
-/** The file as written, after the schema filled in its defaults. */
-interface RawTemplate extends Omit<VmTemplate, "userData" | "secretEnv" | "nic"> {
-  nic: { type: NicConfig["type"]; source?: string };
+/** A template as written, after the schema filled in its defaults. */
+interface RawTemplate {
+  vcpus: number;
+  memoryMiB: number;
   userData?: string;
   userDataFile?: string;
+  [kindField: string]: unknown;
 }
 interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking"> {
   desired?: number;
   template: RawTemplate;
-  networking: { mode: "dhcp" | "static"; addresses?: string[]; prefix?: number; gateway?: string; dns: string[] };
+  networking: RawNetworking;
 }
+type RawHost = Omit<HostConfig, "settings" | "kind"> & { kind: string } & Record<string, unknown>;
 interface RawConfig {
   version: Config["version"];
   state: { path: string };
   server: { listen: string; advertiseUrl?: string };
   metrics: { intervalSeconds?: number; store?: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
   gitops?: Partial<Omit<GitopsConfig, "webhook" | "lock">> & { lock?: { ttlSeconds?: number }; webhook?: { listen?: string; provider?: "github" | "gitlab"; secretEnv: string } };
-  hosts: HostConfig[];
+  hosts: RawHost[];
   groups: RawGroup[];
 }
 
-/** `${env:NAME}` placeholders; the name group is checked separately so a bad name gets its own message. */
-const PLACEHOLDER = /\$\{env:([^}]*)\}/g;
-const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
-const WHOLE_PLACEHOLDER = /^\$\{env:[A-Z_][A-Z0-9_]*\}$/;
-const SECRET_RULE = "secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}";
+/** Positions and notes of a parsed config, for issues found after loading (see `issueAt`, `configNotices`). */
+const sources = new WeakMap<Config, { src: Source; notices: ConfigIssue[] }>();
 
-const URI_SCHEMES = ["qemu", "qemu+ssh", "qemu+tls", "qemu+tcp", "qemu+unix", "qemu+libssh", "qemu+libssh2", "qemu+ext", "test"];
+/** Host fields every kind has (the rest of a host's fields belong to its kind). */
+const NEUTRAL_HOST_FIELDS = ["name", "kind", "reservedMemoryMiB", "cpuOvercommit", "maxParallel", "callTimeoutSeconds"];
+/** Template fields every kind has. */
+const NEUTRAL_TEMPLATE_FIELDS = ["vcpus", "memoryMiB", "userData", "userDataFile"];
 
-/** Positions of a parsed config's fields, for issues found after loading (see `poolSizeIssues`). */
-const sources = new WeakMap<Config, Source>();
-
-/** Dot path as shown to users: `groups[0].template.memoryMiB`. */
-function fmtPath(segs: readonly Seg[]): string {
-  return segs.reduce<string>((acc, s) => (typeof s === "number" ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), "");
-}
-
-/** The parsed YAML with its line table: turns data paths into line:column. */
-class Source {
-  readonly lines: string[];
-  constructor(
-    readonly file: string,
-    readonly text: string,
-    readonly doc: Document,
-    readonly lc: LineCounter,
-  ) {
-    this.lines = text.split(/\r?\n/);
+/** One compiled validator per set of kinds (a process uses one set; tests may use others). */
+const validators = new WeakMap<readonly ProviderConfigFragment[], { schema: Record<string, unknown>; validate: ValidateFunction }>();
+function validate(kinds: readonly ProviderConfigFragment[], data: unknown): { schema: Record<string, unknown>; errors: ErrorObject[] } {
+  let v = validators.get(kinds);
+  if (!v) {
+    const schema = configSchema(kinds);
+    v = { schema, validate: new Ajv({ allErrors: true, verbose: true, useDefaults: true }).compile(schema) };
+    validators.set(kinds, v);
   }
-
-  /** The node at `segs`, or the nearest ancestor that exists (defaults have no node); `key` prefers the field's key. */
-  node(segs: readonly Seg[], key = false): Node | undefined {
-    let node: unknown = this.doc.contents;
-    let found: Node | undefined = node as Node | undefined;
-    for (const [i, seg] of segs.entries()) {
-      if (isAlias(node)) node = node.resolve(this.doc);
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
-        if (!pair) break;
-        if ((key && i === segs.length - 1) || !pair.value) return pair.key as Node;
-        node = pair.value;
-      } else if (isSeq(node) && typeof seg === "number" && node.items[seg]) {
-        node = node.items[seg];
-      } else break;
-      found = node as Node;
-    }
-    return found;
-  }
-
-  pos(offset: number): Pos {
-    const { line, col } = this.lc.linePos(offset);
-    return { line, column: col };
-  }
-
-  at(segs: readonly Seg[], key = false): Pos {
-    const range = this.node(segs, key)?.range;
-    return range ? this.pos(range[0]) : { line: 1, column: 1 };
-  }
-
-  issue(segs: readonly Seg[], message: string, fix?: string, key = false): ConfigIssue {
-    return { file: this.file, ...this.at(segs, key), path: fmtPath(segs), message, ...(fix ? { fix } : {}) };
-  }
-}
-
-let validator: ValidateFunction | undefined;
-function validate(data: unknown): ErrorObject[] {
-  validator ??= new Ajv({ allErrors: true, verbose: true, useDefaults: true }).compile(configSchema);
-  return validator(data) ? [] : (validator.errors ?? []);
+  return { schema: v.schema, errors: v.validate(data) ? [] : (v.validate.errors ?? []) };
 }
 
 export { closest } from "./closest.js";
-
-const quote = (s: string): string => JSON.stringify(s);
-function show(v: unknown): string {
-  if (v === null || v === undefined) return "nothing";
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a mapping";
-  return typeof v === "string" ? quote(v) : String(v);
-}
-const TYPE_WORDS: Record<string, string> = {
-  integer: "an integer",
-  number: "a number",
-  string: "a string",
-  array: "a list",
-  object: "a mapping",
-  boolean: "true or false",
-};
-const didYouMean = (near: string | undefined): string => (near ? `did you mean ${quote(near)}? ` : "");
-
-/** The schema of the value at `segs`, for descriptions in fixes. */
-function schemaAt(segs: readonly Seg[]): Record<string, unknown> | undefined {
-  let schema: Record<string, unknown> | undefined = configSchema;
-  for (const seg of segs) {
-    schema = (typeof seg === "number" ? schema?.items : (schema?.properties as Record<string, unknown> | undefined)?.[seg]) as Record<string, unknown> | undefined;
-  }
-  return schema;
-}
-
-/** One ajv error as a human issue, or undefined for errors that only repeat another (`if`). */
-function schemaIssue(src: Source, e: ErrorObject): ConfigIssue | undefined {
-  const segs: Seg[] = e.instancePath
-    .split("/")
-    .slice(1)
-    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-  const p = e.params as Record<string, unknown>;
-  const parent = (e.parentSchema ?? {}) as { properties?: Record<string, unknown> };
-  const got = `got ${show(e.data)}`;
-  switch (e.keyword) {
-    case "if":
-      return undefined;
-    case "additionalProperties": {
-      const field = String(p.additionalProperty);
-      const allowed = Object.keys(parent.properties ?? {});
-      return src.issue([...segs, field], `unknown field ${quote(field)}`, `${didYouMean(closest(field, allowed))}allowed fields: ${allowed.join(", ")}`, true);
-    }
-    case "required": {
-      const field = String(p.missingProperty);
-      const description = schemaAt([...segs, field])?.description;
-      const issue = src.issue(segs, `missing required field ${quote(field)}`, `add ${field}${typeof description === "string" ? ` (${description})` : ""}`);
-      return { ...issue, path: fmtPath([...segs, field]) };
-    }
-    case "type":
-      return src.issue(segs, `must be ${TYPE_WORDS[String(p.type)] ?? String(p.type)}, ${got}`, segs.length ? undefined : "start from examples/basic.yaml");
-    case "enum": {
-      const allowed = (p.allowedValues as unknown[]).map(String);
-      const near = typeof e.data === "string" ? closest(e.data, allowed) : undefined;
-      return src.issue(segs, `must be one of ${allowed.map(quote).join(", ")}, ${got}`, near ? `did you mean ${quote(near)}?` : undefined);
-    }
-    case "const":
-      return src.issue(segs, `must be ${show(p.allowedValue)}, ${got}`, `write ${fmtPath(segs)}: ${String(p.allowedValue)}`);
-    case "minimum":
-    case "maximum":
-    case "exclusiveMinimum":
-    case "exclusiveMaximum":
-      return src.issue(segs, `must be ${String(p.comparison)} ${String(p.limit)}, ${got}`);
-    case "minItems":
-      return src.issue(segs, `must list at least ${String(p.limit)} item${p.limit === 1 ? "" : "s"}`);
-    case "uniqueItems": {
-      const dup = Math.max(Number(p.i), Number(p.j));
-      const value = Array.isArray(e.data) ? e.data[dup] : undefined;
-      return src.issue([...segs, dup], `lists ${show(value)} twice`, "remove the duplicate");
-    }
-    case "minLength":
-      return src.issue(segs, "must not be empty");
-    case "maxLength":
-      return src.issue(segs, `must be at most ${String(p.limit)} characters, ${got}`);
-    case "pattern":
-      if (p.pattern === NAME_PATTERN) {
-        const better = String(e.data).toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "");
-        return src.issue(segs, `must be lowercase letters, digits and "-", starting and ending with a letter or digit, ${got}`, better ? `e.g. ${quote(better)}` : undefined);
-      }
-      if (p.pattern === ABSOLUTE_PATH_PATTERN) return src.issue(segs, `must be an absolute path on the host, ${got}`);
-      return src.issue(segs, `must match ${String(p.pattern)}, ${got}`);
-    default:
-      return src.issue(segs, `${e.message ?? "is invalid"}, ${got}`);
-  }
-}
 
 function byPosition(a: ConfigIssue, b: ConfigIssue): number {
   return a.line - b.line || a.column - b.column;
@@ -207,169 +76,14 @@ function fail(issues: ConfigIssue[]): never {
   throw new ConfigError([...issues].sort(byPosition));
 }
 
-/** Why `uri` is not a libvirt URI premiscale can use, or undefined when it is fine. */
-function uriProblem(uri: string): { message: string; fix?: string } | undefined {
-  const m = /^([A-Za-z0-9+]+):\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/.exec(uri);
-  const examples = "e.g. qemu:///system, qemu+ssh://admin@kvm1/system or test:///default";
-  if (!m) return { message: `${quote(uri)} is not a libvirt URI (scheme://[user@host]/path)`, fix: examples };
-  const [, scheme = "", authority = "", p = ""] = m;
-  if (!URI_SCHEMES.includes(scheme)) {
-    return { message: `unknown libvirt URI scheme ${quote(scheme)}`, fix: `${didYouMean(closest(scheme, URI_SCHEMES))}use one of ${URI_SCHEMES.join(", ")}` };
-  }
-  if (scheme === "test") {
-    if (authority || p.length < 2) return { message: `test URIs must be test:///default or test:///absolute/path/to/driver.xml, got ${quote(uri)}` };
-  } else if (p !== "/system" && p !== "/session") {
-    return { message: `the path of a qemu URI must be /system or /session, got ${quote(p)}`, fix: examples };
-  }
-  return undefined;
-}
-
-/** IPv4 dotted quad as a number, or undefined. */
-function ipv4(s: string): number | undefined {
-  const parts = s.split(".");
-  if (parts.length !== 4 || !parts.every((x) => /^(0|[1-9]\d{0,2})$/.test(x) && Number(x) <= 255)) return undefined;
-  return parts.reduce((acc, x) => acc * 256 + Number(x), 0);
-}
-const ipString = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
-const subnet = (ip: number, prefix: number): number => Math.floor(ip / 2 ** (32 - prefix));
-
-interface Range {
-  start: number;
-  end: number;
-  index: number;
-}
-
-/** Locates offsets inside user-data: inline literal blocks map to their exact config line, files to the field. */
-function userDataLocator(src: Source, segs: Seg[], text: string, file?: string): (offset: number) => { pos: Pos; where: string } {
-  const fieldPos = src.at(segs);
-  const node = src.node(segs);
-  return (offset) => {
-    const before = text.slice(0, offset).split("\n");
-    const lineIndex = before.length - 1;
-    const col = (before[lineIndex] ?? "").length;
-    if (file) return { pos: fieldPos, where: ` (${file}:${lineIndex + 1}:${col + 1})` };
-    if (isScalar(node) && node.type === "BLOCK_LITERAL" && node.range) {
-      const srcLine = src.pos(node.range[0]).line + 1 + lineIndex;
-      const written = src.lines[srcLine - 1];
-      const valueLine = text.split("\n")[lineIndex] ?? "";
-      if (written !== undefined && written.endsWith(valueLine)) {
-        return { pos: { line: srcLine, column: written.length - valueLine.length + col + 1 }, where: "" };
-      }
-    }
-    return { pos: fieldPos, where: "" };
-  };
-}
-
-/** Offsets of literal secrets in a #cloud-config document (never their values), with what they set. */
-function literalSecrets(userData: string): { offset: number; what: string }[] | string {
-  const doc = parseDocument(userData);
-  if (doc.errors.length) return doc.errors[0]?.message.split("\n")[0] ?? "invalid YAML";
-  const found: { offset: number; what: string }[] = [];
-  const check = (value: unknown, what: string, ok: (s: string) => boolean = (s) => WHOLE_PLACEHOLDER.test(s)): void => {
-    if (!isScalar(value) || value.value === null || value.value === "" || !value.range) return;
-    if (typeof value.value !== "string" || !ok(value.value.trim())) found.push({ offset: value.range[0], what });
-  };
-  // chpasswd.list's old form is "user:password" lines; RANDOM/R ask cloud-init to generate one.
-  const checkLines = (value: unknown): void =>
-    check(value, "chpasswd.list", (s) =>
-      s.split("\n").every((line) => {
-        const pw = line.slice(line.indexOf(":") + 1).trim();
-        return !line.trim() || WHOLE_PLACEHOLDER.test(pw) || pw === "RANDOM" || pw === "R";
-      }),
-    );
-  const walk = (node: unknown, ctx: "root" | "users" | "chpasswd" | "other"): void => {
-    if (isSeq(node)) {
-      for (const item of node.items) {
-        if (ctx === "chpasswd" && isScalar(item)) checkLines(item);
-        else walk(item, ctx === "root" ? "other" : ctx);
-      }
-    } else if (isMap(node)) {
-      for (const { key, value } of node.items) {
-        const k = isScalar(key) ? String(key.value) : "";
-        if (k === "plain_text_passwd") check(value, k);
-        else if (k === "password" && ctx !== "other") check(value, ctx === "root" ? "password" : `${ctx} password`);
-        else if (ctx === "root" && (k === "users" || k === "chpasswd")) walk(value, k);
-        else if (ctx === "chpasswd" && k === "list" && isScalar(value)) checkLines(value);
-        else walk(value, ctx === "root" ? "other" : ctx);
-      }
-    }
-  };
-  walk(doc.contents, "root");
-  return found;
-}
-
-/** Placeholders, missing variables and literal secrets of one group's user-data. */
-function userDataIssues(src: Source, segs: Seg[], text: string, env: Record<string, string | undefined> | null, file?: string): { issues: ConfigIssue[]; names: string[] } {
-  const locate = userDataLocator(src, segs, text, file);
-  const field = fmtPath(segs);
-  const issues: ConfigIssue[] = [];
-  const names = new Set<string>();
-  const push = (offset: number, message: string, fix: string): void => {
-    const { pos, where } = locate(offset);
-    issues.push({ file: src.file, ...pos, path: field, message: message + where, fix });
-  };
-  for (const m of text.matchAll(PLACEHOLDER)) {
-    const name = m[1] ?? "";
-    if (!ENV_NAME.test(name)) {
-      push(m.index, `invalid placeholder ${quote(m[0])}: the name must match ${ENV_NAME.source}`, "use upper-case letters, digits and _, e.g. ${env:WEB_PASSWORD}");
-    } else if (!names.has(name)) {
-      names.add(name);
-      if (env && env[name] === undefined) push(m.index, `environment variable ${name} is not set (used in ${field})`, `export ${name}=… before running premiscale`);
-    }
-  }
-  if (/^#cloud-config[ \t]*(\r?\n|$)/.test(text)) {
-    const secrets = literalSecrets(text);
-    if (typeof secrets === "string") push(0, `user-data starts with #cloud-config but is not valid YAML: ${secrets}`, "fix the YAML; cloud-init would ignore it");
-    else for (const s of secrets) push(s.offset, `${s.what} is a literal value; ${SECRET_RULE}`, "put the secret in an environment variable and write ${env:NAME} instead");
-  }
-  return { issues, names: [...names].sort() };
-}
-
-/** Static pool rules of one group: parsed ranges (for cross-group checks) and issues. */
-function staticIssues(src: Source, gi: number, g: RawGroup): { ranges: Range[]; issues: ConfigIssue[] } {
-  const net = g.networking;
-  const segs: Seg[] = ["groups", gi, "networking"];
-  const issues: ConfigIssue[] = [];
-  const ranges: Range[] = [];
-  const prefix = net.prefix ?? 32;
-  (net.addresses ?? []).forEach((entry, index) => {
-    const [a = "", b, ...rest] = entry.split("-").map((s) => s.trim());
-    const start = ipv4(a);
-    const end = b === undefined ? start : ipv4(b);
-    if (start === undefined || end === undefined || rest.length) {
-      issues.push(src.issue([...segs, "addresses", index], `${quote(entry)} is not an IPv4 address or range`, "write a.b.c.d or a.b.c.d-a.b.c.e"));
-    } else if (start > end) {
-      issues.push(src.issue([...segs, "addresses", index], `range ${quote(entry)} starts after it ends`, `write ${b}-${a}`));
-    } else ranges.push({ start, end, index });
-  });
-  if (net.gateway !== undefined) {
-    const gw = ipv4(net.gateway);
-    const outside = gw === undefined ? undefined : ranges.find((r) => subnet(r.start, prefix) !== subnet(gw, prefix) || subnet(r.end, prefix) !== subnet(gw, prefix));
-    if (gw === undefined) issues.push(src.issue([...segs, "gateway"], `${quote(net.gateway)} is not an IPv4 address`));
-    else if (outside) {
-      const entry = net.addresses?.[outside.index] ?? "";
-      issues.push(src.issue([...segs, "gateway"], `gateway ${net.gateway} is not in the same /${prefix} subnet as ${entry}`, "fix the gateway, the prefix or the addresses"));
-    } else if (ranges.some((r) => r.start <= gw && gw <= r.end)) {
-      issues.push(src.issue([...segs, "gateway"], `gateway ${net.gateway} is inside the address pool`, "take the gateway out of addresses"));
-    }
-  }
-  net.dns.forEach((d, i) => {
-    if (ipv4(d) === undefined) issues.push(src.issue([...segs, "dns", i], `${quote(d)} is not an IPv4 address`));
-  });
-  const size = [...ranges]
-    .sort((x, y) => x.start - y.start)
-    .reduce<{ count: number; last: number }>(
-      (acc, r) => ({ count: acc.count + Math.max(0, r.end - Math.max(r.start, acc.last + 1) + 1), last: Math.max(acc.last, r.end) }),
-      { count: 0, last: -1 },
-    ).count;
-  if (ranges.length === (net.addresses ?? []).length && size < g.max) {
-    issues.push(src.issue([...segs, "addresses"], `the pool has ${size} address${size === 1 ? "" : "es"} but max is ${g.max}`, `add addresses or lower max to ${size}`));
-  }
-  return { ranges, issues };
-}
-
 /** Turns the schema-valid file into a Config, collecting every rule it breaks. */
-function normalise(src: Source, raw: RawConfig, env: Record<string, string | undefined> | null, readFile: (absPath: string) => string): { config: Config; issues: ConfigIssue[] } {
+function normalise(
+  src: Source,
+  raw: RawConfig,
+  env: Record<string, string | undefined> | null,
+  readFile: (absPath: string) => string,
+  kinds: readonly ProviderConfigFragment[],
+): { config: Config; issues: ConfigIssue[]; notices: ConfigIssue[] } {
   const dir = path.dirname(src.file);
   const issues: ConfigIssue[] = [];
   // A bootstrap for `premiscale reconcile` (gitops.repo) may have neither: the schema allows it only then.
@@ -377,17 +91,49 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
   raw.groups ??= [];
   const hostNames = raw.hosts.map((h) => h.name);
 
+  const notices: ConfigIssue[] = [];
   const firstIndex = (names: string[], i: number): number => names.indexOf(names[i] ?? "");
-  raw.hosts.forEach((h, i) => {
-    if (firstIndex(hostNames, i) !== i) {
-      issues.push(src.issue(["hosts", i, "name"], `host name ${quote(h.name)} is already used by hosts[${firstIndex(hostNames, i)}]`, "give every host a unique name"));
-    }
-    const bad = uriProblem(h.uri);
-    if (bad) issues.push(src.issue(["hosts", i, "uri"], bad.message, bad.fix));
-    else if (h.accelerator === "auto" && /^[a-z]+(\+[a-z0-9]+)?:\/\/[^/]/.test(h.uri)) {
-      issues.push(src.issue(["hosts", i, "accelerator"], "accelerator auto is only for hosts on this machine (KVM is proven by booting a kernel here)", "set kvm or qemu for a remote host"));
-    }
+  const kindOf = new Map(kinds.map((k) => [k.kind, k]));
+  /** Fields that belong to kinds other than `kind`, by field. */
+  const ownedElsewhere = (part: "host" | "template", kind: string): Map<string, string[]> => {
+    const m = new Map<string, string[]>();
+    for (const k of kinds) if (k.kind !== kind) for (const f of Object.keys(k[part].properties)) m.set(f, [...(m.get(f) ?? []), k.kind]);
+    return m;
+  };
+  const contextAt = (base: Seg[]) => ({
+    dir,
+    issue: (p: Seg[], message: string, fix?: string, key = false) => issues.push(src.issue([...base, ...p], message, fix, key)),
   });
+  const hosts = raw.hosts.map((h, i): HostConfig => {
+    const hs: Seg[] = ["hosts", i];
+    if (firstIndex(hostNames, i) !== i) {
+      issues.push(src.issue([...hs, "name"], `host name ${quote(h.name)} is already used by hosts[${firstIndex(hostNames, i)}]`, "give every host a unique name"));
+    }
+    if (src.node([...hs, "kind"], true) === src.node(hs)) {
+      notices.push(src.issue(hs, `host ${h.name} does not say its kind: ${DEFAULT_KIND} is assumed`, `write kind: ${DEFAULT_KIND}`));
+    }
+    const kind = kindOf.get(h.kind)!; // the schema's enum admits only registered kinds
+    const elsewhere = ownedElsewhere("host", kind.kind);
+    const fields: Record<string, unknown> = {};
+    for (const [f, v] of Object.entries(h)) {
+      if (NEUTRAL_HOST_FIELDS.includes(f)) continue;
+      if (f in kind.host.properties) fields[f] = v;
+      else if (elsewhere.has(f)) {
+        const owners = elsewhere.get(f)!;
+        issues.push(src.issue([...hs, f], `${quote(f)} is a field of ${owners.join(" and ")} hosts, and this host is kind ${kind.kind}`, `remove it, or set kind: ${owners[0]}`, true));
+      }
+    }
+    const missing = kind.host.required.filter((f) => fields[f] === undefined);
+    for (const f of missing) {
+      issues.push({ ...src.issue(hs, `missing required field ${quote(f)} (${kind.kind} hosts need it)`, `add ${f}`), path: fmtPath([...hs, f]) });
+    }
+    const settings = missing.length === 0 ? kind.host.normalise(fields, contextAt(hs)) : {};
+    return {
+      name: h.name, kind: kind.kind, reservedMemoryMiB: h.reservedMemoryMiB, cpuOvercommit: h.cpuOvercommit, maxParallel: h.maxParallel,
+      callTimeoutSeconds: h.callTimeoutSeconds, settings: settings as Record<string, unknown>,
+    };
+  });
+  const hostKind = new Map(hosts.map((h) => [h.name, h.kind]));
 
   const groupNames = raw.groups.map((g) => g.name);
   const pools: { gi: number; ranges: Range[] }[] = [];
@@ -409,8 +155,23 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
 
     const t = g.template;
     const ts: Seg[] = [...gs, "template"];
-    if (t.nic.type === "user" && t.nic.source !== undefined) {
-      issues.push(src.issue([...ts, "nic", "source"], "source is only used with nic type network or bridge", "remove source, or set type: network or type: bridge", true));
+    // Each kind among the group's hosts gets its settings from the template; fields no such kind owns are refused.
+    const used = [...new Set(g.hosts.flatMap((h) => (hostKind.has(h) ? [hostKind.get(h)!] : [])))];
+    const settings: Record<string, Record<string, unknown>> = {};
+    for (const k of kinds.filter((k) => used.includes(k.kind))) {
+      const fields = Object.fromEntries(Object.entries(t).filter(([f]) => f in k.template.properties));
+      const missing = k.template.required.filter((f) => fields[f] === undefined);
+      for (const f of missing) {
+        issues.push({ ...src.issue(ts, `missing required field ${quote(f)} (the group has ${k.kind} hosts)`, `add ${f}${templateFieldHint(k, f)}`), path: fmtPath([...ts, f]) });
+      }
+      if (missing.length === 0) settings[k.kind] = k.template.normalise(fields, contextAt(ts)) as Record<string, unknown>;
+    }
+    for (const f of Object.keys(t)) {
+      if (NEUTRAL_TEMPLATE_FIELDS.includes(f) || kinds.some((k) => used.includes(k.kind) && f in k.template.properties)) continue;
+      const owners = kinds.filter((k) => f in k.template.properties).map((k) => k.kind);
+      if (owners.length > 0 && used.length > 0) {
+        issues.push(src.issue([...ts, f], `${quote(f)} is a field of ${owners.join(" and ")} templates, and none of the group's hosts is of that kind (${used.join(", ")})`, "remove it, or place the group on such a host", true));
+      }
     }
     let userData = t.userData ?? "";
     let secretEnv: string[] = [];
@@ -450,8 +211,7 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
       if (net.dns.length) issues.push(src.issue([...gs, "networking", "dns"], "dns is only used with mode: static (DHCP supplies DNS servers)", "remove dns, or set mode: static", true));
     }
 
-    const nic: NicConfig = t.nic.type === "user" ? { type: "user" } : { type: t.nic.type, source: t.nic.source ?? "" };
-    const template: VmTemplate = { vcpus: t.vcpus, memoryMiB: t.memoryMiB, disk: { ...t.disk }, nic, userData, secretEnv, ...(t.boot ? { boot: { ...t.boot } } : {}) };
+    const template: VmTemplate = { vcpus: t.vcpus, memoryMiB: t.memoryMiB, userData, secretEnv, settings };
     const readiness = { ...g.readiness };
     if (readiness.heartbeatSeconds > 0 && !readiness.checkIn) {
       issues.push(src.issue([...gs, "readiness", "heartbeatSeconds"], "heartbeats need readiness.checkIn: true (they use the check-in's token and server)", "set readiness.checkIn: true, or heartbeatSeconds: 0"));
@@ -501,10 +261,16 @@ function normalise(src: Source, raw: RawConfig, env: Record<string, string | und
     server: serverConfig(src, raw.server, issues),
     metrics: metricsConfig(raw.metrics, dir, path.resolve(dir, raw.state.path)),
     gitops: gitopsConfig(src, raw.gitops, issues),
-    hosts: raw.hosts.map((h) => ({ ...h })),
+    hosts,
     groups,
   };
-  return { config, issues };
+  return { config, issues, notices };
+}
+
+/** " (description)" of a kind's template field, for a fix. */
+function templateFieldHint(kind: ProviderConfigFragment, field: string): string {
+  const d = kind.template.properties[field]?.description;
+  return typeof d === "string" ? ` (${d})` : "";
 }
 
 /** `policies[1].steps[0].lower` → ["policies", 1, "steps", 0, "lower"]. */
@@ -584,7 +350,7 @@ export function parseConfig(
   file: string,
   env: Record<string, string | undefined>,
   readFile: (absPath: string) => string,
-  options: LoadOptions = {},
+  options: LoadOptions,
 ): Config {
   const abs = path.resolve(file);
   const lc = new LineCounter();
@@ -612,19 +378,23 @@ export function parseConfig(
     // yaml refuses alias bombs here, after parsing succeeded.
     fail([{ file: abs, line: 0, column: 0, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
   }
-  const schemaIssues = validate(data)
-    .map((e) => schemaIssue(src, e))
+  const kinds = options.kinds;
+  const checked = validate(kinds, data);
+  const schemaIssues = checked.errors
+    .map((e) => schemaIssue(src, checked.schema, e))
     .filter((i): i is ConfigIssue => i !== undefined)
     .filter((i, n, all) => all.findIndex((j) => j.path === i.path && j.message === i.message) === n);
   if (schemaIssues.length) fail(schemaIssues);
-  const { config, issues } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile);
+  const { config, issues, notices } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile, kinds);
   if (issues.length) fail(issues);
-  sources.set(config, src);
+  sources.set(config, { src, notices: notices.sort(byPosition) });
   return config;
 }
 
 /** Options of `parseConfig` / `loadConfig`. */
 export interface LoadOptions {
+  /** The provider kinds hosts may have, with their config fragments (premiscale's: providers/index.ts). */
+  kinds: readonly ProviderConfigFragment[];
   /**
    * Require every `${env:NAME}` of user-data to be set. Only apply needs the secrets; plan, validate and state
    * commands pass false so they run where the secrets are not.
@@ -634,7 +404,7 @@ export interface LoadOptions {
 }
 
 /** Reads and parses a config file (see `parseConfig`); a missing or unreadable file is a ConfigError too. */
-export async function loadConfig(file: string, env: Record<string, string | undefined> = process.env, options: LoadOptions = {}): Promise<Config> {
+export async function loadConfig(file: string, env: Record<string, string | undefined>, options: LoadOptions): Promise<Config> {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -650,33 +420,17 @@ export async function loadConfig(file: string, env: Record<string, string | unde
 }
 
 /**
- * Groups whose hosts' storage pools together cannot hold `max` disks of `sizeGiB`. Needs live data, so the
- * CLI calls it with what it observed; groups with an unobserved host are skipped rather than guessed.
+ * A `ConfigIssue` at a field of a loaded config, with its line:column (for problems found later, against live
+ * hosts: `premiscale validate --check-hosts`).
  */
-export function poolSizeIssues(config: Config, pools: Map<string, { capacityBytes: number }>): ConfigIssue[] {
-  const src = sources.get(config);
-  return config.groups.flatMap((g, gi) => {
-    const observed = g.hosts.map((h) => pools.get(h));
-    if (observed.some((p) => p === undefined)) return [];
-    const capacity = observed.reduce((sum, p) => sum + (p?.capacityBytes ?? 0), 0);
-    const needed = g.max * g.template.disk.sizeGiB * 2 ** 30;
-    if (capacity >= needed) return [];
-    const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
-    const message = `the storage pools of ${g.hosts.join(", ")} hold ${gib(capacity)} GiB, but max ${g.max} × ${g.template.disk.sizeGiB} GiB needs ${gib(needed)} GiB`;
-    const fix = "lower max or template.disk.sizeGiB, add hosts, or grow the pools";
-    const segs = ["groups", gi, "max"];
-    return [src ? src.issue(segs, message, fix) : { file: config.file, line: 0, column: 0, path: fmtPath(segs), message, fix }];
-  });
+export function issueAt(config: Config, segs: Seg[], message: string, fix?: string): ConfigIssue {
+  const src = sources.get(config)?.src;
+  return src ? src.issue(segs, message, fix) : { file: config.file, line: 0, column: 0, path: fmtPath(segs), message, ...(fix ? { fix } : {}) };
 }
 
-/**
- * Fills `${env:NAME}` placeholders from `env`, for whoever hands user-data to a guest. A variable that is not
- * set is an error rather than an empty string, so a guest never boots with a blank password.
- */
-export function substituteEnv(text: string, env: Record<string, string | undefined>): string {
-  return text.replace(PLACEHOLDER, (whole, name: string) => {
-    const value = ENV_NAME.test(name) ? env[name] : undefined;
-    if (value === undefined) throw new PremiscaleError(`environment variable ${name} is not set (${whole} in user-data)`, "config_env_missing", `export ${name}=… and run again`);
-    return value;
-  });
+/** What loading noticed without refusing the file (a host without `kind`), by line. */
+export function configNotices(config: Config): ConfigIssue[] {
+  return sources.get(config)?.notices ?? [];
 }
+
+export { substituteEnv } from "./user-data.js";

@@ -3,9 +3,8 @@
  * for editor completion (config/premiscale.schema.json, generated from here) and for the defaults.
  * Rules that need more than one field (min <= desired <= max, known hosts, address pools) live in load.ts.
  */
+import type { ProviderConfigFragment, Schema } from "./provider-kinds.js";
 import { CONFIG_VERSION } from "./types.js";
-
-type Schema = Record<string, unknown>;
 
 /** Pattern of host names (an RFC 1123 label). Group names use it too, with a shorter maximum length. */
 export const NAME_PATTERN = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
@@ -13,87 +12,69 @@ export const NAME_PATTERN = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
 /** Pattern of absolute paths; kernel boot files live on the host, so relative paths mean nothing there. */
 export const ABSOLUTE_PATH_PATTERN = "^/";
 
-const obj = (description: string, properties: Record<string, Schema>, extra: Schema = {}): Schema => ({
+/** An object schema that allows only the given fields. */
+export const obj = (description: string, properties: Record<string, Schema>, extra: Schema = {}): Schema => ({
   type: "object",
   description,
   additionalProperties: false,
   properties,
   ...extra,
 });
-const str = (description: string, extra: Schema = {}): Schema => ({ type: "string", minLength: 1, description, ...extra });
-const int = (description: string, extra: Schema = {}): Schema => ({ type: "integer", description, ...extra });
+/** A non-empty string schema. */
+export const str = (description: string, extra: Schema = {}): Schema => ({ type: "string", minLength: 1, description, ...extra });
+/** An integer schema. */
+export const int = (description: string, extra: Schema = {}): Schema => ({ type: "integer", description, ...extra });
 const list = (description: string, items: Schema, extra: Schema = {}): Schema => ({ type: "array", description, items, ...extra });
 
-const host = obj(
-  "A libvirt host premiscale may place VMs on.",
-  {
-    name: str("Unique host name, used by groups and in state.", { pattern: NAME_PATTERN, maxLength: 63 }),
-    uri: str("libvirt connection URI.", {
-      examples: ["qemu:///system", "qemu+ssh://admin@kvm1/system", "test:///default"],
-    }),
-    pool: str("Storage pool on the host for VM disks and seeds; base images must be volumes in it.", { default: "default" }),
-    accelerator: {
-      type: "string",
-      enum: ["kvm", "qemu", "auto"],
-      default: "kvm",
-      description:
-        "kvm: hardware virtualisation; qemu: plain emulation (TCG), for hosts without working KVM; auto: kvm where providers/libvirt/setup-host.sh proved KVM boots a kernel on this machine, else qemu (hosts on this machine only).",
-    },
-    reservedMemoryMiB: int("Memory kept free for the host itself, never given to VMs.", { minimum: 0, default: 512 }),
-    cpuOvercommit: { type: "number", exclusiveMinimum: 0, default: 4, description: "vCPUs of VMs allowed per physical CPU." },
-    maxParallel: int("At most this many apply steps run against this host at once.", { minimum: 1, maximum: 64, default: 4 }),
-    callTimeoutSeconds: int("Timeout of one libvirt call, in seconds.", { minimum: 1, maximum: 3600, default: 60 }),
-  },
-  { required: ["name", "uri"] },
-);
+/** A host's fields that every kind has; each kind adds its own (see provider-kinds.ts). */
+const hostBase = {
+  name: str("Unique host name, used by groups and in state.", { pattern: NAME_PATTERN, maxLength: 63 }),
+  reservedMemoryMiB: int("Memory kept free for the host itself, never given to VMs.", { minimum: 0, default: 512 }),
+  cpuOvercommit: { type: "number", exclusiveMinimum: 0, default: 4, description: "vCPUs of VMs allowed per physical CPU." },
+  maxParallel: int("At most this many apply steps run against this host at once.", { minimum: 1, maximum: 64, default: 4 }),
+  callTimeoutSeconds: int("Timeout of one call to the host, in seconds.", { minimum: 1, maximum: 3600, default: 60 }),
+};
 
-const template = obj(
+/** Fields of a kind, described as belonging to it. */
+const ofKind = (kind: string, fields: Record<string, Schema>, required: string[]): Record<string, Schema> =>
+  Object.fromEntries(
+    Object.entries(fields).map(([k, v]) => [k, { ...v, description: `(${kind}${required.includes(k) ? ", required" : ""}) ${String(v.description ?? "")}` }]),
+  );
+
+function host(kinds: readonly ProviderConfigFragment[]): Schema {
+  const names = kinds.map((k) => k.kind);
+  return obj(
+    "A host premiscale may place VMs on; its kind says how premiscale talks to it and which other fields it has.",
+    {
+      ...hostBase,
+      kind: {
+        type: "string",
+        enum: names,
+        default: DEFAULT_KIND,
+        description: `How premiscale talks to the host: ${kinds.map((k) => `${k.kind}: ${k.description}`).join("; ")}. Default: ${DEFAULT_KIND}.`,
+      },
+      ...Object.assign({}, ...kinds.map((k) => ofKind(k.kind, k.host.properties, k.host.required))),
+    },
+    { required: ["name"] },
+  );
+}
+
+function template(kinds: readonly ProviderConfigFragment[]): Schema {
+  return obj(
   "What every VM of the group looks like.",
   {
     vcpus: int("Virtual CPUs per VM.", { minimum: 1, maximum: 256, default: 1 }),
     memoryMiB: int("Memory per VM, in MiB.", { minimum: 64 }),
-    disk: obj(
-      "Each VM gets a copy-on-write overlay on a base image.",
-      {
-        baseImage: str("Name of a qcow2 volume in the host's pool, used as the backing image."),
-        sizeGiB: { type: "number", exclusiveMinimum: 0, default: 4, description: "Virtual size of each VM's disk, in GiB." },
-      },
-      { required: ["baseImage"] },
-    ),
-    nic: obj(
-      "The guest's network interface.",
-      {
-        type: {
-          type: "string",
-          enum: ["user", "network", "bridge"],
-          default: "user",
-          description: "user: QEMU user-mode networking (no host set-up); network: a libvirt network; bridge: a host bridge.",
-        },
-        source: str("Name of the libvirt network (type network) or host bridge (type bridge)."),
-      },
-      {
-        default: { type: "user" },
-        if: { properties: { type: { enum: ["network", "bridge"] } }, required: ["type"] },
-        then: { required: ["source"] },
-      },
-    ),
-    boot: obj(
-      "Direct kernel boot instead of the disk's bootloader; paths are on the host.",
-      {
-        kernel: str("Absolute path of the kernel image on the host.", { pattern: ABSOLUTE_PATH_PATTERN }),
-        initrd: str("Absolute path of the initrd on the host.", { pattern: ABSOLUTE_PATH_PATTERN }),
-        cmdline: { type: "string", description: "Kernel command line, e.g. console=ttyS0." },
-      },
-      { required: ["kernel"] },
-    ),
     userData: {
       type: "string",
       description: "Inline cloud-init user-data. Secrets must be ${env:NAME} placeholders. Not together with userDataFile.",
     },
     userDataFile: str("cloud-init user-data file, relative to this config file. Not together with userData."),
+    ...Object.assign({}, ...kinds.map((k) => ofKind(k.kind, k.template.properties, k.template.required))),
   },
-  { required: ["memoryMiB", "disk"] },
-);
+  { required: ["memoryMiB"] },
+  );
+}
 
 const networking = obj(
   "How guests get their IPv4 address.",
@@ -224,7 +205,8 @@ const scaling = obj(
   { required: ["policies"] },
 );
 
-const group = obj(
+function group(kinds: readonly ProviderConfigFragment[]): Schema {
+  return obj(
   "An autoscaling group of identical VMs.",
   {
     name: str("Unique group name.", { pattern: NAME_PATTERN, maxLength: 40 }),
@@ -241,7 +223,7 @@ const group = obj(
       default: "round-robin",
       description: "How new VMs are spread over the group's hosts.",
     },
-    template,
+    template: template(kinds),
     networking,
     scaling,
     suspend: { type: "boolean", default: false, description: "Leave the group as it is: no plan changes it (reconcile skips it)." },
@@ -265,14 +247,19 @@ const group = obj(
     ),
   },
   { required: ["name", "max", "hosts", "template"] },
-);
+  );
+}
 
-/** The config file schema (JSON Schema draft-07). */
-export const configSchema: Schema = {
+/** The kind of a host that does not say: what premiscale had before hosts had kinds. */
+export const DEFAULT_KIND = "libvirt";
+
+/** The config file schema (JSON Schema draft-07) with the fields of the given provider kinds. */
+export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
+  return {
   $schema: "http://json-schema.org/draft-07/schema#",
   title: "premiscale config",
   ...obj(
-    "Autoscaling groups of libvirt VMs and the hosts they run on.",
+    "Autoscaling groups of VMs and the hosts they run on.",
     {
       version: { type: "string", const: CONFIG_VERSION, description: "Config format version." },
       state: obj(
@@ -363,8 +350,8 @@ export const configSchema: Schema = {
           }, { required: ["secretEnv"] }),
         },
       ),
-      hosts: list("libvirt hosts.", host, { minItems: 1 }),
-      groups: list("Autoscaling groups.", group, { minItems: 1 }),
+      hosts: list("Hosts VMs run on.", host(kinds), { minItems: 1 }),
+      groups: list("Autoscaling groups.", group(kinds), { minItems: 1 }),
     },
     {
       required: ["version"],
@@ -373,9 +360,10 @@ export const configSchema: Schema = {
       else: { type: "object", required: ["hosts", "groups"] },
     },
   ),
-};
+  };
+}
 
-/** The text of config/premiscale.schema.json, exactly as committed. */
-export function schemaJson(): string {
-  return JSON.stringify(configSchema, null, 2) + "\n";
+/** The text of config/premiscale.schema.json for these kinds (all of premiscale's: see providers/index.ts). */
+export function schemaJson(kinds: readonly ProviderConfigFragment[]): string {
+  return JSON.stringify(configSchema(kinds), null, 2) + "\n";
 }

@@ -8,67 +8,43 @@ import type { ScalingSpec } from "../policies/types.js";
 /** The only config version this release reads. */
 export const CONFIG_VERSION = "v1alpha1";
 
-/** How QEMU runs guests on a host: hardware virtualisation or plain emulation (TCG). */
-export type Accelerator = "kvm" | "qemu";
-
-/** The host setting: an accelerator, or `auto` (KVM only where it was proven to run a kernel). */
-export type AcceleratorSetting = Accelerator | "auto";
-
-/** A libvirt host premiscale may place VMs on. */
+/** A host premiscale may place VMs on. */
 export interface HostConfig {
   /** Unique name used by groups and in state. */
   name: string;
-  /** libvirt connection URI, e.g. `qemu:///system`, `qemu+ssh://admin@kvm1/system`, `test:///default`. */
-  uri: string;
-  /** Storage pool on that host for VM disks and seeds, and where base images live. @default "default" */
-  pool: string;
-  /**
-   * `auto`: KVM where providers/libvirt/setup-host.sh proved it boots a kernel on this machine, else plain QEMU
-   * (only for hosts on this machine). @default "kvm"
-   */
-  accelerator: AcceleratorSetting;
+  /** How premiscale talks to the host: picks its adapter and owns `settings`. @default "libvirt" */
+  kind: string;
   /** Memory kept free for the host itself, never given to VMs. @default 512 */
   reservedMemoryMiB: number;
   /** vCPUs of VMs allowed per physical CPU. @default 4 */
   cpuOvercommit: number;
   /** At most this many apply steps run against this host at once. @default 4 */
   maxParallel: number;
-  /** Timeout of one libvirt call, in seconds. @default 60 */
+  /** Timeout of one call to the host, in seconds. @default 60 */
   callTimeoutSeconds: number;
+  /**
+   * The fields the host's kind owns, as its config fragment normalised them (libvirt: uri, pool, accelerator).
+   * Plain data; only the kind's own code reads inside.
+   */
+  settings: Record<string, unknown>;
 }
 
 /** Placement strategies; each is one file under planner/placement/. */
 export type PlacementStrategyName = "round-robin" | "most-free" | "fill-first" | "random";
 
-/** A guest NIC. `user` is QEMU user-mode networking (no host set-up; guest sees the host at 10.0.2.2). */
-export type NicConfig =
-  | { type: "user" }
-  | { type: "network"; source: string }
-  | { type: "bridge"; source: string };
-
-/** Direct kernel boot instead of booting the disk's bootloader; paths are on the host. */
-export interface KernelBoot {
-  kernel: string;
-  initrd?: string;
-  cmdline?: string;
-}
-
 /** What every VM of a group looks like. */
 export interface VmTemplate {
   vcpus: number;
   memoryMiB: number;
-  disk: {
-    /** Name of a volume in the host's pool (qcow2) used as the copy-on-write backing image. */
-    baseImage: string;
-    /** Virtual size of each VM's overlay disk, in GiB. */
-    sizeGiB: number;
-  };
-  nic: NicConfig;
-  boot?: KernelBoot;
   /** cloud-init user-data text (inline, or read from `userDataFile` at load). `${env:NAME}` placeholders are filled at apply. */
   userData: string;
   /** Names of environment variables the user-data refers to (secrets never appear in plan or state). */
   secretEnv: string[];
+  /**
+   * Per kind of the group's hosts, the template fields that kind owns, as its fragment normalised them
+   * (libvirt: disk, nic, boot): `{ libvirt: {...} }`.
+   */
+  settings: Record<string, Record<string, unknown>>;
 }
 
 /** How guests get their IPv4 address: DHCP, or one from a static pool per VM. */

@@ -2,11 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LibvirtCounterSource } from "../providers/libvirt/domain-stats.js";
 import { LibvirtProvider } from "../providers/libvirt/libvirt-provider.js";
-import { VirshSession } from "../providers/libvirt/virsh-session.js";
-import type { VmSpec } from "../providers/provider.js";
-import { blankVmSpec, SYSTEM_URI, ensureBlankBase, leftovers, systemHost } from "../test/support/libvirt.js";
+import type { Provider, VmSpec } from "../providers/provider.js";
+import { blankVmSpec, ensureBlankBase, leftovers, systemHost } from "../test/support/libvirt.js";
 import { Collector, type HostReport } from "./collector.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { DomainCounters } from "./types.js";
@@ -40,14 +38,16 @@ afterAll(async () => {
 
 describe("the collector on a real libvirtd", () => {
   it("samples owned domains in one bulk call per host (two when an owned domain is gone), counters grow, and the rates are sane", async () => {
-    const session = new VirshSession({ uri: SYSTEM_URI, timeoutMs: 30_000 });
-    const broken = new VirshSession({ uri: "qemu:///nonexistent", timeoutMs: 10_000 });
+    // Providers of their own, as serve gives the collector.
+    const local = new LibvirtProvider(systemHost(), { callTimeoutMs: 30_000 });
+    const broken = new LibvirtProvider(systemHost({ name: "broken", uri: "qemu:///nonexistent" }), { callTimeoutMs: 10_000 });
+    const source = (p: Provider) => ({ host: p.host, sample: (n: string[], signal?: AbortSignal) => p.counters(n, signal ? { signal } : {}) });
     const store = new SqliteStore({ path: join(dir, "metrics.db") });
     const got: DomainCounters[][] = [];
     const reports: HostReport[][] = [];
     const names = specs.map((s) => s.name);
     const collector = new Collector({
-      sources: [new LibvirtCounterSource("local", session), new LibvirtCounterSource("broken", broken)],
+      sources: [source(local), source(broken)],
       // A domain destroyed since state was read must not fail the host's sample.
       owned: () => new Map([["local", [...names, "mtest-gone0000"]], ["broken", ["x"]]]),
       sink: { ingest: (c) => (got.push([...c]), store.ingest(c)) },
@@ -85,7 +85,7 @@ describe("the collector on a real libvirtd", () => {
       }
     } finally {
       await store.close();
-      await session.close();
+      await local.close();
       await broken.close();
     }
   });

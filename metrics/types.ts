@@ -1,45 +1,16 @@
 import { PremiscaleError } from "../config/errors.js";
+import type { VmCounters } from "../providers/provider.js";
 import type { GroupMetrics } from "../policies/aggregate.js";
 import type { MetricName } from "../policies/types.js";
 
 export type { GroupMetrics, MetricName };
 
-/**
- * Raw cumulative counters of one domain at one moment, as a host reports them. Rates are computed from two of
- * these at query time, never stored. A field a host did not report is `undefined` (never 0).
- */
-export interface DomainCounters {
-  /** Domain name (unique across hosts: premiscale names are `GROUP-UUID8`). */
-  name: string;
-  /** When the counters were read, ms since the epoch. */
-  at: number;
-  /** Total CPU time of the domain (libvirt `cpu.time`), ns. */
-  cpuTimeNs?: number;
-  /** vCPUs online (libvirt `vcpu.current`). */
-  vcpus?: number;
-  /** Bytes and requests read / written, summed over the domain's disks. */
-  blockReadBytes?: number;
-  blockWriteBytes?: number;
-  blockReadReqs?: number;
-  blockWriteReqs?: number;
-  /** Bytes received / sent, summed over the domain's interfaces. */
-  netRxBytes?: number;
-  netTxBytes?: number;
-  /** libvirt `balloon.current`: memory the host gives the guest, KiB. Not a utilisation. */
-  balloonCurrentKiB?: number;
-  /** Guest-reported (virtio balloon stats) memory it sees in total (`balloon.available`), KiB. */
-  balloonAvailableKiB?: number;
-  /** Guest-reported free memory (`balloon.unused`), KiB. */
-  balloonUnusedKiB?: number;
-  /** Guest-reported memory usable without swapping (`balloon.usable`, like MemAvailable), KiB. */
-  balloonUsableKiB?: number;
-  /** Resident set size of the QEMU process on the host (`balloon.rss`), KiB. */
-  balloonRssKiB?: number;
-}
+/** Raw cumulative counters of one VM at one moment (the Provider port's `VmCounters`). */
+export type DomainCounters = VmCounters;
 
 /**
- * The port the collector reads counters through: one per host. The libvirt adapter is
- * `providers/libvirt/domain-stats.ts` (`LibvirtCounterSource`).
+ * The port the collector reads counters through: one per host, made from that host's provider
+ * (`Provider.counters`; serve gives the collector providers of its own, so sampling never queues behind an apply).
  */
 export interface CounterSource {
   /** Host name, for reports. */

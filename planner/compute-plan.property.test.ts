@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { NetworkingConfig, PlacementStrategyName } from "../config/types.js";
-import type { HostObservation, OwnedDomain } from "../providers/provider.js";
+import type { HostObservation, OwnedVm } from "../providers/provider.js";
 import type { Instance } from "../state/types.js";
 import { computePlan, type PlanInput } from "./compute-plan.js";
 import { GiB, TEST_LINEAGE, makeConfig, makeDomain, makeInput, makeInstance, makeObservation, makeState, simulateApply, uuidSequence } from "./testing.js";
@@ -32,7 +32,7 @@ const arbGroup = fc.record({
   instances: fc.array(
     fc.record({
       host: fc.integer({ min: 0, max: 2 }),
-      fate: fc.constantFrom("running", "running", "paused", "shutoff", "crashed", "missing"),
+      fate: fc.constantFrom("running", "running", "paused", "stopped", "crashed", "missing"),
       day: fc.integer({ min: 1, max: 28 }),
       status: fc.constantFrom("running", "running", "running", "creating", "deleting"),
       recordsSize: fc.boolean(),
@@ -74,7 +74,7 @@ function buildInput(world: World): PlanInput {
     groups,
   });
   const lineage = world.hasState ? TEST_LINEAGE : "22222222-2222-4222-8222-222222222222";
-  const domains = new Map<string, OwnedDomain[]>(hostNames.map((h) => [h, []]));
+  const domains = new Map<string, OwnedVm[]>(hostNames.map((h) => [h, []]));
   const instances: Record<string, Instance[]> = {};
   world.groups.forEach((g, gi) => {
     const group = `g${gi}`;
@@ -87,7 +87,7 @@ function buildInput(world: World): PlanInput {
       const size = inst.recordsSize ? { vcpus: g.vcpus, memoryMiB: g.memoryMiB } : {};
       if (world.hasState) list.push(makeInstance(name, host, { created, status: inst.status as Instance["status"], ...size, ...(address ? { address } : {}) }));
       if (inst.fate !== "missing") {
-        domains.get(host)?.push(makeDomain(name, { group, lineage, state: inst.fate as OwnedDomain["state"], createdAt: created }));
+        domains.get(host)?.push(makeDomain(name, { group, lineage, state: inst.fate as OwnedVm["state"], createdAt: created }));
       }
     });
     g.orphans.forEach((o, oi) => {
@@ -155,7 +155,7 @@ describe("computePlan properties", () => {
           const giving: string[] = [];
           for (const d of deletes.values()) {
             if (d.host !== host.name) continue;
-            const domain = obs.domains.find((x) => x.name === d.name);
+            const domain = obs.vms.find((x) => x.name === d.name);
             if (domain?.state !== "running" && domain?.state !== "paused") continue;
             const inst = input.state?.groups.find((g) => g.name === d.group)?.instances.find((i) => i.name === d.name);
             const template = input.config.groups.find((g) => g.name === d.group)?.template;
@@ -167,14 +167,16 @@ describe("computePlan properties", () => {
           // Only a create that waits for every delete giving room on its host may count on that room.
           const waiting = made.filter((c) => giving.every((a) => c.waits_for?.includes(a)));
           const notWaiting = made.filter((c) => !waiting.includes(c));
-          expect(cap.volumes).toContain("base.qcow2");
+          const fit = (g: string) => obs.fits[g];
+          for (const c of made) expect(fit(c.group)?.ok, `${c.group} fits ${host.name}`).toBe(true);
           if (notWaiting.length > 0) {
             expect(sum(notWaiting, (c) => c.vm.memoryMiB)).toBeLessThanOrEqual(cap.freeMemoryMiB - host.reservedMemoryMiB);
             expect(sum(notWaiting, (c) => c.vm.vcpus)).toBeLessThanOrEqual(cap.cpus * host.cpuOvercommit - cap.allocatedVcpus);
           }
           expect(sum(made, (c) => c.vm.memoryMiB)).toBeLessThanOrEqual(cap.freeMemoryMiB - host.reservedMemoryMiB + freed.memoryMiB);
           expect(sum(made, (c) => c.vm.vcpus)).toBeLessThanOrEqual(cap.cpus * host.cpuOvercommit - cap.allocatedVcpus + freed.vcpus);
-          expect(sum(made, (c) => c.vm.diskSizeGiB * GiB)).toBeLessThanOrEqual(cap.pool?.availableBytes ?? 0);
+          const pool = cap.resources["pool:default"];
+          expect(sum(made, (c) => (c.vm.settings.test as { diskSizeGiB: number }).diskSizeGiB * GiB)).toBeLessThanOrEqual(pool?.available ?? 0);
           // Every create waits only for deletes of the same plan.
           for (const c of made) for (const a of c.waits_for ?? []) expect(deletes.has(a), a).toBe(true);
         }
@@ -208,7 +210,7 @@ describe("computePlan properties", () => {
         const plan = computePlan(input);
         const made = plan.changes.flatMap((c) => (c.action === "create" ? [c] : []));
         const existing = input.state?.groups.flatMap((g) => g.instances.map((i) => i.name)) ?? [];
-        for (const values of [[...existing, ...made.map((c) => c.name)], made.map((c) => c.uuid), made.map((c) => c.vm.mac)])
+        for (const values of [[...existing, ...made.map((c) => c.name)], made.map((c) => c.uuid), made.map((c) => c.uuid.slice(0, 8))])
           expect(new Set(values).size).toBe(values.length);
         const deleted = new Map(plan.changes.flatMap((c) => (c.action === "delete" ? [[c.name, c.address] as const] : [])));
         for (const g of input.config.groups) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { computePlan } from "./compute-plan.js";
+import type { Decision } from "../policies/decision.js";
 import type { Change } from "./plan.js";
 import {
   GiB,
@@ -35,11 +36,11 @@ describe("computePlan", () => {
       detail: "desired 2 > current 0 (desired: 2 in config)",
       vm: {
         lineage: plan.lineage,
-        mac: "02:00:00:01:00:00",
         createdAt: TEST_NOW.toISOString(),
-        accelerator: "kvm",
-        pool: "default",
-        baseImage: "base.qcow2",
+        vcpus: 1,
+        memoryMiB: 128,
+        network: { mode: "dhcp" },
+        settings: { test: { pool: "default", baseImage: "base.qcow2", diskSizeGiB: 1 } },
         userData: "#cloud-config\n",
       },
     });
@@ -52,27 +53,19 @@ describe("computePlan", () => {
     expect(computePlan(makeInput({ config: makeConfig() })).expires_at).toBe("2025-06-01T13:00:00.000Z");
   });
 
-  it("keeps placeholders and secret names in the planned user-data and uses the host's accelerator and pool", () => {
+  it("keeps placeholders and secret names in the planned user-data and carries the adapter's settings for the chosen host", () => {
     const config = makeConfig({
-      hosts: [{ name: "a", accelerator: "qemu", pool: "vms" }],
-      groups: [{ template: { userData: "token: ${env:TOKEN}\n", secretEnv: ["TOKEN"], nic: { type: "bridge", source: "br0" } } }],
+      hosts: [{ name: "a" }],
+      groups: [{ template: { userData: "token: ${env:TOKEN}\n", secretEnv: ["TOKEN"] } }],
     });
     const obs = makeObservation("a", { capacity: { pool: { name: "vms", capacityBytes: 10 * GiB, availableBytes: 10 * GiB } } });
     const [c] = creates(computePlan(makeInput({ config, observations: [obs] })).changes);
     expect(c?.action === "create" && c.vm).toMatchObject({
       userData: "token: ${env:TOKEN}\n",
       secretEnv: ["TOKEN"],
-      accelerator: "qemu",
-      pool: "vms",
-      nic: { type: "bridge", source: "br0" },
+      network: { mode: "dhcp" },
+      settings: { test: { pool: "vms", baseImage: "base.qcow2", diskSizeGiB: 1 } },
     });
-  });
-
-  it("gives a DHCP group a network-config that matches the NIC by MAC", () => {
-    const [c] = creates(computePlan(makeInput({ config: makeConfig() })).changes);
-    expect(c?.action === "create" && c.vm.networkConfig).toBe(
-      'version: 2\nethernets:\n  eth0:\n    match: {macaddress: "02:00:00:01:00:00"}\n    set-name: eth0\n    dhcp4: true\n',
-    );
   });
 
   it("reports no changes when every instance is running and the group is at its desired size", () => {
@@ -164,7 +157,7 @@ describe("computePlan", () => {
   ] as const)("finishes a half-deleted instance %s without replacing it", (_, defined) => {
     const config = makeConfig({ groups: [{ desired: 1 }] });
     const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a", { status: "deleting" })] });
-    const obs = makeObservation("a", { domains: [makeDomain("web-1"), ...(defined ? [makeDomain("web-2", { state: "shutoff" })] : [])] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), ...(defined ? [makeDomain("web-2", { state: "stopped" })] : [])] });
     const plan = computePlan(makeInput({ config, state, observations: [obs] }));
     expect(plan.drift).toEqual([]);
     expect(plan.warnings).toEqual([expect.stringMatching(/web\[web-2\] on host a was left half-deleted/)]);
@@ -203,37 +196,29 @@ describe("computePlan", () => {
     });
   });
 
-  it("gives new VMs the accelerator the host's observation resolved for accelerator auto", () => {
-    const config = makeConfig({ hosts: [{ name: "a", accelerator: "auto" }] });
-    const obs = makeObservation("a");
-    if (obs.status === "ok") obs.capacity.accelerator = "kvm";
-    const plan = computePlan(makeInput({ config, observations: [obs] }));
-    expect(plan.changes.map((c) => c.action === "create" && c.vm.accelerator)).toEqual(["kvm"]);
-  });
-
   it("leaves a suspended group exactly as it is, leftovers included", () => {
     const config = makeConfig({ groups: [{ desired: 3, suspend: true }] });
     const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a", { status: "creating" })] });
-    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "shutoff" }), makeDomain("web-9")] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "stopped" }), makeDomain("web-9")] });
     const plan = computePlan(makeInput({ config, state, observations: [obs] }));
     expect(plan.changes).toEqual([]);
     expect(plan.groups).toEqual([{ name: "web", current: 2, desired: 2, reason: "suspended" }]);
     expect(plan.warnings).toContain("group web is suspended (suspend: true): left as it is");
   });
 
-  it("asks the policy engine about groups with scaling, passing the members it counts and their readiness", () => {
+  it("asks the group's decision source, passing the members it counts and their readiness", () => {
     const config = makeConfig({ groups: [{ scaling: { policies: [{ type: "target-tracking", metric: "cpu", target: 50 }] } }] });
     const state = makeState({ web: [makeInstance("web-1", "a"), makeInstance("web-2", "a"), makeInstance("web-3", "a")] });
-    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2"), makeDomain("web-3", { state: "shutoff" })] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2"), makeDomain("web-3", { state: "stopped" })] });
     const seen: unknown[] = [];
     const decision = { group: "web", desired: 4, code: "target_tracking" as const, reason: "avg cpu 90% > target 50% over 1m", details: { current: 2, recommendation: 4, stabilized: 4, limited: 4, min: 0, max: 10, policies: [], retainSeconds: 600 } };
-    const plan = computePlan(makeInput({ config, state, observations: [obs], decideScaling: (g, members) => (seen.push([g.name, members]), decision) }));
+    const plan = computePlan(makeInput({ config, state, observations: [obs], decide: (g, members) => (seen.push([g.name, members]), decision) }));
     expect(seen).toEqual([["web", [{ name: "web-1", createdAt: "2025-01-01T00:00:00.000Z", ready: true }, { name: "web-2", createdAt: "2025-01-01T00:00:00.000Z", ready: true }]]]);
     expect(plan.groups[0]).toEqual({ name: "web", current: 2, desired: 4, reason: decision.reason, decision });
     expect(plan.changes.filter((c) => c.action === "create").map((c) => c.detail)).toEqual(["replaces web-3", expect.stringMatching(/desired 4 > current 2/)]);
   });
 
-  it.each(["shutoff", "crashed"] as const)("replaces an instance whose domain is %s", (state) => {
+  it.each(["stopped", "crashed"] as const)("replaces an instance whose domain is %s", (state) => {
     const config = makeConfig({ groups: [{ desired: 1 }] });
     const st = makeState({ web: [makeInstance("web-1", "a")] });
     const obs = makeObservation("a", { domains: [makeDomain("web-1", { state })] });
@@ -351,7 +336,7 @@ describe("computePlan", () => {
   it("counts no room freed by deleting a VM that is not running", () => {
     const config = makeConfig({ groups: [{ desired: 1, template: { memoryMiB: 1000 } }] });
     const state = makeState({ web: [makeInstance("web-1", "a", { memoryMiB: 1000, vcpus: 1 })] });
-    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "shutoff" })], capacity: { freeMemoryMiB: 512 + 999 } });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1", { state: "stopped" })], capacity: { freeMemoryMiB: 512 + 999 } });
     const plan = computePlan(makeInput({ config, state, observations: [obs] }));
     expect(plan.shortfalls).toMatchObject([{ group: "web", missing: 1, reason: "host a: 999 MiB free memory < 1000 MiB needed" }]);
     expect(plan.changes.map((c) => c.action)).toEqual(["delete"]);
@@ -423,23 +408,7 @@ describe("computePlan", () => {
     const plan = computePlan(makeInput({ config, state, observations: [makeObservation("a", { domains: [makeDomain("web-1")] })] }));
     const made = creates(plan.changes);
     expect(made.map((c) => c.action === "create" && c.address_v4)).toEqual(["10.0.0.10", "10.0.0.11"]);
-    expect(made[0]?.action === "create" && made[0].vm.networkConfig).toBe(
-      [
-        "version: 2",
-        "ethernets:",
-        "  eth0:",
-        '    match: {macaddress: "02:00:00:01:00:00"}',
-        "    set-name: eth0",
-        "    dhcp4: false",
-        "    addresses: [10.0.0.10/24]",
-        "    routes:",
-        "      - to: default",
-        "        via: 10.0.0.1",
-        "    nameservers:",
-        "      addresses: [1.1.1.1, 9.9.9.9]",
-        "",
-      ].join("\n"),
-    );
+    expect(made[0]?.action === "create" && made[0].vm.network).toEqual({ mode: "static", address: "10.0.0.10", prefix: 24, gateway: "10.0.0.1", dns: ["1.1.1.1", "9.9.9.9"] });
   });
 
   it("keeps the address of an instance being replaced in use", () => {
@@ -463,7 +432,7 @@ describe("computePlan", () => {
   it("replaces a stopped VM of a full static pool with its own address, once it is deleted", () => {
     const config = makeConfig({ groups: [{ desired: 2, networking: { mode: "static", addresses: ["10.0.0.2", "10.0.0.3"], prefix: 24, dns: [] } }] });
     const state = makeState({ web: [makeInstance("web-1", "a", { address: "10.0.0.2" }), makeInstance("web-2", "a", { address: "10.0.0.3" })] });
-    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2", { state: "shutoff" })] });
+    const obs = makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2", { state: "stopped" })] });
     const [made, ...rest] = creates(computePlan(makeInput({ config, state, observations: [obs] })).changes);
     expect(rest).toEqual([]);
     expect(made?.action === "create" && [made.address_v4, made.waits_for]).toEqual(["10.0.0.3", ["web[web-2]"]]);
@@ -486,15 +455,57 @@ describe("computePlan", () => {
   });
 
   it("reports a group without a decision as a plan error", () => {
-    const plan = computePlan(makeInput({ config: makeConfig(), decisions: [] }));
+    const plan = computePlan(makeInput({ config: makeConfig(), decide: () => undefined }));
     expect(plan.errors).toEqual([{ group: "web", message: "no desired size was decided for this group" }]);
   });
 
   it("keeps a decision inside the group's min and max, with a warning", () => {
     const config = makeConfig({ groups: [{ min: 1, max: 2 }] });
-    const plan = computePlan(makeInput({ config, decisions: [{ group: "web", desired: 5, code: "config", reason: "r" }] }));
+    const plan = computePlan(makeInput({ config, decide: () => ({ group: "web", desired: 5, code: "config", reason: "r" }) }));
     expect(plan.summary.add).toBe(2);
     expect(plan.warnings).toEqual(["group web: decided size 5 is outside min 1 / max 2: using 2"]);
+  });
+
+  describe("named victims and kept instances", () => {
+    const config = makeConfig({ hosts: ["a", "b"], groups: [{ desired: 3 }] });
+    const state = makeState({
+      web: [
+        makeInstance("web-1", "a", { created: "2025-01-01T00:00:00.000Z" }),
+        makeInstance("web-2", "a", { created: "2025-01-02T00:00:00.000Z" }),
+        makeInstance("web-3", "a", { created: "2025-01-03T00:00:00.000Z" }),
+        makeInstance("web-4", "b", { created: "2025-01-04T00:00:00.000Z" }),
+      ],
+    });
+    const observations = [makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-2"), makeDomain("web-3")] }), makeObservation("b", { domains: [makeDomain("web-4")] })];
+    const victims = (d: Partial<Decision>) =>
+      computePlan(makeInput({ config, state, observations, decide: () => ({ group: "web", desired: 2, code: "cluster_autoscaler", reason: "r", source: "cluster-autoscaler", ...d }) })).changes
+        .filter((c) => c.action === "delete")
+        .map((c) => c.name);
+
+    it("removes the instances the decision names first, in its order, before its own victim order", () => {
+      expect(victims({})).toEqual(["web-2", "web-3"]); // own order: the host with most, newest first
+      expect(victims({ remove: ["web-4", "web-1"] })).toEqual(["web-1", "web-4"]);
+      expect(victims({ remove: ["web-4"] })).toEqual(["web-3", "web-4"]);
+    });
+
+    it("skips named instances that are not present, and never removes kept ones", () => {
+      expect(victims({ remove: ["web-9"] })).toEqual(["web-2", "web-3"]);
+      expect(victims({ keep: ["web-3", "web-2"] })).toEqual(["web-1", "web-4"]);
+    });
+
+    it("keeps an instance named both ways and says so, and warns when too many are kept to shrink", () => {
+      const plan = computePlan(makeInput({ config, state, observations, decide: () => ({ group: "web", desired: 1, code: "c", reason: "r", source: "test", remove: ["web-1"], keep: ["web-1", "web-2", "web-3"] }) }));
+      expect(plan.changes.map((c) => c.name)).toEqual(["web-4"]);
+      expect(plan.warnings).toEqual([
+        "group web: web-1 is both to be removed and kept by test: it is kept",
+        "group web: 2 more instances should go, but the rest are kept or on hosts that were not checked",
+      ]);
+    });
+
+    it("says in each named victim's detail who named it", () => {
+      const plan = computePlan(makeInput({ config, state, observations, decide: () => ({ group: "web", desired: 3, code: "c", reason: "cluster-autoscaler: DeleteNodes", source: "cluster-autoscaler", remove: ["web-4"] }) }));
+      expect(plan.changes).toMatchObject([{ name: "web-4", reason: "scale_in", detail: "desired 3 < current 4 (cluster-autoscaler: DeleteNodes): named by cluster-autoscaler" }]);
+    });
   });
 
   it("sorts changes by config group order, deletes before creates, then name", () => {
@@ -526,10 +537,3 @@ describe("computePlan", () => {
   });
 });
 
-describe("macFromUuid", () => {
-  it("makes a locally administered unicast MAC from the UUID's first six bytes", async () => {
-    const { macFromUuid } = await import("./new-vm.js");
-    expect(macFromUuid("ff2c6f1e-3d1a-4d6e-9a43-1c2b3d4e5f60")).toBe("fe:2c:6f:1e:3d:1a");
-    expect(macFromUuid("00000001-0000-4000-8000-000000000001")).toBe("02:00:00:01:00:00");
-  });
-});

@@ -1,10 +1,10 @@
-import type { Config, GroupConfig, HostConfig } from "../config/types.js";
+import type { Config, GroupConfig } from "../config/types.js";
 import type { Member } from "../policies/aggregate.js";
 import type { Decision } from "../policies/decision.js";
-import type { HostObservation, OwnedDomain } from "../providers/provider.js";
+import type { HostObservation, OwnedVm, VmNetwork } from "../providers/provider.js";
 import type { Instance, State } from "../state/types.js";
-import { freeAddresses, macFromUuid, renderNetworkConfig } from "./new-vm.js";
-import { assessHost, diskBytes, type HostUse } from "./placement/capacity.js";
+import { freeAddresses } from "./new-vm.js";
+import { addUse, assessHost, NO_USE, type HostUse } from "./placement/capacity.js";
 import { placementStrategies } from "./placement/index.js";
 import type { HostRoom } from "./placement/types.js";
 import {
@@ -28,13 +28,12 @@ export interface PlanInput {
   state: State | null;
   /** One per config host that was observed. */
   observations: HostObservation[];
-  /** Desired size per group without scaling policies (from policies/static.ts). */
-  decisions: Decision[];
   /**
-   * Decides the size of a group that has scaling policies, given its present members (the instances the plan
-   * counts). Pure, like the planner: metrics and history were gathered before. Absent: such groups use `decisions`.
+   * Decides a group's size (and, when a source knows, which instances go first or must stay), given its present
+   * members: the instances the plan counts. Pure, like the planner: metrics, history and external targets were gathered
+   * before (see policies/decision.ts `decideWith`). Undefined: no source decided the group (a plan error).
    */
-  decideScaling?: (group: GroupConfig, members: Member[]) => Decision;
+  decide: (group: GroupConfig, members: Member[]) => Decision | undefined;
   /**
    * When each instance (by name) was last heard from (heartbeat or check-in), for groups with heartbeats; null:
    * never. Absent: heartbeats are not known to this planning run, so nothing is judged unhealthy.
@@ -126,7 +125,7 @@ export function computePlan(input: PlanInput): Plan {
 
   const known = new Set(state?.groups.flatMap((g) => g.instances.map((i) => i.name)) ?? []);
   for (const name of known) w.takenNames.add(name);
-  for (const obs of input.observations) if (obs.status === "ok") for (const d of obs.domains) w.takenNames.add(d.name);
+  for (const obs of input.observations) if (obs.status === "ok") for (const d of obs.vms) w.takenNames.add(d.name);
 
   for (const g of state?.groups ?? [])
     if (!configGroups.has(g.name) && targets === null && g.instances.length > 0)
@@ -134,7 +133,7 @@ export function computePlan(input: PlanInput): Plan {
 
   for (const obs of input.observations) {
     if (obs.status !== "ok") continue;
-    for (const d of obs.domains) {
+    for (const d of obs.vms) {
       if (known.has(d.name) || !inScope(d.group) || config.groups.some((g) => g.name === d.group && g.suspend)) continue;
       const at = { group: d.group, name: d.name, host: obs.host };
       if (d.lineage !== lineage) {
@@ -194,7 +193,7 @@ function planDelete(
   uuid: string,
   reason: ActionReason,
   detail: string,
-  what: { gone: boolean; domain?: OwnedDomain; instance?: Instance; group?: GroupConfig },
+  what: { gone: boolean; domain?: OwnedVm; instance?: Instance; group?: GroupConfig },
 ): void {
   const change: Delete = { action: "delete", address: `${at.group}[${at.name}]`, ...at, uuid, reason, detail, gone: what.gone };
   w.changes.push(change);
@@ -202,8 +201,8 @@ function planDelete(
   const vcpus = holds ? (what.instance?.vcpus ?? what.group?.template.vcpus ?? 0) : 0;
   const memoryMiB = holds ? (what.instance?.memoryMiB ?? what.group?.template.memoryMiB ?? 0) : 0;
   if (vcpus > 0 || memoryMiB > 0) {
-    const f = w.freed.get(at.host) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0, by: [] };
-    w.freed.set(at.host, { memoryMiB: f.memoryMiB + memoryMiB, vcpus: f.vcpus + vcpus, diskBytes: 0, by: [...f.by, change.address] });
+    const f = w.freed.get(at.host) ?? { ...NO_USE, by: [] };
+    w.freed.set(at.host, { ...addUse(f, { memoryMiB, vcpus, resources: {} }), by: [...f.by, change.address] });
   }
   if (what.instance?.address) {
     const list = w.freedAddresses.get(at.group) ?? [];
@@ -265,7 +264,7 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       unchecked.set(inst.host, (unchecked.get(inst.host) ?? 0) + 1);
       continue;
     }
-    const domain = obs.domains.find((d) => d.name === inst.name);
+    const domain = obs.vms.find((d) => d.name === inst.name);
     if (inst.status === "creating") {
       // The apply that started it died before it finished: whatever exists of it may be incomplete.
       w.warnings.push(`${group.name}[${inst.name}] on host ${inst.host} was left half-created by an interrupted apply: it is removed and replaced`);
@@ -279,7 +278,7 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       w.drift.push({ kind: "missing", ...at, detail: "no longer exists on the host" });
       planDelete(w, at, inst.uuid, "replace_missing", "domain no longer exists: forget it and remove its volumes", { gone: true, instance: inst, group });
       replaced.push({ name: inst.name, reason: "replace_missing" });
-    } else if (domain.state === "shutoff" || domain.state === "crashed") {
+    } else if (domain.state === "stopped" || domain.state === "crashed") {
       w.drift.push({ kind: "stopped", ...at, detail: `is ${domain.state}` });
       planDelete(w, at, inst.uuid, "replace_stopped", `domain is ${domain.state}: remove it`, { gone: false, domain, instance: inst, group });
       replaced.push({ name: inst.name, reason: "replace_stopped" });
@@ -295,10 +294,7 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
     );
 
   const current = present.length;
-  const decision =
-    group.scaling && w.input.decideScaling
-      ? w.input.decideScaling(group, present.map((i) => ({ name: i.name, createdAt: i.created, ready: healthy.includes(i) })))
-      : w.input.decisions.find((d) => d.group === group.name);
+  const decision = w.input.decide(group, present.map((i) => ({ name: i.name, createdAt: i.created, ready: healthy.includes(i) })));
   if (!decision) {
     w.errors.push({ group: group.name, message: "no desired size was decided for this group" });
     return { name: group.name, current, desired: current, reason: "no decision" };
@@ -309,28 +305,41 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
   const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
 
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
-  if (desired < current) scaleIn(w, group, present, healthy, current - desired, why);
+  if (desired < current) scaleIn(w, group, present, healthy, current - desired, why, decision);
   if (desired > current) w.scaleOuts.push({ group, instances, present, count: desired - current, replaced, detail: why });
   return plan;
 }
 
-/** Deletes `count` healthy instances, taking from the host with the most of the group, newest first. */
-function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string): void {
+/**
+ * Deletes `count` instances: first those the decision names (`remove`, in its order, if present), then healthy ones
+ * from the host with the most of the group, newest first; never one the decision says to keep.
+ */
+function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string, decision: Decision): void {
   const perHost = countByHost(present);
-  const pool = [...healthy];
-  for (let k = 0; k < count; k++) {
+  const keep = new Set(decision.keep ?? []);
+  const named = (decision.remove ?? []).flatMap((n) => present.filter((i) => i.name === n && !keep.has(n)));
+  for (const n of (decision.remove ?? []).filter((n) => keep.has(n))) {
+    w.warnings.push(`group ${group.name}: ${n} is both to be removed and kept by ${decision.source ?? "its decision"}: it is kept`);
+  }
+  const pool = healthy.filter((i) => !keep.has(i.name) && !named.includes(i));
+  const take = (victim: Instance, why: string) => {
+    perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
+    const at = { group: group.name, name: victim.name, host: victim.host };
+    planDelete(w, at, victim.uuid, "scale_in", why, { gone: false, domain: domainOf(w, victim), instance: victim, group });
+  };
+  for (const victim of named.slice(0, count)) take(victim, `${detail}: named by ${decision.source ?? "its decision"}`);
+  for (let k = named.length; k < count; k++) {
     pool.sort(
       (a, b) =>
         (perHost.get(b.host) ?? 0) - (perHost.get(a.host) ?? 0) || time(b.created) - time(a.created) || byName(a.name, b.name),
     );
     const victim = pool.shift();
     if (!victim) {
-      w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but the rest are on hosts that were not checked`);
+      const why = keep.size > 0 ? "the rest are kept or on hosts that were not checked" : "the rest are on hosts that were not checked";
+      w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but ${why}`);
       return;
     }
-    perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
-    const at = { group: group.name, name: victim.name, host: victim.host };
-    planDelete(w, at, victim.uuid, "scale_in", detail, { gone: false, domain: domainOf(w, victim), instance: victim, group });
+    take(victim, detail);
   }
 }
 
@@ -345,22 +354,25 @@ function scaleOut(w: Work, request: ScaleOut): void {
   const strategy = placementStrategies[group.placement];
   const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}`);
   const groupCountByHost = countByHost(present);
-  const used = new Map([...w.used].map(([h, u]) => [h, { ...u }]));
-  const need: HostUse = { memoryMiB: group.template.memoryMiB, vcpus: group.template.vcpus, diskBytes: diskBytes(group.template) };
+  const used = new Map(w.used);
 
-  const placed: { host: string; waits: string[] }[] = [];
+  const placed: { host: string; waits: string[]; need: HostUse }[] = [];
   let shortReason: string | null = null;
   for (let index = 0; index < count; index++) {
     const roomNow: HostRoom[] = [];
     const roomLater: HostRoom[] = [];
+    const needs = new Map<string, HostUse>();
     const reasons: string[] = [];
     group.hosts.forEach((name, order) => {
-      const planned = used.get(name) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
+      const planned = used.get(name) ?? NO_USE;
       const host = config.hosts.find((h) => h.name === name);
       const freed = w.freed.get(name);
-      const r = assessHost({ name, order, host, observation: w.observations.get(name), template: group.template, planned, ...(freed ? { freed } : {}) });
+      const r = assessHost({ name, order, host, observation: w.observations.get(name), group, planned, ...(freed ? { freed } : {}) });
       if (!("room" in r)) reasons.push(`host ${name}: ${r.reason}`);
-      else (r.waits ? roomLater : roomNow).push(r.room);
+      else {
+        (r.waits ? roomLater : roomNow).push(r.room);
+        needs.set(name, r.need);
+      }
     });
     const rooms = roomNow.length > 0 ? roomNow : roomLater;
     if (rooms.length === 0) {
@@ -368,10 +380,10 @@ function scaleOut(w: Work, request: ScaleOut): void {
       break;
     }
     const chosen = strategy.pick(rooms, { group: group.name, index, rng, groupCountByHost });
-    const u = used.get(chosen) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
-    used.set(chosen, { memoryMiB: u.memoryMiB + need.memoryMiB, vcpus: u.vcpus + need.vcpus, diskBytes: u.diskBytes + need.diskBytes });
+    const need = needs.get(chosen)!;
+    used.set(chosen, addUse(used.get(chosen) ?? NO_USE, need));
     groupCountByHost.set(chosen, (groupCountByHost.get(chosen) ?? 0) + 1);
-    placed.push({ host: chosen, waits: rooms === roomNow ? [] : [...(w.freed.get(chosen)?.by ?? [])] });
+    placed.push({ host: chosen, need, waits: rooms === roomNow ? [] : [...(w.freed.get(chosen)?.by ?? [])] });
   }
 
   const net = group.networking;
@@ -392,17 +404,18 @@ function scaleOut(w: Work, request: ScaleOut): void {
   }
 
   // Only what was kept counts against the hosts for later groups.
-  for (const p of placed) {
-    const u = w.used.get(p.host) ?? { memoryMiB: 0, vcpus: 0, diskBytes: 0 };
-    w.used.set(p.host, { memoryMiB: u.memoryMiB + need.memoryMiB, vcpus: u.vcpus + need.vcpus, diskBytes: u.diskBytes + need.diskBytes });
-  }
+  for (const p of placed) w.used.set(p.host, addUse(w.used.get(p.host) ?? NO_USE, p.need));
   placed.forEach(({ host: hostName, waits }, i) => {
-    const host = config.hosts.find((h) => h.name === hostName);
-    if (!host) throw new Error(`placement chose host ${hostName}, which is not in config`);
+    const obs = w.observations.get(hostName);
+    const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
+    if (!fit?.ok) throw new Error(`placement chose host ${hostName}, where group ${group.name} does not fit`);
     const uuid = freshUuid(w, group.name);
     const name = `${group.name}-${uuid.slice(0, 8)}`;
-    const mac = macFromUuid(uuid);
     const { address, waits: addressWaits } = addresses[i]!;
+    const network: VmNetwork =
+      net.mode === "static" && address !== undefined
+        ? { mode: "static", address, prefix: net.prefix, dns: [...net.dns], ...(net.gateway ? { gateway: net.gateway } : {}) }
+        : { mode: "dhcp" };
     const after = [...new Set([...waits, ...addressWaits])].sort(byName);
     const replacing = replaced[i];
     const t = group.template;
@@ -423,16 +436,10 @@ function scaleOut(w: Work, request: ScaleOut): void {
         createdAt: now.toISOString(),
         vcpus: t.vcpus,
         memoryMiB: t.memoryMiB,
-        accelerator: resolvedAccelerator(w, host),
-        pool: host.pool,
-        baseImage: t.disk.baseImage,
-        diskSizeGiB: t.disk.sizeGiB,
-        mac,
-        nic: t.nic,
-        ...(t.boot ? { boot: t.boot } : {}),
         userData: t.userData,
         secretEnv: t.secretEnv,
-        networkConfig: renderNetworkConfig(mac, net, address),
+        network,
+        settings: fit.settings,
       },
       ...(address !== undefined ? { address_v4: address } : {}),
       ...(group.readiness.checkIn
@@ -445,16 +452,9 @@ function scaleOut(w: Work, request: ScaleOut): void {
 }
 
 /** The domain observed for an instance, on its host. */
-function domainOf(w: Work, instance: Instance): OwnedDomain | undefined {
+function domainOf(w: Work, instance: Instance): OwnedVm | undefined {
   const obs = w.observations.get(instance.host);
-  return obs?.status === "ok" ? obs.domains.find((d) => d.name === instance.name) : undefined;
-}
-
-/** The host's accelerator; `auto` is what the host's observation resolved it to (plain QEMU if it did not say). */
-function resolvedAccelerator(w: Work, host: HostConfig): "kvm" | "qemu" {
-  if (host.accelerator !== "auto") return host.accelerator;
-  const obs = w.observations.get(host.name);
-  return (obs?.status === "ok" ? obs.capacity.accelerator : undefined) ?? "qemu";
+  return obs?.status === "ok" ? obs.vms.find((d) => d.name === instance.name) : undefined;
 }
 
 /** A UUID whose derived name is not taken yet. */

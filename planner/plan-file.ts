@@ -47,11 +47,14 @@ export function parsePlan(text: string): Plan {
       "upgrade premiscale",
     );
   if (Number(major) < READ_MAJOR)
-    throw new PlanRejectedError(`plan format ${major}.x is older than this premiscale reads (${READ_MAJOR}.x): ${AGAIN}`, "plan_format_older", AGAIN);
+    throw new PlanRejectedError(
+      `plan format ${major}.x was written by an older premiscale (this one reads ${READ_MAJOR}.x: VM specs are now carried per provider kind): ${AGAIN}`,
+      "plan_format_older",
+      AGAIN,
+    );
   if (typeof checksum !== "string" || checksum !== checksumOf(body))
     throw new PlanRejectedError(`plan file was altered after it was written: ${AGAIN}`, "plan_altered", AGAIN);
-  // Format 1.0 had no shortfalls: a group that did not fit was a plan error then.
-  return { shortfalls: [], ...body } as unknown as Plan;
+  return body as unknown as Plan;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Decision } from "../policies/decision.js";
 import type { VmSpec } from "../providers/provider.js";
 
 /** Major.minor of the plan JSON this release writes. */
-export const PLAN_FORMAT_VERSION = "1.1";
+export const PLAN_FORMAT_VERSION = "2.0";
 
 /** Why a change is in the plan (machine-readable). */
 export type ActionReason =

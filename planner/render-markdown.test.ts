@@ -7,7 +7,7 @@ import { makeConfig, makeDomain, makeInput, makeInstance, makeObservation, makeS
 const twoGroups = (): Plan => {
   const config = makeConfig({ hosts: ["local"], groups: [{ desired: 3 }, { name: "db", desired: 0 }] });
   const state = makeState({ web: [makeInstance("web-1", "local"), makeInstance("web-2", "local")], db: [makeInstance("db-1", "local")] });
-  const obs = makeObservation("local", { domains: [makeDomain("web-1"), makeDomain("web-2", { state: "shutoff" }), makeDomain("db-1")] });
+  const obs = makeObservation("local", { domains: [makeDomain("web-1"), makeDomain("web-2", { state: "stopped" }), makeDomain("db-1")] });
   return computePlan(makeInput({ config, state, observations: [obs] }));
 };
 
@@ -31,7 +31,7 @@ describe("renderPlanMarkdown", () => {
         "",
         "**Objects changed outside premiscale:**",
         "",
-        "- `web[web-2]` on host `local`: is shutoff",
+        "- `web[web-2]` on host `local`: is stopped",
         "",
         "| group | now | desired | why |",
         "| --- | ---: | ---: | --- |",
@@ -40,7 +40,7 @@ describe("renderPlanMarkdown", () => {
         "",
         "```diff",
         "# group web: 1 -> 3 (desired: 3 in config)",
-        "- web[web-2] on host local   # replace stopped: domain is shutoff: remove it",
+        "- web[web-2] on host local   # replace stopped: domain is stopped: remove it",
         "+ web[web-00000001] on host local (1 vCPU, 128 MiB)   # replace stopped: replaces web-2",
         "+ web[web-00000002] on host local (1 vCPU, 128 MiB)   # scale out: desired 3 > current 1 (desired: 3 in config)",
         "",

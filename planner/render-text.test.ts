@@ -8,13 +8,13 @@ const config = makeConfig({ hosts: ["local"], groups: [{ desired: 3 }] });
 describe("renderPlanText", () => {
   it("shows drift, then the actions per group, then the summary line", () => {
     const state = makeState({ web: [makeInstance("web-1", "local"), makeInstance("web-2", "local"), makeInstance("web-3", "local")] });
-    const obs = makeObservation("local", { domains: [makeDomain("web-1"), makeDomain("web-2", { state: "shutoff" })] });
+    const obs = makeObservation("local", { domains: [makeDomain("web-1"), makeDomain("web-2", { state: "stopped" })] });
     const plan = computePlan(makeInput({ config, state, observations: [obs] }));
     expect(renderPlanText(plan)).toBe(
       [
         "Note: Objects have changed outside of premiscale",
         "",
-        "  ~ web[web-2] on host local: is shutoff",
+        "  ~ web[web-2] on host local: is stopped",
         "  ~ web[web-3] on host local: no longer exists on the host",
         "",
         "premiscale will perform the following actions:",

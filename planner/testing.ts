@@ -1,8 +1,9 @@
 /** Small builders of configs, observations and states for tests (pure, importable by any test). */
 import type { Config, GroupConfig, HostConfig, VmTemplate } from "../config/types.js";
 import type { Decision } from "../policies/decision.js";
-import { decideFromConfig } from "../policies/static.js";
-import type { HostCapacity, HostObservation, OwnedDomain } from "../providers/provider.js";
+import { decideWith } from "../policies/decision.js";
+import { configSource, decideFromConfig } from "../policies/static.js";
+import type { HostCapacity, HostObservation, OwnedVm, TemplateFit } from "../providers/provider.js";
 import type { Instance, State } from "../state/types.js";
 import type { PlanInput } from "./compute-plan.js";
 import type { Plan } from "./plan.js";
@@ -14,12 +15,18 @@ export const TEST_NOW = new Date("2025-06-01T12:00:00.000Z");
 /** One GiB in bytes. */
 export const GiB = 1024 ** 3;
 
-/** A host config with defaults (`test:///<name>`, pool "default", kvm, 512 MiB reserved, overcommit 4). */
+/**
+ * The planner's tests use a small provider kind of their own, `test`: a host has a disk pool, and a template needs a
+ * base image in it and its disk size of its space (as libvirt's does), so fits and their reasons can be tried
+ * without any real adapter. `makeInput` asks it about every group, as the pipeline asks real adapters.
+ */
+export const TEST_KIND = "test";
+
+/** A host config with defaults (kind `test`, 512 MiB reserved, overcommit 4). */
 export function makeHost(host: Partial<HostConfig> & { name: string }): HostConfig {
   return {
-    uri: `test:///${host.name}`,
-    pool: "default",
-    accelerator: "kvm",
+    kind: TEST_KIND,
+    settings: {},
     reservedMemoryMiB: 512,
     cpuOvercommit: 4,
     maxParallel: 4,
@@ -28,16 +35,24 @@ export function makeHost(host: Partial<HostConfig> & { name: string }): HostConf
   };
 }
 
-/** A 1 vCPU, 128 MiB, 1 GiB VM on base image "base.qcow2" with user networking. */
-export function makeTemplate(template: Partial<VmTemplate> = {}): VmTemplate {
+/** What a template of the `test` kind says: the disk each VM gets (an overlay on a base image in the pool). */
+export interface TestTemplate {
+  disk: { baseImage: string; sizeGiB: number };
+}
+
+/** A template as the tests write it: the neutral fields, and the `test` kind's disk. */
+export type TemplateSpec = Partial<Omit<VmTemplate, "settings">> & { disk?: TestTemplate["disk"] };
+
+/** A 1 vCPU, 128 MiB VM with a 1 GiB disk on base image "base.qcow2". */
+export function makeTemplate(template: TemplateSpec = {}): VmTemplate {
+  const { disk, ...neutral } = template;
   return {
     vcpus: 1,
     memoryMiB: 128,
-    disk: { baseImage: "base.qcow2", sizeGiB: 1 },
-    nic: { type: "user" },
     userData: "#cloud-config\n",
     secretEnv: [],
-    ...template,
+    ...neutral,
+    settings: { [TEST_KIND]: { disk: disk ?? { baseImage: "base.qcow2", sizeGiB: 1 } } },
   };
 }
 
@@ -46,7 +61,7 @@ export function makeTemplate(template: Partial<VmTemplate> = {}): VmTemplate {
  * host, round-robin, DHCP, ready once started (no check-in).
  */
 export function makeConfig(
-  opts: { hosts?: (string | (Partial<HostConfig> & { name: string }))[]; groups?: (Partial<Omit<GroupConfig, "template">> & { template?: Partial<VmTemplate> })[] } = {},
+  opts: { hosts?: (string | (Partial<HostConfig> & { name: string }))[]; groups?: (Partial<Omit<GroupConfig, "template">> & { template?: TemplateSpec })[] } = {},
 ): Config {
   const hosts = (opts.hosts ?? ["a"]).map((h) => makeHost(typeof h === "string" ? { name: h } : h));
   const groups = (opts.groups ?? [{}]).map(
@@ -74,8 +89,8 @@ export function makeInstance(name: string, host: string, opts: Partial<Instance>
   return { name, uuid: `uuid-${name}`, host, created: "2025-01-01T00:00:00.000Z", status: "running", ...opts };
 }
 
-/** A domain of ours as a host reports it, by default running and of the test lineage. */
-export function makeDomain(name: string, opts: Partial<OwnedDomain> = {}): OwnedDomain {
+/** A VM of ours as a host reports it, by default running and of the test lineage. */
+export function makeDomain(name: string, opts: Partial<OwnedVm> = {}): OwnedVm {
   return {
     name,
     uuid: `uuid-${name}`,
@@ -87,29 +102,60 @@ export function makeDomain(name: string, opts: Partial<OwnedDomain> = {}): Owned
   };
 }
 
+/** A test host's capacity as tests write it: the neutral figures, its disk pool and the volumes in it. */
+export type TestCapacity = Omit<HostCapacity, "resources"> & {
+  pool: { name: string; capacityBytes: number; availableBytes: number } | null;
+  volumes: string[];
+};
+
+/** An observation of a `test` host: also the volumes of its pool, from which `withFits` answers templates. */
+export type TestObservation = HostObservation & { volumes?: string[]; pool?: string };
+
 /**
  * A host observation: 8 CPUs, 16000 MiB free, a 100 GiB pool "default" holding "base.qcow2", unless overridden;
- * `unreachable` makes it an unreachable host.
+ * `unreachable` makes it an unreachable host. Its `fits` are filled by `makeInput` for the config's groups.
  */
 export function makeObservation(
   host: string,
-  opts: { domains?: OwnedDomain[]; capacity?: Partial<HostCapacity>; unreachable?: string } = {},
-): HostObservation {
+  opts: { domains?: OwnedVm[]; capacity?: Partial<TestCapacity>; unreachable?: string } = {},
+): TestObservation {
   if (opts.unreachable !== undefined) return { host, status: "unreachable", error: opts.unreachable };
+  const c: TestCapacity = {
+    cpus: 8,
+    memoryMiB: 16384,
+    freeMemoryMiB: 16000,
+    allocatedVcpus: 0,
+    pool: { name: "default", capacityBytes: 100 * GiB, availableBytes: 100 * GiB },
+    volumes: ["base.qcow2"],
+    ...opts.capacity,
+  };
+  const { pool, volumes, ...neutral } = c;
   return {
     host,
     status: "ok",
-    capacity: {
-      cpus: 8,
-      memoryMiB: 16384,
-      freeMemoryMiB: 16000,
-      allocatedVcpus: 0,
-      pool: { name: "default", capacityBytes: 100 * GiB, availableBytes: 100 * GiB },
-      volumes: ["base.qcow2"],
-      ...opts.capacity,
-    },
-    domains: opts.domains ?? [],
+    capacity: { ...neutral, resources: pool ? { [`pool:${pool.name}`]: { label: `pool "${pool.name}"`, unit: "bytes", available: pool.availableBytes, capacity: pool.capacityBytes } } : {} },
+    vms: opts.domains ?? [],
+    fits: {},
+    volumes,
+    pool: pool?.name ?? "default",
   };
+}
+
+/** The `test` kind's answer for each group that may use the host (what an adapter's `observe` does). */
+export function withFits(obs: HostObservation, config: Config): HostObservation {
+  if (obs.status !== "ok") return obs;
+  const t = obs as TestObservation;
+  const pool = t.pool ?? "default";
+  const key = `pool:${pool}`;
+  const fits: Record<string, TemplateFit> = {};
+  for (const g of config.groups.filter((g) => g.hosts.includes(obs.host))) {
+    const disk = (g.template.settings[TEST_KIND] as TestTemplate | undefined)?.disk;
+    if (!disk) fits[g.name] = { ok: false, reason: "the template has no test settings" };
+    else if (!obs.capacity.resources[key]) fits[g.name] = { ok: false, reason: `pool "${pool}" not found` };
+    else if (!(t.volumes ?? []).includes(disk.baseImage)) fits[g.name] = { ok: false, reason: `base image "${disk.baseImage}" not in pool "${pool}"` };
+    else fits[g.name] = { ok: true, demand: { [key]: disk.sizeGiB * GiB }, settings: { [TEST_KIND]: { pool, baseImage: disk.baseImage, diskSizeGiB: disk.sizeGiB } } };
+  }
+  return { ...obs, fits: { ...fits, ...obs.fits } };
 }
 
 /** A state holding `instances` per group name. */
@@ -136,18 +182,22 @@ export function uuidSequence(start = 1): () => string {
 /** Decisions that take each group's `desired` from config, clamped: the real static source. */
 export const configDecisions = (config: Config): Decision[] => decideFromConfig(config);
 
-/** A full PlanInput with test defaults: observations of every host, decisions from config, TEST_NOW. */
+/**
+ * A full PlanInput with test defaults: observations of every host (each asked about the config's groups, as the
+ * pipeline asks adapters), decisions from config, TEST_NOW.
+ */
 export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanInput {
+  const observations = (input.observations ?? input.config.hosts.map((h) => makeObservation(h.name))).map((o) => withFits(o, input.config));
   return {
     configDigest: "sha256:test",
     configCommit: null,
     state: null,
-    observations: input.config.hosts.map((h) => makeObservation(h.name)),
-    decisions: configDecisions(input.config),
+    decide: decideWith([configSource]),
     now: TEST_NOW,
     newLineage: "22222222-2222-4222-8222-222222222222",
     newUuid: uuidSequence(),
     ...input,
+    observations,
   };
 }
 
@@ -163,13 +213,13 @@ export function simulateApply(plan: Plan, state: State | null, observations: Hos
   );
   const next = observations.map((o): HostObservation => {
     if (o.status !== "ok") return o;
-    const capacity = { ...o.capacity, pool: o.capacity.pool && { ...o.capacity.pool } };
+    const capacity = { ...o.capacity, resources: Object.fromEntries(Object.entries(o.capacity.resources).map(([k, r]) => [k, { ...r }])) };
     // A deleted VM that ran gives its host back what it was recorded with.
-    for (const d of o.domains.filter((d) => deleted.has(d.name) && (d.state === "running" || d.state === "paused"))) {
+    for (const d of o.vms.filter((d) => deleted.has(d.name) && (d.state === "running" || d.state === "paused"))) {
       capacity.freeMemoryMiB += known.get(d.name)?.memoryMiB ?? 0;
       capacity.allocatedVcpus -= known.get(d.name)?.vcpus ?? 0;
     }
-    return { ...o, capacity, domains: o.domains.filter((d) => !deleted.has(d.name)) };
+    return { ...o, capacity, vms: o.vms.filter((d) => !deleted.has(d.name)) };
   });
   for (const c of plan.changes) {
     if (c.action !== "create") continue;
@@ -179,10 +229,11 @@ export function simulateApply(plan: Plan, state: State | null, observations: Hos
     ]);
     const obs = next.find((o) => o.host === c.host);
     if (obs?.status !== "ok") throw new Error(`plan creates on host ${c.host}, which is not reachable`);
-    obs.domains.push({ name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: c.vm.createdAt, state: "running" });
+    obs.vms.push({ name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: c.vm.createdAt, state: "running" });
     obs.capacity.freeMemoryMiB -= c.vm.memoryMiB;
     obs.capacity.allocatedVcpus += c.vm.vcpus;
-    if (obs.capacity.pool) obs.capacity.pool.availableBytes -= c.vm.diskSizeGiB * GiB;
+    const fit = obs.fits[c.group];
+    for (const [k, amount] of Object.entries(fit?.ok ? fit.demand : {})) if (obs.capacity.resources[k]) obs.capacity.resources[k]!.available -= amount;
   }
   const groups = Object.fromEntries(byGroup);
   return { state: makeState(groups, { lineage: plan.lineage, serial: (state?.serial ?? 0) + 1 }), observations: next };

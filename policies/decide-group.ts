@@ -1,6 +1,6 @@
 import type { GroupMetrics, Member, PolicyContext } from "./aggregate.js";
 import { limitRate, stabilize } from "./behavior.js";
-import type { Decision, DecisionCode, PolicyOutcome } from "./decision.js";
+import type { Decision, DecisionCode, DecisionSource, PolicyOutcome } from "./decision.js";
 import type { History } from "./history.js";
 import { evaluateSchedules } from "./schedule.js";
 import { recommendStep } from "./step-scaling.js";
@@ -170,6 +170,33 @@ export function decideGroup(input: DecideInput): Decision {
       max: hi,
       policies: outcomes,
       retainSeconds: retainSeconds(s),
+    },
+  };
+}
+
+/**
+ * The policy engine as a decision source, for one planning run: it owns the groups that have `scaling`, and decides
+ * each from the metrics gathered for it (`error`: the metrics source failed, so nothing scales in), its history and
+ * the run's clock.
+ */
+export function policySource(input: {
+  metrics: ReadonlyMap<string, GroupMetrics | { error: string }>;
+  history: (group: string) => History;
+  now: Date;
+}): DecisionSource {
+  return {
+    name: "policies",
+    owns: (group) => group.scaling !== undefined,
+    decide: (group, members) => {
+      const m = input.metrics.get(group.name);
+      return decideGroup({
+        group: { name: group.name, min: group.min, max: group.max, current: members.length, members },
+        scaling: group.scaling!,
+        // No entry: the policies read no metric (schedules only). An error: the source failed, so nothing scales in.
+        metrics: m === undefined ? { members: {} } : "error" in m ? undefined : m,
+        history: input.history(group.name),
+        now: input.now,
+      });
     },
   };
 }

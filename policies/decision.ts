@@ -1,10 +1,21 @@
+/**
+ * The decide stage's port: a `Decision` is what any decision source says about a group (its desired size, why, and
+ * which instances go first or must stay), and a `DecisionSource` is one way of deciding. Sources today: the config's
+ * `desired` (static.ts) and the policy engine (decide-group.ts); next, Kubernetes (cluster-autoscaler's externalgrpc
+ * calls, the native pending-pods loop). The planner takes one decision per group and does not know which source made it.
+ */
+import type { GroupConfig } from "../config/types.js";
+import type { Member } from "./aggregate.js";
 import type { MetricName, Policy } from "./types.js";
 
 /**
  * Why a group has the size it has (machine-readable). The policy codes say which policy moved the size; the others
- * say which step of the pipeline decided (see policies/README.md).
+ * say which step of the pipeline decided (see policies/README.md). Other sources bring codes of their own (open).
  */
-export type DecisionCode =
+export type DecisionCode = KnownDecisionCode | (string & {});
+
+/** The codes of the config's `desired` and of the policy engine. */
+export type KnownDecisionCode =
   | "config" // the config's `desired` field (no policy engine)
   | "target_tracking"
   | "step"
@@ -31,7 +42,7 @@ export interface PolicyOutcome {
   type: Policy["type"];
   /** Missing: the policy takes no part (a schedule not in effect, or one with only min/max). */
   recommendation?: number;
-  code: DecisionCode;
+  code: KnownDecisionCode;
   reason: string;
   /** Data this policy needs is missing, so it recommends no scale-in. */
   missing: boolean;
@@ -66,8 +77,41 @@ export interface Decision {
   desired: number;
   /** Machine-readable reason. */
   code: DecisionCode;
-  /** Human reason with its numbers, e.g. "desired: 3 in config" or "avg cpu 82% > target 60% over 5m". */
+  /**
+   * Human reason with its numbers, e.g. "desired: 3 in config", "avg cpu 82% > target 60% over 5m" or
+   * "cluster-autoscaler: DeleteNodes web-1a2b3c4d".
+   */
   reason: string;
+  /** Which source decided (`config`, `policies`, `cluster-autoscaler`, …). @default "config" */
+  source?: string;
   /** Present on decisions of the policy engine (`decideGroup`). */
   details?: DecisionDetails;
+  /**
+   * Instances (by name) to remove first when the group scales in, in this order (cluster-autoscaler's DeleteNodes
+   * names the nodes it wants gone). Names that are not present members are skipped; the planner's own victim order
+   * fills the rest.
+   */
+  remove?: string[];
+  /** Instances (by name) scale-in must never choose (scale-in protection; a node whose pods cannot move). */
+  keep?: string[];
+}
+
+/**
+ * One way of deciding group sizes. `decide` is pure: what it needs (metrics, history, targets recorded by an
+ * external autoscaler) was gathered before planning, and it gets exactly the members the planner counts.
+ */
+export interface DecisionSource {
+  /** Short name, recorded as `Decision.source`. */
+  readonly name: string;
+  /** Whether this source decides the group (the first source that owns a group decides it). */
+  owns(group: GroupConfig): boolean;
+  decide(group: GroupConfig, members: Member[]): Decision;
+}
+
+/** The decision for each group from the first of `sources` that owns it, or undefined when none does. */
+export function decideWith(sources: readonly DecisionSource[]): (group: GroupConfig, members: Member[]) => Decision | undefined {
+  return (group, members) => {
+    const source = sources.find((s) => s.owns(group));
+    return source ? { source: source.name, ...source.decide(group, members) } : undefined;
+  };
 }

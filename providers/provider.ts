@@ -1,45 +1,107 @@
 /**
- * The `Provider` port: how premiscale observes and changes one kind of hypervisor host.
- * The libvirt adapter lives in providers/libvirt/; a Proxmox VE adapter is meant to sit beside it.
- * Everything crossing this port is plain data.
+ * The `Provider` port: how premiscale observes and changes the VMs of one host, whatever its kind (libvirt today,
+ * Proxmox VE next). Everything crossing this port is plain data. Each method's contract is in its doc comment; the
+ * suite in `provider.contract.ts` holds every adapter to it.
+ *
+ * Neutral words only: a VM has vCPUs, memory, cloud-init user-data and an IPv4 set-up; everything else a kind needs
+ * (libvirt: pool, base image, NIC, kernel boot, accelerator; Proxmox VE: template per node, storage) is that kind's
+ * `settings`, which premiscale carries from the config through the plan to the adapter without looking inside.
  */
 
-/** Where a domain is in its life, as far as premiscale cares. */
-export type DomainRunState = "running" | "paused" | "shutoff" | "crashed" | "other";
+/** Where a VM is in its life, as far as premiscale cares; each adapter maps its own states onto these. */
+export type VmRunState = "running" | "paused" | "stopped" | "crashed" | "other";
 
-/** A domain that carries premiscale's metadata element (only those are ever listed). */
-export interface OwnedDomain {
-  /** Domain name on the host; equals the instance name. */
+/** A VM that carries premiscale's ownership marker (only those are ever listed, and only those are ever touched). */
+export interface OwnedVm {
+  /** Name on the host; equals the instance name. */
   name: string;
-  /** Domain UUID; equals the instance id. */
+  /** The VM's UUID; equals the instance id. */
   uuid: string;
   group: string;
-  /** The state lineage that created it; a domain of another lineage belongs to another premiscale state. */
+  /** The state lineage that created it; a VM of another lineage belongs to another premiscale state. */
   lineage: string;
   createdAt: string;
-  state: DomainRunState;
+  state: VmRunState;
 }
 
-/** What a host has and what is already used on it (all domains, not only ours). */
+/**
+ * A resource new VMs use up besides vCPUs and memory (libvirt: the space of a storage pool), under an opaque key
+ * (`pool:default`). The planner only counts it down; the adapter says what a template needs of it.
+ */
+export interface HostResource {
+  /** How a person calls it: `pool "default"`. */
+  label: string;
+  unit: "bytes" | "count";
+  available: number;
+  /** The whole size, used or not (to tell whether `max` VMs could ever fit); absent when the host does not say. */
+  capacity?: number;
+}
+
+/** What a host has and what is already used on it (all VMs, not only ours). */
 export interface HostCapacity {
   cpus: number;
   memoryMiB: number;
   freeMemoryMiB: number;
-  /** vCPUs of every running domain on the host. */
+  /** vCPUs of every running or paused VM on the host. */
   allocatedVcpus: number;
-  pool: { name: string; capacityBytes: number; availableBytes: number } | null;
-  /** Volume names present in the pool (to check base images exist). */
-  volumes: string[];
-  /** The accelerator new VMs get here, resolved when the host setting is `auto`. */
-  accelerator?: "kvm" | "qemu";
+  /** Other resources, by key. */
+  resources: Record<string, HostResource>;
+}
+
+/**
+ * The adapter's answer to "can one more VM of this group go on this host": what it takes of the host's `resources`
+ * besides the template's vCPUs and memory, and the kind's VM settings for this host (carried in the plan); or why the
+ * template cannot go there at all (a base image missing, a pool that does not exist).
+ */
+export type TemplateFit =
+  | { ok: true; demand: Record<string, number>; settings: ProviderSettings }
+  | { ok: false; reason: string };
+
+/** A kind's own data, keyed by the kind (`{ libvirt: { pool, baseImage, … } }`): plain JSON, opaque to the rest. */
+export type ProviderSettings = Record<string, unknown>;
+
+/** A group's template as the adapter is asked about it: the neutral size, and the config's settings of this kind. */
+export interface TemplateQuery {
+  vcpus: number;
+  memoryMiB: number;
+  /** The group template's settings for this host's kind, as the kind's config fragment normalised them. */
+  settings: unknown;
 }
 
 /** One host as observed now. */
 export type HostObservation =
-  | { host: string; status: "ok"; capacity: HostCapacity; domains: OwnedDomain[] }
+  | {
+      host: string;
+      status: "ok";
+      capacity: HostCapacity;
+      vms: OwnedVm[];
+      /** Per group asked about in `ObserveRequest.templates`, the adapter's fit answer. */
+      fits: Record<string, TemplateFit>;
+    }
   | { host: string; status: "unreachable"; error: string };
 
-/** Everything needed to create one VM; built by the planner, carried in the plan. */
+/** What state records about an instance, enough to recognise its VM without reading the ownership marker. */
+export interface KnownInstance {
+  uuid: string;
+  group: string;
+  lineage: string;
+  createdAt: string;
+}
+
+/** What `observe` is asked. */
+export interface ObserveRequest {
+  /** The instances state records on this host, by name. */
+  known: ReadonlyMap<string, KnownInstance>;
+  /** The templates of the groups that may place VMs here, by group name: answered in `fits`. */
+  templates: ReadonlyMap<string, TemplateQuery>;
+}
+
+/** How a new VM gets its IPv4 address (rendered by the adapter: cloud-init network-config, Proxmox `ipconfig0`…). */
+export type VmNetwork =
+  | { mode: "dhcp" }
+  | { mode: "static"; address: string; prefix: number; gateway?: string; dns: string[] };
+
+/** Everything needed to create one VM, as apply hands it to the adapter. */
 export interface VmSpec {
   name: string;
   uuid: string;
@@ -48,57 +110,89 @@ export interface VmSpec {
   createdAt: string;
   vcpus: number;
   memoryMiB: number;
-  accelerator: "kvm" | "qemu";
-  pool: string;
-  baseImage: string;
-  diskSizeGiB: number;
-  mac: string;
-  nic: { type: "user" } | { type: "network" | "bridge"; source: string };
-  boot?: { kernel: string; initrd?: string; cmdline?: string };
-  /** cloud-init user-data with secrets already filled in (never stored). */
+  /** cloud-init user-data with secrets filled in (never stored). */
   userData: string;
-  /** cloud-init network-config (v2) text. */
-  networkConfig: string;
+  network: VmNetwork;
+  /** The settings the adapter gave for this host in its fit answer, as the plan carries them. */
+  settings: ProviderSettings;
 }
-
-/** What state records about an instance, enough to recognise its domain without reading metadata. */
-export interface KnownInstance {
-  uuid: string;
-  group: string;
-  lineage: string;
-  createdAt: string;
-}
-
-/** Names of what a VM owns on its host, derived from its name alone so a crashed create can be cleaned up. */
-export interface VmVolumes {
-  disk: string;
-  seed: string;
-}
-
-/** Steps a provider reports while it works, for journals and progress views. */
-export type ProviderStep = "disk" | "seed" | "define" | "start" | "shutdown" | "destroy" | "undefine" | "volumes";
 
 /**
- * A hypervisor backend. Each method talks to one host and has its own timeout; every mutating method is
- * idempotent, so repeating it after a crash converges.
+ * Steps an adapter reports while it works (for journals and progress), in the order they happen. Each adapter maps
+ * its own calls onto them: libvirt's overlay volume is `create-disk`, its seed and `define` are `configure`.
+ */
+export type ProviderStep = "create-disk" | "configure" | "start" | "stop" | "delete";
+
+/** Raw cumulative counters of one VM at one moment; a field the host did not report is `undefined` (never 0). */
+export interface VmCounters {
+  /** VM name (unique across hosts: premiscale names are `GROUP-UUID8`). */
+  name: string;
+  /** When the counters were read, ms since the epoch. */
+  at: number;
+  /** Total CPU time of the VM, ns. */
+  cpuTimeNs?: number;
+  /** vCPUs online. */
+  vcpus?: number;
+  /** Bytes and requests read / written, summed over the VM's disks. */
+  blockReadBytes?: number;
+  blockWriteBytes?: number;
+  blockReadReqs?: number;
+  blockWriteReqs?: number;
+  /** Bytes received / sent, summed over the VM's interfaces. */
+  netRxBytes?: number;
+  netTxBytes?: number;
+  /** Memory the host gives the guest, KiB. Not a utilisation. */
+  balloonCurrentKiB?: number;
+  /** Guest-reported memory it sees in total, KiB. */
+  balloonAvailableKiB?: number;
+  /** Guest-reported free memory, KiB. */
+  balloonUnusedKiB?: number;
+  /** Guest-reported memory usable without swapping (like MemAvailable), KiB. */
+  balloonUsableKiB?: number;
+  /** Resident set size of the VM's process on the host, KiB. */
+  balloonRssKiB?: number;
+}
+
+/** Options of one call that changes a host. */
+export interface CallOptions {
+  /** Reports each step as it starts. A throw from it stops the call there (tests use that to crash it half-way). */
+  onStep?: (step: ProviderStep) => void;
+  /** Stops waiting (the adapter gives up on what is in flight and rejects). */
+  signal?: AbortSignal;
+}
+
+/**
+ * One host of some kind. Every method talks to that host only, and each call has its own timeout (the host's
+ * `callTimeoutSeconds`): a host that hangs delays only its own calls. Every mutating method is idempotent, so
+ * repeating it after a crash at any point converges.
  */
 export interface Provider {
+  /** The host's kind (`libvirt`, …). */
+  readonly kind: string;
+  /** The host's name in the config. */
+  readonly host: string;
   /**
-   * Observe one host in a constant number of round trips. `known` are the instances state already records on
-   * this host, by name: a domain with that name and UUID is reported from them without reading its metadata.
+   * Observes the host in a constant number of round trips: its capacity, the VMs carrying premiscale's marker, and the
+   * fit of each template asked about. A VM recorded in `known` (same name and UUID) is reported from it without
+   * reading its marker. Never rejects: a host that does not answer is `unreachable`, with the reason.
    */
-  observe(known: ReadonlyMap<string, KnownInstance>): Promise<HostObservation>;
-  /** Create and start a VM. Existing pieces with the same names are reused. */
-  createVm(spec: VmSpec, onStep?: (step: ProviderStep) => void): Promise<void>;
+  observe(request: ObserveRequest): Promise<HostObservation>;
   /**
-   * Stop and remove a VM and its volumes. Refuses to touch a domain that does not carry premiscale's metadata
-   * for the same instance. A VM that is already gone is not an error.
+   * Creates and starts a VM. Pieces already there with the same names (left by an earlier attempt) are reused or
+   * replaced, so calling it again after a failure or a crash converges to one running VM.
    */
-  destroyVm(
-    vm: { name: string; uuid: string },
-    options: { shutdownTimeoutMs: number },
-    onStep?: (step: ProviderStep) => void,
-  ): Promise<void>;
-  /** Release connections and processes. */
+  createVm(spec: VmSpec, options?: CallOptions): Promise<void>;
+  /**
+   * Stops and removes a VM and everything it owns on the host: ACPI shutdown first, forced off after
+   * `shutdownTimeoutMs`. Refuses (rejects, touching nothing) a VM of that name that does not carry premiscale's marker
+   * for the same UUID. A VM that is already gone is not an error, and its leftovers are still removed.
+   */
+  destroyVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void>;
+  /**
+   * Counters of the named VMs, in one call to the host. VMs that do not exist (any more) are left out; the call as a
+   * whole rejects only when the host does not answer.
+   */
+  counters(names: readonly string[], options?: { signal?: AbortSignal }): Promise<VmCounters[]>;
+  /** Releases connections and processes. */
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig } from "../config/load.js";
+import { parseConfig } from "../pipeline/config.js";
 import { PremiscaleError } from "../config/errors.js";
 import type { Config, GroupConfig } from "../config/types.js";
 import { SqliteStore } from "../metrics/sqlite-store.js";
@@ -16,7 +16,7 @@ import { METRIC_NAMES, type MetricName, type ScalingSpec } from "../policies/typ
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 import { git } from "../state/git.js";
-import { policyMetrics } from "./pipeline.js";
+import { policyMetrics } from "../pipeline/make-plan.js";
 
 /** How far back the backtest reads. @default 6 h */
 export const BACKTEST_WINDOW_SECONDS = 6 * 3600;

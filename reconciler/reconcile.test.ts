@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parsePlan } from "../planner/plan-file.js";
 import { FakeProvider } from "../providers/fake-provider.js";
-import type { VmSpec, ProviderStep } from "../providers/provider.js";
+import type { CallOptions, VmSpec } from "../providers/provider.js";
 import { ConfigRepo } from "./config-repo.js";
 import { git } from "../state/git.js";
 import { reconcileOnce, type ReconcileEvent, type ReconcileOptions } from "./reconcile.js";
@@ -115,10 +115,10 @@ describe("reconcileOnce, auto mode", () => {
     let pushing: Promise<string> | null = null;
     // The user pushes desired: 3 while the first VM is being created.
     class PushingProvider extends FakeProvider {
-      override async createVm(spec: VmSpec, onStep?: (s: ProviderStep) => void): Promise<void> {
+      override async createVm(spec: VmSpec, options?: CallOptions): Promise<void> {
         pushing ??= pushUserCommit(user, { "premiscale.yaml": config(3) }, "web: 3 (pushed during apply)");
         await pushing;
-        return super.createVm(spec, onStep);
+        return super.createVm(spec, options);
       }
     }
     const provider = new PushingProvider("kvm1");

@@ -19,7 +19,7 @@ import type { StateLock } from "../state/state-store.js";
 import type { State } from "../state/types.js";
 import type { ConfigRepo } from "./config-repo.js";
 import type { AcquireResult, HeldRemoteLock, LockHolder } from "./remote-lock.js";
-import { configDigest } from "./pipeline.js";
+import { configDigest } from "../pipeline/make-plan.js";
 import type { ReconcileSteps } from "./steps.js";
 
 /** `auto` applies plans; `review` publishes them on a branch and applies them once merged. */

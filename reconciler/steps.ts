@@ -1,13 +1,13 @@
 /**
- * The real steps of a reconcile pass: plan through the shared pipeline (pipeline.ts, the same `makePlan` as
- * `premiscale plan`), apply with the same deps as `premiscale apply` (apply-deps.ts: journal, readiness, host
+ * The real steps of a reconcile pass: plan through the shared pipeline (pipeline/make-plan.ts, the same `makePlan` as
+ * `premiscale plan`), apply with the same deps as `premiscale apply` (pipeline/prepare-apply.ts: journal, readiness, host
  * limits), state in the `GitStateStore`, providers from an injected factory (libvirt in the daemon,
  * `FakeProvider` in tests). The engine (reconcile.ts) only sees the `ReconcileSteps` port.
  */
 import { join } from "node:path";
 import { applyPlan, commitRecommendations, type ApplyEvent, type ApplyResult } from "../applier/apply-plan.js";
 import type { InterruptedApply } from "../applier/journal.js";
-import { loadConfig } from "../config/load.js";
+import { loadConfig } from "../pipeline/config.js";
 import type { Config, HostConfig } from "../config/types.js";
 import type { MetricsSource } from "../metrics/types.js";
 import type { Plan } from "../planner/plan.js";
@@ -16,8 +16,8 @@ import type { ServerLogLine } from "../server/check-in-server.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateLock, StateStore } from "../state/state-store.js";
 import type { State } from "../state/types.js";
-import { interruptedApplies, prepareApply } from "./apply-deps.js";
-import { makePlan } from "./pipeline.js";
+import { makePlan } from "../pipeline/make-plan.js";
+import { interruptedApplies, prepareApply } from "../pipeline/prepare-apply.js";
 
 /** A plan and the hosts that could not be observed for it. */
 export interface PlanOutcome {

@@ -18,14 +18,9 @@ const spec = (userData: string): VmSpec => ({
   createdAt: "2026-01-01T00:00:00.000Z",
   vcpus: 1,
   memoryMiB: 128,
-  accelerator: "qemu",
-  pool: "default",
-  baseImage: "base.qcow2",
-  diskSizeGiB: 1,
-  mac: "52:54:00:00:00:01",
-  nic: { type: "user" },
   userData,
-  networkConfig: "",
+  network: { mode: "dhcp" },
+  settings: {},
 });
 
 /** What a guest would do: POST its check-in to the URL its user-data names, as cloud-init's phone_home does. */

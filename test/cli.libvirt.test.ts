@@ -162,20 +162,21 @@ describe("premiscale on a real libvirtd", () => {
     }
   });
 
-  it("fails a plan whose base image is missing, saying which group and why", async () => {
+  it("makes nothing of a group whose base image is missing, says which group and why, and exits 3 (partial)", async () => {
     const g = "e2ee";
     const dir = await project(g, 1, { baseImage: "missing-base.qcow2" });
     const r = await premiscale(dir, ["apply", "--auto-approve"]);
-    expect(r.code).toBe(1);
-    expect(r.stdout + r.stderr).toMatch(/group "e2ee".*base image "missing-base\.qcow2"/s);
+    expect(r.code).toBe(3);
+    expect(r.stdout + r.stderr).toMatch(/group e2ee: 1 of 1 new VM cannot be made yet: host local: base image "missing-base\.qcow2" not in pool "default"/);
     expect(await leftovers(`${g}-`)).toEqual([]);
   });
 
-  it("fails a plan that needs more memory than the host has", async () => {
+  it("plans a group that needs more memory than the host has as a shortfall, naming the free memory", async () => {
     const g = "e2ef";
     const dir = await project(g, 1, { memoryMiB: 4_000_000 });
     const r = await premiscale(dir, ["plan"]);
-    expect(r.code).toBe(1);
-    expect(r.stdout + r.stderr).toMatch(/cannot place 1 of 1 new VM.*group "e2ef".*free memory/s);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/group e2ef: 1 of 1 new VM cannot be made yet: host local: \d+ MiB free memory < 4000000 MiB needed/);
+    expect(r.stdout).toContain("Plan: 0 to add, 0 to change, 0 to destroy.");
   });
 });

@@ -3,8 +3,9 @@
 # go to `npm ci`.
 #
 # Install scripts are explicit: package.json's `allowScripts` names the two dependencies whose scripts must run
-# (better-sqlite3 builds its addon, esbuild checks its binary), so npm does not warn about them today and still runs
-# them once it blocks unreviewed install scripts by default.
+# (better-sqlite3 builds its addon, esbuild checks its binary) and denies the one that need not (protobufjs only
+# warns about version schemes), so npm does not warn about them today and still runs the two once it blocks
+# unreviewed install scripts by default.
 #
 # better-sqlite3 is compiled from source (its prebuilt binaries are GitHub downloads), so node-gyp needs Node's
 # headers. When the Node that runs here has them beside it (Debian's nodejs: /usr/include/node), node-gyp is pointed

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash providers/libvirt/setup-host.sh
 bash metrics/setup-stores.sh   # Prometheus, VictoriaMetrics, InfluxDB 1.x: started by the tests on 127.0.0.1
 bash cli/tui/setup-tmux.sh     # the TUI's real-terminal test
+bash test/remote/setup-remote.sh  # openssh-server, certtool: remote-host tests start their own sshd and TLS libvirtd
+bash test/kubernetes/build-components.sh   # etcd, kube-apiserver, -controller-manager, -scheduler, KWOK: built once, cached by recipe
 bash test/npm-ci.sh
 npm run --silent lint
 npm run --silent typecheck

@@ -93,7 +93,7 @@ describe("premiscale serve", () => {
       [
         e({ type: "apply_begin", at: "2026-01-01T00:00:00.000Z", pid: 1, changes: 1, based_on_serial: 0 }),
         e({ type: "change_begin", at: "2026-01-01T00:00:00.000Z", address: "web[web-1]", action: "create", host: "local", name: "web-1", uuid: "u" }),
-        e({ type: "step", at: "2026-01-01T00:00:00.000Z", address: "web[web-1]", step: "disk" }),
+        e({ type: "step", at: "2026-01-01T00:00:00.000Z", address: "web[web-1]", step: "create-disk" }),
         e({ type: "step", at: "2026-01-01T00:00:00.500Z", address: "web[web-1]", step: "ready" }),
         e({ type: "change_end", at: "2026-01-01T00:00:04.500Z", address: "web[web-1]", ok: true }),
         e({ type: "apply_end", at: "2026-01-01T00:00:05.000Z", succeeded: 1, failed: 0 }),
@@ -102,7 +102,7 @@ describe("premiscale serve", () => {
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(metric(text, 'premiscale_last_apply_changes{result="succeeded"}')).toBe(1);
     expect(metric(text, 'premiscale_last_apply_step_duration_seconds{step="ready",stat="max"}')).toBe(4);
-    expect(metric(text, 'premiscale_last_apply_step_duration_seconds{step="disk",stat="mean"}')).toBe(0.5);
+    expect(metric(text, 'premiscale_last_apply_step_duration_seconds{step="create-disk",stat="mean"}')).toBe(0.5);
     expect(metric(text, "premiscale_last_apply_timestamp_seconds")).toBe(Date.parse("2026-01-01T00:00:05.000Z") / 1000);
     expect(metric(text, 'premiscale_applies_total{result="ok"}')).toBe(1);
     // The same apply scraped again is not counted twice.

@@ -18,10 +18,10 @@ describe("the apply model", () => {
   it("follows a change through start, steps and completion, timing it with the reporter's clock", () => {
     const m = fold(initialApplyModel(plan), [
       [{ type: "apply_start", address: a!.address, action: "create", host: a!.host }, 1000],
-      [{ type: "apply_progress", address: a!.address, step: "seed", elapsedMs: 200 }, 1200],
+      [{ type: "apply_progress", address: a!.address, step: "configure", elapsedMs: 200 }, 1200],
     ]);
     const row = m.rows.find((r) => r.address === a!.address)!;
-    expect(row).toMatchObject({ status: "running", step: "seed", startedAt: 1000 });
+    expect(row).toMatchObject({ status: "running", step: "configure", startedAt: 1000 });
     expect(rowElapsedMs(row, 4500)).toBe(3500);
     const after = applyEventToModel(m, { type: "apply_complete", address: a!.address, action: "create", elapsedMs: 4200 }, 5200);
     const finished = after.rows.find((r) => r.address === a!.address)!;

@@ -31,21 +31,18 @@ describe("plain mode", () => {
       if (c.action === "delete") {
         expect(mine).toEqual([
           `destroying on ${c.host}...`,
-          expect.stringMatching(/^shutting down \(\d+s\)$/),
-          expect.stringMatching(/^powering off \(\d+s\)$/),
-          expect.stringMatching(/^undefining domain \(\d+s\)$/),
-          expect.stringMatching(/^deleting volumes \(\d+s\)$/),
+          expect.stringMatching(/^stopping \(\d+s\)$/),
+          expect.stringMatching(/^deleting \(\d+s\)$/),
           expect.stringMatching(new RegExp(`^destroyed \\(\\d+s\\) \\[${c.host}: [1-3]/3\\]$`)),
         ]);
       } else if (c.name === "web-00000003") {
         expect(mine[0]).toBe(`creating on ${c.host}...`);
-        expect(mine.at(-1)).toMatch(/^create failed \(\d+s\): disk of web-00000003 failed \[kvm1: [1-3]\/3\]$/);
+        expect(mine.at(-1)).toMatch(/^create failed \(\d+s\): host kvm1: disk of web-00000003 failed \[kvm1: [1-3]\/3\]$/);
       } else {
         expect(mine).toEqual([
           `creating on ${c.host}...`,
           expect.stringMatching(/^creating disk \(\d+s\)$/),
-          expect.stringMatching(/^writing seed \(\d+s\)$/),
-          expect.stringMatching(/^defining domain \(\d+s\)$/),
+          expect.stringMatching(/^configuring \(\d+s\)$/),
           expect.stringMatching(/^starting \(\d+s\)$/),
           expect.stringMatching(new RegExp(`^created \\(\\d+s\\) \\[${c.host}: [1-3]/3\\]$`)),
         ]);
@@ -54,7 +51,7 @@ describe("plain mode", () => {
     expect(lines.at(-1)).toBe(`State committed: ${result.commit!.slice(0, 12)} in /srv/state`);
     expect(lines.filter((l) => /\[kvm1: 3\/3\]$/.test(l))).toHaveLength(1);
     expect(out.lines()[0]).toBe("Apply failed: 1 of 6 changes failed. Resources: 3 added, 0 changed, 2 destroyed.");
-    expect(out.lines()).toContain("  failed  create web[web-00000003] on kvm1: disk of web-00000003 failed");
+    expect(out.lines()).toContain("  failed  create web[web-00000003] on kvm1: host kvm1: disk of web-00000003 failed");
     expect(out.text()).not.toContain("\u001b[");
   });
 
@@ -69,7 +66,7 @@ describe("plain mode", () => {
     const reporter = createApplyReporter({ mode: "plain", stream: progress.stream, plan, stillEveryMs: 40 });
     const result = await runDemoApply(plan, { stepDelayMs: 60, onEvent: (e) => reporter.onEvent(e) });
     await reporter.finish(result);
-    expect(progress.lines().some((l) => /^web\[web-00000001\]: still creating, (creating disk|writing seed|defining domain|starting) \(0s\)$/.test(l))).toBe(true);
+    expect(progress.lines().some((l) => /^web\[web-00000001\]: still creating, (creating disk|configuring|starting) \(0s\)$/.test(l))).toBe(true);
   });
 });
 
@@ -127,14 +124,14 @@ describe("json mode", () => {
       expect(mine.at(-1)).toBe(c.name === "web-00000003" ? "apply_errored" : "apply_complete");
       expect(mine.slice(1, -1).every((t) => t === "apply_progress")).toBe(true);
     }
-    expect(events.find((e) => e.type === "apply_progress" && e.step === "seed")).toMatchObject({ address: expect.stringMatching(/^web\[/), elapsedMs: expect.any(Number) });
-    expect(events.find((e) => e.type === "apply_errored")).toMatchObject({ "@level": "error", error: "disk of web-00000003 failed", action: "create" });
+    expect(events.find((e) => e.type === "apply_progress" && e.step === "configure")).toMatchObject({ address: expect.stringMatching(/^web\[/), elapsedMs: expect.any(Number) });
+    expect(events.find((e) => e.type === "apply_errored")).toMatchObject({ "@level": "error", error: "host kvm1: disk of web-00000003 failed", action: "create" });
     expect(events.at(-1)).toMatchObject({
       type: "change_summary",
       "@level": "error",
       "@message": "Apply failed: 1 of 6 changes failed. Resources: 3 added, 0 changed, 2 destroyed.",
       changes: { add: 3, change: 0, remove: 2, operation: "apply" },
-      failed: [{ address: "web[web-00000003]", action: "create", host: "kvm1", error: "disk of web-00000003 failed" }],
+      failed: [{ address: "web[web-00000003]", action: "create", host: "kvm1", error: "host kvm1: disk of web-00000003 failed" }],
       commit: expect.stringMatching(/^[0-9a-f]{40}$/),
       commitError: null,
     });
@@ -165,7 +162,7 @@ describe("tui mode", () => {
     expect(text).toContain("Note: shown above the live view");
     expect(text).toContain("Applying 6 changes: 4 to add, 2 to destroy");
     expect(text).toMatch(/6\/6 finished · 0 running · 0 waiting · 1 failed/);
-    expect(text).toMatch(/✖ web\[web-00000003\]\s+\+ create on kvm1\s+\d+s\s+failed: disk of web-00000003 failed/);
+    expect(text).toMatch(/✖ web\[web-00000003\]\s+\+ create on kvm1\s+\d+s\s+failed: host kvm1: disk of web-00000003 failed/);
     expect(text).not.toContain("late[x]");
     expect(text.lastIndexOf("6/6 finished")).toBeGreaterThan(text.lastIndexOf("Applying 6 changes"));
     expect(text).toMatch(/State committed: [0-9a-f]{12}\n$/);

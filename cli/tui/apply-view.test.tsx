@@ -57,10 +57,10 @@ describe("ApplyView, scripted", () => {
     expect(lineOf(frame, b1.address)).toMatch(/- destroy on kvm1\s+waiting/);
 
     h.event({ type: "apply_start", address: w1!.address, action: "create", host: "kvm1" }, 1000);
-    frame = h.event({ type: "apply_progress", address: w1!.address, step: "define", elapsedMs: 2000 }, 3000);
-    expect(lineOf(frame, w1!.address)).toMatch(/▸\s+web\[web-00000001\]\s+\+ create on kvm1\s+2s\s+defining domain/);
+    frame = h.event({ type: "apply_progress", address: w1!.address, step: "configure", elapsedMs: 2000 }, 3000);
+    expect(lineOf(frame, w1!.address)).toMatch(/▸\s+web\[web-00000001\]\s+\+ create on kvm1\s+2s\s+configuring/);
     frame = h.at(15_500);
-    expect(lineOf(frame, w1!.address)).toMatch(/14s\s+defining domain/);
+    expect(lineOf(frame, w1!.address)).toMatch(/14s\s+configuring/);
     frame = h.event({ type: "apply_progress", address: w1!.address, step: "ready", elapsedMs: 15_000 }, 16_000);
     expect(lineOf(frame, w1!.address)).toMatch(/15s\s+waiting for check-in/);
     frame = h.event({ type: "apply_progress", address: w1!.address, step: "journal_fsync" as never, elapsedMs: 15_100 });
@@ -106,7 +106,7 @@ describe("ApplyView, scripted", () => {
       h.event({ type: "apply_complete", address: c.address, action: c.action, elapsedMs: 1000 }, i + 1);
     });
     for (const c of big.changes.slice(40, 43)) h.event({ type: "apply_start", address: c.address, action: c.action, host: c.host }, 50);
-    const frame = h.event({ type: "apply_progress", address: big.changes[41]!.address, step: "seed", elapsedMs: 10 }, 60);
+    const frame = h.event({ type: "apply_progress", address: big.changes[41]!.address, step: "configure", elapsedMs: 10 }, 60);
     const rows = frame.split("\n").filter((l) => /^\s+[·▸✔✖]\s/.test(l));
     expect(rows).toHaveLength(7);
     expect(rows.filter((l) => l.includes("▸"))).toHaveLength(3);
@@ -128,12 +128,12 @@ describe("ApplyView, driven by applyPlan and FakeProviders", () => {
       onEvent: (e) => seen.push(h.event(e)),
     });
     // while running, some frame showed a running row with a provider step in words
-    expect(seen.some((f) => /▸\s+web\[web-\d+\]\s+\+ create on kvm\d\s+\d+s\s+(creating disk|writing seed|defining domain|starting)/.test(f))).toBe(true);
-    expect(seen.some((f) => /▸\s+batch\[batch-\d+\]\s+- destroy on kvm\d\s+\d+s\s+(shutting down|powering off|undefining domain|deleting volumes)/.test(f))).toBe(true);
+    expect(seen.some((f) => /▸\s+web\[web-\d+\]\s+\+ create on kvm\d\s+\d+s\s+(creating disk|configuring|starting)/.test(f))).toBe(true);
+    expect(seen.some((f) => /▸\s+batch\[batch-\d+\]\s+- destroy on kvm\d\s+\d+s\s+(stopping|deleting)/.test(f))).toBe(true);
     h.model = finishApplyModel(h.model, result, 1e6);
     const frame = h.ink.lastFrame() ?? "";
     expect(result.failed.map((f) => f.change.name)).toEqual(["web-00000003"]);
-    expect(lineOf(frame, "web[web-00000003]")).toMatch(/✖.*failed: disk of web-00000003 failed/);
+    expect(lineOf(frame, "web[web-00000003]")).toMatch(/✖.*failed: host kvm1: disk of web-00000003 failed/);
     for (const c of plan.changes.filter((c) => c.name !== "web-00000003")) expect(lineOf(frame, c.address)).toMatch(c.action === "create" ? /✔.*created$/ : /✔.*destroyed$/);
     expect(hostLine(frame, "kvm1")).toMatch(/3\/3 · 1 failed$/);
     expect(hostLine(frame, "kvm2")).toMatch(/3\/3$/);

@@ -30,7 +30,7 @@ async function waitForScreen(what: string, ok: (s: string) => boolean, timeoutMs
   throw new Error(`the terminal never showed ${what}; last screen:\n${last}`);
 }
 
-const SPINNER = /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] web\[web-\d+\]\s+\+ create on kvm\d\s+\d+s\s+(creating disk|writing seed|defining domain|starting)/;
+const SPINNER = /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] web\[web-\d+\]\s+\+ create on kvm\d\s+\d+s\s+(creating disk|configuring|starting)/;
 
 describe("apply in a real terminal (tmux)", () => {
   beforeAll(async () => {
@@ -62,7 +62,7 @@ describe("apply in a real terminal (tmux)", () => {
     const end = await waitForScreen("the exit of the demo", (s) => s.includes("DEMO-EXIT="));
     expect(end).toContain("DEMO-EXIT=1");
     expect(end).toContain("8/8 finished · 0 running · 0 waiting · 1 failed");
-    expect(end).toMatch(/✖ web\[web-00000003\]\s+\+ create on kvm1\s+\d+s\s+failed: disk of web-00000003 failed/);
+    expect(end).toMatch(/✖ web\[web-00000003\]\s+\+ create on kvm1\s+\d+s\s+failed: host kvm1: disk of web-00000003 failed/);
     expect(end).toMatch(/✔ batch\[batch-00000000\]\s+- destroy on kvm1\s+\d+s\s+destroyed/);
     expect(end).toContain("Apply failed: 1 of 8 changes failed. Resources: 5 added, 0 changed, 2 destroyed.");
     // Redrawn in place: one view on screen, not a frame per update, and no spinner left behind.

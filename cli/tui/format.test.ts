@@ -21,7 +21,8 @@ describe("formatElapsed", () => {
 describe("stepLabel", () => {
   it("names the known steps in words and shows an unknown step by its name", () => {
     expect(stepLabel("ready")).toBe("waiting for check-in");
-    expect(stepLabel("volumes")).toBe("deleting volumes");
+    expect(stepLabel("delete")).toBe("deleting");
+    expect(stepLabel("hook:lb")).toBe("running hook lb");
     expect(stepLabel("journal_flush")).toBe("journal_flush");
     expect(stepLabel("toString")).toBe("toString");
   });

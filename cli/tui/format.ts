@@ -15,19 +15,17 @@ export function formatElapsed(ms: number): string {
 }
 
 const STEP_LABELS: Record<string, string> = {
-  disk: "creating disk",
-  seed: "writing seed",
-  define: "defining domain",
+  "create-disk": "creating disk",
+  configure: "configuring",
   start: "starting",
   ready: "waiting for check-in",
-  shutdown: "shutting down",
-  destroy: "powering off",
-  undefine: "undefining domain",
-  volumes: "deleting volumes",
+  stop: "stopping",
+  delete: "deleting",
 };
 
-/** What a step is doing, in words; a step this version does not know is shown by its name. */
+/** What a step is doing, in words (`hook:NAME` runs a lifecycle hook); a step this version does not know is shown by its name. */
 export function stepLabel(step: string): string {
+  if (step.startsWith("hook:")) return `running hook ${step.slice(5)}`;
   return Object.hasOwn(STEP_LABELS, step) ? STEP_LABELS[step]! : step;
 }
 

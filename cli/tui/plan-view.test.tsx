@@ -14,7 +14,7 @@ function driftPlan() {
     makeInput({
       config,
       state: makeState({ web: [makeInstance("web-aaaa", "a"), makeInstance("web-bbbb", "a")] }),
-      observations: [makeObservation("a", { domains: [makeDomain("web-aaaa"), makeDomain("web-bbbb", { state: "shutoff" })] })],
+      observations: [makeObservation("a", { domains: [makeDomain("web-aaaa"), makeDomain("web-bbbb", { state: "stopped" })] })],
     }),
   );
 }

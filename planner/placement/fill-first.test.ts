@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { HostRoom } from "./types.js";
 import { fillFirst } from "./fill-first.js";
 
-const room = (name: string, order: number): HostRoom => ({ name, order, freeMemoryMiB: 100, freeVcpus: 1, freeDiskBytes: 1e9 });
+const room = (name: string, order: number): HostRoom => ({ name, order, freeMemoryMiB: 100, freeVcpus: 1, free: {} });
 
 describe("fill-first placement", () => {
   it("picks the first host with room in config order, whatever the counts", () => {

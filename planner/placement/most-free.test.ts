@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { HostRoom } from "./types.js";
 import { mostFree } from "./most-free.js";
 
-const room = (name: string, order: number, freeMemoryMiB: number): HostRoom => ({ name, order, freeMemoryMiB, freeVcpus: 4, freeDiskBytes: 1e9 });
+const room = (name: string, order: number, freeMemoryMiB: number): HostRoom => ({ name, order, freeMemoryMiB, freeVcpus: 4, free: {} });
 const ctx = { group: "web", index: 0, rng: () => 0, groupCountByHost: new Map<string, number>() };
 
 describe("most-free placement", () => {

@@ -3,7 +3,7 @@ import { seededRng } from "../random.js";
 import type { HostRoom } from "./types.js";
 import { random } from "./random.js";
 
-const rooms: HostRoom[] = ["c", "a", "b"].map((name) => ({ name, order: name.charCodeAt(0) - 97, freeMemoryMiB: 100, freeVcpus: 1, freeDiskBytes: 1e9 }));
+const rooms: HostRoom[] = ["c", "a", "b"].map((name) => ({ name, order: name.charCodeAt(0) - 97, freeMemoryMiB: 100, freeVcpus: 1, free: {} }));
 const ctx = (rng: () => number) => ({ group: "web", index: 0, rng, groupCountByHost: new Map<string, number>() });
 
 describe("random placement", () => {

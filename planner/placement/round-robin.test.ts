@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { HostRoom } from "./types.js";
 import { roundRobin } from "./round-robin.js";
 
-const room = (name: string, order: number, freeMemoryMiB = 1000): HostRoom => ({ name, order, freeMemoryMiB, freeVcpus: 4, freeDiskBytes: 1e9 });
+const room = (name: string, order: number, freeMemoryMiB = 1000): HostRoom => ({ name, order, freeMemoryMiB, freeVcpus: 4, free: {} });
 const ctx = (counts: Record<string, number>) => ({ group: "web", index: 0, rng: () => 0, groupCountByHost: new Map(Object.entries(counts)) });
 
 describe("round-robin placement", () => {

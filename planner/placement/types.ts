@@ -7,7 +7,8 @@ export interface HostRoom {
   order: number;
   freeMemoryMiB: number;
   freeVcpus: number;
-  freeDiskBytes: number;
+  /** What is left of each other resource the VM takes (by the adapter's key, e.g. `pool:default`, in its unit). */
+  free: Record<string, number>;
 }
 
 /** What a strategy may look at besides the candidates. */

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { LibvirtCounterSource, domstatsCommand, parseDomainCounters } from "./domain-stats.js";
-import { VirshSession } from "./virsh-session.js";
+import { domstatsCommand, parseDomainCounters } from "./domain-stats.js";
+import { LibvirtProvider } from "./libvirt-provider.js";
 
 // Captured from libvirt 9.0 (qemu:///system, TCG), with a second disk and two interfaces added to the first domain.
 const OUT = `Domain: 'web-1a2b3c4d'
@@ -91,22 +91,20 @@ describe("domain counters from domstats --raw", () => {
   });
 });
 
-describe("LibvirtCounterSource on libvirt's test driver", () => {
-  const session = new VirshSession({ uri: "test:///default", timeoutMs: 10_000 });
-  afterAll(() => session.close());
-  let clock = 1000;
-  const source = new LibvirtCounterSource("t", session, { now: () => (clock += 10) });
+describe("counters on libvirt's test driver", () => {
+  const provider = new LibvirtProvider({ name: "t", kind: "libvirt", settings: { uri: "test:///default", pool: "default-pool", accelerator: "qemu" }, reservedMemoryMiB: 0, cpuOvercommit: 4, maxParallel: 1, callTimeoutSeconds: 10 });
+  afterAll(() => provider.close());
 
   it("makes no call for a host without owned domains (domstats without names means every domain)", async () => {
-    await expect(source.sample([])).resolves.toEqual([]);
+    await expect(provider.counters([])).resolves.toEqual([]);
   });
 
   it("still answers when a named domain no longer exists, instead of failing the host's whole sample", async () => {
     // The test driver reports only states, so no domain has counters; what matters is that the call succeeds.
-    await expect(source.sample(["test", "no-such-domain"])).resolves.toEqual([]);
+    await expect(provider.counters(["test", "no-such-domain"])).resolves.toEqual([]);
   });
 
   it("does not start a call once the collector gave up", async () => {
-    await expect(source.sample(["test"], AbortSignal.abort(new Error("gave up")))).rejects.toThrow("gave up");
+    await expect(provider.counters(["test"], { signal: AbortSignal.abort(new Error("gave up")) })).rejects.toThrow("gave up");
   });
 });

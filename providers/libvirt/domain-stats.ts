@@ -1,6 +1,6 @@
-import type { CounterSource, DomainCounters } from "../../metrics/types.js";
+import type { VmCounters as DomainCounters } from "../provider.js";
 import { parseDomstats } from "./parse.js";
-import { quoteArg as q, type VirshSession } from "./virsh-session.js";
+import { quoteArg as q } from "./virsh-session.js";
 
 /**
  * The stats groups premiscale reads, in one bulk call (`virConnectGetAllDomainStats`). `--nowait` skips, for that
@@ -65,52 +65,4 @@ export function parseDomainCounters(out: string, at: number): DomainCounters[] {
     if (Object.keys(c).length > 2) result.push(c);
   }
   return result;
-}
-
-/** Options of `LibvirtCounterSource`. */
-export interface LibvirtCounterSourceOptions {
-  /** Timeout of the call, ms. @default the session's timeout */
-  timeoutMs?: number;
-  /** The clock, ms since the epoch. @default Date.now */
-  now?: () => number;
-}
-
-const NO_SUCH_DOMAIN = /failed to get domain|domain not found|no domain with matching/i;
-
-/**
- * The libvirt adapter of the collector's `CounterSource` port: one `domstats` call per sample on its own
- * `VirshSession` (give it a session of its own, so sampling never queues behind an apply's calls).
- *
- * virsh fails the whole call when one named domain does not exist (it was just destroyed); then the counters of
- * all active domains are read instead (a second call) and filtered, so a sample still costs at most two calls.
- */
-export class LibvirtCounterSource implements CounterSource {
-  constructor(
-    readonly host: string,
-    private readonly session: VirshSession,
-    private readonly options: LibvirtCounterSourceOptions = {},
-  ) {}
-
-  async sample(names: string[], signal?: AbortSignal): Promise<DomainCounters[]> {
-    if (names.length === 0) return [];
-    const now = this.options.now ?? Date.now;
-    const run = async (command: string) => {
-      // Once sent, a call is not abandoned: the session's own timeout ends it, and until then the collector counts
-      // the host as busy instead of queueing more calls behind it.
-      signal?.throwIfAborted();
-      const t0 = now();
-      const r = await this.session.run(command, this.options.timeoutMs);
-      // The host read the counters somewhere between sending and answering: take the middle.
-      return { r, at: Math.round((t0 + now()) / 2) };
-    };
-    let { r, at } = await run(domstatsCommand(names));
-    let wanted: Set<string> | undefined;
-    if (!r.ok && r.errors.some((e) => NO_SUCH_DOMAIN.test(e))) {
-      ({ r, at } = await run(`domstats ${DOMSTATS_FLAGS} --list-active`));
-      wanted = new Set(names);
-    }
-    if (!r.ok) throw new Error(`domstats failed: ${r.errors.join("; ")}`);
-    const counters = parseDomainCounters(r.stdout, at);
-    return wanted ? counters.filter((c) => wanted.has(c.name)) : counters;
-  }
 }

@@ -1,4 +1,25 @@
-import type { DomainRunState, VmSpec, VmVolumes } from "../provider.js";
+import type { VmRunState, VmSpec } from "../provider.js";
+import type { Accelerator, KernelBoot, NicConfig } from "./config.js";
+
+/** What the libvirt adapter needs of a VM: the neutral spec, its libvirt settings and what derives from them. */
+export interface LibvirtVm extends Omit<VmSpec, "settings" | "network"> {
+  pool: string;
+  baseImage: string;
+  diskSizeGiB: number;
+  nic: NicConfig;
+  boot?: KernelBoot;
+  accelerator: Accelerator;
+  /** Derived from the UUID, so a retried create defines the same NIC. */
+  mac: string;
+  /** cloud-init network-config (v2) text. */
+  networkConfig: string;
+}
+
+/** Names of what a VM owns on its host, derived from its name alone so a crashed create can be cleaned up. */
+export interface VmVolumes {
+  disk: string;
+  seed: string;
+}
 
 /** premiscale's XML namespace for domain metadata. Only domains carrying it are ever treated as ours. */
 export const METADATA_NS = "https://premiscale.dev/xmlns/instance/v1";
@@ -43,7 +64,7 @@ export function parseMetadata(xml: string): DomainMetadata | null {
  * The libvirt domain XML of a VM. Disks are pool volumes (`type='volume'`) so the same XML works on a remote
  * host. Machine type `pc` with an IDE cdrom for the seed: Debian's cloud kernel has ata_piix but no AHCI.
  */
-export function domainXml(spec: VmSpec, driver: "qemu" | "test"): string {
+export function domainXml(spec: LibvirtVm, driver: "qemu" | "test"): string {
   const vols = volumesOf(spec.name);
   const type = driver === "test" ? "test" : spec.accelerator;
   const boot = spec.boot
@@ -110,7 +131,7 @@ ${nic}
 }
 
 /** Maps `domstats` `state.state` numbers (virDomainState) to premiscale's states. */
-export function runStateOf(code: number): DomainRunState {
+export function runStateOf(code: number): VmRunState {
   switch (code) {
     case 1:
     case 2: // blocked: running but idle
@@ -120,7 +141,7 @@ export function runStateOf(code: number): DomainRunState {
       return "paused";
     case 4: // being shut down
     case 5:
-      return "shutoff";
+      return "stopped";
     case 6:
       return "crashed";
     default:

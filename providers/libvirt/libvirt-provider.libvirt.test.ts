@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blankVmSpec, ensureBlankBase, leftovers, systemHost, virsh } from "../../test/support/libvirt.js";
 import type { VmSpec } from "../provider.js";
-import { LibvirtProvider } from "./libvirt-provider.js";
+import { LibvirtProvider, libvirtVm } from "./libvirt-provider.js";
+
+const observe = (p: LibvirtProvider, known = new Map()) => p.observe({ known, templates: new Map() });
 
 // Real libvirtd (qemu:///system) and real QEMU guests under TCG.
 const provider = new LibvirtProvider(systemHost());
@@ -25,10 +27,10 @@ describe("LibvirtProvider on a real libvirtd", () => {
     const s = spec();
     await provider.createVm(s);
 
-    const obs = await provider.observe(new Map());
+    const obs = await observe(provider);
     expect(obs.status).toBe("ok");
     if (obs.status !== "ok") return;
-    expect(obs.domains).toContainEqual(expect.objectContaining({ name: s.name, uuid: s.uuid, state: "running", group: prefix }));
+    expect(obs.vms).toContainEqual(expect.objectContaining({ name: s.name, uuid: s.uuid, state: "running", group: prefix }));
     expect(obs.capacity.cpus).toBeGreaterThan(0);
     expect(obs.capacity.freeMemoryMiB).toBeGreaterThan(0);
 
@@ -36,7 +38,7 @@ describe("LibvirtProvider on a real libvirtd", () => {
     expect(disk).toMatch(/<backingStore>[\s\S]*premiscale-blank\.qcow2/);
     expect(disk).toMatch(/<format type='qcow2'\/>/);
     const xml = await virsh("dumpxml", s.name);
-    expect(xml).toContain(`<mac address='${s.mac}'/>`);
+    expect(xml).toContain(`<mac address='${libvirtVm(s).mac}'/>`);
     expect(xml).toContain("https://premiscale.dev/xmlns/instance/v1");
     // The seed really is a cidata ISO holding the instance id.
     const seedPath = (await virsh("vol-path", "--pool", "default", `${s.name}-seed.iso`)).trim();
@@ -54,8 +56,8 @@ describe("LibvirtProvider on a real libvirtd", () => {
     await provider.createVm(s);
     try {
       const known = new Map([[s.name, { uuid: s.uuid, group: prefix, lineage: "lineage-test", createdAt: s.createdAt }]]);
-      const obs = await provider.observe(known);
-      expect(obs.status === "ok" && obs.domains.find((d) => d.name === s.name)).toMatchObject({ state: "running" });
+      const obs = await observe(provider, known);
+      expect(obs.status === "ok" && obs.vms.find((d) => d.name === s.name)).toMatchObject({ state: "running" });
     } finally {
       await provider.destroyVm(s, { shutdownTimeoutMs: 2000 });
     }
@@ -66,8 +68,8 @@ describe("LibvirtProvider on a real libvirtd", () => {
     await provider.createVm(s);
     try {
       await virsh("destroy", s.name);
-      const obs = await provider.observe(new Map());
-      expect(obs.status === "ok" && obs.domains.find((d) => d.name === s.name)?.state).toBe("shutoff");
+      const obs = await observe(provider);
+      expect(obs.status === "ok" && obs.vms.find((d) => d.name === s.name)?.state).toBe("stopped");
     } finally {
       await provider.destroyVm(s, { shutdownTimeoutMs: 2000 });
     }
@@ -75,7 +77,8 @@ describe("LibvirtProvider on a real libvirtd", () => {
   });
 
   it("fails with the host named when the base image does not exist, and leaves nothing", async () => {
-    const s = { ...spec(), baseImage: "no-such-base.qcow2" };
+    const good = spec();
+    const s = { ...good, settings: { libvirt: { ...(good.settings.libvirt as object), baseImage: "no-such-base.qcow2" } } };
     await expect(provider.createVm(s)).rejects.toThrow(/host local: .*vol-create-as/);
     await provider.destroyVm(s, { shutdownTimeoutMs: 1000 });
     expect(await leftovers(s.name)).toEqual([]);

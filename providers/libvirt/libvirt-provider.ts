@@ -6,21 +6,28 @@ import { execa } from "execa";
 import { ProviderError } from "../../config/errors.js";
 import type { HostConfig } from "../../config/types.js";
 import type {
+  CallOptions,
   HostCapacity,
   HostObservation,
-  KnownInstance,
-  OwnedDomain,
+  ObserveRequest,
+  OwnedVm,
   Provider,
-  ProviderStep,
+  TemplateFit,
+  VmCounters,
   VmSpec,
 } from "../provider.js";
-import { METADATA_NS, domainXml, parseMetadata, runStateOf, volumesOf } from "./domain-xml.js";
+import { libvirtHost, type Accelerator, type LibvirtHostSettings, type LibvirtTemplateSettings } from "./config.js";
+import { DOMSTATS_FLAGS, domstatsCommand, parseDomainCounters } from "./domain-stats.js";
+import { METADATA_NS, domainXml, parseMetadata, runStateOf, volumesOf, type LibvirtVm } from "./domain-xml.js";
+import { macFromUuid, renderNetworkConfig } from "./network.js";
 import { kibToMiB, parseDomstats, parseKeyValues, parseUuidNameList, parseVolList } from "./parse.js";
 import { seedFiles } from "./seed.js";
 import { VirshSession, VirshSessionError, quoteArg as q, type VirshResult } from "./virsh-session.js";
 
 /** Options of the libvirt adapter beyond the host's config. */
 export interface LibvirtProviderOptions {
+  /** Overrides the host's `callTimeoutSeconds` for every call. */
+  callTimeoutMs?: number;
   /** Program that writes ISO9660 images. @default "genisoimage" */
   isoTool?: string;
   /** @default "virsh" */
@@ -33,7 +40,7 @@ export interface LibvirtProviderOptions {
 export const ACCELERATOR_FILE = "/var/lib/premiscale/accelerator";
 
 /** The accelerator setup-host.sh proved for this machine, or null when it never ran. */
-export function provenAccelerator(file = ACCELERATOR_FILE): "kvm" | "qemu" | null {
+export function provenAccelerator(file = ACCELERATOR_FILE): Accelerator | null {
   try {
     const verdict = readFileSync(file, "utf8").split("\n", 1)[0]?.trim();
     return verdict === "kvm" || verdict === "qemu" ? verdict : null;
@@ -42,22 +49,40 @@ export function provenAccelerator(file = ACCELERATOR_FILE): "kvm" | "qemu" | nul
   }
 }
 
+/** The libvirt settings of a VM as the plan carries them (what `observe` answered for its host). */
+export interface LibvirtVmSettings {
+  pool: string;
+  baseImage: string;
+  diskSizeGiB: number;
+  nic: LibvirtTemplateSettings["nic"];
+  boot?: LibvirtTemplateSettings["boot"];
+  accelerator: Accelerator;
+}
+
+const GiB = 1024 ** 3;
+
 /**
  * The libvirt adapter of the `Provider` port: talks to one host through long-running `virsh` sessions (one per
- * allowed parallel step), so a slow or hung host holds only its own sessions.
+ * allowed parallel step), so a slow or hung host holds only its own sessions. Ownership marker: a metadata element
+ * in premiscale's namespace (instance id, group, lineage, created-at).
  */
 export class LibvirtProvider implements Provider {
+  readonly kind = "libvirt";
+  readonly host: string;
+  private readonly settings: LibvirtHostSettings;
   private readonly sessions: VirshSession[] = [];
   private readonly driver: "qemu" | "test";
   private readonly timeoutMs: number;
   private readonly foreign = new Set<string>();
 
   constructor(
-    readonly host: HostConfig,
+    private readonly config: HostConfig,
     private readonly options: LibvirtProviderOptions = {},
   ) {
-    this.driver = host.uri.startsWith("test:") ? "test" : "qemu";
-    this.timeoutMs = host.callTimeoutSeconds * 1000;
+    this.host = config.name;
+    this.settings = libvirtHost(config);
+    this.driver = this.settings.uri.startsWith("test:") ? "test" : "qemu";
+    this.timeoutMs = options.callTimeoutMs ?? config.callTimeoutSeconds * 1000;
   }
 
   /**
@@ -66,11 +91,11 @@ export class LibvirtProvider implements Provider {
    * connection, so it gets exactly one.
    */
   private session(): VirshSession {
-    const max = this.driver === "test" ? 1 : this.host.maxParallel;
+    const max = this.driver === "test" ? 1 : this.config.maxParallel;
     const idle = this.sessions.find((s) => s.load === 0);
     if (idle) return idle;
     if (this.sessions.length < max) {
-      const s = new VirshSession({ uri: this.host.uri, timeoutMs: this.timeoutMs, virshPath: this.options.virshPath });
+      const s = new VirshSession({ uri: this.settings.uri, timeoutMs: this.timeoutMs, virshPath: this.options.virshPath });
       this.sessions.push(s);
       return s;
     }
@@ -83,11 +108,11 @@ export class LibvirtProvider implements Provider {
     } catch (e) {
       if (e instanceof VirshSessionError) {
         throw new ProviderError(
-          this.host.name,
-          `${this.host.uri}: ${e.message}`,
+          this.host,
+          `${this.settings.uri}: ${e.message}`,
           e.kind === "timeout"
             ? `the host did not answer within ${(timeoutMs ?? this.timeoutMs) / 1000} s; check it, or raise hosts[].callTimeoutSeconds`
-            : `check that libvirtd runs there and that \`virsh -c ${this.host.uri} list\` works from this machine`,
+            : `check that libvirtd runs there and that \`virsh -c ${this.settings.uri} list\` works from this machine`,
           { cause: e, code: e.kind === "timeout" ? "host_timeout" : "host_unreachable" },
         );
       }
@@ -98,13 +123,14 @@ export class LibvirtProvider implements Provider {
   private async one(command: string, tolerate: RegExp[] = []): Promise<VirshResult> {
     const [r] = await this.batch([command]);
     if (!r!.ok && !tolerate.some((t) => r!.errors.some((e) => t.test(e)))) {
-      throw new ProviderError(this.host.name, `\`${command.split(" ")[0]}\` failed: ${r!.errors.join("; ")}`);
+      throw new ProviderError(this.host, `\`${command.split(" ")[0]}\` failed: ${r!.errors.join("; ")}`);
     }
     return r!;
   }
 
-  async observe(known: ReadonlyMap<string, KnownInstance>): Promise<HostObservation> {
-    const pool = this.host.pool;
+  async observe(request: ObserveRequest): Promise<HostObservation> {
+    const known = request.known;
+    const pool = this.settings.pool;
     let first: VirshResult[];
     try {
       // One round trip for everything but the metadata of unknown domains.
@@ -118,13 +144,13 @@ export class LibvirtProvider implements Provider {
         `vol-list ${q(pool)}`,
       ]);
     } catch (e) {
-      return { host: this.host.name, status: "unreachable", error: (e as Error).message };
+      return { host: this.host, status: "unreachable", error: (e as Error).message };
     }
     const [list, stats, node, mem, free, poolInfo, vols] = first as [
       VirshResult, VirshResult, VirshResult, VirshResult, VirshResult, VirshResult, VirshResult,
     ];
     if (!list.ok || !node.ok) {
-      return { host: this.host.name, status: "unreachable", error: [...list.errors, ...node.errors].join("; ") };
+      return { host: this.host, status: "unreachable", error: [...list.errors, ...node.errors].join("; ") };
     }
     const uuids = parseUuidNameList(list.stdout);
     const domstats = parseDomstats(stats.stdout);
@@ -140,7 +166,7 @@ export class LibvirtProvider implements Provider {
       try {
         results = await this.batch(unknown.map((n) => `metadata ${q(n)} ${q(METADATA_NS)}`));
       } catch (e) {
-        return { host: this.host.name, status: "unreachable", error: (e as Error).message };
+        return { host: this.host, status: "unreachable", error: (e as Error).message };
       }
       results.forEach((r, i) => {
         const m = r.ok ? parseMetadata(r.stdout) : null;
@@ -149,7 +175,7 @@ export class LibvirtProvider implements Provider {
       });
     }
 
-    const domains: OwnedDomain[] = [];
+    const vms: OwnedVm[] = [];
     let allocatedVcpus = 0;
     for (const [name, uuid] of uuids) {
       const st = domstats.get(name) ?? {};
@@ -157,11 +183,11 @@ export class LibvirtProvider implements Provider {
       if (state === "running" || state === "paused") allocatedVcpus += Number(st["vcpu.current"] ?? 0);
       const k = known.get(name);
       if (k && k.uuid === uuid) {
-        domains.push({ name, uuid, group: k.group, lineage: k.lineage, createdAt: k.createdAt, state });
+        vms.push({ name, uuid, group: k.group, lineage: k.lineage, createdAt: k.createdAt, state });
         continue;
       }
       const m = metadata.get(name);
-      if (m && m.instance === uuid) domains.push({ name, uuid, group: m.group, lineage: m.lineage, createdAt: m.created, state });
+      if (m && m.instance === uuid) vms.push({ name, uuid, group: m.group, lineage: m.lineage, createdAt: m.created, state });
     }
 
     const n = parseKeyValues(node.stdout);
@@ -171,47 +197,66 @@ export class LibvirtProvider implements Provider {
       ? kibToMiB(memKv.get("free")) + kibToMiB(memKv.get("buffers")) + kibToMiB(memKv.get("cached"))
       : kibToMiB(parseKeyValues(free.stdout).get("total"));
     const p = parseKeyValues(poolInfo.stdout);
+    const poolKey = `pool:${pool}`;
     const capacity: HostCapacity = {
       cpus: Number.parseInt(n.get("cpu(s)") ?? "0", 10),
       memoryMiB: kibToMiB(n.get("memory size")),
       freeMemoryMiB,
       allocatedVcpus,
-      pool: poolInfo.ok
-        ? { name: pool, capacityBytes: Number(p.get("capacity") ?? 0), availableBytes: Number(p.get("available") ?? 0) }
-        : null,
-      volumes: vols.ok ? parseVolList(vols.stdout) : [],
+      resources: poolInfo.ok
+        ? { [poolKey]: { label: `pool "${pool}"`, unit: "bytes", available: Number(p.get("available") ?? 0), capacity: Number(p.get("capacity") ?? 0) } }
+        : {},
     };
-    if (this.host.accelerator === "auto") {
+    let accelerator: Accelerator;
+    if (this.settings.accelerator === "auto") {
       const resolved = provenAccelerator(this.options.acceleratorFile);
       if (!resolved) {
         return {
-          host: this.host.name,
+          host: this.host,
           status: "unreachable",
           error: `accelerator auto: KVM was never tested on this machine (${this.options.acceleratorFile ?? ACCELERATOR_FILE} is missing); run providers/libvirt/setup-host.sh, which boots a kernel under KVM, or set accelerator: kvm or qemu`,
         };
       }
-      capacity.accelerator = resolved;
+      accelerator = resolved;
+    } else accelerator = this.settings.accelerator;
+
+    const volumes = vols.ok ? parseVolList(vols.stdout) : [];
+    const fits: Record<string, TemplateFit> = {};
+    for (const [group, t] of request.templates) {
+      const lt = t.settings as LibvirtTemplateSettings | undefined;
+      if (!lt) fits[group] = { ok: false, reason: "the group's template has no libvirt settings" };
+      else if (!poolInfo.ok) fits[group] = { ok: false, reason: `pool "${pool}" not found` };
+      else if (!volumes.includes(lt.disk.baseImage)) fits[group] = { ok: false, reason: `base image "${lt.disk.baseImage}" not in pool "${pool}"` };
+      else {
+        const vm: LibvirtVmSettings = { pool, baseImage: lt.disk.baseImage, diskSizeGiB: lt.disk.sizeGiB, nic: lt.nic, ...(lt.boot ? { boot: lt.boot } : {}), accelerator };
+        // Overlays grow without asking: count the full virtual size.
+        fits[group] = { ok: true, demand: { [poolKey]: lt.disk.sizeGiB * GiB }, settings: { libvirt: vm } };
+      }
     }
-    return { host: this.host.name, status: "ok", capacity, domains };
+    return { host: this.host, status: "ok", capacity, vms, fits };
   }
 
-  async createVm(spec: VmSpec, onStep?: (step: ProviderStep) => void): Promise<void> {
+  async createVm(spec: VmSpec, options: CallOptions = {}): Promise<void> {
+    const vm = libvirtVm(spec);
+    const onStep = options.onStep;
     // The plan's pool, as the domain XML uses it: one source for both.
-    const pool = q(spec.pool);
-    const vols = volumesOf(spec.name);
+    const pool = q(vm.pool);
+    const vols = volumesOf(vm.name);
     const exists = [/exists already/i, /already exists/i];
 
-    onStep?.("disk");
+    options.signal?.throwIfAborted();
+    onStep?.("create-disk");
     await this.one(
-      `vol-create-as ${pool} ${q(vols.disk)} ${spec.diskSizeGiB}G --format qcow2 --backing-vol ${q(spec.baseImage)} --backing-vol-format qcow2`,
+      `vol-create-as ${pool} ${q(vols.disk)} ${vm.diskSizeGiB}G --format qcow2 --backing-vol ${q(vm.baseImage)} --backing-vol-format qcow2`,
       exists,
     );
 
+    options.signal?.throwIfAborted();
+    onStep?.("configure");
     const dir = await mkdtemp(join(tmpdir(), "premiscale-seed-"));
     try {
-      onStep?.("seed");
       const iso = join(dir, "seed.iso");
-      const files = seedFiles(spec);
+      const files = seedFiles(vm);
       for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text, { mode: 0o600 });
       await this.buildIso(dir, iso);
       const size = (await stat(iso)).size;
@@ -220,16 +265,16 @@ export class LibvirtProvider implements Provider {
       await this.one(`vol-create-as ${pool} ${q(vols.seed)} ${size}b --format raw`);
       if (this.driver !== "test") await this.one(`vol-upload --pool ${pool} ${q(vols.seed)} ${q(iso)}`);
 
-      onStep?.("define");
       const xmlFile = join(dir, "domain.xml");
-      await writeFile(xmlFile, domainXml(spec, this.driver));
+      await writeFile(xmlFile, domainXml(vm, this.driver));
       await this.one(`define ${q(xmlFile)}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
 
+    options.signal?.throwIfAborted();
     onStep?.("start");
-    await this.one(`start ${q(spec.name)}`, [/already active/i]);
+    await this.one(`start ${q(vm.name)}`, [/already active/i]);
   }
 
   private async buildIso(dir: string, iso: string): Promise<void> {
@@ -243,18 +288,15 @@ export class LibvirtProvider implements Provider {
     } catch (e) {
       const code = (e as { code?: string }).code;
       throw new ProviderError(
-        this.host.name,
+        this.host,
         code === "ENOENT" ? `${tool} is not installed on this machine` : `building the cloud-init seed failed: ${(e as Error).message}`,
         "run providers/libvirt/setup-host.sh, or apt-get install genisoimage",
       );
     }
   }
 
-  async destroyVm(
-    vm: { name: string; uuid: string },
-    options: { shutdownTimeoutMs: number },
-    onStep?: (step: ProviderStep) => void,
-  ): Promise<void> {
+  async destroyVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
+    const onStep = options.onStep;
     const name = q(vm.name);
     const [uuidR, metaR, stateR] = await this.batch([
       `domuuid ${name}`,
@@ -264,13 +306,13 @@ export class LibvirtProvider implements Provider {
     // Only "no such domain" means gone; any other failure must not be taken as permission to delete its disks.
     const absent = !uuidR!.ok && uuidR!.errors.some((e) => /failed to get domain|domain not found|no domain with matching/i.test(e));
     if (!uuidR!.ok && !absent) {
-      throw new ProviderError(this.host.name, `cannot look up domain ${vm.name}: ${uuidR!.errors.join("; ")}`);
+      throw new ProviderError(this.host, `cannot look up domain ${vm.name}: ${uuidR!.errors.join("; ")}`);
     }
     if (!absent) {
       const meta = metaR!.ok ? parseMetadata(metaR!.stdout) : null;
       if (uuidR!.stdout.trim() !== vm.uuid || !meta || meta.instance !== vm.uuid) {
         throw new ProviderError(
-          this.host.name,
+          this.host,
           `domain ${vm.name} is not the one premiscale created (uuid ${uuidR!.stdout.trim()}, expected ${vm.uuid}); it was left alone`,
           "remove it from state by hand if it was replaced outside premiscale",
           { code: "not_owned" },
@@ -278,40 +320,76 @@ export class LibvirtProvider implements Provider {
       }
       const state = stateR!.stdout.trim();
       if (state !== "shut off") {
-        onStep?.("shutdown");
+        onStep?.("stop");
         await this.one(`shutdown ${name}`, [/not running/i]);
         const deadline = Date.now() + options.shutdownTimeoutMs;
         while (Date.now() < deadline) {
+          options.signal?.throwIfAborted();
           const r = await this.one(`domstate ${name}`);
           if (r.stdout.trim() === "shut off") break;
           await new Promise((res) => setTimeout(res, 300));
         }
-        onStep?.("destroy");
         await this.one(`destroy ${name}`, [/not running/i, /not found/i]);
       }
-      onStep?.("undefine");
+      onStep?.("delete");
       const [u] = await this.batch([`undefine ${name} --nvram --managed-save`]);
       if (!u!.ok && u!.errors.some((e) => /unsupported flags/i.test(e))) {
         await this.one(`undefine ${name}`, [/not found/i, /failed to get domain/i]);
       } else if (!u!.ok && !u!.errors.some((e) => /not found|failed to get domain/i.test(e))) {
-        throw new ProviderError(this.host.name, `undefine ${vm.name} failed: ${u!.errors.join("; ")}`);
+        throw new ProviderError(this.host, `undefine ${vm.name} failed: ${u!.errors.join("; ")}`);
       }
     }
-    onStep?.("volumes");
+    if (absent) onStep?.("delete");
     const vols = volumesOf(vm.name);
     const results = await this.batch([
-      `vol-delete --pool ${q(this.host.pool)} ${q(vols.disk)}`,
-      `vol-delete --pool ${q(this.host.pool)} ${q(vols.seed)}`,
+      `vol-delete --pool ${q(this.settings.pool)} ${q(vols.disk)}`,
+      `vol-delete --pool ${q(this.settings.pool)} ${q(vols.seed)}`,
     ]);
     for (const r of results) {
       if (!r.ok && !r.errors.some((e) => /not found|failed to get vol/i.test(e))) {
-        throw new ProviderError(this.host.name, `${r.command} failed: ${r.errors.join("; ")}`);
+        throw new ProviderError(this.host, `${r.command} failed: ${r.errors.join("; ")}`);
       }
     }
+  }
+
+  /**
+   * One `domstats` call for the named domains. virsh fails the whole call when one named domain does not exist (it
+   * was just destroyed); then the counters of all active domains are read instead (a second call) and filtered, so a
+   * sample still costs at most two calls. Once sent, a call is not abandoned: its timeout ends it.
+   */
+  async counters(names: readonly string[], options: { signal?: AbortSignal } = {}): Promise<VmCounters[]> {
+    if (names.length === 0) return [];
+    const run = async (command: string) => {
+      options.signal?.throwIfAborted();
+      const t0 = Date.now();
+      const [r] = await this.batch([command]);
+      // The host read the counters somewhere between sending and answering: take the middle.
+      return { r: r!, at: Math.round((t0 + Date.now()) / 2) };
+    };
+    let { r, at } = await run(domstatsCommand(names));
+    let wanted: Set<string> | undefined;
+    if (!r.ok && r.errors.some((e) => NO_SUCH_DOMAIN.test(e))) {
+      ({ r, at } = await run(`domstats ${DOMSTATS_FLAGS} --list-active`));
+      wanted = new Set(names);
+    }
+    if (!r.ok) throw new ProviderError(this.host, `domstats failed: ${r.errors.join("; ")}`);
+    const counters = parseDomainCounters(r.stdout, at);
+    return wanted ? counters.filter((c) => wanted.has(c.name)) : counters;
   }
 
   async close(): Promise<void> {
     await Promise.all(this.sessions.map((s) => s.close()));
     this.sessions.length = 0;
   }
+}
+
+const NO_SUCH_DOMAIN = /failed to get domain|domain not found|no domain with matching/i;
+
+/** The spec as the libvirt adapter builds it: its settings from the plan, and the MAC and network-config they imply. */
+export function libvirtVm(spec: VmSpec): LibvirtVm {
+  const s = spec.settings.libvirt as LibvirtVmSettings | undefined;
+  if (!s) throw new ProviderError("(plan)", `the plan has no libvirt settings for ${spec.name}`, "run premiscale plan again");
+  const { settings: _settings, network, ...neutral } = spec;
+  const mac = macFromUuid(spec.uuid);
+  return { ...neutral, ...s, mac, networkConfig: renderNetworkConfig(mac, network) };
 }

@@ -1,4 +1,4 @@
-import type { VmSpec } from "../provider.js";
+import type { LibvirtVm } from "./domain-xml.js";
 
 /** The files of a cloud-init NoCloud seed (volume label `cidata`). */
 export interface SeedFiles {
@@ -8,7 +8,7 @@ export interface SeedFiles {
 }
 
 /** Builds a VM's NoCloud seed files: meta-data names the instance, user-data and network-config come from the plan. */
-export function seedFiles(spec: VmSpec): SeedFiles {
+export function seedFiles(spec: LibvirtVm): SeedFiles {
   return {
     "meta-data": `instance-id: ${spec.uuid}\nlocal-hostname: ${spec.name}\n`,
     "user-data": spec.userData.trim() ? ensureNewline(spec.userData) : "#cloud-config\n{}\n",

@@ -1,4 +1,7 @@
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { VirshSession, VirshSessionError, isRemoteUri, quoteArg } from "./virsh-session.js";
 
@@ -30,6 +33,37 @@ describe("VirshSession", () => {
     expect(next).toMatchObject({ ok: true, stdout: "out:list\n", errors: [] });
     const after = await s.run("dominfo");
     expect(after).toMatchObject({ ok: true, stdout: "out:dominfo\n", errors: [] });
+  });
+
+  it("after a timeout, also kills what virsh started (ssh to a host that stopped answering), not only virsh", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "premiscale-virsh-child-"));
+    let pid = 0;
+    try {
+      const s = fake(300);
+      await expect(s.run(`hang-with-child ${join(dir, "pid")}`)).rejects.toMatchObject({ kind: "timeout" });
+      pid = Number(await readFile(join(dir, "pid"), "utf8"));
+      // A killed process stays a zombie until something reaps it (here: init, in its own time): that counts as gone.
+      const alive = () => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+          return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(alive()).toBe(false);
+    } finally {
+      // Without the fix the child outlives the test: do not leave it behind.
+      if (pid) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone, as it should be
+        }
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("reports a process that died with its last error, and starts a new one for the next call", async () => {

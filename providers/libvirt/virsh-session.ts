@@ -48,8 +48,8 @@ const PROMPT_LINE = /virsh # [^\n]*\n/g;
  * virsh's batch mode gives no exit status per command and echoes every command after a `virsh # ` prompt, so each
  * command is followed by an `echo` marker on stdout and an `echo --err` marker on stderr; what lies between the
  * previous command's markers and its own belongs to it. A batch is sent as one `;`-joined line.
- * Batches run one at a time. A batch that exceeds its timeout kills the process (a hung host must not hold a
- * call forever); the next batch starts a fresh process.
+ * Batches run one at a time. A batch that exceeds its timeout kills the process and its transport (a hung host must
+ * not hold a call forever, nor leave an ssh behind); the next batch starts a fresh process.
  */
 /** The screen width virsh's readline is told (see `ensureChild`): far wider than any line we send. */
 const SCREEN_COLUMNS = 1_000_000;
@@ -114,7 +114,7 @@ export class VirshSession {
     await new Promise<void>((resolve) => {
       child.once("exit", () => resolve());
       child.stdin.end("quit\n");
-      setTimeout(() => child.kill("SIGKILL"), 2000).unref();
+      setTimeout(() => killGroup(child), 2000).unref();
     });
   }
 
@@ -124,6 +124,8 @@ export class VirshSession {
     const keepalive = isRemoteUri(this.options.uri) ? ["-k", "5", "-K", "3"] : ["-k", "0"];
     const child = spawn(this.options.virshPath ?? "virsh", ["-q", ...keepalive, "-c", this.options.uri], {
       stdio: ["pipe", "pipe", "pipe"],
+      // A process group of its own, so that a timeout kills virsh's transport too (see `killGroup`).
+      detached: true,
       // virsh reads its input with readline, which echoes each line after the prompt. Beyond the screen width (80
       // when unknown) readline scrolls the line sideways, printing pieces that start anywhere, e.g. right at a marker,
       // and a marker not preceded by its quote would end a batch early; a terminal type with its own width (TERM=xterm)
@@ -233,7 +235,22 @@ export class VirshSession {
   private kill(): void {
     const child = this.child;
     this.child = null;
-    child?.kill("SIGKILL");
+    if (child) killGroup(child);
+  }
+}
+
+/**
+ * Kills virsh and what it started. For qemu+ssh:// virsh runs `ssh` as its child; killed alone, virsh leaves that ssh
+ * behind, waiting for as long as the host stays silent (a frozen host never closes the connection): one more
+ * process and connection for every call that timed out. virsh runs in a process group of its own, so the group goes.
+ * Only while virsh has not been reaped: its pid, and so its group's id, cannot have been reused until then.
+ */
+function killGroup(child: ChildProcessWithoutNullStreams): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL");
   }
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // A stand-in for `virsh` in batch mode, for session tests: echoes each input line after a `virsh # ` prompt, then
 // runs its `;`-separated commands. `echo X` prints X (no newline), `echo --err X` prints `error: X` on stderr,
-// `hang` never answers, `die` exits, `fail` prints an error, anything else prints `out:<command>`.
+// `hang` never answers, `hang-with-child FILE` starts a child (as virsh starts ssh), writes its pid to FILE and never
+// answers, `die` exits, `fail` prints an error, anything else prints `out:<command>`.
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 const rl = createInterface({ input: process.stdin });
@@ -17,6 +20,11 @@ rl.on("line", (line) => {
       if (echo[1]) process.stderr.write(`error: ${echo[2]}\n`);
       else process.stdout.write(echo[2]);
     } else if (cmd === "hang") {
+      hung = true;
+      return;
+    } else if (cmd.startsWith("hang-with-child ")) {
+      const child = spawn("sleep", ["300"], { stdio: "ignore" });
+      writeFileSync(cmd.slice("hang-with-child ".length), String(child.pid));
       hung = true;
       return;
     } else if (cmd === "die") {

@@ -1,23 +1,24 @@
 import { execa } from "execa";
 import { randomUUID } from "node:crypto";
 import type { HostConfig } from "../../config/types.js";
+import type { LibvirtVmSettings } from "../../providers/libvirt/libvirt-provider.js";
 import type { VmSpec } from "../../providers/provider.js";
 
 /** The real local libvirtd the libvirt tests use (started by providers/libvirt/setup-host.sh). */
 export const SYSTEM_URI = "qemu:///system";
 
 /** A host config for the local libvirtd's `default` pool, run under plain QEMU (KVM cannot run guests here). */
-export function systemHost(overrides: Partial<HostConfig> = {}): HostConfig {
+export function systemHost(overrides: Partial<HostConfig> & { uri?: string } = {}): HostConfig {
+  const { uri, ...rest } = overrides;
   return {
     name: "local",
-    uri: SYSTEM_URI,
-    pool: "default",
-    accelerator: "qemu",
+    kind: "libvirt",
+    settings: { uri: uri ?? SYSTEM_URI, pool: "default", accelerator: "qemu" },
     reservedMemoryMiB: 512,
     cpuOvercommit: 8,
     maxParallel: 4,
     callTimeoutSeconds: 60,
-    ...overrides,
+    ...rest,
   };
 }
 
@@ -55,14 +56,9 @@ export function blankVmSpec(prefix: string, baseImage: string, overrides: Partia
     createdAt: new Date().toISOString(),
     vcpus: 1,
     memoryMiB: 96,
-    accelerator: "qemu",
-    pool: "default",
-    baseImage,
-    diskSizeGiB: 1,
-    mac: `52:54:00:${uuid.slice(0, 2)}:${uuid.slice(2, 4)}:${uuid.slice(4, 6)}`,
-    nic: { type: "user" },
     userData: "#cloud-config\n{}\n",
-    networkConfig: "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n",
+    network: { mode: "dhcp" },
+    settings: { libvirt: { pool: "default", baseImage, diskSizeGiB: 1, nic: { type: "user" }, accelerator: "qemu" } satisfies LibvirtVmSettings },
     ...overrides,
   };
 }

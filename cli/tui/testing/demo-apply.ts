@@ -11,35 +11,7 @@ import { computePlan } from "../../../planner/compute-plan.js";
 import type { Plan } from "../../../planner/plan.js";
 import { makeConfig, makeDomain, makeInput, makeInstance, makeObservation, makeState } from "../../../planner/testing.js";
 import { FakeProvider } from "../../../providers/fake-provider.js";
-import type { ProviderStep, VmSpec } from "../../../providers/provider.js";
 import { GitStateStore } from "../../../state/git-state-store.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A FakeProvider that reports each step a libvirt create or destroy goes through, `stepDelayMs` apart. */
-export class SteppingFakeProvider extends FakeProvider {
-  stepDelayMs = 0;
-
-  override async createVm(spec: VmSpec, onStep?: (step: ProviderStep) => void): Promise<void> {
-    for (const step of ["disk", "seed", "define"] as const) {
-      onStep?.(step);
-      await sleep(this.stepDelayMs);
-    }
-    await super.createVm(spec); // fails here for names in failCreate
-    onStep?.("start");
-    await sleep(this.stepDelayMs);
-  }
-
-  override async destroyVm(vm: { name: string; uuid: string }, o: { shutdownTimeoutMs: number }, onStep?: (step: ProviderStep) => void): Promise<void> {
-    onStep?.("shutdown");
-    await sleep(this.stepDelayMs);
-    await super.destroyVm(vm, o, onStep); // reports "destroy"
-    for (const step of ["undefine", "volumes"] as const) {
-      onStep?.(step);
-      await sleep(this.stepDelayMs);
-    }
-  }
-}
 
 /** The demo plan: `adds` new `web` VMs and `destroys` `batch` VMs removed, spread over `hosts`. */
 export function demoPlan(opts: { adds: number; destroys: number; hosts?: string[] }): Plan {
@@ -62,7 +34,7 @@ export function demoPlan(opts: { adds: number; destroys: number; hosts?: string[
 }
 
 /**
- * Applies `plan` with SteppingFakeProviders (one per host, each `stepDelayMs` per step; creates of the VM names
+ * Applies `plan` with FakeProviders (one per host, each `stepDelayMs` per step; creates of the VM names
  * in `failNames` fail) and state in a temporary git repository, which is removed afterwards.
  */
 export async function runDemoApply(
@@ -76,12 +48,11 @@ export async function runDemoApply(
     const hosts = [...new Set(plan.changes.map((c) => c.host))];
     const providers = new Map(
       hosts.map((h) => {
-        const p = new SteppingFakeProvider(h);
+        const p = new FakeProvider(h);
         p.stepDelayMs = opts.stepDelayMs ?? 0;
-        p.delayMs = opts.stepDelayMs ?? 0;
         for (const n of opts.failNames ?? []) p.failCreate.add(n);
         for (const c of plan.changes) {
-          if (c.action === "delete" && c.host === h) p.domains.set(c.name, { name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: "2025-01-01T00:00:00.000Z", state: "running" });
+          if (c.action === "delete" && c.host === h) p.plant({ name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: "2025-01-01T00:00:00.000Z", state: "running" });
         }
         return [h, p];
       }),

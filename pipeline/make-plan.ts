@@ -11,17 +11,26 @@ import { openConfiguredSource } from "../metrics/from-config.js";
 import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
 import { computePlan } from "../planner/compute-plan.js";
 import type { Plan } from "../planner/plan.js";
-import { decideGroup } from "../policies/decide-group.js";
+import { policySource } from "../policies/decide-group.js";
+import { decideWith, type DecisionSource } from "../policies/decision.js";
 import { emptyHistory } from "../policies/history.js";
-import { decideFromConfig } from "../policies/static.js";
+import { configSource } from "../policies/static.js";
 import { POLICY_DEFAULTS, type MetricName, type Policy } from "../policies/types.js";
-import type { HostObservation, KnownInstance, Provider } from "../providers/provider.js";
+import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "../providers/provider.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
 
-/** Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. */
-export async function observeHosts(providers: ReadonlyMap<string, Provider>, hosts: HostConfig[], state: State | null): Promise<HostObservation[]> {
+/**
+ * Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. Each host
+ * is asked about the templates of the config's groups that may place VMs on it.
+ */
+export async function observeHosts(
+  providers: ReadonlyMap<string, Provider>,
+  hosts: HostConfig[],
+  state: State | null,
+  groups: readonly GroupConfig[],
+): Promise<HostObservation[]> {
   return Promise.all(
     hosts.map(async (h) => {
       const known = new Map<string, KnownInstance>();
@@ -30,7 +39,10 @@ export async function observeHosts(providers: ReadonlyMap<string, Provider>, hos
           if (i.host === h.name) known.set(i.name, { uuid: i.uuid, group: g.name, lineage: state!.lineage, createdAt: i.created });
         }
       }
-      return providers.get(h.name)!.observe(known);
+      const templates = new Map<string, TemplateQuery>(
+        groups.filter((g) => g.hosts.includes(h.name)).map((g) => [g.name, { vcpus: g.template.vcpus, memoryMiB: g.template.memoryMiB, settings: g.template.settings[h.kind] }]),
+      );
+      return providers.get(h.name)!.observe({ known, templates });
     }),
   );
 }
@@ -124,6 +136,11 @@ export interface PlanRunOptions {
   metrics?: MetricsSource;
   env?: Record<string, string | undefined>;
   newUuid?: () => string;
+  /**
+   * Decision sources that come before the policy engine and the config's `desired` (e.g. cluster-autoscaler's
+   * targets); the first source that owns a group decides it.
+   */
+  sources?: readonly DecisionSource[];
 }
 
 /**
@@ -148,7 +165,7 @@ export async function makePlan(
   const scaled = groups.filter((g) => g.scaling && !g.suspend);
 
   let metrics = new Map<string, GroupMetrics | { error: string }>();
-  const observing = observeHosts(providers, hosts, state);
+  const observing = observeHosts(providers, hosts, state, groups);
   if (scaled.length > 0) {
     let source: MetricsSource | null = options.metrics ?? null;
     try {
@@ -175,18 +192,11 @@ export async function makePlan(
     configCommit: await configCommit(config),
     state,
     observations,
-    decisions: decideFromConfig(config),
-    decideScaling: (group, members) => {
-      const m = metrics.get(group.name);
-      return decideGroup({
-        group: { name: group.name, min: group.min, max: group.max, current: members.length, members },
-        scaling: group.scaling!,
-        // No entry: the policies read no metric (schedules only). An error: the source failed, so nothing scales in.
-        metrics: m === undefined ? { members: {} } : "error" in m ? undefined : m,
-        history: state?.groups.find((g) => g.name === group.name)?.history ?? emptyHistory(),
-        now,
-      });
-    },
+    decide: decideWith([
+      ...(options.sources ?? []),
+      policySource({ metrics, history: (g) => state?.groups.find((x) => x.name === g)?.history ?? emptyHistory(), now }),
+      configSource,
+    ]),
     ...(lastSeen ? { lastSeen } : {}),
     now,
     newLineage: randomUUID(),

@@ -6,8 +6,8 @@ import { computePlan } from "../planner/compute-plan.js";
 import { makeConfig, makeInput } from "../planner/testing.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import { GitStateStore } from "../state/git-state-store.js";
-import { journalPath, prepareApply } from "./apply-deps.js";
-import { tempDir } from "./testing.js";
+import { journalPath, prepareApply } from "./prepare-apply.js";
+import { tempDir } from "../reconciler/testing.js";
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -35,7 +35,7 @@ describe("prepareApply", () => {
     const p = await prepareApply(s.config, s.plan, { providers: s.providers, lock: s.lock, env: {} });
     try {
       expect(p.readiness).toBe("own");
-      expect(p.deps.readiness).toBeDefined();
+      expect(p.deps.hooks?.("web").map((h) => `${h.point}:${h.name}`)).toEqual(["before-create:check-in", "until-ready:check-in"]);
       expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
       expect(p.deps.hostLimits.get("a")).toBe(s.config.hosts[0]!.maxParallel);
     } finally {
@@ -49,7 +49,7 @@ describe("prepareApply", () => {
     const s = await setup(false);
     const p = await prepareApply(s.config, s.plan, { providers: s.providers, lock: s.lock, env: {} });
     expect(p.readiness).toBeNull();
-    expect(p.deps.readiness).toBeUndefined();
+    expect(p.deps.hooks?.("web") ?? []).toEqual([]);
     p.deps.journal!.append({ type: "apply_begin", apply: "x", at: "2025-01-01T00:00:00Z", pid: 1, changes: 1, based_on_serial: 0 });
     await p.close(false);
     expect(readFileSync(journalPath(s.config), "utf8")).toContain('"apply_begin"');

@@ -4,7 +4,7 @@
  * waits for its VM, each host's `maxParallel`.
  */
 import { join } from "node:path";
-import type { ApplyDeps } from "../applier/apply-plan.js";
+import { readinessHooks, type ApplyDeps } from "../applier/apply-plan.js";
 import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
 import type { Config } from "../config/types.js";
 import type { Plan } from "../planner/plan.js";
@@ -68,7 +68,7 @@ export async function prepareApply(
       hostLimits: new Map(config.hosts.map((h) => [h.name, h.maxParallel])),
       env: o.env,
       journal,
-      ...(readiness ? { readiness } : {}),
+      ...(readiness ? { hooks: () => readinessHooks(readiness) } : {}),
       forget: (uuid) => new CheckInLedger(runtimeDir(config)).forget(uuid),
     },
     readiness: readiness?.mode ?? null,
