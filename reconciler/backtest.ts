@@ -15,7 +15,7 @@ import { compare, renderMarkdown, type Trace, type TraceRow } from "../policies/
 import { METRIC_NAMES, type MetricName, type ScalingSpec } from "../config/scaling.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 import { policyMetrics } from "../pipeline/make-plan.js";
 
 /** How far back the backtest reads. @default 6 h */
