@@ -6,11 +6,11 @@
  * The jobs are split by file: yaml-source.ts (positions), schema-issues.ts (ajv's errors in words), user-data.ts
  * (placeholders, secret lint, env substitution), static-pool.ts (address maths); each kind's rules are its own.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { readFile as readFileAsync } from "node:fs/promises";
 import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { LineCounter, parseDocument } from "yaml";
+import { LineCounter, parseDocument, visit } from "yaml";
 import { closest } from "./closest.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
@@ -18,7 +18,7 @@ import { configSchema, DEFAULT_KIND } from "./schema.js";
 import { didYouMean, quote, schemaIssue } from "./schema-issues.js";
 import { ipString, staticIssues, type Range, type RawNetworking } from "./static-pool.js";
 import { userDataIssues } from "./user-data.js";
-import { fmtPath, Source, type Seg } from "./yaml-source.js";
+import { DUPLICATE_KEY, duplicateKeys, fmtPath, Source, type Seg } from "./yaml-source.js";
 import { validateScaling } from "./validate-scaling.js";
 import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
 
@@ -356,11 +356,12 @@ export function parseConfig(
 ): Config {
   const abs = path.resolve(file);
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: false });
   const src = new Source(abs, text, doc, lc);
-  if (doc.errors.length) {
-    fail(
-      doc.errors.map((e) => ({
+  const duplicates = duplicateKeys(doc);
+  if (doc.errors.length || duplicates.length) {
+    fail([
+      ...doc.errors.map((e) => ({
         file: abs,
         line: e.linePos?.[0].line ?? 0,
         column: e.linePos?.[0].col ?? 0,
@@ -371,24 +372,40 @@ export function parseConfig(
             : (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, ""),
         fix: "fix the YAML syntax",
       })),
-    );
+      ...duplicates.map((offset) => ({ file: abs, ...src.pos(offset), path: "", message: DUPLICATE_KEY, fix: "fix the YAML syntax" })),
+    ]);
   }
   let data: unknown;
   try {
     data = doc.toJS();
   } catch (err) {
-    // yaml refuses alias bombs here, after parsing succeeded.
-    fail([{ file: abs, line: 0, column: 0, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
+    // yaml refuses alias bombs here, after parsing succeeded; point at the first alias, where the expansion starts.
+    let at = src.at([]);
+    visit(doc, {
+      Alias(_, node) {
+        if (!node.range) return undefined;
+        at = src.pos(node.range[0]);
+        return visit.BREAK;
+      },
+    });
+    fail([{ file: abs, ...at, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
   }
   const kinds = options.kinds;
   const checked = validate(kinds, data);
+  // Repeats are dropped through a set: a search per issue was quadratic, minutes for a list of 100,000 bad items.
+  const seen = new Set<string>();
   // A value that matches none of an anyOf's forms gets one issue for the anyOf, not one per form.
   const anyOfAt = new Set(checked.errors.filter((e) => e.keyword === "anyOf").map((e) => e.instancePath));
   const schemaIssues = checked.errors
     .filter((e) => e.keyword === "anyOf" || !(anyOfAt.has(e.instancePath) && e.schemaPath.includes("/anyOf/")))
     .map((e) => schemaIssue(src, checked.schema, e))
     .filter((i): i is ConfigIssue => i !== undefined)
-    .filter((i, n, all) => all.findIndex((j) => j.path === i.path && j.message === i.message) === n);
+    .filter((i) => {
+      const key = JSON.stringify([i.path, i.message]);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
   if (schemaIssues.length) fail(schemaIssues);
   const { config, issues, notices } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile, kinds);
   if (issues.length) fail(issues);
@@ -421,7 +438,22 @@ export async function loadConfig(file: string, env: Record<string, string | unde
       { file: abs, line: 0, column: 0, path: "", message: `config file ${why}`, fix: "check the path, or start from examples/basic.yaml" },
     ]);
   }
-  return parseConfig(text, abs, env, (p) => readFileSync(p, "utf8"), options);
+  return parseConfig(text, abs, env, readRegularFile, options);
+}
+
+/**
+ * Reads a `userDataFile`. Only regular files: a path to a device (`/dev/zero`) or a FIFO, written in the file or
+ * reached through a symlink in a config repository, would otherwise block or grow without end. Opened without
+ * blocking and checked on the open descriptor, so a FIFO with no writer cannot hang the open either.
+ */
+export function readRegularFile(p: string): string {
+  const fd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
