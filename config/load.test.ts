@@ -1,4 +1,6 @@
-import { readdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
@@ -397,6 +399,21 @@ describe("loadConfig", () => {
     const config = await loadConfig(file, { WEB_PASSWORD: "x" });
     expect(config.groups[0]?.template.userData).toMatch(/plain_text_passwd: \$\{env:WEB_PASSWORD\}/);
     expect(config.state.path).toBe(path.join(path.dirname(file), "premiscale-state"));
+  });
+
+  it("refuses a userDataFile that is a device, a FIFO or a folder instead of reading it forever", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "premiscale-load-"));
+    execFileSync("mkfifo", [path.join(dir, "fifo")]);
+    mkdirSync(path.join(dir, "folder"));
+    for (const target of ["/dev/zero", "fifo", "folder"]) {
+      const file = path.join(dir, "premiscale.yaml");
+      writeFileSync(file, NO_CHECK_IN + `      userDataFile: ${target}\n`);
+      const err: unknown = await loadConfig(file, {}, { checkEnv: false }).catch((e: unknown) => e);
+      expect(err, target).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).issues, target).toEqual([
+        expect.objectContaining({ line: 14, path: "groups[0].template.userDataFile", message: `cannot read user-data file ${path.resolve(dir, target)}: not a regular file` }),
+      ]);
+    }
   });
 
   it("loads every example in examples/", async () => {

@@ -4,7 +4,7 @@
  * `ConfigIssue` with the YAML line:column; all of a stage's issues are thrown together as one `ConfigError`.
  * Later stages only run when earlier ones passed, because they rely on the shape the schema guarantees.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { readFile as readFileAsync } from "node:fs/promises";
 import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
@@ -646,7 +646,22 @@ export async function loadConfig(file: string, env: Record<string, string | unde
       { file: abs, line: 0, column: 0, path: "", message: `config file ${why}`, fix: "check the path, or start from examples/basic.yaml" },
     ]);
   }
-  return parseConfig(text, abs, env, (p) => readFileSync(p, "utf8"), options);
+  return parseConfig(text, abs, env, readRegularFile, options);
+}
+
+/**
+ * Reads a `userDataFile`. Only regular files: a path to a device (`/dev/zero`) or a FIFO, written in the file or
+ * reached through a symlink in a config repository, would otherwise block or grow without end. Opened without
+ * blocking and checked on the open descriptor, so a FIFO with no writer cannot hang the open either.
+ */
+function readRegularFile(p: string): string {
+  const fd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
