@@ -386,6 +386,15 @@ chpasswd:
   });
 });
 
+describe("YAML aliases", () => {
+  it("refuses an alias bomb at the line and column of its first alias", () => {
+    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]", ""].join("\n");
+    expect(issues(bomb + BASE)).toEqual([
+      expect.objectContaining({ line: 2, column: 8, path: "", message: expect.stringMatching(/alias/i), fix: "use fewer YAML aliases" }),
+    ]);
+  });
+});
+
 describe("loadConfig", () => {
   it("says a missing config file does not exist", async () => {
     const err: unknown = await loadConfig("/nonexistent/premiscale.yaml").catch((e: unknown) => e);

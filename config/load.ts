@@ -8,7 +8,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs
 import { readFile as readFileAsync } from "node:fs/promises";
 import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import { closest } from "./closest.js";
 import { ConfigError, PremiscaleError, type ConfigIssue } from "./errors.js";
 import { ABSOLUTE_PATH_PATTERN, configSchema, NAME_PATTERN } from "./schema.js";
@@ -609,8 +609,16 @@ export function parseConfig(
   try {
     data = doc.toJS();
   } catch (err) {
-    // yaml refuses alias bombs here, after parsing succeeded.
-    fail([{ file: abs, line: 0, column: 0, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
+    // yaml refuses alias bombs here, after parsing succeeded; point at the first alias, where the expansion starts.
+    let at = src.at([]);
+    visit(doc, {
+      Alias(_, node) {
+        if (!node.range) return undefined;
+        at = src.pos(node.range[0]);
+        return visit.BREAK;
+      },
+    });
+    fail([{ file: abs, ...at, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
   }
   const schemaIssues = validate(data)
     .map((e) => schemaIssue(src, e))
