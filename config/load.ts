@@ -620,10 +620,17 @@ export function parseConfig(
     });
     fail([{ file: abs, ...at, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
   }
+  // Repeats are dropped through a set: a search per issue was quadratic, minutes for a list of 100,000 bad items.
+  const seen = new Set<string>();
   const schemaIssues = validate(data)
     .map((e) => schemaIssue(src, e))
     .filter((i): i is ConfigIssue => i !== undefined)
-    .filter((i, n, all) => all.findIndex((j) => j.path === i.path && j.message === i.message) === n);
+    .filter((i) => {
+      const key = JSON.stringify([i.path, i.message]);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
   if (schemaIssues.length) fail(schemaIssues);
   const { config, issues } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile);
   if (issues.length) fail(issues);
