@@ -395,6 +395,14 @@ describe("large files", () => {
     expect(found).toHaveLength(60_000);
     expect(found[59_999]).toMatchObject({ path: "groups[0].hosts[59999]", message: "must be a string, got 59999" });
   });
+
+  it("suggests a name for one of 200,000 characters with a long run of dashes inside, in seconds rather than minutes", () => {
+    const name = "a" + "-".repeat(200_000) + "B";
+    const started = performance.now();
+    const found = issues(BASE.replace("name: web", `name: ${name}`));
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(found.find((i) => i.path === "groups[0].name" && i.fix?.startsWith("e.g."))?.fix).toBe(`e.g. "${name.toLowerCase()}"`);
+  });
 });
 
 describe("YAML aliases", () => {

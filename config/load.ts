@@ -189,7 +189,7 @@ function schemaIssue(src: Source, e: ErrorObject): ConfigIssue | undefined {
       return src.issue(segs, `must be at most ${String(p.limit)} characters, ${got}`);
     case "pattern":
       if (p.pattern === NAME_PATTERN) {
-        const better = String(e.data).toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "");
+        const better = trimDashes(String(e.data).toLowerCase().replace(/[^a-z0-9-]+/g, "-"));
         return src.issue(segs, `must be lowercase letters, digits and "-", starting and ending with a letter or digit, ${got}`, better ? `e.g. ${quote(better)}` : undefined);
       }
       if (p.pattern === ABSOLUTE_PATH_PATTERN) return src.issue(segs, `must be an absolute path on the host, ${got}`);
@@ -197,6 +197,15 @@ function schemaIssue(src: Source, e: ErrorObject): ConfigIssue | undefined {
     default:
       return src.issue(segs, `${e.message ?? "is invalid"}, ${got}`);
   }
+}
+
+/** `s` without leading and trailing dashes; a loop, because /-+$/ backtracks over a long inner run of dashes. */
+function trimDashes(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && s[start] === "-") start++;
+  while (end > start && s[end - 1] === "-") end--;
+  return s.slice(start, end);
 }
 
 function byPosition(a: ConfigIssue, b: ConfigIssue): number {
