@@ -403,6 +403,16 @@ describe("large files", () => {
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(found.find((i) => i.path === "groups[0].name" && i.fix?.startsWith("e.g."))?.fix).toBe(`e.g. "${name.toLowerCase()}"`);
   });
+
+  it("checks user-data holding 40,000 unclosed ${env: or 40,000 bad placeholders on their own lines in seconds", () => {
+    const started = performance.now();
+    expect(parse(withUserData("${env:".repeat(40_000) + "\n")).groups[0]?.template.secretEnv).toEqual([]);
+    const found = issues(withUserData("${env:a}\n".repeat(40_000)));
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(found).toHaveLength(40_000);
+    // Line 14 holds `userData: |`, so the last placeholder is on line 14 + 40,000, after the block's indentation.
+    expect(found[39_999]).toMatchObject({ line: 40_014, column: 9, message: expect.stringMatching(/^invalid placeholder "\$\{env:a\}"/) });
+  });
 });
 
 describe("YAML aliases", () => {
@@ -474,6 +484,24 @@ describe("substituteEnv", () => {
   it("fills placeholders and refuses unset variables", () => {
     expect(substituteEnv("a=${env:A} b=${env:A}", { A: "1" })).toBe("a=1 b=1");
     expect(() => substituteEnv("${env:B}", {})).toThrow(PremiscaleError);
+  });
+
+  it("fills exactly what the regex /\\$\\{env:([^}]*)\\}/g it replaced found", () => {
+    const env = new Proxy({}, { get: (_, name) => (typeof name === "string" && /^[A-Z_][A-Z0-9_]*$/.test(name) ? `<${name}>` : undefined) }) as Record<string, string | undefined>;
+    const byRegex = (text: string) => text.replace(/\$\{env:([^}]*)\}/g, (_, name: string) => env[name] ?? "<unset>");
+    const pieces = fc.constantFrom("${env:", "${", "$", "{", "}", "env:", "A", "B_1", "a", "\n", " ", "$$", "${env:}");
+    fc.assert(
+      fc.property(fc.array(pieces, { maxLength: 20 }).map((p) => p.join("")), (text) => {
+        let ours: string;
+        try {
+          ours = substituteEnv(text, env);
+        } catch {
+          ours = "<unset>";
+        }
+        expect(ours === "<unset>" ? byRegex(text).includes("<unset>") : ours === byRegex(text)).toBe(true);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });
 
