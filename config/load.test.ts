@@ -413,6 +413,24 @@ describe("large files", () => {
     // Line 14 holds `userData: |`, so the last placeholder is on line 14 + 40,000, after the block's indentation.
     expect(found[39_999]).toMatchObject({ line: 40_014, column: 9, message: expect.stringMatching(/^invalid placeholder "\$\{env:a\}"/) });
   });
+
+  it("refuses mappings of 100,000 keys, in the file and in #cloud-config user-data, in seconds rather than minutes", () => {
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `k${i}: ${i}`).join(", ");
+    const started = performance.now();
+    expect(issues(BASE.replace("version: v1alpha1", `version: {${keys(100_000)}}`))[0]).toMatchObject({ line: 1, path: "version", message: "must be a string, got a mapping" });
+    expect(issues(withUserData(`#cloud-config\nwrite_files: {${keys(100_000)}, k7: 7}\n`).replace("readiness: { checkIn: false }", "readiness: { checkIn: true }"))).toEqual([
+      expect.objectContaining({ path: "groups[0].template.userData", message: `user-data starts with #cloud-config but is not valid YAML: Map keys must be unique at line 2, column ${"write_files: {".length + keys(100_000).length + ", ".length + 1}:` }),
+    ]);
+    expect(performance.now() - started).toBeLessThan(15_000);
+  });
+});
+
+describe("YAML keys", () => {
+  it("refuses a key given twice in one mapping at the second one's line and column, and allows it in two mappings", () => {
+    const twice = BASE.replace("    max: 3\n", "    max: 3\n    min: 0\n    max: 4\n");
+    expect(issues(twice)).toEqual([expect.objectContaining({ line: 9, column: 5, path: "", message: "Map keys must be unique", fix: "fix the YAML syntax" })]);
+    expect(issues(BASE + "    nope: {a: 1, b: {a: 2}, 1: x, '1': y, .nan: 1, .NaN: 2}\n")).toEqual([expect.objectContaining({ path: "groups[0].nope", message: 'unknown field "nope"' })]);
+  });
 });
 
 describe("YAML aliases", () => {

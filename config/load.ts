@@ -292,10 +292,47 @@ function userDataLocator(src: Source, segs: Seg[], text: string, file?: string):
   };
 }
 
+/** yaml's message for a repeated key, which `duplicateKeys` reports in its place. */
+const DUPLICATE_KEY = "Map keys must be unique";
+
+/**
+ * Offsets of keys that repeat an earlier scalar key of the same mapping, by yaml's own rule (equal scalar values).
+ * Documents are parsed with `uniqueKeys: false` and checked here instead, because yaml compares every key with all
+ * those before it: 4 s for a mapping of 20,000 keys, minutes for 100,000. A loop, not a recursion, and aliases are
+ * not followed, so neither deep nesting nor alias bombs reach it.
+ */
+function duplicateKeys(doc: Document): number[] {
+  const found: number[] = [];
+  const stack: unknown[] = [doc.contents];
+  while (stack.length) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const { key, value } of node.items) {
+        // NaN is never equal to itself in yaml's check; a Set would call two of them the same.
+        if (isScalar(key) && !Number.isNaN(key.value)) {
+          if (seen.has(key.value) && key.range) found.push(key.range[0]);
+          seen.add(key.value);
+        }
+        stack.push(key, value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return found;
+}
+
 /** Offsets of literal secrets in a #cloud-config document (never their values), with what they set. */
 function literalSecrets(userData: string): { offset: number; what: string }[] | string {
-  const doc = parseDocument(userData);
+  const doc = parseDocument(userData, { uniqueKeys: false });
   if (doc.errors.length) return doc.errors[0]?.message.split("\n")[0] ?? "invalid YAML";
+  const [duplicate] = duplicateKeys(doc);
+  if (duplicate !== undefined) {
+    // As yaml words its own errors here: "… at line L, column C:".
+    const before = userData.slice(0, duplicate).split("\n");
+    return `${DUPLICATE_KEY} at line ${before.length}, column ${(before.at(-1) ?? "").length + 1}:`;
+  }
   const found: { offset: number; what: string }[] = [];
   const check = (value: unknown, what: string, ok: (s: string) => boolean = (s) => WHOLE_PLACEHOLDER.test(s)): void => {
     if (!isScalar(value) || value.value === null || value.value === "" || !value.range) return;
@@ -619,11 +656,12 @@ export function parseConfig(
 ): Config {
   const abs = path.resolve(file);
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: false });
   const src = new Source(abs, text, doc, lc);
-  if (doc.errors.length) {
-    fail(
-      doc.errors.map((e) => ({
+  const duplicates = duplicateKeys(doc);
+  if (doc.errors.length || duplicates.length) {
+    fail([
+      ...doc.errors.map((e) => ({
         file: abs,
         line: e.linePos?.[0].line ?? 0,
         column: e.linePos?.[0].col ?? 0,
@@ -634,7 +672,8 @@ export function parseConfig(
             : (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, ""),
         fix: "fix the YAML syntax",
       })),
-    );
+      ...duplicates.map((offset) => ({ file: abs, ...src.pos(offset), path: "", message: DUPLICATE_KEY, fix: "fix the YAML syntax" })),
+    ]);
   }
   let data: unknown;
   try {
