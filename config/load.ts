@@ -327,10 +327,10 @@ function duplicateKeys(doc: Document): number[] {
 function literalSecrets(userData: string): { offset: number; what: string }[] | string {
   const doc = parseDocument(userData, { uniqueKeys: false });
   if (doc.errors.length) return doc.errors[0]?.message.split("\n")[0] ?? "invalid YAML";
-  const [duplicate] = duplicateKeys(doc);
-  if (duplicate !== undefined) {
-    // As yaml words its own errors here: "… at line L, column C:".
-    const before = userData.slice(0, duplicate).split("\n");
+  const duplicates = duplicateKeys(doc);
+  if (duplicates.length) {
+    // The first in the text, as yaml words its own errors here: "… at line L, column C:".
+    const before = userData.slice(0, duplicates.reduce((a, b) => Math.min(a, b))).split("\n");
     return `${DUPLICATE_KEY} at line ${before.length}, column ${(before.at(-1) ?? "").length + 1}:`;
   }
   const found: { offset: number; what: string }[] = [];
