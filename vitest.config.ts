@@ -32,6 +32,10 @@ const NEEDS_TOOLS = [
   // the built `premiscale` in its own process (and tmux, for the real-terminal test)
   "cli/tui/apply.tmux.test.ts",
   "test/*.test.ts",
+  // mkfifo: special files as userDataFile
+  "config/load-special-files.test.ts",
+  // the fuzz tests: 10,000 cases each, half a minute or more (and the config one also runs the built CLI)
+  "**/*.fuzz.test.ts",
 ];
 const LIBVIRT = "**/*.libvirt.test.ts";
 const KUBERNETES = "**/*.kubernetes.test.ts";
