@@ -113,6 +113,12 @@ describe("groups[].lifecycleHooks", () => {
     ]);
   });
 
+  it("refuses the name of premiscale's own check-in hook", () => {
+    expect(issues("- { name: check-in, on: launching, command: [register-vm] }")).toMatchObject([
+      { path: "groups[0].lifecycleHooks[0].name", message: `hook name "check-in" is premiscale's own (the wait for the VM's check-in)` },
+    ]);
+  });
+
   it("refuses a URL that is not http(s) or carries credentials, and a secretEnv that is not a variable name", () => {
     expect(issues('- { name: a, on: launching, http: { url: "ftp://x/", secretEnv: S } }')[0]).toMatchObject({ path: "groups[0].lifecycleHooks[0].http.url", message: 'must match ^https?://, got "ftp://x/"' });
     expect(issues('- { name: a, on: launching, http: { url: "https://u:p@lb.example.net/", secretEnv: S } }')[0]).toMatchObject({

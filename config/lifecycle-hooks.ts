@@ -1,7 +1,8 @@
 /**
- * The rules of `groups[].lifecycleHooks` that the schema cannot say: unique names, exactly one of command and http,
- * a command whose program exists and may be run, a URL that parses and carries no credentials. The hooks' secrets
- * (`http.secretEnv`) are read only by apply (pipeline/prepare-apply.ts), like user-data's.
+ * The rules of `groups[].lifecycleHooks` that the schema cannot say: unique names (and not a built-in hook's),
+ * exactly one of command and http, a command whose program exists and may be run, a URL that parses and carries no
+ * credentials. The hooks' secrets (`http.secretEnv`) are read only by apply (pipeline/prepare-apply.ts), like
+ * user-data's.
  */
 import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
@@ -11,6 +12,9 @@ import type { Seg, Source } from "./yaml-source.js";
 
 /** A hook as written, after the schema filled in its defaults. */
 export type RawLifecycleHook = Omit<LifecycleHookConfig, "command" | "http"> & { command?: string[]; http?: { url: string; secretEnv: string } };
+
+/** Names of built-in hooks (applier/apply-plan.ts `readinessHooks`): a user's hook of that name would pass for one. */
+const RESERVED_NAMES = ["check-in"];
 
 /** Where `PATH` is unset, what a login shell on Debian would search. */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -77,6 +81,9 @@ export function lifecycleHookIssues(
     const at: Seg[] = [...gs, "lifecycleHooks", i];
     const first = names.indexOf(h.name);
     if (first !== i) issues.push(src.issue([...at, "name"], `hook name ${JSON.stringify(h.name)} is already used by lifecycleHooks[${first}] of this group`, "give every hook of a group its own name"));
+    if (RESERVED_NAMES.includes(h.name)) {
+      issues.push(src.issue([...at, "name"], `hook name ${JSON.stringify(h.name)} is premiscale's own (the wait for the VM's check-in)`, "give the hook another name"));
+    }
     const base = { name: h.name, on: h.on, timeoutSeconds: h.timeoutSeconds, defaultResult: h.defaultResult };
     if (h.command && h.http) {
       issues.push(src.issue([...at, "http"], "a hook runs a command or makes an HTTP call, not both", "keep one of command and http", true));
