@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { simpleGit } from "simple-git";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { git } from "../state/git.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import { premiscale, projectDir } from "./support/cli.js";
 import { freePort, guestConfigText, installGuest, type GuestConfigOptions, type InstalledGuest } from "./support/guests.js";
@@ -91,7 +91,8 @@ async function expectConverged(dir: string, group: string, desired: number): Pro
   expect(domains.sort()).toEqual(instances.map((i) => i.name).sort());
   const volumes = (await virsh("vol-list", "default")).split("\n").map((l) => l.trim().split(/\s+/)[0] ?? "").filter((n) => n.startsWith(`${group}-`));
   expect(volumes.sort()).toEqual(instances.flatMap((i) => [`${i.name}-seed.iso`, `${i.name}.qcow2`]).sort());
-  expect((await simpleGit(join(dir, "state")).status()).files.map((f) => f.path)).toEqual([]);
+  const status = await git(join(dir, "state"), ["status", "--porcelain", "-z", "--untracked-files=all"]);
+  expect(status.stdout.split("\0").filter(Boolean)).toEqual([]);
   const files = (await readdir(join(dir, "state"), { recursive: true })).map(String);
   expect(files.filter((f) => f.includes(".lock") || f.endsWith(".tmp") || f.includes(".stale"))).toEqual([]);
 }
