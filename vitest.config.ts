@@ -22,6 +22,8 @@ const NEEDS_TOOLS = [
   "reconciler/watch-webhook.test.ts",
   "state/git-state-store.test.ts",
   "state/git.test.ts",
+  // sh and coreutils: users' hook commands are real programs
+  "hooks/command-hook.test.ts",
   // virsh, on libvirt's test:///default driver
   "providers/libvirt/*.test.ts",
   // openssl, for the Proxmox VE double's TLS certificate

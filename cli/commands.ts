@@ -31,7 +31,7 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
   if (!opts.checkHosts) {
     try {
       const config = await loadConfig(path, process.env, { checkEnv: false });
-      const secrets = [...new Set(config.groups.flatMap((g) => g.template.secretEnv))].sort();
+      const secrets = [...new Set(config.groups.flatMap((g) => [...g.template.secretEnv, ...g.lifecycleHooks.flatMap((h) => (h.http ? [h.http.secretEnv] : []))]))].sort();
       const unset = secrets.filter((n) => process.env[n] === undefined);
       if (opts.json) io.out(JSON.stringify({ valid: true, file: config.file, issues: [], notices: configNotices(config), secretEnv: secrets, secretEnvUnset: unset }));
       else {

@@ -100,6 +100,7 @@ describe("parseConfig", () => {
           readiness: { checkIn: true, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
           suspend: false,
           rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+          lifecycleHooks: [],
         },
       ],
     });

@@ -16,6 +16,7 @@ import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
 import { configSchema, DEFAULT_KIND } from "./schema.js";
 import { didYouMean, quote, schemaIssue } from "./schema-issues.js";
+import { lifecycleHookIssues, type RawLifecycleHook } from "./lifecycle-hooks.js";
 import { ipString, staticIssues, type Range, type RawNetworking } from "./static-pool.js";
 import { userDataIssues } from "./user-data.js";
 import { DUPLICATE_KEY, duplicateKeys, fmtPath, Source, type Seg } from "./yaml-source.js";
@@ -30,8 +31,9 @@ interface RawTemplate {
   userDataFile?: string;
   [kindField: string]: unknown;
 }
-interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking"> {
+interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "lifecycleHooks"> {
   desired?: number;
+  lifecycleHooks: RawLifecycleHook[];
   template: RawTemplate;
   networking: RawNetworking;
 }
@@ -83,6 +85,7 @@ function normalise(
   env: Record<string, string | undefined> | null,
   readFile: (absPath: string) => string,
   kinds: readonly ProviderConfigFragment[],
+  pathVar: string | undefined,
 ): { config: Config; issues: ConfigIssue[]; notices: ConfigIssue[] } {
   const dir = path.dirname(src.file);
   const issues: ConfigIssue[] = [];
@@ -235,9 +238,11 @@ function normalise(
         issues.push(src.issue([...gs, "scaling", ...dotPath(si.path)], si.message, si.fix));
       }
     }
+    const hooks = lifecycleHookIssues(src, gs, g.lifecycleHooks ?? [], dir, pathVar);
+    issues.push(...hooks.issues);
     return {
       name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness,
-      suspend: g.suspend ?? false,
+      suspend: g.suspend ?? false, lifecycleHooks: hooks.hooks,
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
@@ -345,7 +350,8 @@ function serverConfig(src: Source, raw: RawConfig["server"], issues: ConfigIssue
 /**
  * Parses, validates and normalises config text. `file` is where it came from (made absolute; relative paths in
  * the file resolve against its directory), `env` supplies the `${env:NAME}` variables (only whether they are
- * set is checked), and `readFile` reads `userDataFile`s. Throws one ConfigError with every issue, by line.
+ * set is checked) and the PATH hook programs are looked up on, and `readFile` reads `userDataFile`s. Throws one
+ * ConfigError with every issue, by line.
  */
 export function parseConfig(
   text: string,
@@ -407,7 +413,7 @@ export function parseConfig(
       return true;
     });
   if (schemaIssues.length) fail(schemaIssues);
-  const { config, issues, notices } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile, kinds);
+  const { config, issues, notices } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile, kinds, env.PATH);
   if (issues.length) fail(issues);
   sources.set(config, { src, notices: notices.sort(byPosition) });
   return config;

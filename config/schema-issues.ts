@@ -5,7 +5,7 @@
 import type { ErrorObject } from "ajv";
 import { closest } from "./closest.js";
 import type { ConfigIssue } from "./errors.js";
-import { ABSOLUTE_PATH_PATTERN, NAME_PATTERN } from "./schema.js";
+import { ABSOLUTE_PATH_PATTERN, ENV_NAME_PATTERN, NAME_PATTERN } from "./schema.js";
 import { fmtPath, type Seg, type Source } from "./yaml-source.js";
 
 /** A value as written in a message: strings quoted. */
@@ -96,6 +96,10 @@ export function schemaIssue(src: Source, schema: Record<string, unknown>, e: Err
         return src.issue(segs, `must be lowercase letters, digits and "-", starting and ending with a letter or digit, ${got}`, better ? `e.g. ${quote(better)}` : undefined);
       }
       if (p.pattern === ABSOLUTE_PATH_PATTERN) return src.issue(segs, `must be an absolute path on the host, ${got}`);
+      if (p.pattern === ENV_NAME_PATTERN) {
+        const better = String(e.data).toUpperCase().replace(/[^A-Z0-9_]+/g, "_").replace(/^(?=[0-9])/, "_");
+        return src.issue(segs, `must be the name of an environment variable (capital letters, digits and "_", not starting with a digit), ${got}`, `e.g. ${quote(better)}`);
+      }
       return src.issue(segs, `must match ${String(p.pattern)}, ${got}`);
     default:
       return src.issue(segs, `${e.message ?? "is invalid"}, ${got}`);

@@ -76,6 +76,7 @@ export function makeConfig(
       readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
       rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+      lifecycleHooks: [],
       ...g,
       template: makeTemplate(g.template),
     }),
