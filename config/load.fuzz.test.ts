@@ -10,11 +10,11 @@ import { fuzzCaseArb, renderCase, USER_DATA_FIXTURES, type FuzzCase } from "../t
 
 // Fuzzing the loader: config files generated from the JSON Schema and then broken (test/support/fuzz-config.ts).
 // PREMISCALE_FUZZ_RUNS (10,000), PREMISCALE_FUZZ_SEED (fixed, so a run is reproducible; fast-check prints the seed
-// and path of a failure to replay it), PREMISCALE_FUZZ_CASE_MS (per-case limit, plus 1 ms per KiB of the file:
+// and path of a failure to replay it), PREMISCALE_FUZZ_CASE_MS (per-case limit, 10 s: a hang detector with room for a loaded machine, not a speed check; plus 1 ms per KiB of the file:
 // loading is linear, so only a super-linear path or a hang passes it) and PREMISCALE_FUZZ_CLI_RUNS (25: each costs a process start) change it.
 const RUNS = Number(process.env.PREMISCALE_FUZZ_RUNS ?? 10_000);
 const SEED = Number(process.env.PREMISCALE_FUZZ_SEED ?? 15_04);
-const CASE_MS = Number(process.env.PREMISCALE_FUZZ_CASE_MS ?? 2_000);
+const CASE_MS = Number(process.env.PREMISCALE_FUZZ_CASE_MS ?? 10_000);
 const CLI_RUNS = Number(process.env.PREMISCALE_FUZZ_CLI_RUNS ?? 25);
 
 /** The variables `${env:…}` placeholders in generated user-data may name; others are unset on purpose. */

@@ -217,6 +217,12 @@ export function cohere(input: Cfg): Cfg {
       for (const k of ["addresses", "prefix", "gateway", "dns"]) delete net[k];
     }
     if (g.scaling) cohereScaling(g.scaling as Cfg, typeof g.min === "number" ? g.min : 0, max);
+    // Hooks: unique names, and a program that exists (the rules check it on this machine).
+    objects(g.lifecycleHooks).forEach((h, hi) => {
+      h.name = `hook${hi}`;
+      if (h.command !== undefined && h.http !== undefined) delete h.http;
+      if (h.command !== undefined) h.command = ["/bin/true"];
+    });
     const r = g.readiness as Cfg | undefined;
     if (r && typeof r.heartbeatSeconds === "number" && r.heartbeatSeconds > 0) {
       r.checkIn = true;
