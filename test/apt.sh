@@ -30,11 +30,13 @@ apt_ensure() {
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
     $SUDO chmod 755 "$policy"
     made=1
+    # Removed again even when apt-get fails and `set -e` ends the script.
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   printf '%s: installing %s\n' "$who" "${missing[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ "$made" = 0 ] || $SUDO rm -f "$policy"
+  if [ "$made" = 1 ]; then $SUDO rm -f "$policy"; trap - EXIT; fi
   if [ "${#services[@]}" -gt 0 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now "${services[@]}" >/dev/null 2>&1 || true
   fi
