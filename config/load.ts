@@ -42,8 +42,8 @@ interface RawConfig {
   version: Config["version"];
   state: { path: string };
   server: { listen: string; advertiseUrl?: string };
-  metrics: { intervalSeconds?: number; store?: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
-  gitops?: Partial<Omit<GitopsConfig, "webhook" | "lock">> & { lock?: { ttlSeconds?: number }; webhook?: { listen?: string; provider?: "github" | "gitlab"; secretEnv: string } };
+  metrics: { intervalSeconds: number; store: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
+  gitops: Omit<GitopsConfig, "webhook" | "repo"> & { repo?: string; webhook?: { listen: string; provider: "github" | "gitlab"; secretEnv: string } };
   hosts: RawHost[];
   groups: RawGroup[];
 }
@@ -242,7 +242,7 @@ function normalise(
     issues.push(...hooks.issues);
     return {
       name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness,
-      suspend: g.suspend ?? false, lifecycleHooks: hooks.hooks,
+      suspend: g.suspend, lifecycleHooks: hooks.hooks,
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
@@ -287,50 +287,22 @@ function dotPath(p: string): Seg[] {
 
 /** The metrics block with every default: the embedded store lives in the state directory's local `.premiscale/`. */
 function metricsConfig(raw: RawConfig["metrics"], dir: string, stateDir: string): MetricsConfig {
-  const st = (raw.store ?? { type: "sqlite" }) as Record<string, unknown> & { type: MetricsStoreConfig["type"] };
-  const n = (k: string, d: number) => (typeof st[k] === "number" ? (st[k] as number) : d);
-  const t = (k: string, d: string) => (typeof st[k] === "string" ? (st[k] as string) : d);
-  const queries = (st.queries ?? {}) as Record<string, string>;
-  let store: MetricsStoreConfig;
-  if (st.type === "prometheus") {
-    store = { type: "prometheus", url: t("url", ""), queries, memberLabel: t("memberLabel", "domain"), stepSeconds: n("stepSeconds", 15), rateWindow: t("rateWindow", "1m"), timeoutSeconds: n("timeoutSeconds", 10) };
-  } else if (st.type === "influxdb") {
-    store = {
-      type: "influxdb", url: t("url", ""), database: t("database", ""), queries, memberTag: t("memberTag", "domain_name"), intervalSeconds: n("intervalSeconds", 15), timeoutSeconds: n("timeoutSeconds", 10),
-      ...(typeof st.retentionPolicy === "string" ? { retentionPolicy: st.retentionPolicy } : {}),
-      ...(typeof st.username === "string" ? { username: st.username } : {}),
-      ...(typeof st.passwordEnv === "string" ? { passwordEnv: st.passwordEnv } : {}),
-    };
-  } else {
-    store = {
-      type: "sqlite",
-      path: typeof st.path === "string" ? path.resolve(dir, st.path) : path.join(stateDir, ".premiscale", "metrics.db"),
-      rawRetentionSeconds: n("rawRetentionSeconds", 86400),
-      rollupRetentionSeconds: n("rollupRetentionSeconds", 2592000),
-    };
-  }
-  return { intervalSeconds: raw.intervalSeconds ?? 15, store };
+  // The schema filled every default (ajv's useDefaults, also inside the store's variants): nothing is defaulted twice.
+  const st = raw.store as unknown as MetricsStoreConfig & { path?: string };
+  const store: MetricsStoreConfig =
+    st.type === "sqlite" ? { ...st, path: st.path ? path.resolve(dir, st.path) : path.join(stateDir, ".premiscale", "metrics.db") } : { ...st, queries: { ...(st.queries ?? {}) } };
+  return { intervalSeconds: raw.intervalSeconds, store };
 }
 
-/** The gitops block with every default (used by `premiscale reconcile`). */
+/** The gitops block (used by `premiscale reconcile`); the schema filled its defaults. */
 function gitopsConfig(src: Source, raw: RawConfig["gitops"], issues: ConfigIssue[]): GitopsConfig {
-  const g = raw ?? {};
+  const { webhook: wh, repo, ...g } = raw;
   let webhook: GitopsConfig["webhook"] = null;
-  if (g.webhook) {
-    const { host, port } = listenAddress(src, ["gitops", "webhook", "listen"], g.webhook.listen ?? "127.0.0.1:8971", issues);
-    webhook = { host, port, provider: g.webhook.provider ?? "github", secretEnv: g.webhook.secretEnv };
+  if (wh) {
+    const { host, port } = listenAddress(src, ["gitops", "webhook", "listen"], wh.listen, issues);
+    webhook = { host, port, provider: wh.provider, secretEnv: wh.secretEnv };
   }
-  return {
-    repo: g.repo ?? null,
-    branch: g.branch ?? "main",
-    path: g.path ?? "premiscale.yaml",
-    mode: g.mode ?? "auto",
-    intervalSeconds: g.intervalSeconds ?? 60,
-    workDir: g.workDir ?? "/var/lib/premiscale/repo",
-    planTtlSeconds: g.planTtlSeconds ?? 86400,
-    lock: { ttlSeconds: g.lock?.ttlSeconds ?? 300 },
-    webhook,
-  };
+  return { ...g, repo: repo ?? null, webhook };
 }
 
 /** A `host:port` listen address split (an IPv6 host may be bracketed) and its port checked. */

@@ -385,7 +385,7 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
             ],
           },
         },
-        { default: { intervalSeconds: 15, store: { type: "sqlite" } } },
+        { default: {} },
       ),
       gitops: obj(
         "premiscale reconcile: the config repository it follows and what it does on a new commit.",
@@ -404,6 +404,7 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
             secretEnv: str("Environment variable with the webhook secret (GitHub) or token (GitLab).", { pattern: "^[A-Z_][A-Z0-9_]*$" }),
           }, { required: ["secretEnv"] }),
         },
+        { default: {} },
       ),
       hosts: list("Hosts VMs run on.", host(kinds), { minItems: 1 }),
       groups: list("Autoscaling groups.", group(kinds), { minItems: 1 }),
