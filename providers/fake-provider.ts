@@ -29,7 +29,8 @@ interface FakeVm {
  */
 export class FakeProvider implements Provider {
   readonly kind = "fake";
-  private readonly vms = new Map<string, FakeVm>();
+  /** The host's VMs: shared with the adapters `reopen` makes, as one host is shared by the processes that open it. */
+  private vms = new Map<string, FakeVm>();
   inFlight = 0;
   maxInFlight = 0;
   /** The changes asked of it, in order: `create NAME`, `destroy NAME`. */
@@ -55,6 +56,16 @@ export class FakeProvider implements Provider {
     private readonly options: { callTimeoutMs?: number } = {},
   ) {}
 
+  /**
+   * Another adapter for the same fake host, as a new premiscale process would open it: it sees the same VMs and
+   * shares nothing else (failures, `hang`, counts and `gate` are its own).
+   */
+  reopen(options: { callTimeoutMs?: number } = this.options): FakeProvider {
+    const p = new FakeProvider(this.host, options);
+    p.vms = this.vms;
+    return p;
+  }
+
   /** The VMs premiscale made that are here now (whatever their state), by name. */
   get domains(): ReadonlyMap<string, OwnedVm> {
     return new Map([...this.vms].filter(([, v]) => !v.foreign).map(([n, v]) => [n, v.vm]));
@@ -65,9 +76,13 @@ export class FakeProvider implements Provider {
     this.vms.set(vm.name, { vm, made: new Set(["create-disk", "configure", "start"]), foreign: false });
   }
 
-  /** Puts a VM on the host that premiscale did not make. */
+  /** Puts a running VM on the host that premiscale did not make (it has its disk and configuration too). */
   plantForeign(name: string, uuid: string): void {
-    this.vms.set(name, { vm: { name, uuid, group: "", lineage: "", createdAt: "", state: "running" }, made: new Set(), foreign: true });
+    this.vms.set(name, {
+      vm: { name, uuid, group: "", lineage: "", createdAt: "", state: "running" },
+      made: new Set(["create-disk", "configure", "start"]),
+      foreign: true,
+    });
   }
 
   /** Sets a VM's run state, as something outside premiscale would (stopping it by hand). */
@@ -113,7 +128,12 @@ export class FakeProvider implements Provider {
       return await this.busy("observe", () => {
         const fits: Record<string, TemplateFit> = {};
         for (const group of request.templates.keys()) fits[group] = { ok: true, demand: {}, settings: { fake: {} } };
-        const vms = [...this.vms.values()].filter((v) => !v.foreign).map((v) => ({ ...v.vm }));
+        // A VM state records (same name and UUID) is ours without its marker, as the port says; its data comes from state.
+        const vms = [...this.vms.values()].flatMap((v) => {
+          const k = request.known.get(v.vm.name);
+          if (k && k.uuid === v.vm.uuid) return [{ ...v.vm, group: k.group, lineage: k.lineage, createdAt: k.createdAt }];
+          return v.foreign ? [] : [{ ...v.vm }];
+        });
         return { host: this.host, status: "ok" as const, capacity: { ...this.capacity, resources: { ...this.capacity.resources } }, vms, fits };
       });
     } catch (e) {
@@ -170,6 +190,7 @@ export class FakeProvider implements Provider {
   }
 
   async counters(names: readonly string[]): Promise<VmCounters[]> {
+    if (names.length === 0) return [];
     return this.busy("counters", () =>
       names.flatMap((name) => {
         const v = this.vms.get(name);

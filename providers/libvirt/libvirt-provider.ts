@@ -22,7 +22,7 @@ import { METADATA_NS, domainXml, parseMetadata, runStateOf, volumesOf, type Libv
 import { macFromUuid, renderNetworkConfig } from "./network.js";
 import { kibToMiB, parseDomstats, parseKeyValues, parseUuidNameList, parseVolList } from "./parse.js";
 import { seedFiles } from "./seed.js";
-import { VirshSession, VirshSessionError, quoteArg as q, type VirshResult } from "./virsh-session.js";
+import { VirshSession, VirshSessionError, quoteArg as q, type VirshResult, type VirshSessionOptions } from "./virsh-session.js";
 
 /** Options of the libvirt adapter beyond the host's config. */
 export interface LibvirtProviderOptions {
@@ -34,6 +34,11 @@ export interface LibvirtProviderOptions {
   virshPath?: string;
   /** Where setup-host.sh records which accelerator works here. @default "/var/lib/premiscale/accelerator" */
   acceleratorFile?: string;
+  /**
+   * Opens the virsh session of one parallel slot. The test driver keeps its world in one connection, so tests that
+   * stand several adapters on one test host hand them the same session. @default a new `VirshSession`
+   */
+  openSession?: (options: VirshSessionOptions) => VirshSession;
 }
 
 /** Written by providers/libvirt/setup-host.sh: first line `kvm` or `qemu`, after booting a kernel under KVM. */
@@ -95,7 +100,8 @@ export class LibvirtProvider implements Provider {
     const idle = this.sessions.find((s) => s.load === 0);
     if (idle) return idle;
     if (this.sessions.length < max) {
-      const s = new VirshSession({ uri: this.settings.uri, timeoutMs: this.timeoutMs, virshPath: this.options.virshPath });
+      const options: VirshSessionOptions = { uri: this.settings.uri, timeoutMs: this.timeoutMs, virshPath: this.options.virshPath };
+      const s = this.options.openSession?.(options) ?? new VirshSession(options);
       this.sessions.push(s);
       return s;
     }
