@@ -2,6 +2,13 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// planner/ and policies/ are pure: `(config, observed, metrics, history, now) → plan`. Which modules they may import
+// is .dependency-cruiser.mjs's business; these rules catch what an import rule cannot see: reading the clock or
+// drawing random numbers inline. Their tests and fixtures may do either.
+const PURE = "planner/ and policies/ are pure";
+const CLOCK = `${PURE}: take the time as an argument (\`now: Date\`) instead of reading the clock`;
+const RANDOM = `${PURE}: take randomness as an argument (a seeded generator, e.g. planner/random.ts seededRng) instead of drawing it`;
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "coverage/**"] },
   js.configs.recommended,
@@ -10,15 +17,37 @@ export default tseslint.config(
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
-      "no-restricted-imports": [
-        "error",
-        { patterns: [{ group: ["node:fs*", "node:child_process", "fs", "child_process"], message: "see the folder README: only edges do I/O" }] },
-      ],
     },
   },
   {
-    // Edges may do I/O; planner/ and policies/ stay pure.
-    files: ["cli/**", "config/**", "providers/**", "state/**", "applier/**", "server/**", "metrics/**", "reconciler/**", "test/**", "bench/**", "**/*.test.ts", "**/*.test.tsx"],
-    rules: { "no-restricted-imports": "off" },
+    files: ["planner/**", "policies/**"],
+    ignores: ["**/*.test.ts", "**/*.test.tsx", "**/testdata/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [{ group: ["node:fs*", "node:child_process", "fs", "child_process"], message: "see the folder README: only edges do I/O" }],
+          paths: ["node:crypto", "crypto"].map((name) => ({
+            name,
+            importNames: ["randomUUID", "randomBytes", "randomInt", "randomFillSync", "getRandomValues"],
+            message: RANDOM,
+          })),
+        },
+      ],
+      "no-restricted-properties": [
+        "error",
+        { object: "Date", property: "now", message: CLOCK },
+        { object: "performance", property: "now", message: CLOCK },
+        { object: "process", property: "hrtime", message: CLOCK },
+        { object: "Math", property: "random", message: RANDOM },
+        { object: "crypto", property: "randomUUID", message: RANDOM },
+        { object: "crypto", property: "getRandomValues", message: RANDOM },
+      ],
+      "no-restricted-syntax": [
+        "error",
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: `new Date() reads the clock. ${CLOCK}` },
+        { selector: "CallExpression[callee.name='Date']", message: `Date() reads the clock. ${CLOCK}` },
+      ],
+    },
   },
 );

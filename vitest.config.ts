@@ -1,17 +1,60 @@
 import { defineConfig } from "vitest/config";
 
-// Three projects: `fast` (pure code, test:///default, temporary git repos), `libvirt` (real qemu:///system) and
-// `kubernetes` (a real control plane built by test/kubernetes/build-components.sh). `npm run test:unit` runs only
-// the fast set; test/run.sh runs all three.
+// What a test needs beyond Node decides its project; every test file is in exactly one, and test/run.sh runs them all.
+//   unit        nothing but Node (while they run, PATH holds only `node`): `npm run test:unit`, on a bare clone, in seconds
+//   fast        this machine's tools (the files listed below): git, virsh with test:///default, tmux, the metrics
+//               stores, the built CLI (dist/ is built once, by test/global-setup.ts)
+//   libvirt     the real qemu:///system libvirtd (`*.libvirt.test.ts`), one file at a time
+//   kubernetes  a real control plane built by test/kubernetes/build-components.sh (`*.kubernetes.test.ts`), last
+const NEEDS_TOOLS = [
+  // git: state is a git repository, the reconciler follows a remote (the TUI tests apply a demo plan, state included)
+  "applier/apply-plan.test.ts",
+  "applier/lifecycle.test.ts",
+  "cli/metrics-command.test.ts",
+  "cli/reconcile.test.ts",
+  "cli/tui/apply-reporter.test.ts",
+  "cli/tui/apply-view.test.tsx",
+  "pipeline/prepare-apply.test.ts",
+  "reconciler/backtest.test.ts",
+  "reconciler/config-repo.test.ts",
+  "reconciler/reconcile.test.ts",
+  "reconciler/remote-lock.test.ts",
+  "reconciler/watch-webhook.test.ts",
+  "state/git-state-store.test.ts",
+  "state/git.test.ts",
+  // virsh, on libvirt's test:///default driver
+  "providers/libvirt/*.test.ts",
+  // openssl, for the Proxmox VE double's TLS certificate
+  "providers/proxmox/*.test.ts",
+  // Prometheus and promtool, VictoriaMetrics, InfluxDB (metrics/setup-stores.sh)
+  "metrics/influxdb-source.test.ts",
+  "metrics/prometheus-source.test.ts",
+  // the built `premiscale` in its own process (and tmux, for the real-terminal test)
+  "cli/tui/apply.tmux.test.ts",
+  "test/*.test.ts",
+];
+const LIBVIRT = "**/*.libvirt.test.ts";
+const KUBERNETES = "**/*.kubernetes.test.ts";
+const NOT_TESTS = ["node_modules/**", "dist/**"];
+
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
+          name: "unit",
+          setupFiles: ["test/unit-setup.ts"],
+          include: ["**/*.test.ts", "**/*.test.tsx"],
+          exclude: [LIBVIRT, KUBERNETES, ...NEEDS_TOOLS, ...NOT_TESTS],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
           name: "fast",
           globalSetup: ["test/global-setup.ts"],
-          include: ["**/*.test.ts", "**/*.test.tsx"],
-          exclude: ["**/*.libvirt.test.ts", "**/*.kubernetes.test.ts", "node_modules/**", "dist/**"],
+          include: NEEDS_TOOLS,
+          exclude: [LIBVIRT, KUBERNETES, ...NOT_TESTS],
           testTimeout: 30_000,
         },
       },
@@ -19,8 +62,8 @@ export default defineConfig({
         test: {
           name: "libvirt",
           globalSetup: ["test/libvirt-teardown.ts"],
-          include: ["**/*.libvirt.test.ts"],
-          exclude: ["node_modules/**", "dist/**"],
+          include: [LIBVIRT],
+          exclude: NOT_TESTS,
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,
@@ -30,8 +73,8 @@ export default defineConfig({
         test: {
           name: "kubernetes",
           globalSetup: ["test/support/kube-teardown.ts"],
-          include: ["**/*.kubernetes.test.ts"],
-          exclude: ["node_modules/**", "dist/**"],
+          include: [KUBERNETES],
+          exclude: NOT_TESTS,
           testTimeout: 180_000,
           hookTimeout: 240_000,
           fileParallelism: false,

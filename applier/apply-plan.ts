@@ -205,6 +205,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           ...(change.address_v4 ? { address: change.address_v4 } : {}),
           vcpus: change.vm.vcpus,
           memoryMiB: change.vm.memoryMiB,
+          ...(change.template ? { template: change.template } : {}),
         };
         const ready = change.ready;
         // Recorded before the first hook or host call, so a crash at any later point leaves a record to clean up.
@@ -260,11 +261,12 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   // It waits before taking any slot, so waiting never holds a slot the delete it waits for needs.
   const finished = new Map(plan.changes.map((c) => [c.address, deferred<boolean>()] as const));
   const runAfter = async (change: Change) => {
-    const waits = change.action === "create" ? (change.waits_for ?? []) : [];
+    const waits = change.waits_for ?? [];
     const ok = await Promise.all(waits.map((a) => finished.get(a)?.promise ?? Promise.resolve(false)));
     const blocked = waits.filter((_, i) => !ok[i]);
     if (blocked.length > 0) {
-      const error = `not started: it waits for ${blocked.join(", ")}, which did not finish (its host has no room until then); the next apply tries again`;
+      const why = change.action === "create" ? "its host has no room until then" : "the VM replacing it is not ready";
+      const error = `not started: it waits for ${blocked.join(", ")}, which did not finish (${why}); the next apply tries again`;
       result.failed.push({ change, error });
       emit({ type: "apply_errored", address: change.address, action: change.action, error, elapsedMs: 0 });
       return;
@@ -280,6 +282,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   );
   await writes;
   await recordHistory(plan, deps.lock, result, now());
+  await recordRollouts(plan, deps.lock, result, now());
   journal({ type: "apply_end", succeeded: result.succeeded.length, failed: result.failed.length });
   try {
     result.commit = await deps.lock.commit(commitMessage(plan, result));
@@ -309,6 +312,28 @@ export async function recordHistory(plan: Plan, lock: StateLock, result: Pick<Ap
       history = recordEvent(history, { at: now.toISOString(), kind: "error", message: `${failed.length} change(s) failed: ${failed[0]!.error}` });
     }
     await lock.putHistory(g.name, history);
+  }
+}
+
+/**
+ * Records how far each group's template roll-out got (planner/compute-plan.ts `staleInstances` reads it back): the
+ * VMs replaced, the checkpoint reached (the next batch waits out the pause from now), or that it stopped because a
+ * replacement failed (the old VMs stay; it does not start again until the template changes or -replace asks).
+ */
+export async function recordRollouts(plan: Plan, lock: StateLock, result: Pick<ApplyResult, "succeeded" | "failed">, now: Date): Promise<void> {
+  const replacing = new Set(["replace_drift", "replace_lifetime"]);
+  for (const g of plan.groups) {
+    const r = g.rollout;
+    if (!r) continue;
+    const failed = result.failed.filter((f) => f.change.group === g.name && replacing.has(f.change.reason));
+    const replaced = r.replaced + result.succeeded.filter((c) => c.group === g.name && c.action === "delete" && replacing.has(c.reason)).length;
+    if (failed.length > 0) {
+      await lock.putRollout(g.name, { template: r.template, total: r.total, replaced, failed: { at: now.toISOString(), message: `${failed[0]!.change.address}: ${failed[0]!.error}` } });
+    } else if (replaced >= r.total) {
+      await lock.putRollout(g.name, undefined);
+    } else {
+      await lock.putRollout(g.name, { template: r.template, total: r.total, replaced, ...(r.checkpoint !== undefined ? { checkpointAt: now.toISOString() } : {}) });
+    }
   }
 }
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { WEBHOOK_DEBOUNCE_MS } from "../cli/reconcile.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import { ConfigRepo } from "../reconciler/config-repo.js";
-import { git } from "../reconciler/git.js";
+import { git } from "../state/git.js";
 import { reconcileOnce, type ReconcileEvent, type ReconcileMode } from "../reconciler/reconcile.js";
 import { RemoteLock } from "../reconciler/remote-lock.js";
 import { localSteps } from "../reconciler/steps.js";

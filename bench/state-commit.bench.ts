@@ -3,8 +3,8 @@
 import { mkdtemp, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { simpleGit } from "simple-git";
 import { GitStateStore, serializeGroup } from "../state/git-state-store.js";
+import { git } from "../state/git.js";
 import { makeFleet } from "./fleet.js";
 import { median, ratioLine, timeRuns } from "./common.js";
 
@@ -15,9 +15,9 @@ const fleet = makeFleet(GROUPS, PER_GROUP, 1000);
 
 async function repo(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "premiscale-bench-state-"));
-  const git = simpleGit(dir);
-  await git.init(["--initial-branch=main"]);
-  await git.addConfig("user.email", "bench@example.invalid").addConfig("user.name", "bench");
+  await git(dir, ["init", "--quiet", "--initial-branch=main"]);
+  await git(dir, ["config", "user.email", "bench@example.invalid"]);
+  await git(dir, ["config", "user.name", "bench"]);
   return dir;
 }
 
@@ -27,13 +27,15 @@ await mkdir(join(perGroupDir, "groups"));
 await writeFile(join(perGroupDir, "state.json"), JSON.stringify({ version: 1, lineage: fleet.state.lineage, serial: 7 }, null, 2) + "\n");
 for (const g of fleet.state.groups) await writeFile(join(perGroupDir, "groups", `${g.name}.json`), serializeGroup(g));
 await writeFile(join(perGroupDir, ".gitignore"), ".premiscale.lock\n*.tmp\n");
-await simpleGit(perGroupDir).add(".").commit("initial");
+await git(perGroupDir, ["add", "."]);
+await git(perGroupDir, ["commit", "--quiet", "-m", "initial"]);
 
 // The baseline: the whole state as one sorted JSON file.
 const oneFileDir = await repo();
 const whole = { ...fleet.state, groups: fleet.state.groups.map((g) => JSON.parse(serializeGroup(g))) };
 await writeFile(join(oneFileDir, "state.json"), JSON.stringify(whole, null, 2) + "\n");
-await simpleGit(oneFileDir).add(".").commit("initial");
+await git(oneFileDir, ["add", "."]);
+await git(oneFileDir, ["commit", "--quiet", "-m", "initial"]);
 
 console.log(`# commit after one group changes, ${GROUPS * PER_GROUP} instances in ${GROUPS} groups, median of ${RUNS}`);
 let n = 0;
@@ -50,15 +52,14 @@ const premiscale = median(
 await lock.release();
 
 let m = 0;
-const git = simpleGit(oneFileDir);
 const baseline = median(
   await timeRuns(RUNS, async () => {
     const g1 = whole.groups.find((g: { name: string }) => g.name === "g1")!;
     g1.instances.push({ name: `g1-new${m++}`, uuid: `u${m}`, host: "kvm1", created: "2026-11-23T00:00:00.000Z", status: "running" });
     whole.serial++;
     await writeFile(join(oneFileDir, "state.json"), JSON.stringify(whole, null, 2) + "\n");
-    await git.add("state.json");
-    await git.commit("one group changed");
+    await git(oneFileDir, ["add", "state.json"]);
+    await git(oneFileDir, ["commit", "--quiet", "-m", "one group changed"]);
   }),
 );
 ratioLine("premiscale write + commit (one group file + serial, atomic, fsynced)", premiscale, "one-file state (write, add, commit)", baseline);
@@ -66,6 +67,6 @@ const oneFileRead = median(
   await timeRuns(RUNS, async () => JSON.parse(await (await import("node:fs/promises")).readFile(join(oneFileDir, "state.json"), "utf8"))),
 );
 ratioLine("premiscale lock + read whole state (1,000 files)", lockRead, "reading the one-file state", oneFileRead);
-const stat = (dir: string) => simpleGit(dir).raw(["show", "--stat", "--format=", "HEAD"]);
+const stat = async (dir: string) => (await git(dir, ["show", "--stat", "--format=", "HEAD"])).stdout;
 console.log(`premiscale commit: ${(await stat(perGroupDir)).trim().split("\n").pop()}`);
 console.log(`one-file commit:   ${(await stat(oneFileDir)).trim().split("\n").pop()}`);

@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from "commander";
 import { PremiscaleError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
 import { processOutput, type Output } from "./output.js";
-import { parseDuration } from "./parse.js";
+import { parseDuration, parseWholeNumber } from "./parse.js";
 import { registerMetricsCommand } from "./metrics-command.js";
 import { registerReconcileCommand, runRemoteForceUnlock } from "./reconcile.js";
 import { registerServeCommand } from "./serve.js";
@@ -19,14 +19,6 @@ const commands = () => import("./commands.js");
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, error: 1, changes: 2 } as const;
-
-function parseIntOption(name: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new PremiscaleError(`${name} must be a whole number ≥ ${min}, got "${value}"`, "usage");
-    return n;
-  };
-}
 
 
 /** Builds the command line; `io` lets tests run it in-process. Resolves to the exit code. */
@@ -81,7 +73,7 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
         "commit the new state to git. Without a terminal, --auto-approve is required.",
     )
     .option("--auto-approve", "apply without asking")
-    .addOption(new Option("--parallelism <n>", "changes in flight at once (each host also has maxParallel)").default(10).argParser(parseIntOption("--parallelism", 1)))
+    .addOption(new Option("--parallelism <n>", "changes in flight at once (each host also has maxParallel)").default(10).argParser(parseWholeNumber("--parallelism", 1)))
     .addOption(new Option("--lock-timeout <duration>", "how long to wait for the state lock").default("0s"))
     .addOption(new Option("--shutdown-timeout <duration>", "how long a VM gets to shut down before it is destroyed").default("60s"))
     .option("--target <group...>", "apply only these groups")

@@ -12,7 +12,7 @@ import type { Config, MetricsStoreConfig } from "../config/types.js";
 import { openConfiguredSource } from "../metrics/from-config.js";
 import { displayUrl } from "../metrics/http.js";
 import { MetricsError, type GroupMetrics, type MetricsSource } from "../metrics/types.js";
-import { METRIC_NAMES, type MetricName } from "../policies/types.js";
+import { METRIC_NAMES, type MetricName } from "../config/scaling.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import { configPath } from "./context.js";
 import { parseDuration } from "./parse.js";

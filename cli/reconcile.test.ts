@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { FakeProvider } from "../providers/fake-provider.js";
-import { git } from "../reconciler/git.js";
+import { git } from "../state/git.js";
 import { RemoteLock } from "../reconciler/remote-lock.js";
 import { makeRemote, pushUserCommit, remoteFile, remoteRef, tempDir, userClone } from "../reconciler/testing.js";
 import { reportError } from "./main.js";
@@ -110,6 +110,17 @@ describe("premiscale reconcile", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("gitops.workDir");
     expect(r.stderr).toContain("is inside the repository");
+  });
+
+  it("refuses a work directory inside the repository whose name starts with two dots, such as ..cache", async () => {
+    const remote = await makeRemote({ "premiscale.yaml": config(1, "gitops:\n  workDir: ./..cache/work\n") });
+    const user = await userClone(remote);
+    const provider = new FakeProvider("kvm1");
+    const r = await run(["-c", join(user, "premiscale.yaml"), "reconcile"], { makeProvider: () => provider });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`gitops.workDir ${join(user, "..cache", "work")} is inside the repository`);
+    expect(existsSync(join(user, "..cache"))).toBe(false);
+    expect(provider.calls).toEqual([]);
   });
 
   it("exits 1 naming the holder when another reconciler holds the lock", async () => {

@@ -9,21 +9,24 @@ import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, wri
 import { dirname, relative, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { PremiscaleError } from "../config/errors.js";
+import { isInside } from "../config/paths.js";
 import { loadConfig } from "../pipeline/config.js";
 import type { Config, HostConfig } from "../config/types.js";
 import { makeProvider as makeLibvirtProvider } from "../providers/index.js";
 import type { Provider } from "../providers/provider.js";
 import { storedMetricsBacktest } from "../reconciler/backtest.js";
 import { ConfigRepo, isUrl } from "../reconciler/config-repo.js";
-import { git } from "../reconciler/git.js";
+import { git } from "../state/git.js";
 import { createLogger, logSettings, type DaemonLogger } from "../reconciler/logger.js";
 import { reconcileOnce, type ReconcileDeps, type ReconcileEvent, type ReconcileMode, type ReconcileResult } from "../reconciler/reconcile.js";
 import { describeHolder, RemoteLock } from "../reconciler/remote-lock.js";
 import { localSteps, type StepNotice } from "../reconciler/steps.js";
 import { abortOnSignals, startWatch, type WatchEvent } from "../reconciler/watch.js";
 import { createWebhookReceiver, type WebhookLogLine, type WebhookReceiver } from "../reconciler/webhook.js";
+import { processAlive } from "../state/atomic-file.js";
 import { configPath } from "./context.js";
 import type { Output } from "./output.js";
+import { parseDuration, parseWholeNumber } from "./parse.js";
 
 const OK = 0;
 const ERROR = 1;
@@ -91,7 +94,7 @@ export async function gitopsTarget(config: Config): Promise<GitopsTarget> {
   }
   const root = top.stdout.trim();
   const configFile = relative(root, realpathSync(config.file));
-  if (inside(root, workDir)) {
+  if (isInside(root, workDir)) {
     throw new PremiscaleError(
       `gitops.workDir ${workDir} is inside the repository ${root}: premiscale's clone must live elsewhere`,
       "usage",
@@ -223,7 +226,7 @@ export async function runReconcile(io: Output, file: string | undefined, opts: R
     env,
     planTtlSeconds: bootstrap.gitops.planTtlSeconds,
     ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}),
-    ...(opts.shutdownTimeout !== undefined ? { shutdownTimeoutMs: parseSeconds(opts.shutdownTimeout) } : {}),
+    ...(opts.shutdownTimeout !== undefined ? { shutdownTimeoutMs: parseDuration(opts.shutdownTimeout) } : {}),
     onNotice: notice,
   });
   const deps: ReconcileDeps = { repo, lock: new RemoteLock({ dir: repo.dir, ttlSeconds: bootstrap.gitops.lock.ttlSeconds }), steps };
@@ -379,17 +382,8 @@ function refuseLivePidFile(path: string): void {
   }
   const pid = Number(text.trim());
   if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return;
-  if (isAlive(pid)) {
+  if (processAlive(pid)) {
     throw new PremiscaleError(`pid file ${path} names process ${pid}, which is running: premiscale reconcile already runs`, "already_running", `stop it first (kill ${pid}), or use another --pid-file`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -408,18 +402,6 @@ function removePidFile(path: string, pid: number): void {
   } catch {
     // Already gone.
   }
-}
-
-/** `60s`, `2m`, plain seconds → ms (the same forms as apply's --shutdown-timeout). */
-function parseSeconds(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new PremiscaleError(`"${value}" is not a duration`, "usage", "write it like 30s, 5m or 1h");
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!);
-}
-
-function inside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel === "" || (!rel.startsWith("..") && !rel.startsWith("/"));
 }
 
 const HELP = `
@@ -463,14 +445,8 @@ export function registerReconcileCommand(program: Command, io: Output, setExit: 
     .addOption(new Option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (env PREMISCALE_LOG_LEVEL)"))
     .addOption(new Option("--log-file <file>", "JSON logs to this file (env PREMISCALE_LOG_FILE); SIGHUP reopens it").conflicts("logStdout"))
     .option("--log-stdout", "JSON logs to stdout even when PREMISCALE_LOG_FILE is set")
-    .addOption(new Option("--parallelism <n>", "changes in flight at once (each host also has maxParallel)").argParser((v) => positiveInt("--parallelism", v)))
+    .addOption(new Option("--parallelism <n>", "changes in flight at once (each host also has maxParallel)").argParser(parseWholeNumber("--parallelism", 1)))
     .addOption(new Option("--shutdown-timeout <duration>", "how long a VM gets to shut down before it is destroyed").default("60s"))
     .addHelpText("after", HELP)
     .action(async (opts: ReconcileCommandOptions) => setExit(await runReconcile(io, cfg(), opts, rt)));
-}
-
-function positiveInt(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new PremiscaleError(`${name} must be a whole number ≥ 1, got "${value}"`, "usage");
-  return n;
 }

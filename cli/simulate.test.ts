@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
-import { premiscale } from "../test/support/cli.js";
 import { reportError } from "./main.js";
 import type { Output } from "./output.js";
 import { registerSimulateCommand } from "./simulate.js";
@@ -285,21 +284,5 @@ describe("premiscale simulate: bad input changes nothing", () => {
     const r = await run(["-c", join(d, "premiscale.yaml"), "simulate", "--trace", testdata("ramp.csv")]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^Note: group web starts with 0 VMs, .*--start-size N/);
-  });
-});
-
-describe("premiscale simulate, the built CLI", () => {
-  it("explains the trace format in --help and writes an SVG chart", async () => {
-    const d = await dir({ "premiscale.yaml": config(group("web", { scaling: CPU60 })) });
-    await writeFile(join(d, "day.csv"), readFileSync(join(ROOT, WEB_DAY)));
-    const help = await premiscale(d, ["simulate", "--help"]);
-    expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^Trace \(CSV with a header, or JSON lines\): time/m);
-    expect(help.stdout).toMatch(/^ {2}premiscale simulate --trace web-day\.csv --compare-config base\.yaml/m);
-    const r = await premiscale(d, ["simulate", "--trace", "day.csv", "--start-size", "6", "-o", "day.svg"]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^web: 6 → 2 VMs .*\nWrote the simulation \(svg\) to day\.svg\.$/);
-    expect((await readFile(join(d, "day.svg"), "utf8")).startsWith("<svg ")).toBe(true);
   });
 });

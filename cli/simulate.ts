@@ -20,10 +20,10 @@ import {
   type SimulationResult,
   type TraceFormat,
 } from "../policies/simulate/index.js";
-import type { ScalingSpec } from "../policies/types.js";
+import type { ScalingSpec } from "../config/scaling.js";
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { configPath } from "./context.js";
-import { parseDuration } from "./parse.js";
+import { parseDuration, parseWholeNumber } from "./parse.js";
 import type { Output } from "./output.js";
 
 const OK = 0;
@@ -193,14 +193,6 @@ async function readTraceFile(path: string): Promise<string> {
   }
 }
 
-function parseCount(name: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new PremiscaleError(`${name} must be a whole number ≥ ${min}, got "${value}"`, "usage");
-    return n;
-  };
-}
-
 const HELP = `
 Trace (CSV with a header, or JSON lines): time (ISO 8601 with a zone, or epoch seconds), metrics per
 member cpu, memory (%), disk_*/net_*_bytes (bytes/s), and size (group rows) or member (a row per VM).
@@ -232,8 +224,8 @@ export function registerSimulateCommand(program: Command, io: Output, setExit: (
     .option("--compare-config <file>", "also simulate the same group of this config (the baseline, e.g. the main branch's) and compare")
     .addOption(new Option("--interval <duration>", "how often the policies are evaluated").default("15s"))
     .addOption(new Option("--boot <duration>", "how long a new VM takes before it takes load").default("60s"))
-    .addOption(new Option("--recorded-size <n>", "the group's size when the trace was recorded (traces without a size column)").argParser(parseCount("--recorded-size", 1)))
-    .addOption(new Option("--start-size <n>", "members when the trace starts (default: the group's desired, i.e. its min with scaling)").argParser(parseCount("--start-size", 0)))
+    .addOption(new Option("--recorded-size <n>", "the group's size when the trace was recorded (traces without a size column)").argParser(parseWholeNumber("--recorded-size", 1)))
+    .addOption(new Option("--start-size <n>", "members when the trace starts (default: the group's desired, i.e. its min with scaling)").argParser(parseWholeNumber("--start-size", 0)))
     .addHelpText("after", HELP)
     .action(async (opts: SimulateCommandOptions) => setExit(await runSimulate(io, cfg(), opts)));
 }

@@ -99,6 +99,7 @@ describe("parseConfig", () => {
           networking: { mode: "dhcp" },
           readiness: { checkIn: true, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
           suspend: false,
+          rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
         },
       ],
     });
@@ -108,6 +109,16 @@ describe("parseConfig", () => {
     const c = parse("version: v1alpha1\ngitops:\n  repo: https://git.example.com/ops/vms.git\n");
     expect(c).toMatchObject({ hosts: [], groups: [], gitops: { repo: "https://git.example.com/ops/vms.git", path: "premiscale.yaml" } });
     expect(issues("version: v1alpha1\n").map((i) => i.message)).toEqual(expect.arrayContaining([expect.stringMatching(/hosts/), expect.stringMatching(/groups/)]));
+  });
+
+  it("reads a group's roll-out settings, and names a malformed surge", () => {
+    const g = parse(BASE.replace("    hosts: [local]", "    hosts: [local]\n    rollout: {maxSurge: 25%, checkpoints: [50, 20]}\n    maxInstanceLifetimeSeconds: 86400")).groups[0]!;
+    expect(g.rollout).toEqual({ strategy: "rolling", maxSurge: "25%", maxUnavailable: 0, checkpoints: [20, 50], checkpointPauseSeconds: 0 });
+    expect(g.maxInstanceLifetimeSeconds).toBe(86400);
+    expect(only(BASE.replace("    hosts: [local]", "    hosts: [local]\n    rollout: {maxSurge: lots}"))).toMatchObject({
+      path: "groups[0].rollout.maxSurge",
+      message: 'must be a number of vms or a percentage of the group\'s size, e.g. 25%, got "lots"',
+    });
   });
 
   it("accepts accelerator auto for a host on this machine and refuses it for a remote one", () => {

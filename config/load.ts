@@ -19,7 +19,7 @@ import { didYouMean, quote, schemaIssue } from "./schema-issues.js";
 import { ipString, staticIssues, type Range, type RawNetworking } from "./static-pool.js";
 import { userDataIssues } from "./user-data.js";
 import { fmtPath, Source, type Seg } from "./yaml-source.js";
-import { validateScaling } from "../policies/validate.js";
+import { validateScaling } from "./validate-scaling.js";
 import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
 
 /** A template as written, after the schema filled in its defaults. */
@@ -238,6 +238,8 @@ function normalise(
     return {
       name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness,
       suspend: g.suspend ?? false,
+      rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
+      ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
     };
   });
@@ -380,7 +382,10 @@ export function parseConfig(
   }
   const kinds = options.kinds;
   const checked = validate(kinds, data);
+  // A value that matches none of an anyOf's forms gets one issue for the anyOf, not one per form.
+  const anyOfAt = new Set(checked.errors.filter((e) => e.keyword === "anyOf").map((e) => e.instancePath));
   const schemaIssues = checked.errors
+    .filter((e) => e.keyword === "anyOf" || !(anyOfAt.has(e.instancePath) && e.schemaPath.includes("/anyOf/")))
     .map((e) => schemaIssue(src, checked.schema, e))
     .filter((i): i is ConfigIssue => i !== undefined)
     .filter((i, n, all) => all.findIndex((j) => j.path === i.path && j.message === i.message) === n);

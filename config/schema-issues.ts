@@ -50,6 +50,10 @@ export function schemaIssue(src: Source, schema: Record<string, unknown>, e: Err
   switch (e.keyword) {
     case "if":
       return undefined;
+    case "anyOf": {
+      const branches = ((e.schema as { description?: string }[] | undefined) ?? []).map((b) => b.description).filter(Boolean);
+      return src.issue(segs, `must be ${branches.length ? branches.map((d) => d!.replace(/\.$/, "").toLowerCase()).join(" or ") : "one of the allowed forms"}, ${got}`);
+    }
     case "additionalProperties": {
       const field = String(p.additionalProperty);
       const allowed = Object.keys(parent.properties ?? {});

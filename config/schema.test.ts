@@ -11,7 +11,7 @@ const schemaJson = () => jsonFor(configFragments);
 
 const committed = fileURLToPath(new URL("./premiscale.schema.json", import.meta.url));
 
-// Regenerate with: UPDATE_SCHEMA=1 npx vitest run --project fast config/schema.test.ts
+// Regenerate with: UPDATE_SCHEMA=1 npx vitest run --project unit config/schema.test.ts
 if (process.env.UPDATE_SCHEMA) writeFileSync(committed, schemaJson());
 
 /** Every property schema under `schema`, with its path. */

@@ -26,6 +26,16 @@ export const str = (description: string, extra: Schema = {}): Schema => ({ type:
 export const int = (description: string, extra: Schema = {}): Schema => ({ type: "integer", description, ...extra });
 const list = (description: string, items: Schema, extra: Schema = {}): Schema => ({ type: "array", description, items, ...extra });
 
+/** A number of VMs, or a percentage of a group's size written "25%". */
+const countOrPercent = (description: string, dflt: number): Schema => ({
+  description,
+  default: dflt,
+  anyOf: [
+    { type: "integer", minimum: 0, description: "A number of VMs." },
+    { type: "string", pattern: "^[0-9]{1,3}%$", description: "A percentage of the group's size, e.g. 25%." },
+  ],
+});
+
 /** A host's fields that every kind has; each kind adds its own (see provider-kinds.ts). */
 const hostBase = {
   name: str("Unique host name, used by groups and in state.", { pattern: NAME_PATTERN, maxLength: 63 }),
@@ -227,6 +237,18 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
     networking,
     scaling,
     suspend: { type: "boolean", default: false, description: "Leave the group as it is: no plan changes it (reconcile skips it)." },
+    rollout: obj(
+      "What happens to running VMs made from an older template: rolling replaces them (create, wait for ready, then delete), manual only shows them until `apply -replace`.",
+      {
+        strategy: { type: "string", enum: ["rolling", "manual"], default: "rolling", description: "rolling: replaced by plans, a batch at a time; manual: shown as out of date, replaced only by apply -replace." },
+        maxSurge: countOrPercent("VMs above the desired size while replacing: a number or a percentage of the size (rounded up).", 1),
+        maxUnavailable: countOrPercent("VMs that may be gone before their replacement is ready: a number or a percentage (rounded down).", 0),
+        checkpoints: list("Percentages of the roll-out after which it pauses (AWS instance refresh), e.g. [20, 50, 100].", { type: "integer", minimum: 1, maximum: 100 }, { default: [] }),
+        checkpointPauseSeconds: int("How long a roll-out pauses at each checkpoint.", { minimum: 0, default: 0 }),
+      },
+      { default: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 } },
+    ),
+    maxInstanceLifetimeSeconds: int("VMs older than this are replaced through the roll-out path (protected ones excepted).", { minimum: 60 }),
     readiness: obj(
       "When a new VM counts as ready. Apply waits for it; one that is not ready in time is destroyed and reported.",
       {

@@ -3,7 +3,7 @@
  * filled in defaults. Field names match the YAML the user writes (see config/premiscale.schema.json).
  */
 
-import type { ScalingSpec } from "../policies/types.js";
+import type { ScalingSpec } from "./scaling.js";
 
 /** The only config version this release reads. */
 export const CONFIG_VERSION = "v1alpha1";
@@ -68,6 +68,24 @@ export interface GroupConfig {
   scaling?: ScalingSpec;
   /** Leave the group alone: plans do not change it. @default false */
   suspend: boolean;
+  /** How VMs made from an older template (or too old) are replaced. */
+  rollout: RolloutConfig;
+  /** VMs older than this are replaced like out-of-date ones. Absent: no limit. */
+  maxInstanceLifetimeSeconds?: number;
+}
+
+/** How a group rolls out a new template. */
+export interface RolloutConfig {
+  /** @default "rolling" */
+  strategy: "rolling" | "manual";
+  /** A count, or a percentage of the size as "25%". @default 1 */
+  maxSurge: number | string;
+  /** A count, or a percentage of the size as "25%". @default 0 */
+  maxUnavailable: number | string;
+  /** Percentages of the roll-out after which it pauses. @default [] */
+  checkpoints: number[];
+  /** @default 0 */
+  checkpointPauseSeconds: number;
 }
 
 /** Where metrics are stored or read. */

@@ -16,7 +16,7 @@ step "Setting up libvirt and QEMU (Debian packages) and building premiscale"
 bash providers/libvirt/setup-host.sh
 # npm ci replaces node_modules: only when it is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  bash test/npm-ci.sh
 fi
 npm run --silent build
 premiscale() { node "$repo/dist/cli/main.js" "$@"; }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Collector, type CounterSink, type HostReport } from "./collector.js";
 import type { CounterSource, DomainCounters } from "./types.js";
 
@@ -26,6 +26,8 @@ function sink(): CounterSink & { got: DomainCounters[] } {
 const owned = (m: Record<string, string[]>) => () => new Map(Object.entries(m));
 
 describe("Collector", () => {
+  afterEach(() => void vi.useRealTimers());
+
   it("asks each host once per round for the domains premiscale owns there, and stores what they answer", async () => {
     const a = host("a");
     const b = host("b");
@@ -53,6 +55,7 @@ describe("Collector", () => {
   });
 
   it("does not let a hung host stall the others: they are stored and reported before its timeout", async () => {
+    vi.useFakeTimers();
     const s = sink();
     const seen: { report: HostReport; at: number }[] = [];
     const t0 = performance.now();
@@ -63,16 +66,23 @@ describe("Collector", () => {
       timeoutMs: 400,
       onReport: (report) => seen.push({ report, at: performance.now() - t0 }),
     });
-    const reports = await c.collect();
-    expect(reports[0]).toMatchObject({ host: "hung", status: "failed", kind: "timeout", reason: "no answer within 0.4 s" });
-    const fast = seen.find((r) => r.report.host === "fast")!;
-    expect(fast.report.status).toBe("ok");
-    expect(fast.at).toBeLessThan(300);
+    let done = false;
+    const collecting = c.collect().then((r) => ((done = true), r));
+    await vi.advanceTimersByTimeAsync(5);
+    // The fast host is stored and reported at 5 ms, while the hung one still holds its round open.
+    expect(seen).toEqual([{ report: expect.objectContaining({ host: "fast", status: "ok" }), at: 5 }]);
     expect(s.got.map((x) => x.name)).toEqual(["y"]);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(394);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    const reports = await collecting;
+    expect(reports[0]).toMatchObject({ host: "hung", status: "failed", kind: "timeout", reason: "no answer within 0.4 s", ms: 400 });
+    expect(seen.map((r) => [r.report.host, r.at])).toEqual([["fast", 5], ["hung", 400]]);
     // Its call never ended, so the next round does not pile another one on it.
-    const next = await c.collect();
-    expect(next[0]).toMatchObject({ host: "hung", status: "busy" });
-    expect(next[1]).toMatchObject({ host: "fast", status: "ok" });
+    const next = c.collect();
+    await vi.advanceTimersByTimeAsync(5);
+    expect(await next).toEqual([expect.objectContaining({ host: "hung", status: "busy" }), expect.objectContaining({ host: "fast", status: "ok" })]);
   });
 
   it("reports a store that fails as the host's failure, without throwing", async () => {
@@ -82,16 +92,24 @@ describe("Collector", () => {
   });
 
   it("collects every interval once started, and stop waits for the round under way", async () => {
-    const a = host("a");
+    vi.useFakeTimers();
+    const a = host("a", { delayMs: 10 });
     const c = new Collector({ sources: [a], owned: owned({ a: ["x"] }), sink: sink(), intervalMs: 50 });
     c.start();
-    await new Promise((r) => setTimeout(r, 230));
-    await c.stop();
-    const n = a.calls.length;
-    expect(n).toBeGreaterThanOrEqual(3);
-    expect(n).toBeLessThanOrEqual(6);
-    await new Promise((r) => setTimeout(r, 120));
-    expect(a.calls.length).toBe(n);
+    expect(a.calls).toHaveLength(1); // a round at once
+    await vi.advanceTimersByTimeAsync(49);
+    expect(a.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(151);
+    expect(a.calls).toHaveLength(5); // at 0, 50, 100, 150 and 200 ms; the last one answers at 210 ms
+    let stopped = false;
+    const stopping = c.stop().then(() => (stopped = true));
+    await vi.advanceTimersByTimeAsync(9);
+    expect(stopped).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await stopping;
+    expect(stopped).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(a.calls).toHaveLength(5);
   });
 
   it("refuses an interval that is not positive", () => {

@@ -1,10 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import type { MetricName } from "../config/scaling.js";
 import type { MetricsStoreConfig } from "../config/types.js";
 import { InfluxSource } from "./influxdb-source.js";
 import { PrometheusSource } from "./prometheus-source.js";
 import { SqliteStore } from "./sqlite-store.js";
-import type { MetricName, MetricsSource } from "./types.js";
+import type { MetricsSource } from "./types.js";
 
 /**
  * Opens the metrics store or source the config names. `env` supplies the InfluxDB password (`passwordEnv`).

@@ -1,7 +1,7 @@
-import type { GroupMetrics } from "../policies/aggregate.js";
+import type { MetricName } from "../config/scaling.js";
 import { displayUrl, fetchJson } from "./http.js";
 import { checkTemplates, escapeRegex, renderTemplate } from "./templates.js";
-import { MetricsError, type GroupMetricsQuery, type MetricName, type MetricsSource } from "./types.js";
+import { MetricsError, type GroupMetrics, type GroupMetricsQuery, type MetricsSource } from "./types.js";
 
 const sumOfRates = (measurement: string, field: string, perItemTag: string) =>
   `SELECT sum("r") FROM (SELECT non_negative_derivative(last("${field}"), 1s) AS "r" FROM "${measurement}"` +

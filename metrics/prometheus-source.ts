@@ -1,7 +1,7 @@
-import type { GroupMetrics, Sample } from "../policies/aggregate.js";
+import type { MetricName } from "../config/scaling.js";
 import { displayUrl, fetchJson } from "./http.js";
 import { checkTemplates, escapeRegex, renderTemplate } from "./templates.js";
-import { MetricsError, type GroupMetricsQuery, type MetricName, type MetricsSource } from "./types.js";
+import { MetricsError, type GroupMetrics, type GroupMetricsQuery, type MetricsSource, type Sample } from "./types.js";
 
 /**
  * Default PromQL per metric, for prometheus-libvirt-exporter (github.com/kumina/libvirt_exporter, Debian's

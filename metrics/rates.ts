@@ -1,6 +1,5 @@
-import type { MemberSamples, Sample } from "../policies/aggregate.js";
-import type { MetricName } from "../policies/types.js";
-import type { DomainCounters } from "./types.js";
+import type { MetricName } from "../config/scaling.js";
+import type { DomainCounters, MemberSamples, Sample } from "./types.js";
 
 /** A stored counter row: counters, and whether a roll-up saw them go down inside its minute. */
 export interface CounterRow extends DomainCounters {

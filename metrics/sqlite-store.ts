@@ -1,8 +1,7 @@
 import Database from "better-sqlite3";
-import type { GroupMetrics } from "../policies/aggregate.js";
 import type { CounterSink } from "./collector.js";
 import { countersWentDown, samplesFromCounters, type CounterRow } from "./rates.js";
-import { MetricsError, type DomainCounters, type GroupMetricsQuery, type MetricsSource } from "./types.js";
+import { MetricsError, type DomainCounters, type GroupMetrics, type GroupMetricsQuery, type MetricsSource } from "./types.js";
 
 /** Options of the embedded store. Every duration has a default; see the README's table. */
 export interface SqliteStoreOptions {

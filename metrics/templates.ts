@@ -1,4 +1,5 @@
-import { MetricsError, type MetricName } from "./types.js";
+import type { MetricName } from "../config/scaling.js";
+import { MetricsError } from "./types.js";
 
 const VARIABLE = /\{\{\s*([A-Za-z]+)\s*\}\}/g;
 

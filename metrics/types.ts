@@ -1,9 +1,20 @@
 import { PremiscaleError } from "../config/errors.js";
+import type { MetricName } from "../config/scaling.js";
 import type { VmCounters } from "../providers/provider.js";
-import type { GroupMetrics } from "../policies/aggregate.js";
-import type { MetricName } from "../policies/types.js";
 
-export type { GroupMetrics, MetricName };
+/** One reading of a metric (a rate or a percentage, computed by the store), `at` in milliseconds since the epoch. */
+export interface Sample {
+  at: number;
+  value: number;
+}
+
+/** A member's samples per metric over the window the policy engine looks at. */
+export type MemberSamples = Partial<Record<MetricName, Sample[]>>;
+
+/** Samples of a group's members by member name. Where `decideGroup` gets none at all, the metrics source failed. */
+export interface GroupMetrics {
+  members: Record<string, MemberSamples>;
+}
 
 /** Raw cumulative counters of one VM at one moment (the Provider port's `VmCounters`). */
 export type DomainCounters = VmCounters;

@@ -5,7 +5,6 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { dirname, join, relative } from "node:path";
-import { simpleGit } from "simple-git";
 import type { Config, GroupConfig, HostConfig } from "../config/types.js";
 import { openConfiguredSource } from "../metrics/from-config.js";
 import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
@@ -15,10 +14,11 @@ import { policySource } from "../policies/decide-group.js";
 import { decideWith, type DecisionSource } from "../policies/decision.js";
 import { emptyHistory } from "../policies/history.js";
 import { configSource } from "../policies/static.js";
-import { POLICY_DEFAULTS, type MetricName, type Policy } from "../policies/types.js";
+import { POLICY_DEFAULTS, type MetricName, type Policy } from "../config/scaling.js";
 import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "../providers/provider.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
+import { git } from "../state/git.js";
 import type { State } from "../state/types.js";
 
 /**
@@ -66,7 +66,8 @@ export function configDigest(config: Config): string {
 /** The commit of the repository holding the config file, or null when it is not in one. */
 export async function configCommit(config: Config): Promise<string | null> {
   try {
-    return (await simpleGit({ baseDir: dirname(config.file) }).revparse(["HEAD"])).trim() || null;
+    const r = await git(dirname(config.file), ["rev-parse", "--verify", "--quiet", "HEAD"], { allowFail: true });
+    return r.exitCode === 0 ? r.stdout.trim() || null : null;
   } catch {
     return null;
   }

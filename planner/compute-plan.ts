@@ -18,6 +18,7 @@ import {
   type Shortfall,
 } from "./plan.js";
 import { seededRng } from "./random.js";
+import { fingerprintChanges, fingerprintId, templateFingerprint, type TemplateFingerprint } from "./template-fingerprint.js";
 
 /** Everything `computePlan` needs; the clock, UUIDs and the random seed come in here so planning is pure. */
 export interface PlanInput {
@@ -46,6 +47,11 @@ export interface PlanInput {
   newUuid: () => string;
   /** Plan lifetime. @default 3600 */
   ttlSeconds?: number;
+  /**
+   * `apply -replace`: instances (`group[name]`) or whole groups (`group`) to replace through the roll-out path now,
+   * whatever the strategy, their age or their protection.
+   */
+  replace?: string[];
   /** `--target` groups; the others are left untouched. null or absent = all groups. */
   targets?: string[] | null;
   /** Seed of the random placement strategy. @default the plan's lineage */
@@ -70,11 +76,32 @@ interface Work {
   freedAddresses: Map<string, { address: string; by: string }[]>;
   /** Scale-outs wait until every group's deletes are known, so each can use what any delete frees. */
   scaleOuts: ScaleOut[];
+  /** Placement rounds per group so far (each draws its own random numbers). */
+  placements: Map<string, number>;
+  /** Roll-outs wait until every scale-out is placed: they use only the room that is left. */
+  rollouts: RollOut[];
   drift: Drift[];
   warnings: string[];
   errors: PlanError[];
   shortfalls: Shortfall[];
   changes: Change[];
+}
+
+/** One out-of-date instance and why it is replaced. */
+interface Stale {
+  instance: Instance;
+  reason: "replace_drift" | "replace_lifetime" | "replace_requested";
+  why: string;
+}
+
+/** A group's replacements this plan, in order, with its surge and unavailability limits. */
+interface RollOut {
+  group: GroupConfig;
+  instances: Instance[];
+  present: Instance[];
+  stale: Stale[];
+  surge: number;
+  unavailable: number;
 }
 
 /** A group's new VMs, decided in the first pass and placed in the second. */
@@ -108,6 +135,8 @@ export function computePlan(input: PlanInput): Plan {
     freed: new Map(),
     freedAddresses: new Map(),
     scaleOuts: [],
+    placements: new Map(),
+    rollouts: [],
     drift: [],
     warnings: [],
     errors: [],
@@ -151,6 +180,7 @@ export function computePlan(input: PlanInput): Plan {
 
   const groups: GroupPlan[] = config.groups.filter((g) => inScope(g.name)).map((g) => planGroup(w, g));
   for (const request of w.scaleOuts) scaleOut(w, request);
+  for (const request of w.rollouts) rollOut(w, request);
 
   const groupOrder = (g: string): number => {
     const i = config.groups.findIndex((c) => c.name === g);
@@ -193,9 +223,18 @@ function planDelete(
   uuid: string,
   reason: ActionReason,
   detail: string,
-  what: { gone: boolean; domain?: OwnedVm; instance?: Instance; group?: GroupConfig },
-): void {
-  const change: Delete = { action: "delete", address: `${at.group}[${at.name}]`, ...at, uuid, reason, detail, gone: what.gone };
+  what: { gone: boolean; domain?: OwnedVm; instance?: Instance; group?: GroupConfig; waits?: string[] },
+): Delete {
+  const change: Delete = {
+    action: "delete",
+    address: `${at.group}[${at.name}]`,
+    ...at,
+    uuid,
+    reason,
+    detail,
+    gone: what.gone,
+    ...(what.waits?.length ? { waits_for: [...new Set(what.waits)].sort(byName) } : {}),
+  };
   w.changes.push(change);
   const holds = what.domain && (what.domain.state === "running" || what.domain.state === "paused");
   const vcpus = holds ? (what.instance?.vcpus ?? what.group?.template.vcpus ?? 0) : 0;
@@ -208,6 +247,7 @@ function planDelete(
     const list = w.freedAddresses.get(at.group) ?? [];
     w.freedAddresses.set(at.group, [...list, { address: what.instance.address, by: change.address }]);
   }
+  return change;
 }
 
 /**
@@ -304,18 +344,104 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
     w.warnings.push(`group ${group.name}: decided size ${decision.desired} is outside min ${group.min} / max ${group.max}: using ${desired}`);
   const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
 
+  const stale = staleInstances(w, group, healthy, instances, plan);
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
-  if (desired < current) scaleIn(w, group, present, healthy, current - desired, why, decision);
+  const removed = desired < current ? scaleIn(w, group, present, healthy, current - desired, why, decision, stale) : [];
   if (desired > current) w.scaleOuts.push({ group, instances, present, count: desired - current, replaced, detail: why });
+  const left = stale.filter((s) => !removed.includes(s.instance));
+  if (left.length > 0) {
+    const limits = rolloutLimits(group, desired);
+    if (limits.warning) w.warnings.push(`group ${group.name}: ${limits.warning}`);
+    w.rollouts.push({ group, instances, present, stale: left, surge: limits.surge, unavailable: limits.unavailable });
+  }
   return plan;
+}
+
+/** A roll-out's surge and unavailability for a group of `size`: percentages of it, and never both 0. */
+function rolloutLimits(group: GroupConfig, size: number): { surge: number; unavailable: number; warning?: string } {
+  const resolve = (v: number | string, round: (x: number) => number) =>
+    typeof v === "number" ? v : round((size * Number(v.replace("%", ""))) / 100);
+  const surge = resolve(group.rollout.maxSurge, Math.ceil);
+  const unavailable = resolve(group.rollout.maxUnavailable, Math.floor);
+  if (surge === 0 && unavailable === 0) return { surge: 1, unavailable: 0, warning: "rollout.maxSurge and maxUnavailable are both 0 here: replacing one at a time with a surge of 1" };
+  return { surge, unavailable };
+}
+
+/**
+ * The healthy instances to replace this plan, in the order they go (asked for with `-replace` first, then the
+ * oldest): made from an older template (drift), older than the group's lifetime, or named by `-replace`. Drift is
+ * shown for every out-of-date instance; the strategy, protection, a failed roll-out and checkpoints decide how many
+ * are replaced now. Records what it decided in the group's plan (`rollout`).
+ */
+function staleInstances(w: Work, group: GroupConfig, healthy: Instance[], instances: Instance[], plan: GroupPlan): Stale[] {
+  const now = w.input.now.getTime();
+  const requested = (i: Instance) => (w.input.replace ?? []).some((r) => r === group.name || r === `${group.name}[${i.name}]`);
+  const targets = new Map<string, TemplateFingerprint>();
+  const targetOn = (host: string): TemplateFingerprint | undefined => {
+    if (!targets.has(host)) {
+      const obs = w.observations.get(host);
+      const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
+      if (fit?.ok) targets.set(host, templateFingerprint(group, fit.settings));
+    }
+    return targets.get(host);
+  };
+  const all: Stale[] = [];
+  let untracked = 0;
+  for (const i of healthy) {
+    const at = { group: group.name, name: i.name, host: i.host };
+    const target = targetOn(i.host);
+    const changed = i.template && target ? fingerprintChanges(i.template, target) : [];
+    if (!i.template) untracked++;
+    const age = now - (Date.parse(i.created) || now);
+    const expired = group.maxInstanceLifetimeSeconds !== undefined && age > group.maxInstanceLifetimeSeconds * 1000;
+    if (changed.length > 0) w.drift.push({ kind: "out_of_date", ...at, detail: `made from an older template: ${changed.join("; ")}${i.protected ? " (protected)" : ""}` });
+    else if (expired) w.drift.push({ kind: "expired", ...at, detail: `older than maxInstanceLifetimeSeconds (${group.maxInstanceLifetimeSeconds}s)${i.protected ? " (protected)" : ""}` });
+    if (requested(i)) all.push({ instance: i, reason: "replace_requested", why: "apply -replace" });
+    else if (i.protected) continue;
+    else if (changed.length > 0) all.push({ instance: i, reason: "replace_drift", why: `template changed: ${changed.join("; ")}` });
+    else if (expired) all.push({ instance: i, reason: "replace_lifetime", why: `older than ${group.maxInstanceLifetimeSeconds}s` });
+  }
+  if (untracked > 0 && healthy.some((i) => i.template)) {
+    w.warnings.push(`group ${group.name}: ${plural(untracked, "instance")} predate template tracking and are not checked for drift (premiscale apply --replace ${group.name} replaces them)`);
+  }
+  const forced = all.filter((s) => s.reason === "replace_requested");
+  let chosen = all.filter((s) => s.reason !== "replace_requested").sort((a, b) => time(a.instance.created) - time(b.instance.created) || byName(a.instance.name, b.instance.name));
+  const targetId = fingerprintId(Object.fromEntries([...new Set(group.hosts)].map((h) => [h, targetOn(h) ? fingerprintId(targetOn(h)!) : "-"])));
+  const record = w.input.state?.groups.find((g) => g.name === group.name)?.rollout;
+  const same = record?.template === targetId;
+  if (chosen.length > 0 && group.rollout.strategy === "manual") {
+    w.warnings.push(`group ${group.name}: ${plural(chosen.length, "VM")} out of date, roll-out is manual: premiscale apply --replace ${group.name} (or ${group.name}[NAME]) replaces them`);
+    chosen = [];
+  } else if (chosen.length > 0 && same && record?.failed) {
+    w.warnings.push(`group ${group.name}: the roll-out of this template stopped at ${record.failed.at} (${record.failed.message}); the old VMs were left alone. Change the template, or premiscale apply --replace ${group.name} to try again`);
+    chosen = [];
+  } else if (chosen.length > 0 && group.rollout.checkpoints.length > 0) {
+    const total = same ? record!.total : chosen.length;
+    const replaced = same ? record!.replaced : 0;
+    const pauseUntil = same && record?.checkpointAt ? Date.parse(record.checkpointAt) + group.rollout.checkpointPauseSeconds * 1000 : 0;
+    if (pauseUntil > now) {
+      w.warnings.push(`group ${group.name}: roll-out paused at a checkpoint (${replaced} of ${total} replaced) until ${new Date(pauseUntil).toISOString()}`);
+      chosen = [];
+    } else {
+      const next = group.rollout.checkpoints.find((cp) => Math.ceil((total * cp) / 100) > replaced) ?? 100;
+      chosen = chosen.slice(0, Math.max(0, Math.ceil((total * next) / 100) - replaced));
+      plan.rollout = { template: targetId, total, replaced, planned: chosen.length, checkpoint: next };
+    }
+  }
+  if (chosen.length > 0 && !plan.rollout) {
+    plan.rollout = { template: targetId, total: same ? record!.total : chosen.length, replaced: same ? record!.replaced : 0, planned: chosen.length };
+  }
+  return [...forced.sort((a, b) => byName(a.instance.name, b.instance.name)), ...chosen];
 }
 
 /**
  * Deletes `count` instances: first those the decision names (`remove`, in its order, if present), then healthy ones
  * from the host with the most of the group, newest first; never one the decision says to keep.
  */
-function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string, decision: Decision): void {
+function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string, decision: Decision, stale: Stale[]): Instance[] {
   const perHost = countByHost(present);
+  const removed: Instance[] = [];
+  const outdated = new Set(stale.map((s) => s.instance.name));
   const keep = new Set(decision.keep ?? []);
   const named = (decision.remove ?? []).flatMap((n) => present.filter((i) => i.name === n && !keep.has(n)));
   for (const n of (decision.remove ?? []).filter((n) => keep.has(n))) {
@@ -323,23 +449,63 @@ function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Inst
   }
   const pool = healthy.filter((i) => !keep.has(i.name) && !named.includes(i));
   const take = (victim: Instance, why: string) => {
+    removed.push(victim);
     perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
     const at = { group: group.name, name: victim.name, host: victim.host };
     planDelete(w, at, victim.uuid, "scale_in", why, { gone: false, domain: domainOf(w, victim), instance: victim, group });
   };
   for (const victim of named.slice(0, count)) take(victim, `${detail}: named by ${decision.source ?? "its decision"}`);
   for (let k = named.length; k < count; k++) {
+    // Out-of-date VMs go first: removing them is part of the roll-out anyway.
     pool.sort(
       (a, b) =>
-        (perHost.get(b.host) ?? 0) - (perHost.get(a.host) ?? 0) || time(b.created) - time(a.created) || byName(a.name, b.name),
+        Number(outdated.has(b.name)) - Number(outdated.has(a.name)) ||
+        (perHost.get(b.host) ?? 0) - (perHost.get(a.host) ?? 0) ||
+        time(b.created) - time(a.created) ||
+        byName(a.name, b.name),
     );
     const victim = pool.shift();
     if (!victim) {
       const why = keep.size > 0 ? "the rest are kept or on hosts that were not checked" : "the rest are on hosts that were not checked";
       w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but ${why}`);
-      return;
+      return removed;
     }
     take(victim, detail);
+  }
+  return removed;
+}
+
+/**
+ * Replaces out-of-date instances in batches of surge + unavailable: in a batch, `unavailable` old VMs are deleted
+ * first and their replacements created after, the others get their replacement first and are deleted once it is
+ * ready; each batch waits for the whole batch before it. A replacement that fits nowhere ends the roll-out for this
+ * plan (the old VM stays), and a failure in apply stops everything after it.
+ */
+function rollOut(w: Work, r: RollOut): void {
+  const { group, stale, surge, unavailable } = r;
+  const size = Math.max(1, surge + unavailable);
+  let before: string[] = [];
+  for (let k = 0; k * size < stale.length; k++) {
+    const batch = stale.slice(k * size, (k + 1) * size);
+    const done: string[] = [];
+    for (const [j, s] of batch.entries()) {
+      const old = s.instance;
+      const at = { group: group.name, name: old.name, host: old.host };
+      const first = j < unavailable;
+      const del = first ? planDelete(w, at, old.uuid, s.reason, `${s.why}: deleted before its replacement is made (maxUnavailable)`, { gone: false, domain: domainOf(w, old), instance: old, group, waits: before }) : null;
+      const { placed, shortReason } = place(w, group, 1, r.instances, r.present);
+      const p = placed[0];
+      if (!p) {
+        w.warnings.push(`group ${group.name}: roll-out stopped: no room for a replacement of ${old.name} (${shortReason ?? "no room"}); raise rollout.maxUnavailable to replace in place, or add room`);
+        return;
+      }
+      const create = createChange(w, group, p, s.reason, `replaces ${old.name} (${s.why})`, { waits: [...before, ...(del ? [del.address] : [])], replaces: `${group.name}[${old.name}]` });
+      w.changes.push(create);
+      done.push(create.address);
+      if (del) done.push(del.address);
+      else done.push(planDelete(w, at, old.uuid, s.reason, `replaced by ${create.name} once it is ready (${s.why})`, { gone: false, domain: domainOf(w, old), instance: old, group, waits: [create.address] }).address);
+    }
+    before = done;
   }
 }
 
@@ -350,13 +516,40 @@ function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Inst
  */
 function scaleOut(w: Work, request: ScaleOut): void {
   const { group, instances, present, count, replaced, detail } = request;
-  const { config, now } = w.input;
+  const { placed, shortReason } = place(w, group, count, instances, present);
+  if (placed.length < count) {
+    w.shortfalls.push({ group: group.name, wanted: count, missing: count - placed.length, reason: shortReason ?? "no room" });
+  }
+  placed.forEach((p, i) => {
+    const replacing = replaced[i];
+    w.changes.push(createChange(w, group, p, replacing?.reason ?? "scale_out", replacing ? `replaces ${replacing.name}` : detail));
+  });
+}
+
+/** Where a new VM goes, what it takes there, its static address, and the deletes it must wait for. */
+interface Placed {
+  host: string;
+  need: HostUse;
+  waits: string[];
+  address?: string;
+}
+
+/**
+ * Chooses hosts (and static addresses) for up to `count` new VMs of a group, counting what the plan already put on
+ * each host; what it keeps is added to the plan's use. Fewer than `count` come back when the rest fit nowhere.
+ */
+function place(w: Work, group: GroupConfig, count: number, instances: Instance[], present: Instance[]): { placed: Placed[]; shortReason: string | null } {
+  const { config } = w.input;
   const strategy = placementStrategies[group.placement];
-  const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}`);
+  // One generator per placement round of a group: the first round draws as before, later ones (roll-out batches) anew.
+  const round = w.placements.get(group.name) ?? 0;
+  w.placements.set(group.name, round + 1);
+  const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}${round > 0 ? `:${round}` : ""}`);
   const groupCountByHost = countByHost(present);
+  for (const c of w.changes) if (c.action === "create" && c.group === group.name) groupCountByHost.set(c.host, (groupCountByHost.get(c.host) ?? 0) + 1);
   const used = new Map(w.used);
 
-  const placed: { host: string; waits: string[]; need: HostUse }[] = [];
+  const placed: Placed[] = [];
   let shortReason: string | null = null;
   for (let index = 0; index < count; index++) {
     const roomNow: HostRoom[] = [];
@@ -387,68 +580,72 @@ function scaleOut(w: Work, request: ScaleOut): void {
   }
 
   const net = group.networking;
-  let addresses: { address?: string; waits: string[] }[] = placed.map(() => ({ waits: [] }));
   if (net.mode === "static" && placed.length > 0) {
-    const taken = new Set(instances.flatMap((i) => (i.address ? [i.address] : [])));
+    const taken = new Set([
+      ...instances.flatMap((i) => (i.address ? [i.address] : [])),
+      ...w.changes.flatMap((c) => (c.action === "create" && c.group === group.name && c.address_v4 ? [c.address_v4] : [])),
+    ]);
     const fresh = freeAddresses(net.addresses, taken).map((address) => ({ address, waits: [] as string[] }));
-    const reused = (w.freedAddresses.get(group.name) ?? []).map((f) => ({ address: f.address, waits: [f.by] }));
-    addresses = [...fresh, ...reused].slice(0, placed.length);
+    const reused = (w.freedAddresses.get(group.name) ?? []).filter((f) => !taken.has(f.address) || instances.some((i) => i.address === f.address)).map((f) => ({ address: f.address, waits: [f.by] }));
+    const addresses = [...fresh, ...reused.filter((r) => !w.changes.some((c) => c.action === "create" && c.address_v4 === r.address))].slice(0, placed.length);
     if (addresses.length < placed.length) {
-      const size = net.addresses.length;
-      shortReason = `no free static address: all ${size} addresses of the group's pool are in use`;
+      shortReason = `no free static address: all ${net.addresses.length} addresses of the group's pool are in use`;
       placed.length = addresses.length;
     }
+    placed.forEach((p, i) => {
+      p.address = addresses[i]!.address;
+      p.waits = [...new Set([...p.waits, ...addresses[i]!.waits])];
+    });
   }
-  if (placed.length < count) {
-    w.shortfalls.push({ group: group.name, wanted: count, missing: count - placed.length, reason: shortReason ?? "no room" });
-  }
-
-  // Only what was kept counts against the hosts for later groups.
+  // Only what was kept counts against the hosts for later placements.
   for (const p of placed) w.used.set(p.host, addUse(w.used.get(p.host) ?? NO_USE, p.need));
-  placed.forEach(({ host: hostName, waits }, i) => {
-    const obs = w.observations.get(hostName);
-    const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
-    if (!fit?.ok) throw new Error(`placement chose host ${hostName}, where group ${group.name} does not fit`);
-    const uuid = freshUuid(w, group.name);
-    const name = `${group.name}-${uuid.slice(0, 8)}`;
-    const { address, waits: addressWaits } = addresses[i]!;
-    const network: VmNetwork =
-      net.mode === "static" && address !== undefined
-        ? { mode: "static", address, prefix: net.prefix, dns: [...net.dns], ...(net.gateway ? { gateway: net.gateway } : {}) }
-        : { mode: "dhcp" };
-    const after = [...new Set([...waits, ...addressWaits])].sort(byName);
-    const replacing = replaced[i];
-    const t = group.template;
-    const change: Create = {
-      action: "create",
-      address: `${group.name}[${name}]`,
-      group: group.name,
+  return { placed, shortReason };
+}
+
+/** The create of one placed VM, stamped with the fingerprint of the template it is made from. */
+function createChange(w: Work, group: GroupConfig, p: Placed, reason: ActionReason, detail: string, extra: { waits?: string[]; replaces?: string } = {}): Create {
+  const obs = w.observations.get(p.host);
+  const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
+  if (!fit?.ok) throw new Error(`placement chose host ${p.host}, where group ${group.name} does not fit`);
+  const uuid = freshUuid(w, group.name);
+  const name = `${group.name}-${uuid.slice(0, 8)}`;
+  const net = group.networking;
+  const network: VmNetwork =
+    net.mode === "static" && p.address !== undefined
+      ? { mode: "static", address: p.address, prefix: net.prefix, dns: [...net.dns], ...(net.gateway ? { gateway: net.gateway } : {}) }
+      : { mode: "dhcp" };
+  const after = [...new Set([...p.waits, ...(extra.waits ?? [])])].sort(byName);
+  const t = group.template;
+  return {
+    action: "create",
+    address: `${group.name}[${name}]`,
+    group: group.name,
+    name,
+    uuid,
+    host: p.host,
+    reason,
+    detail,
+    vm: {
       name,
       uuid,
-      host: hostName,
-      reason: replacing?.reason ?? "scale_out",
-      detail: replacing ? `replaces ${replacing.name}` : detail,
-      vm: {
-        name,
-        uuid,
-        group: group.name,
-        lineage: w.lineage,
-        createdAt: now.toISOString(),
-        vcpus: t.vcpus,
-        memoryMiB: t.memoryMiB,
-        userData: t.userData,
-        secretEnv: t.secretEnv,
-        network,
-        settings: fit.settings,
-      },
-      ...(address !== undefined ? { address_v4: address } : {}),
-      ...(group.readiness.checkIn
-        ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds, ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}) } }
-        : {}),
-      ...(after.length > 0 ? { waits_for: after } : {}),
-    };
-    w.changes.push(change);
-  });
+      group: group.name,
+      lineage: w.lineage,
+      createdAt: w.input.now.toISOString(),
+      vcpus: t.vcpus,
+      memoryMiB: t.memoryMiB,
+      userData: t.userData,
+      secretEnv: t.secretEnv,
+      network,
+      settings: fit.settings,
+    },
+    template: templateFingerprint(group, fit.settings),
+    ...(p.address !== undefined ? { address_v4: p.address } : {}),
+    ...(group.readiness.checkIn
+      ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds, ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}) } }
+      : {}),
+    ...(after.length > 0 ? { waits_for: after } : {}),
+    ...(extra.replaces ? { replaces: extra.replaces } : {}),
+  };
 }
 
 /** The domain observed for an instance, on its host. */

@@ -4,6 +4,7 @@
  */
 import type { Decision } from "../policies/decision.js";
 import type { VmSpec } from "../providers/provider.js";
+import type { TemplateFingerprint } from "./template-fingerprint.js";
 
 /** Major.minor of the plan JSON this release writes. */
 export const PLAN_FORMAT_VERSION = "2.0";
@@ -17,7 +18,10 @@ export type ActionReason =
   | "orphan" // a domain of ours (same lineage) that state does not know: left by an interrupted apply
   | "interrupted_create" // state records a create that never finished: remove what exists of it and make a new one
   | "interrupted_delete" // state records a delete that never finished: finish it (nothing replaces it)
-  | "replace_unhealthy"; // no heartbeat for longer than the group allows: remove it and make a new one
+  | "replace_unhealthy" // no heartbeat for longer than the group allows: remove it and make a new one
+  | "replace_drift" // made from a template that has changed since: a roll-out replaces it (create first, then delete)
+  | "replace_lifetime" // older than the group's maxInstanceLifetime: replaced the same way
+  | "replace_requested"; // named by `apply -replace`: replaced the same way, protected or not
 
 /** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
 export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };
@@ -33,6 +37,12 @@ interface ChangeBase {
   reason: ActionReason;
   /** Human reason, e.g. "desired 3 > current 2 (desired: 3 in config)". */
   detail: string;
+  /**
+   * Addresses of changes of this plan that must succeed first. A create waits for the deletes that free its room (or
+   * its static address); a roll-out's delete waits for the create that replaces it (ready first), and its next creates
+   * wait for the deletes before them. Apply starts a change once they succeeded, and skips it when one failed.
+   */
+  waits_for?: string[];
 }
 
 /** One change to one VM. */
@@ -44,11 +54,10 @@ export type Change =
       address_v4?: string;
       /** Apply waits this long for the VM to check in; absent when the group does not wait (ready once started). */
       ready?: { timeoutSeconds: number; heartbeatSeconds?: number };
-      /**
-       * Addresses of deletes in this plan that must finish first: the VM fits its host (or gets its static address)
-       * only with what they free. Apply starts the create once they succeeded, and skips it when one failed.
-       */
-      waits_for?: string[];
+      /** What it is made from (recorded in state, so a later template change shows as drift). */
+      template?: TemplateFingerprint;
+      /** The instance (address) this VM replaces in a roll-out; that one is deleted once this one is ready. */
+      replaces?: string;
     })
   | (ChangeBase & {
       action: "delete";
@@ -58,7 +67,7 @@ export type Change =
 
 /** Objects changed outside premiscale, shown before the plan. */
 export interface Drift {
-  kind: "missing" | "stopped" | "unhealthy" | "not_in_state" | "foreign_lineage";
+  kind: "missing" | "stopped" | "unhealthy" | "not_in_state" | "foreign_lineage" | "out_of_date" | "expired";
   group: string;
   name: string;
   host: string;
@@ -94,6 +103,18 @@ export interface GroupPlan {
   reason: string;
   /** The policy engine's decision with its numbers, for groups with scaling policies; apply records it in history. */
   decision?: Decision;
+  /** The group's template roll-out, when this plan replaces out-of-date VMs; apply records how far it got. */
+  rollout?: {
+    /** Fingerprint id of the template rolled out. */
+    template: string;
+    /** Out-of-date VMs when the roll-out started, and how many were replaced before this plan. */
+    total: number;
+    replaced: number;
+    /** Replacements in this plan. */
+    planned: number;
+    /** The checkpoint (percent) this plan reaches, when the group has checkpoints. */
+    checkpoint?: number;
+  };
 }
 
 /** The plan. */

@@ -84,5 +84,5 @@ function changeLine(c: Change, paint: (color: keyof typeof ansi, text: string) =
 
 /** ", waits for web[web-2], db[db-1]" for a create that must wait for deletes of the same plan, else "". */
 export function waitsFor(c: Change): string {
-  return c.action === "create" && c.waits_for?.length ? `, waits for ${c.waits_for.join(", ")}` : "";
+  return c.waits_for?.length ? `, waits for ${c.waits_for.join(", ")}` : "";
 }

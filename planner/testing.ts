@@ -75,6 +75,7 @@ export function makeConfig(
       networking: { mode: "dhcp" },
       readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
+      rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
       ...g,
       template: makeTemplate(g.template),
     }),

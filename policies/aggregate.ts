@@ -1,18 +1,5 @@
-import type { MetricName } from "./types.js";
-
-/** One reading of a metric (a rate or a percentage, computed by the store), `at` in milliseconds since the epoch. */
-export interface Sample {
-  at: number;
-  value: number;
-}
-
-/** A member's samples per metric over the window the engine looks at. */
-export type MemberSamples = Partial<Record<MetricName, Sample[]>>;
-
-/** Samples of a group's members by member name. Where `decideGroup` gets none at all, the metrics source failed. */
-export interface GroupMetrics {
-  members: Record<string, MemberSamples>;
-}
+import type { MetricName } from "../config/scaling.js";
+import type { GroupMetrics, Sample } from "../metrics/types.js";
 
 /** A member (instance) of a group as the engine sees it. */
 export interface Member {

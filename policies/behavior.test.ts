@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { resolveScaling, type BehaviorSpec } from "../config/scaling.js";
+import type { History } from "../state/types.js";
 import { limitRate, stabilize } from "./behavior.js";
-import type { History } from "./history.js";
 import { TEST_NOW, ago } from "./testing.js";
-import { resolveScaling, type BehaviorSpec } from "./types.js";
 
 const behavior = (spec: BehaviorSpec = {}) => resolveScaling({ behavior: spec }).behavior;
 const recs = (...pairs: [number, number][]): History => ({ recommendations: pairs.map(([s, desired]) => ({ at: ago(s), desired })), events: [] });

@@ -1,7 +1,7 @@
+import type { Scaling, ScalingRules } from "../config/scaling.js";
+import type { History } from "../state/types.js";
 import { ceilSafe } from "./aggregate.js";
 import { formatDuration } from "./format.js";
-import type { History } from "./history.js";
-import type { Scaling, ScalingRules } from "./types.js";
 
 /** A step's result: the size after it, and why when the step changed it. */
 export interface StepResult {

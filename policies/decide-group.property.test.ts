@@ -1,10 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { GroupMetrics, Member } from "./aggregate.js";
+import type { MetricName, Policy, ScalingSpec, Step } from "../config/scaling.js";
+import type { GroupMetrics } from "../metrics/types.js";
+import { mulberry32 as seededRandom } from "../planner/random.js";
+import type { History } from "../state/types.js";
+import type { Member } from "./aggregate.js";
 import { decideGroup, type DecideInput } from "./decide-group.js";
-import type { History } from "./history.js";
-import { TEST_NOW, ago, seededRandom, simulate } from "./testing.js";
-import type { MetricName, Policy, ScalingSpec, Step } from "./types.js";
+import { TEST_NOW, ago, simulate } from "./testing.js";
 
 const metric = fc.constantFrom<MetricName>("cpu", "memory");
 

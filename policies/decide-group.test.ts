@@ -1,9 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import type { Policy, ScalingSpec } from "../config/scaling.js";
+import type { History } from "../state/types.js";
 import { decideGroup } from "./decide-group.js";
 import { describeDecision } from "./format.js";
-import { emptyHistory, type History } from "./history.js";
+import { emptyHistory } from "./history.js";
 import { TEST_NOW, ago, makeInput, makeMembers, steadyMetrics } from "./testing.js";
-import type { Policy, ScalingSpec } from "./types.js";
 
 const cpu: Policy = { type: "target-tracking", metric: "cpu", target: 60, windowSeconds: 300 };
 const memory: Policy = { type: "target-tracking", metric: "memory", target: 70 };
@@ -135,8 +136,40 @@ describe("decideGroup", () => {
     ]);
   });
 
-  it("does not read the clock: the same input gives the same decision", () => {
+  it("does not read the clock or draw random numbers: the same input gives the same decision at any wall-clock time", () => {
     const input = makeInput({ scaling, metrics: steadyMetrics(makeMembers(3), "cpu", 82), history: emptyHistory(), now: TEST_NOW });
-    expect(decideGroup(input)).toEqual(decideGroup(structuredClone(input)));
+    const reads: string[] = [];
+    const RealDate = Date;
+    /** Decides with the machine's clock set to `wallClock`, recording every look at the clock and every random draw. */
+    const decideAt = (wallClock: string) => {
+      const at = RealDate.parse(wallClock);
+      class WallClockDate extends RealDate {
+        constructor(...args: unknown[]) {
+          if (args.length === 0) {
+            reads.push("new Date()");
+            super(at);
+          } else super(...(args as [number]));
+        }
+        static override now(): number {
+          reads.push("Date.now()");
+          return at;
+        }
+      }
+      vi.stubGlobal("Date", WallClockDate);
+      const random = vi.spyOn(Math, "random");
+      const performanceNow = vi.spyOn(performance, "now");
+      try {
+        return decideGroup(structuredClone(input));
+      } finally {
+        vi.unstubAllGlobals();
+        reads.push(...random.mock.calls.map(() => "Math.random()"), ...performanceNow.mock.calls.map(() => "performance.now()"));
+        vi.restoreAllMocks();
+      }
+    };
+    const early = decideAt("2001-01-01T00:00:00Z");
+    const late = decideAt("2099-12-31T23:59:59Z");
+    expect(reads).toEqual([]);
+    expect(early).toMatchObject({ desired: 5, code: "target_tracking" });
+    expect(late).toEqual(early);
   });
 });

@@ -1,12 +1,13 @@
-import type { GroupMetrics, Member, PolicyContext } from "./aggregate.js";
+import { resolveScaling, type Policy, type Scaling, type ScalingSpec, type ScheduledPolicy } from "../config/scaling.js";
+import type { GroupMetrics } from "../metrics/types.js";
+import type { History } from "../state/types.js";
+import type { Member, PolicyContext } from "./aggregate.js";
 import { limitRate, stabilize } from "./behavior.js";
 import type { Decision, DecisionCode, DecisionSource, PolicyOutcome } from "./decision.js";
-import type { History } from "./history.js";
 import { evaluateSchedules } from "./schedule.js";
 import { recommendStep } from "./step-scaling.js";
 import { recommendTargetTracking } from "./target-tracking.js";
 import { recommendThreshold } from "./threshold.js";
-import { resolveScaling, type Policy, type Scaling, type ScalingSpec, type ScheduledPolicy } from "./types.js";
 
 /** A group as the engine sees it: its bounds, its size now, and its members' readiness. */
 export interface GroupView {

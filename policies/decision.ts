@@ -4,9 +4,9 @@
  * `desired` (static.ts) and the policy engine (decide-group.ts); next, Kubernetes (cluster-autoscaler's externalgrpc
  * calls, the native pending-pods loop). The planner takes one decision per group and does not know which source made it.
  */
+import type { MetricName, Policy } from "../config/scaling.js";
 import type { GroupConfig } from "../config/types.js";
 import type { Member } from "./aggregate.js";
-import type { MetricName, Policy } from "./types.js";
 
 /**
  * Why a group has the size it has (machine-readable). The policy codes say which policy moved the size; the others

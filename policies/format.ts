@@ -1,5 +1,5 @@
+import type { MetricName } from "../config/scaling.js";
 import type { Decision } from "./decision.js";
-import type { MetricName } from "./types.js";
 
 const round1 = (v: number): string => String(Math.round(v * 10) / 10);
 

@@ -1,24 +1,8 @@
-import type { Decision } from "./decision.js";
-
-/** A recommendation (the maximum over the policies, before stabilisation) at a time (ISO 8601). */
-export interface Recommendation {
-  at: string;
-  desired: number;
-}
-
-/** Something that happened to a group: VMs added or deleted, or an error (a failed apply). */
-export type ScaleEvent =
-  | { at: string; kind: "add" | "delete"; count: number }
-  | { at: string; kind: "error"; message: string };
-
 /**
- * What the windows and delays of one group need to remember: plain JSON, kept in git-tracked state, oldest first.
- * Only `recordDecision` and `recordEvent` should make new ones.
+ * How a group's `History` (state/types.ts: recorded data, kept in state) changes: the only code that makes new ones.
  */
-export interface History {
-  recommendations: Recommendation[];
-  events: ScaleEvent[];
-}
+import type { History, ScaleEvent } from "../state/types.js";
+import type { Decision } from "./decision.js";
 
 /** A history with nothing in it: a new group, or one whose state predates the policy engine. */
 export function emptyHistory(): History {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import type { ScheduledPolicy } from "../config/scaling.js";
 import { decideGroup } from "./decide-group.js";
 import { evaluateSchedules } from "./schedule.js";
 import { makeInput } from "./testing.js";
-import type { ScheduledPolicy } from "./types.js";
 
 const morning: ScheduledPolicy = { type: "schedule", cron: "0 8 * * *", timezone: "Europe/Berlin", minSize: 5, durationSeconds: 3600 };
 const at = (iso: string): Date => new Date(iso);

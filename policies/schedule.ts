@@ -1,33 +1,7 @@
-import { Cron } from "croner";
+import { parseCron } from "../config/cron.js";
+import { POLICY_DEFAULTS, type Policy, type ScheduledPolicy } from "../config/scaling.js";
 import type { PolicyOutcome } from "./decision.js";
 import { formatDuration } from "./format.js";
-import { POLICY_DEFAULTS, type Policy, type ScheduledPolicy } from "./types.js";
-
-// Parsed crons by zone and pattern: parsing costs more than evaluating, and config crons are few.
-const crons = new Map<string, Cron>();
-
-/** True for an IANA time zone name this runtime knows (`Europe/Berlin`, `UTC`). */
-export function isTimeZone(name: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en", { timeZone: name });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Parses a five-field cron (or `@daily`…) in an IANA time zone; throws with croner's message when either is invalid. */
-export function parseCron(cron: string, timezone: string = POLICY_DEFAULTS.timezone): Cron {
-  const key = `${timezone} ${cron}`;
-  let c = crons.get(key);
-  if (!c) {
-    if (!isTimeZone(timezone)) throw new RangeError(`unknown time zone ${JSON.stringify(timezone)}`);
-    // Paused and without a callback: croner only computes dates, it never starts a timer.
-    c = new Cron(cron, { timezone, paused: true, mode: "5-part" });
-    crons.set(key, c);
-  }
-  return c;
-}
 
 /** The latest run at or before `now`, if any. */
 export function lastRun(p: ScheduledPolicy, now: Date): Date | undefined {

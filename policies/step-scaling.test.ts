@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import type { StepScalingPolicy } from "../config/scaling.js";
 import type { PolicyContext } from "./aggregate.js";
 import { findStep, percentChange, recommendStep } from "./step-scaling.js";
 import { TEST_NOW, makeMembers, steadyMetrics } from "./testing.js";
-import type { StepScalingPolicy } from "./types.js";
 
 function ctx(cpu: number, current = 3, missing = 0): PolicyContext {
   const members = makeMembers(current);

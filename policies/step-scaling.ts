@@ -1,7 +1,7 @@
+import { POLICY_DEFAULTS, type Step, type StepScalingPolicy } from "../config/scaling.js";
 import { aggregateMetric, noDataReason, type PolicyContext } from "./aggregate.js";
 import type { PolicyOutcome } from "./decision.js";
 import { formatDuration, formatValue } from "./format.js";
-import { POLICY_DEFAULTS, type Step, type StepScalingPolicy } from "./types.js";
 
 /**
  * The step a value (relative to the threshold) falls into. At or above the threshold a step's lower bound is

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { GroupMetrics, Member, PolicyContext } from "./aggregate.js";
+import type { TargetTrackingPolicy } from "../config/scaling.js";
+import type { GroupMetrics } from "../metrics/types.js";
+import type { Member, PolicyContext } from "./aggregate.js";
 import { recommendTargetTracking } from "./target-tracking.js";
 import { TEST_NOW, ago, makeMembers, steadyMetrics, trace } from "./testing.js";
-import type { TargetTrackingPolicy } from "./types.js";
 
 const cpu60: TargetTrackingPolicy = { type: "target-tracking", metric: "cpu", target: 60, windowSeconds: 300 };
 

@@ -1,7 +1,7 @@
+import { POLICY_DEFAULTS, type TargetTrackingPolicy } from "../config/scaling.js";
 import { aggregateMetric, ceilSafe, noDataReason, type PolicyContext } from "./aggregate.js";
 import type { PolicyOutcome } from "./decision.js";
 import { formatDuration, formatValue } from "./format.js";
-import { POLICY_DEFAULTS, type TargetTrackingPolicy } from "./types.js";
 
 /** `|1 − ratio| <= tolerance`, the edge included despite floating point (66 / 60 is 1.1000000000000001). */
 export const withinTolerance = (ratio: number, tolerance: number): boolean => Math.abs(1 - ratio) <= tolerance + 1e-9;

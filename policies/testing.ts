@@ -2,12 +2,13 @@
  * Builders for policy tests: members, metric traces, decide inputs and a small simulator that applies each decision.
  * Pure like the rest of policies/ (the PRNG is seeded).
  */
-import type { GroupMetrics, Member, Sample } from "./aggregate.js";
+import type { MetricName, ScalingSpec } from "../config/scaling.js";
+import type { GroupMetrics, Sample } from "../metrics/types.js";
+import type { History } from "../state/types.js";
+import type { Member } from "./aggregate.js";
 import { decideGroup, type DecideInput } from "./decide-group.js";
 import type { Decision } from "./decision.js";
-import { emptyHistory, recordDecision, type History } from "./history.js";
-import type { MetricName, ScalingSpec } from "./types.js";
-import { mulberry32 } from "../planner/random.js";
+import { emptyHistory, recordDecision } from "./history.js";
 
 /** The clock of the tests: a Monday, 12:00 UTC. */
 export const TEST_NOW = new Date("2025-06-02T12:00:00Z");
@@ -51,9 +52,6 @@ export function makeInput(over: Partial<Omit<DecideInput, "group">> & { group?: 
     group: { name: "web", min: 1, max: 10, current: members.length, members, ...over.group },
   };
 }
-
-/** A seeded PRNG in [0, 1) for test traces (the planner's mulberry32). */
-export const seededRandom = mulberry32;
 
 /** What `simulate` returns: the size after every step and every decision. */
 export interface Simulation {

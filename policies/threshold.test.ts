@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { GroupMetrics, PolicyContext } from "./aggregate.js";
+import type { ThresholdPolicy } from "../config/scaling.js";
+import type { GroupMetrics } from "../metrics/types.js";
+import type { PolicyContext } from "./aggregate.js";
 import { TEST_NOW, makeMembers } from "./testing.js";
 import { recommendThreshold } from "./threshold.js";
-import type { ThresholdPolicy } from "./types.js";
 
 const policy: ThresholdPolicy = { type: "threshold", metric: "cpu", above: 80, below: 20, datapointsToAlarm: 3, evaluationPeriods: 5, periodSeconds: 60 };
 

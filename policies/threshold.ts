@@ -1,7 +1,7 @@
+import { POLICY_DEFAULTS, type ThresholdPolicy } from "../config/scaling.js";
 import { datapoints, noDataReason, type PolicyContext } from "./aggregate.js";
 import type { PolicyOutcome } from "./decision.js";
 import { formatDuration, formatValue } from "./format.js";
-import { POLICY_DEFAULTS, type ThresholdPolicy } from "./types.js";
 
 /**
  * Threshold with M-of-N datapoints (a CloudWatch alarm with simple scaling): `+change` when at least M of the newest

@@ -2,10 +2,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SqliteStore } from "../metrics/sqlite-store.js";
 import { makeConfig } from "../planner/testing.js";
-import type { ScalingSpec } from "../policies/types.js";
+import type { ScalingSpec } from "../config/scaling.js";
 import type { State } from "../state/types.js";
 import { backtestScalingChanges, scalingChanges, traceFromGroupMetrics } from "./backtest.js";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 import { tempDir } from "./testing.js";
 
 const NOW = new Date("2026-11-23T12:00:00Z");

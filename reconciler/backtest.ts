@@ -12,10 +12,10 @@ import type { Config, GroupConfig } from "../config/types.js";
 import { SqliteStore } from "../metrics/sqlite-store.js";
 import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
 import { compare, renderMarkdown, type Trace, type TraceRow } from "../policies/simulate/index.js";
-import { METRIC_NAMES, type MetricName, type ScalingSpec } from "../policies/types.js";
+import { METRIC_NAMES, type MetricName, type ScalingSpec } from "../config/scaling.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 import { policyMetrics } from "../pipeline/make-plan.js";
 
 /** How far back the backtest reads. @default 6 h */

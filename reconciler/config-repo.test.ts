@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigRepo } from "./config-repo.js";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 import { commitFiles, makeRemote, pushUserCommit, remoteFile, remoteRef, tempDir, userClone } from "./testing.js";
 
 async function repoOf(remote: string, branch = "main"): Promise<ConfigRepo> {

@@ -9,7 +9,8 @@ import { access, mkdir, rename, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigRepoError, PushRejectedError, RemoteUnreachableError } from "./errors.js";
-import { errorLine, git, isTransportFailure, pushRef, redact, type GitResult } from "./git.js";
+import { errorLine, git, redact, type GitResult } from "../state/git.js";
+import { isTransportFailure, pushRef } from "./git-remote.js";
 
 /** Options of a `ConfigRepo`. */
 export interface ConfigRepoOptions {

@@ -4,7 +4,7 @@ import { parsePlan } from "../planner/plan-file.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import type { CallOptions, VmSpec } from "../providers/provider.js";
 import { ConfigRepo } from "./config-repo.js";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 import { reconcileOnce, type ReconcileEvent, type ReconcileOptions } from "./reconcile.js";
 import { RemoteLock } from "./remote-lock.js";
 import { localSteps } from "./steps.js";

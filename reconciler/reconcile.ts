@@ -6,9 +6,10 @@
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { join } from "node:path";
 import type { ApplyEvent } from "../applier/apply-plan.js";
 import { PremiscaleError } from "../config/errors.js";
+import { isInside } from "../config/paths.js";
 import type { Config, GroupConfig } from "../config/types.js";
 import { checkPlanApplicable, parsePlan, serializePlan } from "../planner/plan-file.js";
 import type { Plan } from "../planner/plan.js";
@@ -241,7 +242,7 @@ async function work(deps: ReconcileDeps, options: ReconcileOptions, emit: Emit, 
   let config: Config;
   try {
     config = await steps.loadConfig(repo.dir);
-    if (!inside(repo.dir, config.state.path)) {
+    if (!isInside(repo.dir, config.state.path)) {
       throw new PremiscaleError(
         `state.path ${config.state.path} is outside the config repository, so state commits could not be pushed`,
         "state_outside_repo",
@@ -443,9 +444,4 @@ export function renderErrorMarkdown(commit: string, branch: string, error: Error
 export function errorInfo(e: unknown): ErrorInfo {
   if (e instanceof PremiscaleError) return { message: e.message, code: e.code, ...(e.hint ? { hint: e.hint } : {}) };
   return { message: e instanceof Error ? e.message : String(e), code: "internal_error", hint: "this is a bug in premiscale: please report it" };
-}
-
-function inside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !rel.startsWith(sep));
 }

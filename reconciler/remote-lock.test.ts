@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 import { RemoteLock } from "./remote-lock.js";
 import { makeRemote, remoteRef, tempDir, userClone } from "./testing.js";
 
@@ -93,8 +93,17 @@ describe("RemoteLock", () => {
     const held = await a.acquire();
     if (!held.acquired) throw new Error("not acquired");
     const waits: string[] = [];
-    setTimeout(() => void held.lock.release(), 600);
-    const r = await b.acquire({ waitMs: 10_000, onWait: (h) => waits.push(h.host) });
+    // The holder lets go once the waiter has seen the lock held, whatever the timing.
+    let releasing: Promise<void> | null = null;
+    const r = await b.acquire({
+      waitMs: 10_000,
+      onWait: (h) => {
+        waits.push(h.host);
+        releasing = held.lock.release();
+      },
+    });
+    expect(releasing).not.toBeNull();
+    await releasing;
     expect(r.acquired).toBe(true);
     expect(waits).toEqual(["first"]);
     if (r.acquired) await r.lock.release();

@@ -7,7 +7,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { hostname, userInfo } from "node:os";
-import { errorLine, git, pushRef, redact, throwIfUnreachable } from "./git.js";
+import { errorLine, git, redact } from "../state/git.js";
+import { pushRef, throwIfUnreachable } from "./git-remote.js";
 import { ConfigRepoError, RemoteLockError } from "./errors.js";
 
 /** Who holds the lock, as its commit records it. */

@@ -2,7 +2,7 @@
 import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { git } from "./git.js";
+import { git } from "../state/git.js";
 
 /** A fresh temporary directory. */
 export function tempDir(prefix = "premiscale-reconciler-"): Promise<string> {

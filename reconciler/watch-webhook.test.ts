@@ -21,19 +21,28 @@ describe("watch + webhook + reconcile", () => {
     const deps = { repo, lock: new RemoteLock({ dir: repo.dir, ttlSeconds: 60 }), steps: localSteps({ makeProvider: () => provider, env: {} }) };
     const ac = new AbortController();
     const results: { trigger: string; result: ReconcileResult }[] = [];
+    const waiters: { n: number; resolve: () => void }[] = [];
+    /** Resolves once `n` passes are done; fails after `ms` (a deadline, not a pause). */
+    const passesDone = (n: number, ms = 10_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (results.length >= n) return resolve();
+        const timer = setTimeout(() => reject(new Error(`${results.length} passes done after ${ms} ms, expected ${n}`)), ms);
+        waiters.push({ n, resolve: () => (clearTimeout(timer), resolve()) });
+      });
     const watcher = startWatch({
       intervalMs: 600_000,
       signal: ac.signal,
       pass: async (trigger, signal) => {
         const result = await reconcileOnce(deps, { mode: "auto", trigger, signal });
         results.push({ trigger, result });
+        for (const w of waiters.filter((w) => results.length >= w.n)) w.resolve();
         return result;
       },
     });
     const hook = createWebhookReceiver({ githubSecret: "hook-secret", debounceMs: 20, branch: "main", onTrigger: () => watcher.trigger("webhook") });
     await hook.listen();
     try {
-      while (results.length === 0) await new Promise((r) => setTimeout(r, 20));
+      await passesDone(1, 20_000);
       expect(results[0]).toMatchObject({ trigger: "start", result: { outcome: "applied" } });
 
       await pushUserCommit(await userClone(remote), { "premiscale.yaml": config(3) }, "web: 3");
@@ -45,7 +54,7 @@ describe("watch + webhook + reconcile", () => {
         body,
       });
       expect(res.status).toBe(202);
-      while (results.length < 2 && Date.now() - sent < 10_000) await new Promise((r) => setTimeout(r, 20));
+      await passesDone(2);
       expect(results[1]).toMatchObject({ trigger: "webhook", result: { outcome: "applied", applied: { added: 2 } } });
       expect(Date.now() - sent).toBeLessThan(5_000);
       expect(provider.domains.size).toBe(3);

@@ -1,7 +1,12 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { abortOnSignals, nextDelay, startWatch, type WatchEvent } from "./watch.js";
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A promise and the function that resolves it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
 
 describe("nextDelay", () => {
   it("backs off exponentially after failures, capped by max and the interval", () => {
@@ -12,25 +17,34 @@ describe("nextDelay", () => {
 });
 
 describe("startWatch", () => {
+  afterEach(() => void vi.useRealTimers());
+
   it("runs at start, then on the interval, and at once on a trigger", async () => {
+    vi.useFakeTimers();
     const ac = new AbortController();
     const reasons: string[] = [];
     const w = startWatch({ intervalMs: 150, signal: ac.signal, random: () => 1, pass: async (t) => (reasons.push(t), { outcome: "no_changes" }) });
-    await wait(60);
+    await vi.advanceTimersByTimeAsync(60);
+    expect(reasons).toEqual(["start"]);
     w.trigger("webhook");
-    await wait(60);
+    await vi.advanceTimersByTimeAsync(0);
     expect(reasons).toEqual(["start", "webhook"]);
-    await wait(200);
-    expect(reasons[2]).toBe("interval");
+    // The interval counts from the end of the triggered pass.
+    await vi.advanceTimersByTimeAsync(149);
+    expect(reasons).toEqual(["start", "webhook"]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(reasons).toEqual(["start", "webhook", "interval"]);
     ac.abort();
     await w.done;
   });
 
   it("retries failures sooner with growing delays, and goes back to the interval after a success", async () => {
+    vi.useFakeTimers();
     const ac = new AbortController();
     const events: WatchEvent[] = [];
     const outcomes = ["failed", "locked", "apply_failed", "applied", "no_changes"];
-    const reasons: string[] = [];
+    const passes: { reason: string; at: number }[] = [];
+    const t0 = Date.now();
     const w = startWatch({
       intervalMs: 60_000,
       signal: ac.signal,
@@ -38,13 +52,19 @@ describe("startWatch", () => {
       backoff: { initialMs: 10, factor: 3 },
       onEvent: (e) => events.push(e),
       pass: async (t) => {
-        reasons.push(t);
-        if (reasons.length === 4) setTimeout(() => ac.abort(), 50);
-        return { outcome: outcomes[reasons.length - 1]! };
+        passes.push({ reason: t, at: Date.now() - t0 });
+        return { outcome: outcomes[passes.length - 1]! };
       },
     });
+    await vi.advanceTimersByTimeAsync(130);
+    ac.abort();
     await w.done;
-    expect(reasons).toEqual(["start", "retry", "retry", "retry"]);
+    expect(passes).toEqual([
+      { reason: "start", at: 0 },
+      { reason: "retry", at: 10 },
+      { reason: "retry", at: 40 },
+      { reason: "retry", at: 130 },
+    ]);
     expect(events.filter((e) => e.type === "watch_waiting")).toEqual([
       { type: "watch_waiting", ms: 10, next: "retry", failures: 1 },
       { type: "watch_waiting", ms: 30, next: "retry", failures: 2 },
@@ -55,6 +75,7 @@ describe("startWatch", () => {
   });
 
   it("survives a pass that throws", async () => {
+    vi.useFakeTimers();
     const ac = new AbortController();
     const events: WatchEvent[] = [];
     let n = 0;
@@ -63,6 +84,9 @@ describe("startWatch", () => {
       ac.abort();
       return { outcome: "applied" };
     } });
+    await vi.advanceTimersByTimeAsync(4);
+    expect(n).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
     await w.done;
     expect(n).toBe(2);
     expect(events[0]).toEqual({ type: "watch_pass_threw", error: "boom" });
@@ -70,19 +94,27 @@ describe("startWatch", () => {
 
   it("on abort lets the pass in flight finish, then stops without starting another", async () => {
     const ac = new AbortController();
+    const passStarted = deferred();
+    const stepInFlight = deferred();
     let started = 0;
     let sawAbort = false;
     let finished = false;
     const w = startWatch({ intervalMs: 10, signal: ac.signal, pass: async (_t, signal) => {
       started++;
+      passStarted.resolve();
       await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
       sawAbort = signal.aborted;
-      await wait(50); // the step in flight
+      await stepInFlight.promise;
       finished = true;
       return { outcome: "interrupted" };
     } });
-    await wait(20);
+    await passStarted.promise;
     ac.abort();
+    let stopped = false;
+    void w.done.then(() => (stopped = true));
+    await new Promise((r) => setImmediate(r));
+    expect(stopped).toBe(false); // still waiting for the step in flight
+    stepInFlight.resolve();
     await w.done;
     expect({ started, sawAbort, finished }).toEqual({ started: 1, sawAbort: true, finished: true });
   });

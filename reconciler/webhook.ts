@@ -4,9 +4,9 @@
  * `onTrigger` (debounced: a burst of events gives one call); anything else gets a 4xx and a log line, never a crash.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage } from "node:http";
 import { PremiscaleError } from "../config/errors.js";
+import { closeServer, createHttpServer, header, listenOn, listeningUrl, readBody, sendText } from "../server/http-request.js";
 
 /** One accepted event. */
 export interface WebhookEvent {
@@ -150,45 +150,40 @@ export function createWebhookReceiver(options: WebhookOptions): WebhookReceiver 
     return { status: 202, body: "accepted", log: { level: "info", event: "webhook_accepted", status: 202, source, kind, ref, delivery } };
   }
 
-  const server = createServer({ requestTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 }, (req, res) => {
+  const server = createHttpServer({ requestTimeoutMs: 10_000 }, (req, res) => {
     handle(req)
       .then((o) => {
-        send(req, res, o.status, o.body);
+        sendText(req, res, { status: o.status, body: o.body });
         log({ ...o.log, remoteAddress: req.socket.remoteAddress });
       })
       .catch((e: unknown) => {
         log({ level: "error", event: "webhook_error", reason: (e as Error).message, remoteAddress: req.socket.remoteAddress });
-        send(req, res, 500, "internal error");
+        sendText(req, res, { status: 500, body: "internal error" });
       });
   });
   server.on("clientError", (_err, socket) => socket.destroy());
 
   return {
     get url(): string {
-      const a = server.address() as AddressInfo | null;
-      if (!a) throw new PremiscaleError("the webhook receiver is not listening", "server_not_listening", "call listen() first");
-      return `http://${host.includes(":") ? `[${host}]` : host}:${a.port}${path}`;
+      const url = listeningUrl(server, host);
+      if (url === null) throw new PremiscaleError("the webhook receiver is not listening", "server_not_listening", "call listen() first");
+      return `${url}${path}`;
     },
-    listen: () =>
-      new Promise<void>((resolve, reject) => {
-        const onError = (e: NodeJS.ErrnoException) =>
-          reject(new PremiscaleError(`cannot listen on ${host}:${options.port ?? 0} for webhooks: ${e.message}`, "server_listen_failed", e.code === "EADDRINUSE" ? "another process uses that port: choose another one (gitops.webhook.listen)" : "check gitops.webhook.listen", { cause: e }));
-        server.once("error", onError);
-        server.listen(options.port ?? 0, host, () => {
-          server.off("error", onError);
-          log({ level: "info", event: "webhook_listening", url: `http://${host}:${(server.address() as AddressInfo).port}${path}` });
-          resolve();
-        });
-      }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (timer) clearTimeout(timer);
-        timer = null;
-        pending = [];
-        if (!server.listening) return resolve();
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
+    listen: async () => {
+      try {
+        await listenOn(server, options.port ?? 0, host);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new PremiscaleError(`cannot listen on ${host}:${options.port ?? 0} for webhooks: ${err.message}`, "server_listen_failed", err.code === "EADDRINUSE" ? "another process uses that port: choose another one (gitops.webhook.listen)" : "check gitops.webhook.listen", { cause: err });
+      }
+      log({ level: "info", event: "webhook_listening", url: `http://${host}:${(server.address() as { port: number }).port}${path}` });
+    },
+    close: () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      pending = [];
+      return closeServer(server);
+    },
   };
 }
 
@@ -215,40 +210,4 @@ function eventRef(kind: WebhookEvent["kind"], p: Record<string, unknown>): strin
   const pr = (p.pull_request ?? p.object_attributes) as Record<string, unknown> | undefined;
   const base = (pr?.base as Record<string, unknown> | undefined)?.ref ?? pr?.target_branch;
   return typeof base === "string" ? `refs/heads/${base}` : null;
-}
-
-function header(req: IncomingMessage, name: string): string | null {
-  const v = req.headers[name];
-  return Array.isArray(v) ? (v[0] ?? null) : (v ?? null);
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too_large" | "aborted"> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (r: Buffer | "too_large" | "aborted") => {
-      req.off("data", onData).off("end", onEnd).off("error", onAbort).off("close", onAbort);
-      resolve(r);
-    };
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.pause();
-        finish("too_large");
-      } else chunks.push(c);
-    };
-    const onEnd = () => finish(Buffer.concat(chunks, size));
-    const onAbort = () => finish("aborted");
-    req.on("data", onData).on("end", onEnd).on("error", onAbort).on("close", onAbort);
-  });
-}
-
-function send(req: IncomingMessage, res: ServerResponse, status: number, body: string): void {
-  if (res.headersSent || res.destroyed) return;
-  res.statusCode = status;
-  res.setHeader("Content-Type", "text/plain; charset=utf-8");
-  res.setHeader("Content-Length", Buffer.byteLength(body));
-  // An unread body is dropped with the connection rather than read.
-  if (!req.complete) res.setHeader("Connection", "close");
-  res.end(body);
 }

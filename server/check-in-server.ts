@@ -1,8 +1,9 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { PremiscaleError } from "../config/errors.js";
+import { closeServer, createHttpServer, listenOn, listeningUrl, readBody, sendText } from "./http-request.js";
 import type { TokenVerifier } from "./instance-token.js";
 import { isInstanceId, parseCheckInForm, type SshKeyType } from "./parse-check-in.js";
 
@@ -232,15 +233,8 @@ export function createCheckInServer(options: CheckInServerOptions): CheckInServe
     }
   };
 
-  const server = createServer(
-    {
-      requestTimeout: requestTimeoutMs,
-      headersTimeout: requestTimeoutMs,
-      // Node checks the timeouts above only every connectionsCheckingInterval (30 s by default).
-      connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
-      keepAliveTimeout: 5_000,
-      maxHeaderSize: 8 * 1024,
-    },
+  const server = createHttpServer(
+    { requestTimeoutMs, keepAliveTimeoutMs: 5_000, maxHeaderSize: 8 * 1024 },
     (req, res) => {
       const started = performance.now();
       let route: RouteLabel = "unmatched";
@@ -455,92 +449,45 @@ export function createCheckInServer(options: CheckInServerOptions): CheckInServe
 
   return {
     get url(): string {
-      const address = server.address() as AddressInfo | null;
-      if (!address || typeof address === "string") {
-        throw new PremiscaleError("the check-in server is not listening", "server_not_listening", "call listen() first");
-      }
-      return `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+      const url = listeningUrl(server, host);
+      if (url === null) throw new PremiscaleError("the check-in server is not listening", "server_not_listening", "call listen() first");
+      return url;
     },
     metrics: registry,
     checkIns: () => [...records.values()].map(copyCheckIn),
-    listen: () =>
-      new Promise<void>((resolve, reject) => {
-        if (server.listening || closing) {
-          reject(new PremiscaleError("the check-in server was already started", "server_state", "make a new server with createCheckInServer"));
-          return;
-        }
-        const onError = (e: NodeJS.ErrnoException) => {
-          reject(
-            new PremiscaleError(
-              `cannot listen on ${host}:${port}: ${e.message}`,
-              "server_listen_failed",
-              e.code === "EADDRINUSE" ? "another process uses that port: stop it or choose another port" : "check the host and port",
-              { cause: e },
-            ),
-          );
-        };
-        server.once("error", onError);
-        server.listen(port, host, () => {
-          server.off("error", onError);
-          log({ level: "info", event: "listening", url: `http://${host.includes(":") ? `[${host}]` : host}:${(server.address() as AddressInfo).port}` });
-          resolve();
-        });
-      }),
+    listen: async () => {
+      if (server.listening || closing) {
+        throw new PremiscaleError("the check-in server was already started", "server_state", "make a new server with createCheckInServer");
+      }
+      try {
+        await listenOn(server, port, host);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new PremiscaleError(
+          `cannot listen on ${host}:${port}: ${err.message}`,
+          "server_listen_failed",
+          err.code === "EADDRINUSE" ? "another process uses that port: stop it or choose another port" : "check the host and port",
+          { cause: err },
+        );
+      }
+      log({ level: "info", event: "listening", url: listeningUrl(server, host)! });
+    },
     close: () => {
-      closed ??= new Promise<void>((resolve) => {
+      if (!closed) {
         closing = true;
-        if (!server.listening) {
-          resolve();
-          return;
-        }
-        const force = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
-        server.close(() => {
-          clearTimeout(force);
-          log({ level: "info", event: "closed" });
-          resolve();
+        const wasListening = server.listening;
+        closed = closeServer(server, CLOSE_GRACE_MS).then(() => {
+          if (wasListening) log({ level: "info", event: "closed" });
         });
-        server.closeIdleConnections();
-      });
+      }
       return closed;
     },
   };
 }
 
-/** Reads a body up to `limit` bytes. Past the limit it stops reading, so a huge body is never held in memory. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too_large" | "aborted"> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (result: Buffer | "too_large" | "aborted") => {
-      req.off("data", onData).off("end", onEnd).off("error", onAbort).off("close", onAbort);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        finish("too_large");
-      } else chunks.push(chunk);
-    };
-    const onEnd = () => finish(Buffer.concat(chunks, size));
-    const onAbort = () => finish("aborted");
-    req.on("data", onData).on("end", onEnd).on("error", onAbort).on("close", onAbort);
-  });
-}
-
-/** Writes the response. A request whose body was not read to the end gets `Connection: close`, so the rest of it is
- * dropped with the connection rather than read. */
+/** Writes the response; every answer of this server says not to cache it or guess its type. */
 function send(req: IncomingMessage, res: ServerResponse, o: Outcome): void {
-  if (res.headersSent || res.destroyed) return;
-  const body = Buffer.from(o.body, "utf8");
-  res.statusCode = o.status;
-  res.setHeader("Content-Type", o.contentType ?? "text/plain; charset=utf-8");
-  res.setHeader("Content-Length", body.length);
-  res.setHeader("Cache-Control", "no-store");
-  res.setHeader("X-Content-Type-Options", "nosniff");
-  for (const [name, value] of Object.entries(o.headers ?? {})) res.setHeader(name, value);
-  if (!req.complete) res.setHeader("Connection", "close");
-  res.end(body);
+  sendText(req, res, { status: o.status, body: o.body, contentType: o.contentType, headers: { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", ...o.headers } });
 }
 
 function badRequest(reason: string, instanceId?: string): Outcome {

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { VmSpec } from "../providers/provider.js";
 import { createCheckInServer, type ServerLogLine } from "./check-in-server.js";
 import { CheckInLedger, loadServerSecret } from "./check-in-ledger.js";
@@ -62,6 +62,7 @@ describe("startReadiness", () => {
   const logs: ServerLogLine[] = [];
   const logger = (l: ServerLogLine) => void logs.push(l);
   afterEach(async () => {
+    vi.useRealTimers();
     await Promise.all(services.splice(0).map((s) => s.close()));
     await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
   });
@@ -95,7 +96,14 @@ describe("startReadiness", () => {
     services.push(r);
     const forged = r.prepare(spec("#cloud-config\n")).userData.replace(/(phone-home\/\$INSTANCE_ID\/)[^"\s]+/, "$1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     expect(await phoneHome(forged, `http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`)).toBe(403);
-    await expect(r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 600)).rejects.toThrow(/web-6f1c1a52 did not check in within 1 s/);
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    let settled = false;
+    const waiting = r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 600);
+    waiting.then(() => (settled = true), () => (settled = true));
+    await vi.advanceTimersByTimeAsync(599);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await expect(waiting).rejects.toThrow(/web-6f1c1a52 did not check in within 1 s/);
   });
 
   it("reads the shared ledger when premiscale serve already listens on the port", async () => {
@@ -122,9 +130,17 @@ describe("startReadiness", () => {
     const port = await freePort();
     const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: `http://127.0.0.1:${port}` }, runtimeDir: dir, logger });
     services.push(r);
+    // The poll's clock is faked (the server is already listening), so "stopped at once" can be told from "timed out".
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const ac = new AbortController();
+    let settled = false;
     const waiting = r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 60_000, ac.signal);
-    setTimeout(() => ac.abort(), 100);
+    waiting.then(() => (settled = true), () => (settled = true));
+    await vi.advanceTimersByTimeAsync(1_000); // a few polls
+    expect(settled).toBe(false);
+    ac.abort();
+    await vi.advanceTimersByTimeAsync(0); // no time passes: the abort wakes the poll
+    expect(settled).toBe(true);
     await expect(waiting).rejects.toThrow(/interrupted/);
   });
 
@@ -144,11 +160,13 @@ describe("startReadiness", () => {
     expect(await ledger.lastSeen(UUID)).toBeNull();
     const ok = await fetch(doc.premiscale.heartbeat_url, { method: "POST", body: "beat=1" });
     expect(ok.status).toBe(200);
-    await new Promise((res) => setTimeout(res, 100));
-    expect(await ledger.lastSeen(UUID)).toMatch(/^\d{4}-/);
     const forged = await fetch(doc.premiscale.heartbeat_url.replace(/\/[^/]+$/, "/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), { method: "POST", body: "" });
     expect(forged.status).toBe(403);
     expect((await fetch(doc.premiscale.heartbeat_url)).status).toBe(405);
+    // Closing waits for the ledger writes in flight, so the beat is on disk after it.
+    services.splice(services.indexOf(r), 1);
+    await r.close();
+    expect(await ledger.lastSeen(UUID)).toMatch(/^\d{4}-/);
   });
 
   it("keeps one secret for every process that starts at once", async () => {

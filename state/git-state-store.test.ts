@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { access, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { simpleGit } from "simple-git";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { GitStateStore } from "./git-state-store.js";
+import { git } from "./git.js";
 import { describeStateStoreContract, instance } from "./state-store.contract.js";
 
 async function tempDir(): Promise<string> {
@@ -24,9 +24,9 @@ describe("GitStateStore", () => {
     expect(await lock.commit("apply: web 0 → 2")).toMatch(/^[0-9a-f]{40}$/);
     expect(await lock.commit("nothing new")).toBeNull();
     await lock.release();
-    const log = await simpleGit(dir).log();
-    expect(log.all.map((c) => c.message)).toEqual(["apply: web 0 → 2"]);
-    const files = (await simpleGit(dir).raw(["ls-files"])).trim().split("\n").sort();
+    const log = (await git(dir, ["log", "--format=%s"])).stdout.trim().split("\n");
+    expect(log).toEqual(["apply: web 0 → 2"]);
+    const files = (await git(dir, ["ls-files"])).stdout.trim().split("\n").sort();
     expect(files).toEqual([".gitignore", "groups/web.json", "state.json"]);
   });
 
@@ -42,25 +42,25 @@ describe("GitStateStore", () => {
     await lock.putInstance("b", instance("b-2"));
     await lock.commit("second");
     await lock.release();
-    const changed = (await simpleGit(dir).raw(["show", "--name-only", "--format=", "HEAD"])).trim().split("\n").sort();
+    const changed = (await git(dir, ["show", "--name-only", "--format=", "HEAD"])).stdout.trim().split("\n").sort();
     expect(changed).toEqual(["groups/b.json", "state.json"]);
   });
 
   it("commits only the state directory when it lives inside another repository", async () => {
     const repo = await tempDir();
-    const git = simpleGit(repo);
-    await git.init(["--initial-branch=main"]);
-    await git.addConfig("user.email", "u@example.invalid").addConfig("user.name", "user");
+    await git(repo, ["init", "--quiet", "--initial-branch=main"]);
+    await git(repo, ["config", "user.email", "u@example.invalid"]);
+    await git(repo, ["config", "user.name", "user"]);
     await writeFile(join(repo, "premiscale.yaml"), "version: v1alpha1\n");
-    await git.add("premiscale.yaml");
+    await git(repo, ["add", "premiscale.yaml"]);
     const store = new GitStateStore(join(repo, "state"));
     const lock = await store.lock("apply", 1000);
     await lock.init("lin");
     await lock.commit("state only");
     await lock.release();
-    const committed = (await git.raw(["show", "--name-only", "--format=", "HEAD"])).trim().split("\n").sort();
+    const committed = (await git(repo, ["show", "--name-only", "--format=", "HEAD"])).stdout.trim().split("\n").sort();
     expect(committed).toEqual(["state/.gitignore", "state/state.json"]);
-    expect((await git.status()).staged).toEqual(["premiscale.yaml"]);
+    expect((await git(repo, ["diff", "--cached", "--name-only"])).stdout.trim().split("\n")).toEqual(["premiscale.yaml"]);
   });
 
   it("removes a lock left by a process of this machine that no longer exists", async () => {
@@ -133,6 +133,44 @@ describe("GitStateStore", () => {
     expect(events).toContain("recovered_uncommitted");
     expect(await lock.commit("recovered")).not.toBeNull();
     await lock.release();
+  });
+
+  it("finds uncommitted writes file by file when the new state directory is untracked inside another repository", async () => {
+    const repo = await tempDir();
+    await git(repo, ["init", "--quiet", "--initial-branch=main"]);
+    const store = new GitStateStore(join(repo, "state"));
+    const crashed = await store.lock("apply", 1000);
+    await crashed.init("lin");
+    await crashed.putInstance("web", instance("web-1"));
+    await crashed.release();
+    const recovered: string[][] = [];
+    const lock = await store.lock("apply", 1000, (e) => void (e.type === "recovered_uncommitted" && recovered.push(e.files)));
+    expect(recovered).toEqual([["state/groups/web.json", "state/state.json"]]);
+    await lock.release();
+  });
+
+  it("commits as premiscale@<host> where git has no identity, and as the user where it has one", async () => {
+    // No global or system git config: a fresh machine or a service account.
+    vi.stubEnv("GIT_CONFIG_GLOBAL", "/dev/null");
+    vi.stubEnv("GIT_CONFIG_NOSYSTEM", "1");
+    try {
+      const dir = join(await tempDir(), "state");
+      const store = new GitStateStore(dir);
+      let lock = await store.lock("apply", 1000);
+      await lock.init("lin");
+      await lock.commit("first");
+      await lock.release();
+      expect((await git(dir, ["log", "-1", "--format=%an <%ae>"])).stdout.trim()).toBe(`premiscale <premiscale@${hostname()}>`);
+      await git(dir, ["config", "user.name", "Ops"]);
+      await git(dir, ["config", "user.email", "ops@example.invalid"]);
+      lock = await store.lock("apply", 1000);
+      await lock.putInstance("web", instance("web-1"));
+      await lock.commit("second");
+      await lock.release();
+      expect((await git(dir, ["log", "-1", "--format=%an <%ae>"])).stdout.trim()).toBe("Ops <ops@example.invalid>");
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });
 

@@ -2,13 +2,12 @@ import { randomUUID } from "node:crypto";
 import { link, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { hostname, userInfo } from "node:os";
 import { join, relative } from "node:path";
-import { simpleGit, type SimpleGit } from "simple-git";
 import { StateError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
 import { processAlive, sweepTempFiles, tempPathFor, writeFileAtomic } from "./atomic-file.js";
+import { commitIdentity, git } from "./git.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
-import { STATE_VERSION, type GroupState, type Instance, type State } from "./types.js";
-import type { History } from "../policies/history.js";
+import { STATE_VERSION, type GroupState, type History, type Instance, type RolloutState, type State } from "./types.js";
 
 const ROOT_FILE = "state.json";
 const GROUPS_DIR = "groups";
@@ -68,7 +67,7 @@ export class GitStateStore implements StateStore {
 
   async lock(operation: string, timeoutMs: number, onEvent?: (e: StateEvent) => void): Promise<StateLock> {
     await mkdir(this.dir, { recursive: true });
-    const git = await this.ensureRepo();
+    await this.ensureRepo();
     const info: LockInfo = {
       ID: randomUUID(),
       Operation: operation,
@@ -111,9 +110,9 @@ export class GitStateStore implements StateStore {
 
     const leftovers = await this.sweepLeftovers();
     if (leftovers.length > 0) onEvent?.({ type: "leftovers_removed", files: leftovers });
-    const pending = await this.uncommitted(git);
+    const pending = await this.uncommitted();
     if (pending.length > 0) onEvent?.({ type: "recovered_uncommitted", files: pending });
-    return new GitStateLock(this, git, info, await this.read(), pending.length > 0);
+    return new GitStateLock(this, info, await this.read(), pending.length > 0);
   }
 
   /**
@@ -202,23 +201,18 @@ export class GitStateStore implements StateStore {
     if (holder?.ID === id) await rm(join(this.dir, LOCK_FILE), { force: true });
   }
 
-  private async ensureRepo(): Promise<SimpleGit> {
+  private async ensureRepo(): Promise<void> {
     try {
-      return await this.ensureRepoNow();
+      await this.ensureRepoNow();
     } catch (e) {
       throw new StateError(`cannot prepare the git repository for state in ${this.dir}: ${(e as Error).message.trim()}`, "state_repo_failed", "check that git is installed and the directory is writable", { cause: e });
     }
   }
 
-  private async ensureRepoNow(): Promise<SimpleGit> {
-    const git = simpleGit({ baseDir: this.dir });
-    let inside = false;
-    try {
-      inside = (await git.revparse(["--is-inside-work-tree"])).trim() === "true";
-    } catch {
-      inside = false;
-    }
-    if (!inside) await git.init(["--initial-branch=main", "--quiet"]);
+  private async ensureRepoNow(): Promise<void> {
+    const probe = await git(this.dir, ["rev-parse", "--is-inside-work-tree"], { allowFail: true });
+    const inside = probe.exitCode === 0 && probe.stdout.trim() === "true";
+    if (!inside) await git(this.dir, ["init", "--initial-branch=main", "--quiet"]);
     const ignore = join(this.dir, ".gitignore");
     let current: string | null = null;
     try {
@@ -229,13 +223,22 @@ export class GitStateStore implements StateStore {
     const wanted = [LOCK_FILE, "*.tmp", `${RUNTIME_DIR}/`];
     const missing = wanted.filter((w) => !(current ?? "").split("\n").includes(w));
     if (missing.length > 0) await writeFile(ignore, `${current ?? ""}${current && !current.endsWith("\n") ? "\n" : ""}${missing.join("\n")}\n`);
-    return git;
   }
 
-  private async uncommitted(git: SimpleGit): Promise<string[]> {
-    const status = await git.status(["--porcelain", "--", "."]);
+  private async uncommitted(): Promise<string[]> {
+    // Every untracked file listed on its own (-uall), NUL-separated so that no path comes back quoted.
+    const status = await git(this.dir, ["status", "--porcelain", "-z", "--untracked-files=all", "--", "."]);
+    const paths: string[] = [];
+    const entries = status.stdout.split("\0");
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      if (entry.length < 4) continue;
+      paths.push(entry.slice(3));
+      // A rename or copy is followed by the path it came from.
+      if (entry[0] === "R" || entry[0] === "C") i++;
+    }
     // Only state files count: the .gitignore written on first use is not an interrupted apply's work.
-    return status.files.map((f) => f.path).filter((p) => p.endsWith(ROOT_FILE) || p.includes(`${GROUPS_DIR}/`));
+    return paths.filter((p) => p.endsWith(ROOT_FILE) || p.includes(`${GROUPS_DIR}/`));
   }
 
   /** @internal Atomic write of a state file; failures name the file. */
@@ -260,7 +263,6 @@ class GitStateLock implements StateLock {
 
   constructor(
     private readonly store: GitStateStore,
-    private readonly git: SimpleGit,
     readonly info: LockInfo,
     state: State | null,
     private dirty: boolean,
@@ -301,11 +303,19 @@ class GitStateLock implements StateLock {
     await this.writeGroup({ ...old, history });
   }
 
+  async putRollout(group: string, rollout: RolloutState | undefined): Promise<void> {
+    const s = this.current();
+    const old = s.groups.find((g) => g.name === group) ?? { name: group, instances: [] };
+    if (JSON.stringify(old.rollout ?? null) === JSON.stringify(rollout ?? null)) return;
+    const { rollout: _old, ...rest } = old;
+    await this.writeGroup(rollout ? { ...rest, rollout } : rest);
+  }
+
   private async writeGroup(g: GroupState): Promise<void> {
     const s = this.current();
     const groups = s.groups.filter((x) => x.name !== g.name);
     const rel = join(GROUPS_DIR, `${g.name}.json`);
-    if (g.instances.length > 0 || isRemembered(g.history)) {
+    if (g.instances.length > 0 || isRemembered(g.history) || g.rollout) {
       groups.push(g);
       await this.store.writeAtomic(rel, serializeGroup(g));
     } else {
@@ -343,21 +353,15 @@ class GitStateLock implements StateLock {
 
   private async commitNow(message: string): Promise<string | null> {
     const dir = this.store.dir;
-    const top = (await this.git.revparse(["--show-toplevel"])).trim();
+    const top = (await git(dir, ["rev-parse", "--show-toplevel"])).stdout.trim();
     const pathspec = relative(top, dir) || ".";
-    const g = simpleGit({ baseDir: top });
-    await g.raw(["add", "-A", "--", pathspec]);
-    const staged = await g.raw(["diff", "--cached", "--name-only", "--", pathspec]);
+    await git(top, ["add", "-A", "--", pathspec]);
+    const staged = (await git(top, ["diff", "--cached", "--name-only", "--", pathspec])).stdout;
     if (!staged.trim()) return null;
-    const hasIdentity = await g.raw(["config", "user.email"]).then(
-      (v) => v.trim() !== "",
-      () => false,
-    );
-    const identity = hasIdentity ? [] : ["-c", "user.name=premiscale", "-c", `user.email=premiscale@${hostname()}`];
     // A pathspec on commit leaves whatever else the user staged in the repository alone.
-    await g.raw([...identity, "commit", "--quiet", "--no-verify", "-m", message, "--", pathspec]);
+    await git(top, [...(await commitIdentity(top)), "commit", "--quiet", "--no-verify", "-m", message, "--", pathspec]);
     this.dirty = false;
-    return (await g.revparse(["HEAD"])).trim();
+    return (await git(top, ["rev-parse", "HEAD"])).stdout.trim();
   }
 
   async release(): Promise<void> {
@@ -385,8 +389,10 @@ export function serializeGroup(g: GroupState): string {
       ...(i.address ? { address: i.address } : {}),
       ...(i.vcpus !== undefined ? { vcpus: i.vcpus } : {}),
       ...(i.memoryMiB !== undefined ? { memoryMiB: i.memoryMiB } : {}),
+      ...(i.protected ? { protected: true } : {}),
+      ...(i.template ? { template: i.template } : {}),
     }));
-  return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}) }, null, 2) + "\n";
+  return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}), ...(g.rollout ? { rollout: g.rollout } : {}) }, null, 2) + "\n";
 }
 
 function parseJson(text: string, path: string): unknown {

@@ -1,5 +1,4 @@
-import type { History } from "../policies/history.js";
-import type { GroupState, Instance, State } from "./types.js";
+import type { GroupState, History, Instance, RolloutState, State } from "./types.js";
 
 /** Who holds a lock, as recorded in it (Terraform's lock info). */
 export interface LockInfo {
@@ -37,6 +36,8 @@ export interface StateLock {
   removeInstance(group: string, name: string): Promise<void>;
   /** Replaces a group's scaling history (a group with neither instances nor history has no file). */
   putHistory(group: string, history: History): Promise<void>;
+  /** Replaces (or, with undefined, removes) where the group's template roll-out stands. */
+  putRollout(group: string, rollout: RolloutState | undefined): Promise<void>;
   /** Commits what changed under this lock; returns the commit id, or null when nothing changed. */
   commit(message: string): Promise<string | null>;
   release(): Promise<void>;

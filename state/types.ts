@@ -1,5 +1,4 @@
 /** The git-tracked state: what premiscale believes it owns. */
-import type { History } from "../policies/history.js";
 
 /** The only state format version this release reads and writes. */
 export const STATE_VERSION = 1;
@@ -25,6 +24,30 @@ export interface Instance {
   /** vCPUs and memory it was created with (what deleting it gives back to its host); absent in older state. */
   vcpus?: number;
   memoryMiB?: number;
+  /** What it was made from (planner/template-fingerprint.ts): a changed template shows as drift. Absent in older state. */
+  template?: Record<string, string | number | boolean>;
+  /** Scale-in protection: never chosen by scale-in or by lifetime replacement, only by an explicit `-replace`. */
+  protected?: boolean;
+}
+
+/** A recommendation (the maximum over the policies, before stabilisation) at a time (ISO 8601). */
+export interface Recommendation {
+  at: string;
+  desired: number;
+}
+
+/** Something that happened to a group: VMs added or deleted, or an error (a failed apply). */
+export type ScaleEvent =
+  | { at: string; kind: "add" | "delete"; count: number }
+  | { at: string; kind: "error"; message: string };
+
+/**
+ * What the windows and delays of one group need to remember: plain JSON, kept in git-tracked state, oldest first.
+ * Only policies/history.ts (`emptyHistory`, `recordDecision`, `recordEvent`) should make new ones.
+ */
+export interface History {
+  recommendations: Recommendation[];
+  events: ScaleEvent[];
 }
 
 /** A group's slice of state; stored as its own file so changing one group leaves the others untouched. */
@@ -37,6 +60,22 @@ export interface GroupState {
    * stabilisation windows, cooldowns and delays; absent for groups without policies.
    */
   history?: History;
+  /** The group's template roll-out, while one is under way or after one failed (planner/rollout.ts). */
+  rollout?: RolloutState;
+}
+
+/** Where a roll-out to a new template stands. */
+export interface RolloutState {
+  /** The fingerprint id of the template being rolled out. */
+  template: string;
+  /** Out-of-date instances when it started (checkpoints are percentages of this). */
+  total: number;
+  /** Replaced so far. */
+  replaced: number;
+  /** When the last checkpoint was reached (the next batch waits the pause from here). */
+  checkpointAt?: string;
+  /** Set when new VMs of the roll-out did not become ready: it stops (the old ones stay) until the template changes. */
+  failed?: { at: string; message: string };
 }
 
 /** The whole state as read. */

@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { configText, premiscale, projectDir } from "./support/cli.js";
 
@@ -176,5 +177,24 @@ describe("premiscale state and force-unlock", () => {
     expect(r.stdout).toMatch(/--auto-approve/);
     expect(r.stdout).toMatch(/--parallelism/);
     expect(r.stdout).toMatch(/--lock-timeout/);
+  });
+});
+
+describe("premiscale simulate, the built CLI", () => {
+  it("explains the trace format in --help and writes an SVG chart", async () => {
+    const dir = await projectDir(
+      "version: v1alpha1\nhosts:\n  - name: local\n    uri: qemu:///system\ngroups:\n  - name: web\n    min: 2\n    max: 12\n    hosts: [local]\n" +
+        "    template:\n      memoryMiB: 128\n      disk: { baseImage: base.qcow2 }\n    scaling:\n      policies:\n        - {type: target-tracking, metric: cpu, target: 60}\n",
+    );
+    await writeFile(join(dir, "day.csv"), readFileSync(resolve(import.meta.dirname, "../examples/traces/web-day.csv")));
+    const help = await premiscale(dir, ["simulate", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Trace \(CSV with a header, or JSON lines\): time/m);
+    expect(help.stdout).toMatch(/^ {2}premiscale simulate --trace web-day\.csv --compare-config base\.yaml/m);
+    const r = await premiscale(dir, ["simulate", "--trace", "day.csv", "--start-size", "6", "-o", "day.svg"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^web: 6 → 2 VMs .*\nWrote the simulation \(svg\) to day\.svg\.$/);
+    expect((await readFile(join(dir, "day.svg"), "utf8")).startsWith("<svg ")).toBe(true);
   });
 });

@@ -1,10 +1,10 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { simpleGit } from "simple-git";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seededRng } from "../planner/random.js";
 import { GitStateStore } from "../state/git-state-store.js";
+import { git } from "../state/git.js";
 import { configText, premiscale, projectDir } from "./support/cli.js";
 import { ensureBlankBase, virsh } from "./support/libvirt.js";
 
@@ -61,8 +61,8 @@ async function expectConverged(dir: string, group: string, desired: number): Pro
   const volumes = (await virsh("vol-list", "default")).split("\n").map((l) => l.trim().split(/\s+/)[0] ?? "").filter((n) => n.startsWith(`${group}-`));
   expect(volumes.sort()).toEqual(instances.flatMap((i) => [`${i.name}-seed.iso`, `${i.name}.qcow2`]).sort());
 
-  const status = await simpleGit(join(dir, "state")).status();
-  expect(status.files.map((f) => f.path)).toEqual([]);
+  const status = await git(join(dir, "state"), ["status", "--porcelain", "-z", "--untracked-files=all"]);
+  expect(status.stdout.split("\0").filter(Boolean)).toEqual([]);
   // No lock and no temporary file of a killed writer anywhere in the state directory (groups/, .premiscale/ too).
   const files = (await readdir(join(dir, "state"), { recursive: true })).map(String);
   expect(files.filter((f) => f.includes(".lock") || f.endsWith(".tmp") || f.includes(".stale"))).toEqual([]);

@@ -1,8 +1,8 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { simpleGit } from "simple-git";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitStateStore } from "../state/git-state-store.js";
+import { git } from "../state/git.js";
 import { premiscale, projectDir } from "./support/cli.js";
 import { ensureBlankBase, leftovers, virsh } from "./support/libvirt.js";
 
@@ -115,7 +115,7 @@ describe("a full host (real libvirtd)", () => {
     expect(short.code).toBe(3);
     expect(short.stderr).toContain(`Short: 1 VM of ${g} cannot be made yet`);
     expect(await domainsOf(g)).toHaveLength(2);
-    const message = (await simpleGit(join(dir, "state")).log()).latest?.body ?? "";
+    const message = (await git(join(dir, "state"), ["log", "-1", "--format=%b"])).stdout;
     expect(message).toContain(`${g}: 1 of 3 new VMs: host local: 0 free vCPUs < 2 needed`);
 
     // Nothing changes while the host stays full: the apply says so again, and changes nothing.

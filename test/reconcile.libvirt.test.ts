@@ -5,7 +5,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { git } from "../reconciler/git.js";
+import { git } from "../state/git.js";
 import { makeRemote, pushUserCommit, remoteFile, remoteRef, tempDir, userClone } from "../reconciler/testing.js";
 import { configText, premiscale, type CliRun } from "./support/cli.js";
 import { ensureBlankBase, leftovers, virsh } from "./support/libvirt.js";

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { simpleGit } from "simple-git";
+import { git } from "../state/git.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MetricsReport } from "../cli/metrics-command.js";
 import { makeRemote, pushUserCommit, remoteFile, tempDir, userClone } from "../reconciler/testing.js";
@@ -97,7 +97,7 @@ async function expectConverged(dir: string, sizes: Record<string, number>): Prom
     expect(await domainsOf(group, true), group).toEqual(inState);
     expect(vols.filter((v) => v.startsWith(`${group}-`)).sort(), group).toEqual(inState.flatMap((x) => [`${x}-seed.iso`, `${x}.qcow2`]).sort());
   }
-  expect((await simpleGit(join(dir, "state")).status()).files.map((f) => f.path)).toEqual([]);
+  expect((await git(join(dir, "state"), ["status", "--porcelain", "-uall", "--", "."])).stdout.trim()).toBe("");
   expect((await readdir(join(dir, "state"))).filter((f) => f.includes(".lock") || f.endsWith(".tmp"))).toEqual([]);
   const again = await premiscale(dir, ["plan", "--detailed-exitcode"]);
   expect(again.stdout).toContain("No changes.");

@@ -1,5 +1,5 @@
 import { PassThrough } from "node:stream";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApplyReporter, type ApplyReporterOptions } from "./apply-reporter.js";
 import { outputSink } from "./sink.js";
 import { demoPlan, runDemoApply } from "./testing/demo-apply.js";
@@ -89,7 +89,11 @@ describe("with the CLI's line printers (io.out / io.err)", () => {
 });
 
 describe("stop", () => {
+  afterEach(() => void vi.useRealTimers());
+
   it("ends the live view without a summary, and finish after it prints nothing", async () => {
+    // Faked timers: a spinner left running would draw frames while the clock moves on.
+    vi.useFakeTimers();
     const plan = demoPlan({ adds: 2, destroys: 0 });
     const progress = capture();
     const out = capture();
@@ -97,7 +101,7 @@ describe("stop", () => {
     reporter.onEvent({ type: "apply_start", address: plan.changes[0]!.address, action: "create", host: "kvm1" });
     reporter.stop();
     await reporter.finish({ succeeded: [], failed: [], commit: null, commitError: null });
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.advanceTimersByTimeAsync(5_000);
     const last = progress.text().slice(progress.text().lastIndexOf("Applying 2 changes"));
     expect(last).toMatch(/0\/2 finished · 1 running · 1 waiting/);
     expect(last).toMatch(/▸ web\[web-00000001\]/);

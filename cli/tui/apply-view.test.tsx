@@ -1,5 +1,5 @@
 import { render } from "ink-testing-library";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ApplyEvent } from "../../applier/apply-plan.js";
 import { applyEventToModel, finishApplyModel, initialApplyModel, type ApplyModel } from "./apply-model.js";
 import { ApplyView } from "./apply-view.js";
@@ -38,7 +38,10 @@ const lineOf = (frame: string, text: string) => frame.split("\n").find((l) => l.
 const hostLine = (frame: string, host: string) => frame.split("\n").find((l) => l.startsWith(`  ${host} `)) ?? "";
 
 let cleanup: (() => void) | undefined;
-afterEach(() => cleanup?.());
+afterEach(() => {
+  cleanup?.();
+  vi.useRealTimers();
+});
 
 describe("ApplyView, scripted", () => {
   const plan = demoPlan({ adds: 2, destroys: 1 });
@@ -82,12 +85,13 @@ describe("ApplyView, scripted", () => {
   });
 
   it("animates a spinner on running rows", async () => {
+    vi.useFakeTimers();
     const h = harness(plan, { spinner: true });
     cleanup = () => h.ink.unmount();
     h.event({ type: "apply_start", address: w1!.address, action: "create", host: "kvm1" }, 0);
     const first = lineOf(h.ink.lastFrame() ?? "", w1!.address);
     expect(first).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]\s+web\[web-00000001\]/);
-    await new Promise((r) => setTimeout(r, 250));
+    await vi.advanceTimersByTimeAsync(250);
     const later = lineOf(h.ink.lastFrame() ?? "", w1!.address);
     expect(later).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]\s+web\[web-00000001\]/);
     expect(later).not.toBe(first);

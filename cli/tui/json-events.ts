@@ -56,7 +56,7 @@ export function planJsonEvents(plan: Plan, now: Date): JsonEvent[] {
       envelope("planned_change", "info", `${c.address}: plan to ${c.action} on ${c.host} (${c.detail})`, now, {
         change: {
           address: c.address, action: c.action, group: c.group, name: c.name, host: c.host, reason: c.reason, detail: c.detail,
-          ...(c.action === "create" && c.waits_for ? { waits_for: c.waits_for } : {}),
+          ...(c.waits_for ? { waits_for: c.waits_for } : {}),
         },
       }),
     );

@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import type { ScalingSpec } from "../../config/scaling.js";
 import { webDay } from "../../examples/traces/generate.js";
-import type { ScalingSpec } from "../types.js";
 import { renderSimulation } from "./index.js";
-import { MAX_CHART_POINTS, renderMarkdown } from "./render-markdown.js";
 import { renderJson } from "./render-json.js";
+import { MAX_CHART_POINTS, renderMarkdown } from "./render-markdown.js";
 import { renderSvg } from "./render-svg.js";
 import { renderText } from "./render-text.js";
 import { compare, simulate, type Comparison, type SimulationResult } from "./simulate.js";

@@ -1,6 +1,6 @@
 /** Helpers the renderers share: times, buckets of the timeline, axis ticks, units and the summary rows. */
+import type { MetricName } from "../../config/scaling.js";
 import { formatDuration, formatValue } from "../format.js";
-import type { MetricName } from "../types.js";
 import type { Comparison, SimulationResult, TimelinePoint, TraceInfo } from "./simulate.js";
 
 /** What every renderer takes: one run or a comparison. */

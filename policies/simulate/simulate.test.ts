@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { ScalingSpec } from "../types.js";
+import type { ScalingSpec } from "../../config/scaling.js";
 import { SimulationError, TraceError } from "./errors.js";
 import { compare, simulate, type SimulationResult } from "./simulate.js";
 import { parseTrace } from "./trace.js";

@@ -3,12 +3,13 @@
  * simulated group's ready members, `decideGroup` decides, the history is recorded, and the decision is carried out
  * at once (new VMs become ready `bootSeconds` later, scale-in removes the newest). Pure and deterministic.
  */
-import type { GroupMetrics, Member, Sample } from "../aggregate.js";
+import { POLICY_DEFAULTS, type MetricName, type ScalingSpec } from "../../config/scaling.js";
+import { validateScaling } from "../../config/validate-scaling.js";
+import type { GroupMetrics, Sample } from "../../metrics/types.js";
+import type { Member } from "../aggregate.js";
 import { decideGroup } from "../decide-group.js";
 import type { DecisionCode } from "../decision.js";
 import { emptyHistory, recordDecision } from "../history.js";
-import { POLICY_DEFAULTS, type MetricName, type ScalingSpec } from "../types.js";
-import { validateScaling } from "../validate.js";
 import { SimulationError, TraceError } from "./errors.js";
 import type { Trace, TraceFormat, TraceShape } from "./trace.js";
 

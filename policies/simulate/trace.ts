@@ -3,7 +3,7 @@
  * every problem becomes a `TraceIssue` naming the line, the row and the column, and nothing is guessed.
  */
 import { closest } from "../../config/closest.js";
-import { METRIC_NAMES, type MetricName } from "../types.js";
+import { METRIC_NAMES, type MetricName } from "../../config/scaling.js";
 import { TraceError, type TraceIssue } from "./errors.js";
 
 /** `csv` (a header, then one row per line) or `jsonl` (one JSON object per line). */

@@ -1,60 +1,9 @@
 /**
- * Runs the `git` binary for what simple-git lacks (stdin, a private index, `push --porcelain` with its exit code).
- * Git uses the user's own credentials (ssh agent, credential helper); premiscale never handles them, but it does
- * forbid prompts, so a daemon fails with a message instead of hanging on a password question.
+ * Git against a remote: telling "cannot reach it" from "it refused", and pushes with a lease. Commands run through
+ * the one git runner, state/git.ts (timeouts, no prompts, no pager).
  */
-import { execa } from "execa";
+import { errorLine, git, redact, type GitResult } from "../state/git.js";
 import { ConfigRepoError, RemoteUnreachableError } from "./errors.js";
-
-/** What one git command printed and returned. */
-export interface GitResult {
-  stdout: string;
-  stderr: string;
-  exitCode: number;
-}
-
-/** Environment for every git we run: no prompts, C messages (parsed below), ssh in batch mode unless set. */
-export function gitEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    GIT_TERMINAL_PROMPT: "0",
-    LC_ALL: "C",
-    ...(process.env.GIT_SSH_COMMAND || process.env.GIT_SSH ? {} : { GIT_SSH_COMMAND: "ssh -o BatchMode=yes" }),
-    ...extra,
-  };
-}
-
-/** Runs git in `cwd`. Throws `ConfigRepoError` on a non-zero exit unless `allowFail`. */
-export async function git(
-  cwd: string,
-  args: string[],
-  opts: { input?: string; env?: Record<string, string>; allowFail?: boolean; timeoutMs?: number } = {},
-): Promise<GitResult> {
-  const r = await execa("git", args, {
-    cwd,
-    input: opts.input ?? "",
-    env: gitEnv(opts.env),
-    reject: false,
-    timeout: opts.timeoutMs ?? 120_000,
-    stripFinalNewline: false,
-  });
-  const result = { stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? ""), exitCode: r.exitCode ?? (r.timedOut ? 124 : 1) };
-  if (r.timedOut) result.stderr += `\nfatal: git ${args[0]} timed out after ${opts.timeoutMs ?? 120_000} ms`;
-  if (result.exitCode !== 0 && !opts.allowFail) {
-    throw new ConfigRepoError(`git ${args[0]} failed in ${cwd}: ${errorLine(result.stderr)}`, "git_failed");
-  }
-  return result;
-}
-
-/** The line of git's error output worth showing (the `fatal:`/`error:` line, else the last one). */
-export function errorLine(stderr: string): string {
-  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
-  return redact(lines.find((l) => /^(fatal|error):/.test(l)) ?? lines.at(-1) ?? "(no message)");
-}
-
-/** A URL with its password or token hidden: `https://user:secret@host` → `https://user:***@host`. */
-export function redact(text: string): string {
-  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*):[^@\s/]*@/gi, "$1:***@");
-}
 
 /** True when git failed to talk to the remote at all (as opposed to the remote refusing something). */
 export function isTransportFailure(stderr: string): boolean {

@@ -1,6 +1,7 @@
 /**
  * Scaling configuration of a group, as the user writes it (camelCase, optional fields have `@default`s), and the
- * defaults. `resolveScaling` fills the defaults; `validateScaling` (validate.ts) checks the rules between fields.
+ * defaults. `resolveScaling` fills the defaults; `validateScaling` (validate-scaling.ts) checks the rules between
+ * fields. The policy engine (policies/) reads these; it does not own them.
  */
 
 /** Metrics the engine knows: `cpu` is percent per vCPU, `memory` used percent, the rest bytes per second. */

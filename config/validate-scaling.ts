@@ -1,6 +1,6 @@
-import { distance } from "../config/closest.js";
-import { isTimeZone, parseCron } from "./schedule.js";
-import { MAX_STABILIZATION_WINDOW_SECONDS, METRIC_NAMES, POLICY_DEFAULTS, type ScalingSpec, type Step, type StepScalingPolicy } from "./types.js";
+import { distance } from "./closest.js";
+import { isTimeZone, parseCron } from "./cron.js";
+import { MAX_STABILIZATION_WINDOW_SECONDS, METRIC_NAMES, POLICY_DEFAULTS, type ScalingSpec, type Step, type StepScalingPolicy } from "./scaling.js";
 
 /** One problem in a scaling configuration, with the dot path of the field relative to it (`policies[1].metric`). */
 export interface ScalingIssue {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Policy, ScalingSpec } from "./types.js";
-import { validateScaling } from "./validate.js";
+import type { Policy, ScalingSpec } from "./scaling.js";
+import { validateScaling } from "./validate-scaling.js";
 
 const paths = (spec: ScalingSpec, bounds?: { min: number; max: number }) => validateScaling(spec, bounds).map((i) => i.path);
 
