@@ -128,7 +128,15 @@ export class ProxmoxProvider implements Provider {
   }
 
   private wait(signal?: AbortSignal, timeoutMs = this.settings.taskTimeoutSeconds * 1000): WaitTaskOptions {
-    return { timeoutMs, pollMs: this.options.pollMs ?? 250, maxPollMs: this.options.maxPollMs ?? 2000, clock: this.clock, ...(signal ? { signal } : {}) };
+    return {
+      timeoutMs,
+      pollMs: this.options.pollMs ?? 250,
+      maxPollMs: this.options.maxPollMs ?? 2000,
+      // A node that stops answering fails its task waits after one call timeout, not after the task's.
+      unreachableGraceMs: Math.max(this.timeoutMs, 5000),
+      clock: this.clock,
+      ...(signal ? { signal } : {}),
+    };
   }
 
   /**
@@ -425,7 +433,7 @@ export class ProxmoxProvider implements Provider {
   }
 
   private async removeLeftovers(spec: VmSpec, signal?: AbortSignal): Promise<void> {
-    for (const vm of await this.findOwn(spec.name, spec.uuid, signal)) await this.destroyOne(vm.vmid, spec.name, { shutdownTimeoutMs: 0, ...(signal ? { signal } : {}) });
+    for (const vm of await this.findOwn(spec.name, spec.uuid, signal)) await this.destroyOne(vm.vmid, spec, { shutdownTimeoutMs: 0, ...(signal ? { signal } : {}) });
   }
 
   /** Sizes, tags, cloud-init (seed ISO or PVE's keys) and the guest agent, in one config change. */
@@ -584,7 +592,7 @@ export class ProxmoxProvider implements Provider {
   async destroyVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
     const what = `destroy ${vm.name}`;
     const found = await this.doing(what, () => this.findOwn(vm.name, vm.uuid, options.signal, false));
-    for (const f of found) await this.doing(`${what} (VM ${f.vmid} on node ${this.node})`, () => this.destroyOne(f.vmid, vm.name, options));
+    for (const f of found) await this.doing(`${what} (VM ${f.vmid} on node ${this.node})`, () => this.destroyOne(f.vmid, vm, options));
     if (found.length === 0) options.onStep?.("delete");
     await this.doing(`${what}: removing its cloud-init seed`, () => this.removeSeed(vm.name, options.signal));
   }
@@ -592,23 +600,33 @@ export class ProxmoxProvider implements Provider {
   /**
    * Shuts a VM down (ACPI, `shutdownTimeoutMs`), powers it off when it is still running, and deletes it with its
    * disks, again and again until PVE no longer has it: a delete that meets a VM a stop has not finished with, or one
-   * someone started again meanwhile, is retried (no orphan).
+   * someone started again meanwhile, is retried (no orphan). Every round first checks that the VM under that id is
+   * still this instance: ids are reused as soon as a VM is gone, and the next VM with the id is someone else's.
    */
-  private async destroyOne(vmid: number, name: string, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
+  private async destroyOne(vmid: number, vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
     const { signal, onStep } = options;
     const opts = signal ? { signal } : {};
     const deadline = this.clock.now() + this.settings.taskTimeoutSeconds * 1000;
-    await this.waitUnlocked(vmid, signal);
     let stopReported = false;
     let deleteReported = false;
-    for (let attempt = 1; ; attempt++) {
-      let status: string;
+    for (let round = 1; ; round++) {
+      let cfg: PveVmConfig;
       try {
-        status = (await this.client.statusCurrent(this.node, vmid, opts)).status;
+        cfg = await this.client.getConfig(this.node, vmid, {}, opts);
       } catch (e) {
         if (isGone(e)) return;
         throw e;
       }
+      // A clone in progress has no description yet: only a finished one can be told to be someone else's.
+      if (cfg.lock !== "clone" && parseMarker(cfg.description)?.instance !== vm.uuid) return;
+      if (cfg.lock) {
+        await this.waitUnlocked(vmid, signal);
+        continue;
+      }
+      if (this.clock.now() >= deadline && round > 1) {
+        throw new ProviderError(this.host, `VM ${vmid} (${vm.name}) on node ${this.node} is still there after ${round - 1} deletes`, `remove it by hand (\`qm destroy ${vmid} --purge\` on ${this.node})`);
+      }
+      const status = (await this.client.statusCurrent(this.node, vmid, opts)).status;
       if (status === "running") {
         if (!stopReported) {
           stopReported = true;
@@ -637,19 +655,8 @@ export class ProxmoxProvider implements Provider {
       } catch (e) {
         if (isGone(e)) return;
         const text = e instanceof PveTaskError ? (e.exitstatus ?? "") : e instanceof PveApiError ? e.pveMessage : "";
-        const racing = /is running - destroy failed|VM is locked|got timeout/.test(text);
-        if (!racing || this.clock.now() >= deadline) throw e;
-        await this.waitUnlocked(vmid, signal);
-        continue;
-      }
-      try {
-        await this.client.getConfig(this.node, vmid, {}, opts);
-      } catch (e) {
-        if (isGone(e)) return;
-        throw e;
-      }
-      if (this.clock.now() >= deadline) {
-        throw new ProviderError(this.host, `VM ${vmid} (${name}) on node ${this.node} is still there after ${attempt} deletes`, `remove it by hand (\`qm destroy ${vmid} --purge\` on ${this.node})`);
+        // Started again, or a stop or another task still holds it: the next round stops it again or waits.
+        if (!/is running - destroy failed|VM is locked|got timeout/.test(text) || this.clock.now() >= deadline) throw e;
       }
     }
   }

@@ -503,6 +503,19 @@ describe("tasks", () => {
     expect(clock.t - t0).toBe(11_750);
   });
 
+  it("gives up polling a node that stopped answering after the grace, not after the task's whole timeout", async () => {
+    const clock = new FakeClock();
+    const d = await cluster({ now: clock.now, taskMs: { qmstart: 60_000 }, vms: [{ node: "pve2", vmid: 100, name: "a" }] });
+    const c = client(d);
+    const upid = await c.start("pve2", 100);
+    await d.setOnline("pve2", false);
+    const t0 = clock.t;
+    const e = (await failure(c.waitTask("pve2", upid, { timeoutMs: 900_000, pollMs: 1000, unreachableGraceMs: 5000, clock }))) as PveConnectionError;
+    expect(e.kind).toBe("unreachable");
+    expect(e.message).toContain("node pve2");
+    expect(clock.t - t0).toBe(5000);
+  });
+
   it("counts 'WARNINGS: n' as success: a forced shutdown of a guest that ignores ACPI", async () => {
     const clock = new FakeClock();
     const d = await cluster({ now: clock.now, vms: [{ node: "pve1", vmid: 100, name: "a", running: true, guest: { acpiShutdownMs: Infinity } }] });

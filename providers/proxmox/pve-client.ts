@@ -76,6 +76,11 @@ export interface WaitTaskOptions {
    * a long clone is not polled every second for minutes). @default pollMs
    */
   maxPollMs?: number;
+  /**
+   * How long polls may go without an answer (a node that restarts pveproxy, or went offline) before the wait gives
+   * up with that error instead of waiting out `timeoutMs`. @default timeoutMs
+   */
+  unreachableGraceMs?: number;
   signal?: AbortSignal;
   /** @default systemClock */
   clock?: PveClock;
@@ -500,13 +505,16 @@ export class PveClient {
     const maxPollMs = Math.max(pollMs, o.maxPollMs ?? pollMs);
     const start = clock.now();
     const what = `task ${task.type}${task.id ? ` of VM ${task.id}` : ""} on node ${node}`;
+    let silentSince: number | null = null;
     for (;;) {
       let st: PveTaskStatus | null = null;
       try {
         st = await this.taskStatus(node, upid, { signal: o.signal });
+        silentSince = null;
       } catch (e) {
         const transient = e instanceof PveConnectionError && (e.kind === "timeout" || e.kind === "unreachable");
-        if (!transient || clock.now() - start >= o.timeoutMs) throw e;
+        silentSince ??= clock.now();
+        if (!transient || clock.now() - start >= o.timeoutMs || clock.now() - silentSince >= (o.unreachableGraceMs ?? o.timeoutMs)) throw e;
       }
       if (st && st.status === "stopped") {
         const exit = st.exitstatus ?? "unexpected status";

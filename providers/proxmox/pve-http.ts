@@ -77,6 +77,14 @@ export function normalizeFingerprint(fp: string): string | null {
   return hex.match(/../g)!.join(":");
 }
 
+function safeDecode(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 /** An answer beyond MAX_ANSWER_BYTES; mapped to a protocol error. */
 class AnswerTooLarge extends Error {}
 
@@ -261,7 +269,9 @@ export class PveHttp {
     const { endpoint } = target;
     const about = /^\/nodes\/([^/]+)(?:\/|$)/.exec(path);
     const subject = about ? decodeURIComponent(about[1]!) : endpoint.node;
-    const site: PveCallSite = subject === endpoint.node ? { node: subject, method, path } : { node: subject, via: endpoint.node, method, path };
+    // Messages show the path as people read it (a UPID or volume id unescaped); the request uses the encoded one.
+    const shown = safeDecode(path);
+    const site: PveCallSite = subject === endpoint.node ? { node: subject, method, path: shown } : { node: subject, via: endpoint.node, method, path: shown };
     const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
