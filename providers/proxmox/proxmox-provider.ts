@@ -58,6 +58,7 @@ export interface ProxmoxVmSettings {
   guestAgentTimeoutSeconds?: number;
 }
 
+const USER_DATA_FIX = "use cloudInit: seed, or remove the user-data and set readiness.checkIn: false (guestAgent.wait can take its place)";
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const DRIVE_RE = /^(ide|sata|scsi|virtio)\d+$/;
@@ -353,7 +354,16 @@ export class ProxmoxProvider implements Provider {
     const { signal, onStep } = options;
     const what = `create ${spec.name}`;
     if (s.node !== this.node) {
-      throw new ProviderError(this.host, `${what}: the plan puts it on node ${s.node}, but this host is node ${this.node}`, "run premiscale plan again");
+      throw new ProviderError(this.host, `${what}: the plan puts it on node ${s.node}, but this host is node ${this.node}; run premiscale plan again`, "run premiscale plan again");
+    }
+    if (s.cloudInit === "proxmox" && spec.userData.trim()) {
+      // Before anything is made: PVE's cloud-init drive takes no user-data through the API.
+      throw new ProviderError(
+        this.host,
+        `${what}: group ${spec.group}'s user-data (its own, or premiscale's check-in) cannot reach the guest through PVE's cloud-init drive (cloudInit: proxmox takes user-data only from a snippet, and snippets cannot be uploaded through the API); ${USER_DATA_FIX}`,
+        USER_DATA_FIX,
+        { code: "user_data_unsupported" },
+      );
     }
     const found = await this.doing(`${what}: looking for an earlier attempt`, () => this.findOwn(spec.name, spec.uuid, signal));
     let vm = found[0];
@@ -470,13 +480,6 @@ export class ProxmoxProvider implements Provider {
     } else {
       if (!drives.some((d) => d.cloudinit)) {
         throw new ProviderError(this.host, `VM ${vmid} (template ${s.template.name}) has no cloud-init drive`, `add one: \`qm set ${s.template.vmid} --ide2 local-lvm:cloudinit\`, or use cloudInit: seed`);
-      }
-      if (spec.userData.trim()) {
-        throw new ProviderError(
-          this.host,
-          `group ${spec.group}'s user-data (its own, or premiscale's check-in) cannot reach the guest through PVE's cloud-init drive (cloudInit: proxmox has no user-data without a snippet, and snippets cannot be uploaded through the API)`,
-          "use cloudInit: seed, or remove the user-data and set readiness.checkIn: false (guestAgent.wait can take its place)",
-        );
       }
       const net = spec.network;
       changes.ipconfig = { 0: net.mode === "dhcp" ? { ip: "dhcp" } : { ip: `${net.address}/${net.prefix}`, ...(net.gateway ? { gw: net.gateway } : {}) } };

@@ -108,6 +108,8 @@ export interface PveDoubleVm {
   memoryMiB?: number;
   /** Its one disk (scsi0). */
   disk?: { storage: string; sizeGiB: number };
+  /** A cloud-init drive (ide2) on the disk's storage. @default true when it has a disk */
+  cloudInitDrive?: boolean;
   /** Bridge of net0. @default "vmbr0" */
   bridge?: string;
   /** Enables the guest agent in its config. @default true */
@@ -607,7 +609,7 @@ export class PveDouble {
         content: "images", vmid: spec.vmid, ctime: Math.floor(this.now() / 1000),
       });
       cfg.scsi0 = `${st.id}:${volname},iothread=1,size=${spec.disk.sizeGiB}G`;
-      cfg.ide2 = `${st.id}:vm-${spec.vmid}-cloudinit,media=cdrom`;
+      if (spec.cloudInitDrive ?? true) cfg.ide2 = `${st.id}:vm-${spec.vmid}-cloudinit,media=cdrom`;
     }
     if (spec.template) cfg.template = "1";
     this.vms.set(spec.vmid, {
