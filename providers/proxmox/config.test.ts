@@ -125,7 +125,7 @@ describe("the proxmox config fragment", () => {
   });
 
   it("requires api on a proxmox host and proxmox in the template of a group on one", async () => {
-    const text = BASE.replace(/    api: \*lab\n/, "").replace(/      proxmox:\n        template: debian-12-cloud\n/, "");
+    const text = BASE.replace("    api: *lab\n", "").replace("      proxmox:\n        template: debian-12-cloud\n", "");
     expect((await issues(text)).map((i) => `${i.path}: ${i.message}`)).toEqual([
       'hosts[1].api: missing required field "api" (proxmox hosts need it)',
       'groups[0].template.proxmox: missing required field "proxmox" (the group has proxmox hosts)',
