@@ -1,7 +1,7 @@
 /**
- * One API connection per PVE cluster, shared by the adapters of its nodes: hosts whose `api` settings are equal
- * (written once with a YAML anchor) get the same `PveClient`, so the connections per node are pooled once per process,
- * and a template's config is read once for every node that asks about it.
+ * One API connection per PVE cluster, shared by the adapters of its nodes: hosts whose `api` settings (written once
+ * with a YAML anchor) and call timeout are equal get the same `PveClient`, so the connections per node are pooled once
+ * per process, and a template's config is read once for every node that asks about it.
  */
 import { readFileSync } from "node:fs";
 import { PveConfigError } from "./pve-errors.js";

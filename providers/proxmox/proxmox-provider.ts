@@ -114,7 +114,8 @@ export class ProxmoxProvider implements Provider {
   private connection(): ClusterConnection {
     this.conn ??= openCluster(this.settings.api, {
       timeoutMs: this.timeoutMs,
-      maxSocketsPerNode: Math.max(4, this.config.maxParallel + 2),
+      // PVE's calls are short (slow work runs as tasks that are polled), so a few sockets serve many parallel steps.
+      maxSocketsPerNode: 8,
       ...(this.options.env ? { env: this.options.env } : {}),
     });
     return this.conn;
@@ -543,6 +544,15 @@ export class ProxmoxProvider implements Provider {
         throw e;
       }
       if (!lock) return;
+      if (lock === "suspended") {
+        // Hibernated: no task will ever release it.
+        throw new ProviderError(
+          this.host,
+          `VM ${vmid} on node ${this.node} is hibernated (lock suspended); resume it (\`qm resume ${vmid}\`) or unlock it (\`qm unlock ${vmid}\`) on ${this.node}, then apply again`,
+          `resume it (\`qm resume ${vmid}\`) or unlock it (\`qm unlock ${vmid}\`) on ${this.node}`,
+          { code: "pve_locked" },
+        );
+      }
       const waited = this.clock.now() - start;
       if (waited >= this.settings.taskTimeoutSeconds * 1000) {
         throw new ProviderError(
@@ -740,8 +750,13 @@ export function vmSettings(spec: VmSpec): ProxmoxVmSettings {
   return s;
 }
 
+/**
+ * A VM's run state. A lock alone does not change it (a backup or snapshot of a running VM leaves it running), except
+ * the ones that say the VM is not made yet (`clone`, `create`) or is suspended.
+ */
 function runState(v: PveVmResource): VmRunState {
-  if (v.lock) return "other";
+  if (v.lock === "clone" || v.lock === "create") return "other";
+  if (v.lock === "suspended" || v.lock === "suspending") return "paused";
   if (v.status === "running") return "running";
   if (v.status === "stopped") return "stopped";
   return "other";
