@@ -22,6 +22,7 @@ import {
   type TestClusterOptions,
 } from "../providers/proxmox/testing/pve-test-cluster.js";
 import { premiscale, projectDir, type CliRun } from "./support/cli.js";
+import { freePort, spawnPremiscale } from "./support/serve.js";
 
 const BIN = resolve(import.meta.dirname, "../dist/cli/main.js");
 const ENV = { [TEST_SECRET_ENV]: TEST_SECRET };
@@ -340,6 +341,33 @@ describe("a group on a two-node Proxmox VE cluster (test double)", () => {
     expect(r.stderr).toMatch(/waiting for check-in|checked in|ready/i);
     await expectConverged(d, dir, 2);
   }, 120_000);
+});
+
+describe("metrics from Proxmox VE (test double)", () => {
+  it("serve's collector reads the VMs' counters from the PVE API, so premiscale metrics (and policies) see them", async () => {
+    const d = await cluster();
+    const dir = await projectDir(configText(d, { hosts: ["pve1", "pve2"], desired: 2 }).replace("groups:\n", `metrics:\n  intervalSeconds: 1\nserver:\n  listen: 127.0.0.1:${await freePort()}\ngroups:\n`));
+    expect((await run(dir, ["apply", "--auto-approve"])).code).toBe(0);
+    const serve = spawnPremiscale(dir, ["serve"], ENV);
+    try {
+      let cpu: Record<string, number> = {};
+      await until(async () => {
+        const r = await run(dir, ["metrics", "--json"]);
+        const m = JSON.parse(r.stdout) as { groups: Array<{ metrics: Array<{ metric: string; members: Record<string, number | null> }> | null }> };
+        // Until the store has samples, the group has no metrics yet.
+        const members = m.groups[0]?.metrics?.find((x) => x.metric === "cpu")?.members ?? {};
+        cpu = Object.fromEntries(Object.entries(members).filter((e): e is [string, number] => e[1] !== null));
+        return Object.keys(cpu).length === 2;
+      }, 30_000);
+      // The double reports each VM at 2 % of its vCPUs; premiscale integrates that into CPU time and back.
+      expect(Object.values(cpu).map((v) => Math.round(v * 10) / 10)).toEqual([2, 2]);
+      // One /cluster/resources call per node and sample, through the node's own endpoint.
+      const samples = d.requests.filter((r) => r.path === "/cluster/resources" && r.params.type === "vm");
+      expect(samples.length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await serve.stop();
+    }
+  }, 90_000);
 });
 
 describe("bad input on Proxmox VE (test double)", () => {
