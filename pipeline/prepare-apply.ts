@@ -1,12 +1,13 @@
 /**
  * What the applier needs for one apply of a config, built in one place so `premiscale apply` and the reconciler
  * apply alike: the journal at `<state>/.premiscale/journal.jsonl`, readiness (the check-in server) when a create
- * waits for its VM, each host's `maxParallel`.
+ * waits for its VM, the groups' own lifecycle hooks (hooks/), each host's `maxParallel`.
  */
 import { join } from "node:path";
 import { readinessHooks, type ApplyDeps } from "../applier/apply-plan.js";
 import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
 import type { Config } from "../config/types.js";
+import { userHooks } from "../hooks/user-hooks.js";
 import type { Plan } from "../planner/plan.js";
 import type { Provider } from "../providers/provider.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
@@ -51,6 +52,8 @@ export async function prepareApply(
   plan: Plan,
   o: { providers: ReadonlyMap<string, Provider>; lock: StateLock; env: Record<string, string | undefined>; serverLog?: (line: ServerLogLine) => void },
 ): Promise<PreparedApply> {
+  // Users' hooks of the groups this plan changes; a hook's secret that is not set fails here, before anything changed.
+  const user = userHooks(config, new Set(plan.changes.map((c) => c.group)), o.env);
   const readiness = plan.changes.some((c) => c.action === "create" && c.ready)
     ? await startReadiness({ server: config.server, runtimeDir: runtimeDir(config), logger: o.serverLog ?? (() => undefined) })
     : null;
@@ -68,7 +71,8 @@ export async function prepareApply(
       hostLimits: new Map(config.hosts.map((h) => [h.name, h.maxParallel])),
       env: o.env,
       journal,
-      ...(readiness ? { hooks: () => readinessHooks(readiness) } : {}),
+      // The check-in wait first: a launching hook runs once the VM is up and has checked in.
+      hooks: (group) => [...(readiness ? readinessHooks(readiness) : []), ...(user.get(group) ?? [])],
       forget: (uuid) => new CheckInLedger(runtimeDir(config)).forget(uuid),
     },
     readiness: readiness?.mode ?? null,
