@@ -300,6 +300,17 @@ describe("createVm", () => {
     expect(remainsOf(d, s.name)).toEqual([]);
   });
 
+  it("refuses to clone when the plan's template id no longer holds that template, making nothing", async () => {
+    const d = await cluster();
+    d.addVm({ node: "pve1", vmid: 9100, name: "someones-vm", disk: { storage: "local-lvm", sizeGiB: 2 } });
+    const p = provider(d, "pve1");
+    const s = await spec(p);
+    const stale = { ...s, settings: { proxmox: { ...(s.settings.proxmox as object), template: { node: "pve1", vmid: 9100, name: "tmpl" } } } };
+    const e = await failure(p.createVm(stale));
+    expect(e.message).toMatch(/VM 9100 on node pve1 is no longer template tmpl \(the plan was made before it changed\); run premiscale plan again/);
+    expect(d.requests.filter((r) => r.method !== "GET")).toEqual([]);
+  });
+
   it("takes another id when a parallel clone took the one /cluster/nextid gave", async () => {
     const d = await cluster({ workerStartDelayMs: 300 });
     const p = provider(d, "pve1");

@@ -413,6 +413,16 @@ export class ProxmoxProvider implements Provider {
       waitTask: (node, upid, o) => client.waitTask(node, upid, o),
     };
     const marker: Marker = { instance: spec.uuid, group: spec.group, lineage: spec.lineage, createdAt: spec.createdAt };
+    // The plan names the template by node and id; ids are reused, so the id must still be that template.
+    const source = await this.connection().templateConfig(s.template.node, s.template.vmid, signal);
+    if (!pveBool(source.template) || source.name !== s.template.name) {
+      throw new ProviderError(
+        this.host,
+        `VM ${s.template.vmid} on node ${s.template.node} is no longer template ${s.template.name} (the plan was made before it changed); run premiscale plan again`,
+        "run premiscale plan again",
+        { code: "plan_stale" },
+      );
+    }
     try {
       const r = await cloneWithFreshId(
         cc,
