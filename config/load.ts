@@ -12,6 +12,7 @@ import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { LineCounter, parseDocument } from "yaml";
 import { closest } from "./closest.js";
+import { normaliseGroupKubernetes, normaliseKubernetes } from "./kubernetes-config.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
 import { configSchema, DEFAULT_KIND } from "./schema.js";
@@ -30,8 +31,9 @@ interface RawTemplate {
   userDataFile?: string;
   [kindField: string]: unknown;
 }
-interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking"> {
+interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "kubernetes"> {
   desired?: number;
+  kubernetes?: Parameters<typeof normaliseGroupKubernetes>[2];
   template: RawTemplate;
   networking: RawNetworking;
 }
@@ -42,6 +44,7 @@ interface RawConfig {
   server: { listen: string; advertiseUrl?: string };
   metrics: { intervalSeconds?: number; store?: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
   gitops?: Partial<Omit<GitopsConfig, "webhook" | "lock">> & { lock?: { ttlSeconds?: number }; webhook?: { listen?: string; provider?: "github" | "gitlab"; secretEnv: string } };
+  kubernetes?: Parameters<typeof normaliseKubernetes>[1];
   hosts: RawHost[];
   groups: RawGroup[];
 }
@@ -227,7 +230,8 @@ function normalise(
         ),
       );
     }
-    if (g.scaling) {
+    const kubernetes = normaliseGroupKubernetes(src, gs, g.kubernetes, g, { topLevel: raw.kubernetes !== undefined, gitopsMode: raw.gitops?.mode }, issues);
+    if (g.scaling && !kubernetes) {
       if (g.desired !== undefined) {
         issues.push(src.issue([...gs, "desired"], "desired is decided by the group's scaling policies", "remove desired (policies start from the VMs the group has, within min and max), or remove scaling"));
       }
@@ -241,6 +245,7 @@ function normalise(
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
+      ...(kubernetes ? { kubernetes } : {}),
     };
   });
 
@@ -263,6 +268,7 @@ function normalise(
     server: serverConfig(src, raw.server, issues),
     metrics: metricsConfig(raw.metrics, dir, path.resolve(dir, raw.state.path)),
     gitops: gitopsConfig(src, raw.gitops, issues),
+    ...(raw.kubernetes ? { kubernetes: normaliseKubernetes(src, raw.kubernetes, dir, issues) } : {}),
     hosts,
     groups,
   };

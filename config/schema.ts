@@ -3,6 +3,7 @@
  * for editor completion (config/premiscale.schema.json, generated from here) and for the defaults.
  * Rules that need more than one field (min <= desired <= max, known hosts, address pools) live in load.ts.
  */
+import { groupKubernetesSchema, kubernetesSchema } from "./kubernetes-config.js";
 import type { ProviderConfigFragment, Schema } from "./provider-kinds.js";
 import { CONFIG_VERSION } from "./types.js";
 
@@ -249,6 +250,7 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
       { default: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 } },
     ),
     maxInstanceLifetimeSeconds: int("VMs older than this are replaced through the roll-out path (protected ones excepted).", { minimum: 60 }),
+    kubernetes: groupKubernetesSchema,
     readiness: obj(
       "When a new VM counts as ready. Apply waits for it; one that is not ready in time is destroyed and reported.",
       {
@@ -372,6 +374,7 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
           }, { required: ["secretEnv"] }),
         },
       ),
+      kubernetes: kubernetesSchema,
       hosts: list("Hosts VMs run on.", host(kinds), { minItems: 1 }),
       groups: list("Autoscaling groups.", group(kinds), { minItems: 1 }),
     },
