@@ -20,6 +20,7 @@ import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import { git } from "../state/git.js";
 import type { State } from "../state/types.js";
+import { hasAutoscalerSource, kubernetesSources } from "./kubernetes.js";
 
 /**
  * Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. Each host
@@ -195,6 +196,7 @@ export async function makePlan(
     observations,
     decide: decideWith([
       ...(options.sources ?? []),
+      ...(hasAutoscalerSource(options.sources) ? [] : await kubernetesSources(config)),
       policySource({ metrics, history: (g) => state?.groups.find((x) => x.name === g)?.history ?? emptyHistory(), now }),
       configSource,
     ]),

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { readinessHooks, type ApplyDeps } from "../applier/apply-plan.js";
 import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
+import type { LifecycleHook } from "../applier/lifecycle.js";
 import type { Config } from "../config/types.js";
 import type { Plan } from "../planner/plan.js";
 import type { Provider } from "../providers/provider.js";
@@ -13,6 +14,7 @@ import type { ServerLogLine } from "../server/check-in-server.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { startReadiness } from "../server/readiness.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
+import { kubernetesHooks } from "./kubernetes.js";
 import type { StateLock } from "../state/state-store.js";
 
 /** This machine's own, never committed files beside the state: journal, server secret, check-in records. */
@@ -49,8 +51,17 @@ export interface PreparedApply {
 export async function prepareApply(
   config: Config,
   plan: Plan,
-  o: { providers: ReadonlyMap<string, Provider>; lock: StateLock; env: Record<string, string | undefined>; serverLog?: (line: ServerLogLine) => void },
+  o: {
+    providers: ReadonlyMap<string, Provider>;
+    lock: StateLock;
+    env: Record<string, string | undefined>;
+    serverLog?: (line: ServerLogLine) => void;
+    /** Hooks after the check-in wait's; default: the Kubernetes node hooks when the plan changes a node group. */
+    hooks?: (group: string) => readonly LifecycleHook[];
+  },
 ): Promise<PreparedApply> {
+  const nodeGroup = new Set(config.groups.filter((g) => g.kubernetes).map((g) => g.name));
+  const extra = o.hooks ?? (plan.changes.some((c) => nodeGroup.has(c.group)) ? kubernetesHooks(config) : () => []);
   const readiness = plan.changes.some((c) => c.action === "create" && c.ready)
     ? await startReadiness({ server: config.server, runtimeDir: runtimeDir(config), logger: o.serverLog ?? (() => undefined) })
     : null;
@@ -68,7 +79,7 @@ export async function prepareApply(
       hostLimits: new Map(config.hosts.map((h) => [h.name, h.maxParallel])),
       env: o.env,
       journal,
-      ...(readiness ? { hooks: () => readinessHooks(readiness) } : {}),
+      hooks: (group) => [...(readiness ? readinessHooks(readiness) : []), ...extra(group)],
       forget: (uuid) => new CheckInLedger(runtimeDir(config)).forget(uuid),
     },
     readiness: readiness?.mode ?? null,
