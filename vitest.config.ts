@@ -24,8 +24,9 @@ const NEEDS_TOOLS = [
   "state/git.test.ts",
   // virsh, on libvirt's test:///default driver
   "providers/libvirt/*.test.ts",
-  // openssl, for the Proxmox VE double's TLS certificate
+  // openssl, for the Proxmox VE double's TLS certificate and the externalgrpc server's mTLS certificates
   "providers/proxmox/*.test.ts",
+  "kubernetes/grpc-server.test.ts",
   // Prometheus and promtool, VictoriaMetrics, InfluxDB (metrics/setup-stores.sh)
   "metrics/influxdb-source.test.ts",
   "metrics/prometheus-source.test.ts",

@@ -4,7 +4,7 @@
  */
 
 import type { ScalingSpec } from "./scaling.js";
-import type { KubernetesConfig, KubernetesGroupConfig } from "./kubernetes-config.js";
+import type { KubernetesConfig, KubernetesGroupConfig } from "./kubernetes.js";
 
 /** The only config version this release reads. */
 export const CONFIG_VERSION = "v1alpha1";

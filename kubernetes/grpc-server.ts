@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { PremiscaleError } from "../config/errors.js";
-import type { ExternalGrpcTls } from "../config/kubernetes-config.js";
+import type { ExternalGrpcTls } from "../config/kubernetes.js";
 import { CloudProviderError, ERROR_CLASS, INSTANCE_STATE, GPU_LABEL, type AutoscalingOptions, type CloudProvider, type CloudProviderStatus } from "./cloud-provider.js";
 
 /** The service's full name. */

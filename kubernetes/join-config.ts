@@ -157,7 +157,6 @@ export function withJoin(userData: string, parts: ReturnType<typeof joinParts>):
       "start the template's user-data with #cloud-config, or set the group's kubernetes.join: none",
     );
   }
-  if (doc.contents === null) doc.contents = doc.createNode({}) as typeof doc.contents;
   const list = (key: string): unknown[] => {
     const v = doc.get(key);
     return isSeq(v) ? (v.toJSON() as unknown[]) : v === undefined ? [] : [v];

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { request, type RequestOptions } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
 import { PremiscaleError } from "../config/errors.js";
-import type { KubernetesConfig } from "../config/kubernetes-config.js";
+import type { KubernetesConfig } from "../config/kubernetes.js";
 
 /** A Kubernetes API call failed (transport, timeout, or a status the caller did not expect). */
 export class KubeApiError extends PremiscaleError {

@@ -20,7 +20,7 @@ import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import { git } from "../state/git.js";
 import type { State } from "../state/types.js";
-import { hasAutoscalerSource, kubernetesSources } from "./kubernetes.js";
+import { hasAutoscalerSource, kubernetesSources } from "./kubernetes-sources.js";
 
 /**
  * Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. Each host

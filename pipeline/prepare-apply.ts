@@ -14,7 +14,7 @@ import type { ServerLogLine } from "../server/check-in-server.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { startReadiness } from "../server/readiness.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
-import { kubernetesHooks } from "./kubernetes.js";
+import { kubernetesHooks } from "./kubernetes-sources.js";
 import type { StateLock } from "../state/state-store.js";
 
 /** This machine's own, never committed files beside the state: journal, server secret, check-in records. */

@@ -1,9 +1,7 @@
 /**
- * premiscale as cluster-autoscaler's externalgrpc cloud provider, wired: the intents (kubernetes/intent-store.ts)
- * feed the node groups' decisions in every plan (`kubernetesSources`, used by plan, apply and this loop alike), the
- * node lifecycle hooks join and remove the VMs (`kubernetesHooks`), and `startAutoscalerProvider` runs the
- * externalgrpc server and the loop that plans and applies the node groups whenever an intent arrives (premiscale
- * serve with a top-level `kubernetes` block).
+ * premiscale as cluster-autoscaler's externalgrpc cloud provider, running (premiscale serve with a top-level
+ * `kubernetes` block): the externalgrpc server records intents, and a loop plans and applies the node groups
+ * whenever one arrives.
  *
  *   cluster-autoscaler ─gRPC─▶ CloudProvider ─▶ IntentStore (synced file) ─poke─▶ AutoscalerLoop
  *                                  ▲                                                  │ pass: lock → plan (node groups,
@@ -15,54 +13,20 @@ import { randomUUID } from "node:crypto";
 import { applyPlan, type ApplyEvent } from "../applier/apply-plan.js";
 import type { LifecycleHook } from "../applier/lifecycle.js";
 import type { Config } from "../config/types.js";
-import type { Change } from "../planner/plan.js";
 import { AutoscalerLoop, type PassTrigger } from "../kubernetes/autoscaler-loop.js";
-import { AUTOSCALER_SOURCE, autoscalerSource } from "../kubernetes/autoscaler-source.js";
+import { autoscalerSource } from "../kubernetes/autoscaler-source.js";
 import { CloudProvider, type IntentChange, type ViewInstance } from "../kubernetes/cloud-provider.js";
 import { startExternalGrpcServer, type ExternalGrpcCall } from "../kubernetes/grpc-server.js";
-import { IntentStore, readIntents, type FailedInstance, type GroupIntent } from "../kubernetes/intent-store.js";
-import { openKubeApi } from "../kubernetes/kube-api.js";
-import { nodeHooks } from "../kubernetes/node-hooks.js";
+import { IntentStore, type FailedInstance, type GroupIntent } from "../kubernetes/intent-store.js";
 import { StateInstanceView } from "../kubernetes/state-view.js";
-import type { DecisionSource } from "../policies/decision.js";
+import type { Change } from "../planner/plan.js";
 import { makeProvider } from "../providers/index.js";
 import type { Provider } from "../providers/provider.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
 import { GitStateStore } from "../state/git-state-store.js";
+import { kubernetesHooks, nodeGroupNames } from "./kubernetes-sources.js";
 import { makePlan } from "./make-plan.js";
 import { prepareApply, runtimeDir } from "./prepare-apply.js";
-
-/** The node groups of a config (groups with a `kubernetes` block). */
-export function nodeGroupNames(config: Config): string[] {
-  return config.groups.filter((g) => g.kubernetes).map((g) => g.name);
-}
-
-/**
- * The decision source of the node groups from the intents recorded beside `config`'s state (none when the config
- * has no node group). Every plan of a node group goes through it, so `premiscale plan` shows what the loop would do.
- */
-export async function kubernetesSources(config: Config): Promise<DecisionSource[]> {
-  if (nodeGroupNames(config).length === 0) return [];
-  return [autoscalerSource(await readIntents(runtimeDir(config)))];
-}
-
-/** Whether a source list already has the node groups' source. */
-export function hasAutoscalerSource(sources: readonly DecisionSource[] | undefined): boolean {
-  return (sources ?? []).some((s) => s.name === AUTOSCALER_SOURCE);
-}
-
-/** The node lifecycle hooks for `config`'s node groups (kubernetes/node-hooks.ts), victims read from the intents. */
-export function kubernetesHooks(config: Config): (group: string) => LifecycleHook[] {
-  if (!config.kubernetes) return () => [];
-  const api = openKubeApi(config.kubernetes);
-  return nodeHooks({
-    config,
-    api,
-    apiServerEndpoint: api.apiServerEndpoint,
-    caCertHash: api.caCertHash,
-    isVictim: async (group, uuid) => ((await readIntents(runtimeDir(config))).get(group)?.remove ?? []).some((r) => r.uuid === uuid),
-  });
-}
 
 /** How one pass of the loop ended. */
 export interface AutoscalerPassResult {
