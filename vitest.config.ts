@@ -73,7 +73,8 @@ export default defineConfig({
       {
         test: {
           name: "kubernetes",
-          globalSetup: ["test/support/kube-teardown.ts"],
+          // global-setup builds dist/: the node-group tests run the built `premiscale serve`.
+          globalSetup: ["test/global-setup.ts", "test/support/kube-teardown.ts"],
           include: [KUBERNETES],
           exclude: NOT_TESTS,
           testTimeout: 180_000,

@@ -25,6 +25,8 @@ import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../s
 import { CheckInLedger, ledgerRecorder, loadServerSecret } from "../server/check-in-ledger.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
+import type { RunningAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
+import { startKubernetesMode } from "./serve-kubernetes.js";
 import { configPath, journalPath, runtimeDir } from "./context.js";
 import type { Output } from "./output.js";
 
@@ -108,6 +110,15 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     await server.close();
     throw e;
   }
+  let kubernetes: RunningAutoscalerProvider | null = null;
+  if (config.kubernetes) {
+    try {
+      kubernetes = await startKubernetesMode(config, log, server.metrics);
+    } catch (e) {
+      await Promise.all([server.close(), collection?.stop()]);
+      throw e;
+    }
+  }
   log.info({
     event: "serving",
     version: VERSION,
@@ -115,6 +126,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     advertiseUrl: config.server.advertiseUrl,
     ledger: join(dir, "check-ins"),
     collector: collection ? { store: collection.storePath, intervalSeconds: config.metrics.intervalSeconds, hosts: config.hosts.length } : null,
+    externalGrpc: kubernetes ? kubernetes.address : null,
   });
   let stopped: Promise<void> | null = null;
   return {
@@ -123,6 +135,8 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     stop: () =>
       (stopped ??= (async () => {
         stopping = true;
+        // The node groups' apply in flight may wait for check-ins: it ends before the check-in server does.
+        await kubernetes?.stop();
         await Promise.all([server.close(), collection?.stop()]);
         await recorder.flush();
       })()),
