@@ -141,7 +141,8 @@ describe("node groups driven by premiscale's own gRPC client (not cluster-autosc
       }
       // Once Ready, premiscale deleted the tokens: short-lived, and no longer accepted.
       await waitFor(async () => (await tokenSecretsOf(cluster, G)).length === 0, { timeoutMs: 30_000, what: "the joined VMs' tokens deleted" });
-      for (const j of joins) expect(await whoIs(cluster.apiUrl, cluster.caCertPem, j.token)).toBeNull();
+      // (The API server's token authenticator reads Secrets through an informer: it sees the deletion a moment later.)
+      for (const j of joins) await waitFor(async () => (await whoIs(cluster.apiUrl, cluster.caCertPem, j.token)) === null, { timeoutMs: 30_000, what: `token ${j.tokenId} refused` });
       // One commit per apply, with cluster-autoscaler's call as the reason.
       const commits = await stateCommits(dir);
       expect(commits[0]).toContain(`${G}: 0 → 2 (cluster-autoscaler: IncreaseSize +2)`);

@@ -34,6 +34,8 @@ export interface NodeGroupConfigOptions {
   groups: TestNodeGroup[];
   /** Extra YAML lines of the top-level kubernetes block. */
   kubernetes?: string;
+  /** Mutual TLS of the externalgrpc listener (PEM file paths). */
+  tls?: { cert: string; key: string; clientCa: string; allowedClients: string[] };
 }
 
 /** The config: one host (qemu:///system, plain QEMU), node groups of busybox VMs labelled for KWOK. */
@@ -77,7 +79,7 @@ metrics:
 kubernetes:
   kubeconfig: ${JSON.stringify(o.kubeconfig)}
   externalGrpc:
-    listen: 127.0.0.1:${o.grpcPort}
+    listen: 127.0.0.1:${o.grpcPort}${o.tls ? `\n    tls: ${JSON.stringify(o.tls)}` : ""}
   debounceMs: 100
   resyncSeconds: 10${o.kubernetes ? `\n${o.kubernetes.trim().split("\n").map((l) => `  ${l}`).join("\n")}` : ""}
 hosts:
