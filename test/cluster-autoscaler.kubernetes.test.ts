@@ -19,7 +19,7 @@ import { kubeBinDir, startKubeCluster, waitFor, type ClusterAutoscalerProcess, t
 import { makeKubePki, type KubePki } from "./support/kube-pki.js";
 import { setUpLikeKubeadm, startKubeletAgent, type KubeletAgent } from "./support/kubelet-agent.js";
 import { leftovers } from "./support/libvirt.js";
-import { domainsOf, isReady, nodeGroupConfigText, nodesOf, removeLeftovers, startServe, stateCommits, tokenSecretsOf } from "./support/node-groups.js";
+import { domainsOf, isReady, nodeGroupConfigText, nodesOf, removeLeftovers, startServe, stateCommits, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
 import { killLeftovers, type ServeProcess } from "./support/serve.js";
 
 const CA_BIN = join(kubeBinDir(), "cluster-autoscaler");
@@ -198,10 +198,19 @@ describe.skipIf(!HAVE_CA)("premiscale as the real cluster-autoscaler's externalg
       const before = serve.logs().filter((l) => l.event === "apply_start").length;
       await scale("web", 2);
       await waitFor(() => serve.logs().filter((l) => l.event === "apply_start").length > before, { timeoutMs: 60_000, what: "a create started" });
+      // Killed once state records the create (before its first host call): the restart must clean up after it.
+      await waitFor(async () => (await stateInstances(dir, G)).some((i) => i.status === "creating"), { timeoutMs: 30_000, intervalMs: 50, what: "a create recorded in state" });
       await serve.stop("SIGKILL");
       serve = await startServe(dir);
+      // The restarted premiscale removes what the killed one half-made (a VM whose create was cut short may still
+      // have booted and joined meanwhile: its Node goes with it, and cluster-autoscaler evens the group out again).
       await runningPods("web", 2);
-      expect(await leftovers(`${G}-`)).toHaveLength(2 * 3);
+      await waitFor(async () => ((await leftovers(`${G}-`)).length === 2 * 3 && (await runningOn("web")).length === 2) || undefined, {
+        timeoutMs: WAIT,
+        what: "2 VMs (each a domain, a disk and a seed) and 2 running pods",
+        abortIf: alive,
+      });
+      expect(serve.logs().some((l) => l.event === "apply_start" && l.action === "delete")).toBe(true); // the half-made VM went
     },
     WAIT + 60_000,
   );

@@ -19,7 +19,7 @@ import { freePort, installGuest, type InstalledGuest } from "./support/guests.js
 import { startKubeCluster, waitFor, type KubeCluster } from "./support/kube-cluster.js";
 import { KUBEADM_TOKEN_GROUP, setUpLikeKubeadm, startKubeletAgent, whoIs, type KubeletAgent } from "./support/kubelet-agent.js";
 import { leftovers } from "./support/libvirt.js";
-import { domainsOf, isReady, nodeGroupConfigText, nodesOf, removeLeftovers, startServe, stateCommits, stateHistory, tokenSecretsOf } from "./support/node-groups.js";
+import { domainsOf, isReady, nodeGroupConfigText, nodesOf, removeLeftovers, startServe, stateCommits, stateHistory, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
 import { killLeftovers, type ServeProcess } from "./support/serve.js";
 
 const RUN = randomBytes(2).toString("hex");
@@ -255,7 +255,8 @@ describe("node groups driven by premiscale's own gRPC client (not cluster-autosc
     async () => {
       await client.call("NodeGroupIncreaseSize", { id: G, delta: 1 });
       await serve.waitForLog((l) => l.event === "apply_start" && String(l.address).startsWith(`${G}[`), 30_000);
-      await waitFor(async () => (await instances()).some((i) => i.status.instanceState === 2), { timeoutMs: 30_000, what: "a create in flight" });
+      // Killed once state records the create (before its first host call): the restart must clean up after it.
+      await waitFor(async () => (await stateInstances(dir, G)).some((i) => i.status === "creating"), { timeoutMs: 30_000, intervalMs: 50, what: "a create recorded in state" });
       await serve.stop("SIGKILL");
       serve = await startServe(dir);
       expect(await target()).toBe(2); // the intent survived

@@ -4,6 +4,7 @@
  * (Nodes by providerID, bootstrap token Secrets, git state commits, leftovers).
  */
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { InstalledGuest } from "./guests.js";
 import type { KubeCluster } from "./kube-cluster.js";
@@ -128,6 +129,15 @@ export async function tokenSecretsOf(cluster: KubeCluster, group: string): Promi
 /** The running domains named after a group (`<group>-<8 hex>`). */
 export async function domainsOf(group: string): Promise<string[]> {
   return (await virsh("list", "--name")).split("\n").map((s) => s.trim()).filter((n) => new RegExp(`^${group}-[0-9a-f]{8}$`).test(n));
+}
+
+/** The instances state records for a group now, with their status (read from the state files, as on disk). */
+export async function stateInstances(dir: string, group: string): Promise<{ name: string; uuid: string; status: string }[]> {
+  try {
+    return JSON.parse(await readFile(join(dir, "state", "groups", `${group}.json`), "utf8")).instances;
+  } catch {
+    return [];
+  }
 }
 
 /** git log of the state repository: one entry per commit, subject and body. */
