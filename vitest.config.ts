@@ -15,6 +15,7 @@ const NEEDS_TOOLS = [
   "cli/tui/apply-reporter.test.ts",
   "cli/tui/apply-view.test.tsx",
   "pipeline/prepare-apply.test.ts",
+  "pipeline/autoscaler-provider.test.ts",
   "reconciler/backtest.test.ts",
   "reconciler/config-repo.test.ts",
   "reconciler/reconcile.test.ts",

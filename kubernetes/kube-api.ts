@@ -34,7 +34,7 @@ export interface KubeResponse {
 export interface KubeApi {
   /** The API server's URL. */
   readonly server: string;
-  /** One call; never rejects for an HTTP status (the caller decides), rejects with `KubeApiError` otherwise. */
+  /** One call (a PATCH is a JSON merge patch); never rejects for an HTTP status (the caller decides), rejects with `KubeApiError` otherwise. */
   request(method: string, path: string, body?: unknown): Promise<KubeResponse>;
 }
 
@@ -102,7 +102,10 @@ export function openKubeApi(config: KubernetesConfig): OpenedKubeApi {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const opts: RequestOptions = {
         method,
-        headers: { accept: "application/json", ...(payload !== undefined ? { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) } : {}) },
+        headers: {
+          accept: "application/json",
+          ...(payload !== undefined ? { "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/json", "content-length": String(Buffer.byteLength(payload)) } : {}),
+        },
         timeout: timeoutMs,
       };
       await kc.applyToHTTPSOptions(opts);

@@ -7,6 +7,8 @@
  *                                      group's max provision time (readiness.timeoutSeconds, counted from the join);
  *                                      then delete the token (the kubelet has its own credentials by then). A VM
  *                                      cluster-autoscaler deleted meanwhile (DeleteNodes) is given up at once.
+ *   before-destroy `kubernetes-node`: cordon the VM's Node, if it has one (cluster-autoscaler has drained what it
+ *                                      deletes; a VM premiscale removes itself, e.g. a half-made one, gets no new pods)
  *   after-destroy `kubernetes-node`:  delete the VM's Node (cluster-autoscaler never does) and any token left
  *
  * Every step is idempotent (a crashed apply runs them again): a Node or Secret already gone is success.
@@ -157,6 +159,27 @@ export function nodeHooks(deps: NodeHooksDeps): (group: string) => LifecycleHook
     },
   });
 
+  const cordon = (g: GroupConfig): LifecycleHook => ({
+    name: "kubernetes-node",
+    point: "before-destroy",
+    step: "node-cordon",
+    // Cordoning only keeps new pods off a VM that goes anyway: never a reason to keep it.
+    defaultResult: "continue",
+    timeoutMs: () => 2 * callMs + 5000,
+    async run(ctx: HookContext) {
+      try {
+        for (const n of await nodes.byProviderId(providerIdOf(g.name, ctx.vm.uuid), true)) {
+          if (n.spec?.unschedulable) continue;
+          const r = await deps.api.request("PATCH", `/api/v1/nodes/${encodeURIComponent(n.metadata.name)}`, { spec: { unschedulable: true } });
+          if (r.status !== 200 && r.status !== 404) return { result: "continue", message: `could not cordon Node ${n.metadata.name}: ${statusMessage(r)}` };
+        }
+      } catch (e) {
+        return { result: "continue", message: `could not cordon the VM's Node: ${(e as Error).message}` };
+      }
+      return { result: "continue" };
+    },
+  });
+
   const cleanup = (g: GroupConfig): LifecycleHook => ({
     name: "kubernetes-node",
     point: "after-destroy",
@@ -176,6 +199,6 @@ export function nodeHooks(deps: NodeHooksDeps): (group: string) => LifecycleHook
   });
 
   const byGroup = new Map<string, LifecycleHook[]>();
-  for (const g of deps.config.groups) if (g.kubernetes) byGroup.set(g.name, [join(g), ready(g), cleanup(g)]);
+  for (const g of deps.config.groups) if (g.kubernetes) byGroup.set(g.name, [join(g), ready(g), cordon(g), cleanup(g)]);
   return (group) => byGroup.get(group) ?? [];
 }

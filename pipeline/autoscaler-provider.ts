@@ -169,7 +169,7 @@ export async function runAutoscalerPass(deps: PassDeps, trigger: PassTrigger, si
     // A failed create reported to cluster-autoscaler is its to handle now; any other failure is tried again soon.
     const reported = new Set(result.recorded.map((r) => r.uuid));
     const retry = failedChanges.filter((c) => !reported.has(c.uuid));
-    return done({ outcome: plan.changes.length === 0 ? "no_changes" : retry.length > 0 ? "failed" : plan.shortfalls.length > 0 ? "partial" : "applied" });
+    return done({ outcome: retry.length > 0 ? "failed" : plan.shortfalls.length > 0 ? "partial" : plan.changes.length === 0 ? "no_changes" : "applied" });
   } catch (e) {
     return done({ outcome: "failed", error: (e as Error).message });
   } finally {

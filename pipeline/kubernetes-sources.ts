@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type { LifecycleHook } from "../applier/lifecycle.js";
+import type { KubernetesConfig } from "../config/kubernetes.js";
 import type { Config } from "../config/types.js";
 import { AUTOSCALER_SOURCE, autoscalerSource } from "../kubernetes/autoscaler-source.js";
 import { readIntents } from "../kubernetes/intent-store.js";
@@ -46,3 +47,13 @@ export function kubernetesHooks(config: Config): (group: string) => LifecycleHoo
   });
 }
 
+
+/** The kubernetes block with its file paths relative (`rel`), so the config digest is the same in every clone. */
+export function portableKubernetes(k: KubernetesConfig, rel: (p: string) => string): KubernetesConfig {
+  const tls = k.externalGrpc.tls;
+  return {
+    ...k,
+    kubeconfig: rel(k.kubeconfig),
+    externalGrpc: { ...k.externalGrpc, tls: tls ? { ...tls, cert: rel(tls.cert), key: rel(tls.key), clientCa: rel(tls.clientCa) } : null },
+  };
+}
