@@ -19,7 +19,7 @@ import { kubeBinDir, startKubeCluster, waitFor, type ClusterAutoscalerProcess, t
 import { makeKubePki, type KubePki } from "./support/kube-pki.js";
 import { setUpLikeKubeadm, startKubeletAgent, type KubeletAgent } from "./support/kubelet-agent.js";
 import { leftovers } from "./support/libvirt.js";
-import { domainsOf, isReady, nodeGroupConfigText, nodesOf, removeLeftovers, startServe, stateCommits, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
+import { domainsOf, isReady, nodeGroupConfigText, nodesOf, cleanUp, removeLeftovers, startServe, stateCommits, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
 import { killLeftovers, type ServeProcess } from "./support/serve.js";
 
 const CA_BIN = join(kubeBinDir(), "cluster-autoscaler");
@@ -142,13 +142,17 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!HAVE_CA) return;
-  await ca?.stop();
-  await serve?.stop("SIGTERM");
-  await killLeftovers();
-  await agent?.stop();
-  await removeLeftovers([G, BIG]);
-  await cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await cleanUp([
+    ["stop cluster-autoscaler", () => ca?.stop()],
+    ["stop premiscale serve", () => serve?.stop("SIGTERM")],
+    // Beside the components' logs, for PREMISCALE_KEEP_KUBE_DIR=1 runs.
+    ["keep premiscale serve's log", () => cluster && serve && writeFile(join(cluster.dir, "logs", "premiscale-serve.log"), serve.stderr())],
+    ["kill what is left", () => killLeftovers()],
+    ["stop the kubelet stand-in", () => agent?.stop()],
+    ["remove leftover VMs", () => removeLeftovers([G, BIG])],
+    ["stop the cluster", () => cluster?.stop()],
+    ["remove the project", () => dir && rm(dir, { recursive: true, force: true })],
+  ]);
 }, 240_000);
 
 describe.skipIf(!HAVE_CA)("premiscale as the real cluster-autoscaler's externalgrpc cloud provider", () => {
@@ -178,9 +182,11 @@ describe.skipIf(!HAVE_CA)("premiscale as the real cluster-autoscaler's externalg
   it(
     "scales down: the node left empty is found unneeded, cluster-autoscaler calls DeleteNodes, and premiscale destroys exactly that VM and deletes its Node",
     async () => {
+      const logFrom = ca.logs().length;
+      const deletesBefore = intents("DeleteNodes").length;
       await scale("web", 1);
-      const victim = await waitFor(() => /Scale-down: removing empty node "([^"]+)"/.exec(ca.logs())?.[1], { timeoutMs: WAIT, what: "cluster-autoscaler removing an empty node", abortIf: alive });
-      const del = await waitFor(() => intents("DeleteNodes").at(-1), { timeoutMs: 30_000, what: "DeleteNodes recorded" });
+      const victim = await waitFor(() => /Scale-down: removing empty node "([^"]+)"/.exec(ca.logs().slice(logFrom))?.[1], { timeoutMs: WAIT, what: "cluster-autoscaler removing an empty node", abortIf: alive });
+      const del = await waitFor(() => intents("DeleteNodes")[deletesBefore], { timeoutMs: 30_000, what: "DeleteNodes recorded" });
       expect(del.nodes).toEqual([victim]);
       await waitFor(async () => (await domainsOf(G)).length === 1 && (await nodesOf(cluster, G)).length === 1, { timeoutMs: WAIT, what: "one VM and one Node left" });
       expect(await leftovers(victim)).toEqual([]);

@@ -19,7 +19,7 @@ import { freePort, installGuest, type InstalledGuest } from "./support/guests.js
 import { startKubeCluster, waitFor, type KubeCluster } from "./support/kube-cluster.js";
 import { KUBEADM_TOKEN_GROUP, setUpLikeKubeadm, startKubeletAgent, whoIs, type KubeletAgent } from "./support/kubelet-agent.js";
 import { leftovers } from "./support/libvirt.js";
-import { domainsOf, isReady, nodeGroupConfigText, nodesOf, removeLeftovers, startServe, stateCommits, stateHistory, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
+import { domainsOf, isReady, nodeGroupConfigText, nodesOf, cleanUp, removeLeftovers, startServe, stateCommits, stateHistory, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
 import { killLeftovers, type ServeProcess } from "./support/serve.js";
 
 const RUN = randomBytes(2).toString("hex");
@@ -93,13 +93,17 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  client?.close();
-  await serve?.stop("SIGTERM");
-  await killLeftovers();
-  await agent?.stop();
-  await removeLeftovers([G, BIG]);
-  await cluster?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await cleanUp([
+    ["close the client", () => client?.close()],
+    ["stop premiscale serve", () => serve?.stop("SIGTERM")],
+    // Beside the components' logs, for PREMISCALE_KEEP_KUBE_DIR=1 runs.
+    ["keep premiscale serve's log", () => cluster && serve && writeFile(join(cluster.dir, "logs", "premiscale-serve.log"), serve.stderr())],
+    ["kill what is left", () => killLeftovers()],
+    ["stop the kubelet stand-in", () => agent?.stop()],
+    ["remove leftover VMs", () => removeLeftovers([G, BIG])],
+    ["stop the cluster", () => cluster?.stop()],
+    ["remove the project", () => dir && rm(dir, { recursive: true, force: true })],
+  ]);
 }, 240_000);
 
 describe("node groups driven by premiscale's own gRPC client (not cluster-autoscaler)", () => {

@@ -99,7 +99,7 @@ ${groups}
 
 /** Starts `premiscale serve` (the built CLI) in `dir` and waits until it serves. */
 export async function startServe(dir: string): Promise<ServeProcess> {
-  const serve = spawnPremiscale(dir, ["serve", "--log-level", "debug"]);
+  const serve = spawnPremiscale(dir, ["serve", "--log-level", "debug"], {}, { dieWithParent: true });
   await serve.waitForLog((l) => l.event === "serving", 60_000);
   return serve;
 }
@@ -150,6 +150,17 @@ export function stateCommits(dir: string): Promise<string[]> {
 /** Everything of the state repository's history, diffs included (to prove a secret never reached it). */
 export function stateHistory(dir: string): Promise<string> {
   return new Promise((resolve, reject) => execFile("git", ["-C", join(dir, "state"), "log", "-p", "--all"], { timeout: 20_000, maxBuffer: 64 << 20 }, (e, out) => (e ? reject(e) : resolve(out))));
+}
+
+/** Runs every clean-up step even when one fails (each is logged), so a cluster or a serve is never left behind. */
+export async function cleanUp(steps: [string, () => Promise<unknown> | unknown][]): Promise<void> {
+  for (const [what, step] of steps) {
+    try {
+      await step();
+    } catch (e) {
+      console.warn(`clean-up: ${what} failed: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** Destroys what a failed test left of these groups on the libvirtd (domains and volumes): a safety net only. */
