@@ -24,6 +24,7 @@ import { configFragments } from "../providers/index.js";
 import { startAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
 import { serializeGroup } from "../state/git-state-store.js";
 import { kubeBinDir, startKubeCluster } from "../test/support/kube-cluster.js";
+import { ensureBlankBase, leftovers } from "../test/support/libvirt.js";
 import { ms } from "./common.js";
 
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 1000);
@@ -89,16 +90,12 @@ await server.close();
 await rm(root, { recursive: true, force: true });
 
 // ---- 2. premiscale's share of the scale-up ----
+// The real local libvirtd (a VM on an empty base image: it sits in firmware), as apply-20.bench.ts uses it.
+const GROUP = `benchca${randomUUID().slice(0, 4)}`;
 const haveCluster = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"].every((c) => existsSync(join(kubeBinDir(), c)));
 const cluster = haveCluster ? await startKubeCluster() : null;
 const dir = await mkdtemp(join(tmpdir(), "premiscale-bench-share-"));
-const hostXml = join(dir, "node.xml");
-await writeFile(
-  hostXml,
-  "<node><pool type='dir'><name>default</name><uuid>11111111-2222-3333-4444-555555555555</uuid><capacity>10995116277760</capacity><allocation>0</allocation>" +
-    "<available>10995116277760</available><target><path>/default-pool</path></target>" +
-    "<volume type='file'><name>base.qcow2</name><capacity>1073741824</capacity><allocation>0</allocation><target><path>/default-pool/base.qcow2</path></target></volume></pool></node>",
-);
+const base = await ensureBlankBase();
 const grpcPort = 20000 + Math.floor(Math.random() * 20000);
 const text = `version: v1alpha1
 state: { path: ./state }
@@ -108,13 +105,13 @@ kubernetes:
   externalGrpc: { listen: 127.0.0.1:${grpcPort} }
   debounceMs: 200
 hosts:
-  - { name: h1, kind: libvirt, uri: "test://${hostXml}", pool: default }
+  - { name: local, kind: libvirt, uri: "qemu:///system", pool: default, accelerator: qemu, cpuOvercommit: 16 }
 groups:
-  - name: workers
-    max: 1000
-    hosts: [h1]
+  - name: ${GROUP}
+    max: 20
+    hosts: [local]
     readiness: { checkIn: false, timeoutSeconds: 5 }
-    template: { vcpus: 1, memoryMiB: 512, disk: { baseImage: base.qcow2 } }
+    template: { vcpus: 1, memoryMiB: 64, disk: { baseImage: ${base}, sizeGiB: 1 } }
     kubernetes: { labels: { type: kwok } }
 `;
 await writeFile(join(dir, "premiscale.yaml"), text);
@@ -124,27 +121,37 @@ const running = await startAutoscalerProvider(cfg, {
   env: {},
   ...(cluster ? {} : { hooks: () => [] }),
   onEvent: (e) => {
+    if (process.env.BENCH_DEBUG) console.error(JSON.stringify(e).slice(0, 400));
     if (e.type === "apply" && e.event.type === "apply_progress" && ["disk", "seed", "define", "start"].includes(String(e.event.step)) && !firstStep.has(e.event.address)) firstStep.set(e.event.address, performance.now());
   },
 });
 const c2 = externalGrpcClient(running.address);
+const idle = async () => {
+  await new Promise((r) => setTimeout(r, 300));
+  while (running.loop.busy) await new Promise((r) => setTimeout(r, 20));
+};
 const shares: number[] = [];
-await new Promise((r) => setTimeout(r, 1000)); // the loop's start pass
+await idle(); // the loop's start pass
 for (let i = 0; i < SCALE_UPS; i++) {
   const seen = firstStep.size;
   const t = performance.now();
-  await c2.call("NodeGroupIncreaseSize", { id: "workers", delta: 1 });
+  await c2.call("NodeGroupIncreaseSize", { id: GROUP, delta: 1 });
   while (firstStep.size === seen) await new Promise((r) => setTimeout(r, 5));
   shares.push([...firstStep.values()].at(-1)! - t);
-  // The next scale-up starts from an idle loop, as one from cluster-autoscaler usually does.
-  while (running.loop.busy) await new Promise((r) => setTimeout(r, 20));
+  await idle(); // each scale-up starts from an idle loop, as one from cluster-autoscaler usually does
 }
+// Clean up as cluster-autoscaler would: DeleteNodes of every instance (VMs, and the failed ones the hooks gave up).
+const left = (await c2.call("NodeGroupNodes", { id: GROUP })).instances ?? [];
+if (left.length > 0) await c2.call("NodeGroupDeleteNodes", { id: GROUP, nodes: left.map((x: { id: string }) => ({ providerID: x.id, name: x.id })) });
+await idle();
 c2.close();
 await running.stop();
 await cluster?.stop();
 await rm(dir, { recursive: true, force: true });
+const stray = await leftovers(`${GROUP}-`);
+if (stray.length > 0) console.error(`left behind: ${stray.join(", ")}`);
 console.log(
-  `# IncreaseSize → the VM's first host step (debounce 200 ms, lock, plan, ${cluster ? "a bootstrap token minted on the real API server" : "NO Kubernetes hooks: the test cluster is not built"}), libvirt test driver, ${SCALE_UPS} scale-ups`,
+  `# IncreaseSize → the VM's first host step through the loop (debounce 200 ms, state lock, observe the real libvirtd, plan, ${cluster ? "a bootstrap token minted on the real API server" : "NO Kubernetes hooks: the test cluster is not built"}), ${SCALE_UPS} scale-ups`,
 );
 console.log(
   `premiscale's share of a scale-up: median ${ms(pct(shares, 50))}, max ${ms(Math.max(...shares))} vs cluster-autoscaler's SLO ${ms(CA_SLO_MS)} (unschedulable pod → scale-up request) = ${(pct(shares, 50) / CA_SLO_MS).toFixed(3)}×`,
