@@ -23,6 +23,8 @@ const NEEDS_TOOLS = [
   "reconciler/watch-webhook.test.ts",
   "state/git-state-store.test.ts",
   "state/git.test.ts",
+  // sh and coreutils: users' hook commands are real programs
+  "hooks/command-hook.test.ts",
   // virsh, on libvirt's test:///default driver
   "providers/libvirt/*.test.ts",
   // openssl, for the Proxmox VE double's TLS certificate and the externalgrpc server's mTLS certificates
@@ -34,6 +36,10 @@ const NEEDS_TOOLS = [
   // the built `premiscale` in its own process (and tmux, for the real-terminal test)
   "cli/tui/apply.tmux.test.ts",
   "test/*.test.ts",
+  // mkfifo: special files as userDataFile
+  "config/load-special-files.test.ts",
+  // the fuzz tests: 10,000 cases each, half a minute or more (and the config one also runs the built CLI)
+  "**/*.fuzz.test.ts",
 ];
 const LIBVIRT = "**/*.libvirt.test.ts";
 const KUBERNETES = "**/*.kubernetes.test.ts";

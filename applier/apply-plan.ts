@@ -19,7 +19,9 @@ export type ApplyEvent =
   | { type: "apply_progress"; address: string; step: ApplyStep; elapsedMs: number }
   | { type: "apply_complete"; address: string; action: Change["action"]; elapsedMs: number }
   | { type: "apply_errored"; address: string; action: Change["action"]; error: string; elapsedMs: number }
-  | { type: "cleanup_errored"; address: string; error: string };
+  | { type: "cleanup_errored"; address: string; error: string }
+  /** A hook went on and said something: e.g. that it timed out or could not be reached and its default result was continue. */
+  | { type: "hook_message"; address: string; hook: string; message: string };
 
 /** What an apply did. */
 export interface ApplyResult {
@@ -185,6 +187,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           const r = await runHook(hook, base, options.signal);
           if (r.spec) extra.spec = r.spec;
           if (r.result !== "continue") return r;
+          if (r.message) emit({ type: "hook_message", address: change.address, hook: hook.name, message: r.message });
         }
         return null;
       };

@@ -161,4 +161,20 @@ describe("applyPlan with lifecycle hooks", () => {
     expect(r.failed).toEqual([]);
     expect(seen).toEqual(["after-destroy"]);
   });
+
+  it("reports what a hook that went on said (e.g. its default result taken after a failure) as a hook_message event", async () => {
+    const { lock, providers } = await setup();
+    const hooks = [
+      hook("lb", "until-ready", async () => ({ result: "continue", message: "hook lb (launching): POST … failed; took its default result, continue" })),
+      hook("quiet", "until-ready", async () => ({ result: "continue" })),
+    ];
+    const events: ApplyEvent[] = [];
+    const r = await applyPlan(plan([create("web-1")]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => hooks }, { onEvent: (e) => void events.push(e) });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(events.filter((e) => e.type === "hook_message")).toEqual([
+      { type: "hook_message", address: "web[web-1]", hook: "lb", message: "hook lb (launching): POST … failed; took its default result, continue" },
+    ]);
+  });
 });
+

@@ -46,6 +46,7 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
       readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
       rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+      lifecycleHooks: [],
     });
     const instances = [];
     for (let i = 0; i < perGroup; i++) {

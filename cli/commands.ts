@@ -4,7 +4,7 @@ import { applyPlan, commitRecommendations } from "../applier/apply-plan.js";
 import type { InterruptedApply } from "../applier/journal.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
 import { interruptedApplies, prepareApply, type PreparedApply } from "../pipeline/prepare-apply.js";
-import { ConfigError, PlanRejectedError, PremiscaleError } from "../config/errors.js";
+import { ConfigError, PlanRejectedError, PremiscaleError, StateError } from "../config/errors.js";
 import { checkHosts } from "../pipeline/check-hosts.js";
 import { kindOf } from "../providers/index.js";
 import { configNotices, loadConfig } from "../pipeline/config.js";
@@ -15,6 +15,7 @@ import { describeShortfall, renderPlanText, shortfallLine, summaryLine } from ".
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
+import type { State } from "../state/types.js";
 import { configDigest, configPath, makePlan, openContext, type Context } from "./context.js";
 import type { Output } from "./output.js";
 import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
@@ -31,7 +32,7 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
   if (!opts.checkHosts) {
     try {
       const config = await loadConfig(path, process.env, { checkEnv: false });
-      const secrets = [...new Set(config.groups.flatMap((g) => g.template.secretEnv))].sort();
+      const secrets = [...new Set(config.groups.flatMap((g) => [...g.template.secretEnv, ...g.lifecycleHooks.flatMap((h) => (h.http ? [h.http.secretEnv] : []))]))].sort();
       const unset = secrets.filter((n) => process.env[n] === undefined);
       if (opts.json) io.out(JSON.stringify({ valid: true, file: config.file, issues: [], notices: configNotices(config), secretEnv: secrets, secretEnvUnset: unset }));
       else {
@@ -68,7 +69,7 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
 export async function runPlan(
   io: Output,
   file: string | undefined,
-  opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; ttlMs: number },
+  opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; replace?: string[]; ttlMs: number },
 ): Promise<number> {
   const format = opts.json ? "json" : (opts.format ?? "text");
   if (!["text", "json", "markdown"].includes(format)) throw new PremiscaleError(`unknown --format "${format}"`, "usage", "use text, json or markdown");
@@ -76,7 +77,8 @@ export async function runPlan(
   try {
     checkTargets(ctx, opts.target);
     const state = await ctx.store.read();
-    const { plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ttlSeconds: Math.round(opts.ttlMs / 1000) });
+    checkReplace(ctx, state, opts.replace);
+    const { plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ttlSeconds: Math.round(opts.ttlMs / 1000), ...(opts.replace ? { replace: opts.replace } : {}) });
     if (format === "json") io.out(serializePlan(plan).trimEnd());
     else if (format === "markdown") io.out(renderPlanMarkdown(plan, opts.out ? { next: `To perform exactly these actions, run \`premiscale apply ${opts.out}\`` } : {}).trimEnd());
     else io.out(renderPlanText(plan, { color: io.color }));
@@ -110,11 +112,13 @@ export async function runApply(
     lockTimeoutMs: number;
     shutdownTimeoutMs: number;
     target?: string[];
+    replace?: string[];
     json?: boolean;
   },
 ): Promise<number> {
   const saved = planfile ? await readPlanFile(planfile) : null;
   if (saved && opts.target) throw new PremiscaleError("--target cannot be used with a saved plan", "usage", "the plan already says what to do");
+  if (saved && opts.replace) throw new PremiscaleError("--replace cannot be used with a saved plan", "usage", "make the plan with --replace: premiscale plan --replace ADDRESS --out FILE");
   if (!saved && !opts.autoApprove && !io.interactive) {
     throw new PremiscaleError(
       "apply needs approval, and there is no terminal to ask on",
@@ -157,7 +161,8 @@ export async function runApply(
       }
       plan = saved;
     } else {
-      ({ plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null }));
+      checkReplace(ctx, state, opts.replace);
+      ({ plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ...(opts.replace ? { replace: opts.replace } : {}) }));
       writePlan({ mode: opts.json ? "json" : "plain", sink: outputSink(io.out), plan, color: io.color });
       if (opts.target && !opts.json) io.err(targetWarning());
       if (plan.errors.length > 0) {
@@ -229,6 +234,58 @@ export async function runApply(
   }
 }
 
+/** Refuses a --replace that names no group of the config or no instance of its group in state. */
+function checkReplace(ctx: Context, state: State | null, replace: string[] | undefined): void {
+  for (const r of replace ?? []) {
+    const m = /^([^[\]]+)(?:\[([^\]]+)\])?$/.exec(r);
+    const group = ctx.config.groups.find((g) => g.name === m?.[1]);
+    if (!m || !group) {
+      throw new PremiscaleError(`--replace ${r}: no group of that name`, "usage", `write GROUP or GROUP[NAME]; groups: ${ctx.config.groups.map((g) => g.name).join(", ")}`);
+    }
+    const names = state?.groups.find((g) => g.name === group.name)?.instances.map((i) => i.name) ?? [];
+    if (m[2] !== undefined && !names.includes(m[2])) {
+      throw new PremiscaleError(`--replace ${r}: group ${group.name} has no instance ${m[2]}`, "usage", names.length ? `its instances: ${names.join(", ")}` : "it has no instances yet");
+    }
+  }
+}
+
+/**
+ * `premiscale protect GROUP[NAME]…` / `unprotect`: sets or clears scale-in protection in state (one commit): a
+ * protected instance is never chosen by scale-in or replaced for its age or an old template, only by --replace.
+ */
+export async function runProtect(io: Output, file: string | undefined, addresses: string[], opts: { off?: boolean; lockTimeoutMs: number }): Promise<number> {
+  const config = await loadConfig(configPath(file), process.env, { checkEnv: false });
+  const store = new GitStateStore(config.state.path);
+  const lock = await store.lock(opts.off ? "unprotect" : "protect", opts.lockTimeoutMs, (e) => reportStateEvent(io, e));
+  try {
+    const state = lock.current();
+    const targets = addresses.map((a) => {
+      const m = /^([^[\]]+)\[([^\]]+)\]$/.exec(a);
+      const inst = m ? state.groups.find((g) => g.name === m[1])?.instances.find((i) => i.name === m[2]) : undefined;
+      if (!m || !inst) {
+        const known = state.groups.flatMap((g) => g.instances.map((i) => `${g.name}[${i.name}]`));
+        throw new PremiscaleError(`${a}: no such instance in state`, "usage", known.length ? `write GROUP[NAME]; instances: ${known.slice(0, 20).join(", ")}${known.length > 20 ? ", …" : ""}` : "state has no instances");
+      }
+      return { group: m[1]!, inst };
+    });
+    const changed = targets.filter((t) => Boolean(t.inst.protected) === Boolean(opts.off));
+    for (const { group, inst } of changed) {
+      const { protected: _was, ...rest } = inst;
+      await lock.putInstance(group, opts.off ? rest : { ...rest, protected: true });
+    }
+    const verb = opts.off ? "unprotect" : "protect";
+    const commit = changed.length ? await lock.commit(`premiscale ${verb}: ${changed.map((t) => `${t.group}[${t.inst.name}]`).join(", ")}\n`) : null;
+    for (const t of targets) io.out(`${t.group}[${t.inst.name}]: ${opts.off ? "not protected" : "protected from scale-in and replacement (only --replace replaces it)"}${changed.includes(t) ? "" : " (already)"}`);
+    if (commit) io.err(`State committed: ${commit.slice(0, 12)}`);
+    return OK;
+  } catch (e) {
+    if (e instanceof StateError && e.code === "state_missing") throw new PremiscaleError("there is no state yet, so no instance to protect", "usage", "run premiscale apply first");
+    throw e;
+  } finally {
+    await lock.release();
+  }
+}
+
 /** `premiscale state list`. */
 export async function runStateList(io: Output, file: string | undefined, opts: { json?: boolean }): Promise<number> {
   const config = await loadConfig(configPath(file), process.env, { checkEnv: false });
@@ -241,13 +298,17 @@ export async function runStateList(io: Output, file: string | undefined, opts: {
     io.out(`No state yet in ${config.state.path}: the first apply creates it.`);
     return OK;
   }
-  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, i.status, i.created, i.address ?? "", i.uuid]));
+  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, i.status, i.created, i.address ?? "", i.protected ? "yes" : "", i.uuid]));
   io.out(`State ${config.state.path} (lineage ${state.lineage}, serial ${state.serial})`);
   if (rows.length === 0) {
     io.out("No instances.");
     return OK;
   }
-  io.out(table([["GROUP", "NAME", "HOST", "STATUS", "CREATED", "ADDRESS", "UUID"], ...rows]));
+  io.out(table([["GROUP", "NAME", "HOST", "STATUS", "CREATED", "ADDRESS", "PROTECTED", "UUID"], ...rows]));
+  for (const g of state.groups.filter((x) => x.rollout)) {
+    const r = g.rollout!;
+    io.out(`group ${g.name}: roll-out ${r.replaced} of ${r.total} replaced${r.failed ? `, stopped at ${r.failed.at}: ${r.failed.message}` : r.checkpointAt ? `, checkpoint reached at ${r.checkpointAt}` : ""}`);
+  }
   return OK;
 }
 

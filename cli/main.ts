@@ -60,8 +60,9 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .addOption(new Option("--format <format>", "text, json, or markdown (for a pull-request comment)").choices(["text", "json", "markdown"]))
     .option("--detailed-exitcode", "exit 2 when the plan has changes")
     .option("--target <group...>", "plan only these groups (others stay as they are)")
+    .option("--replace <address...>", "replace these now through the roll-out path: GROUP[NAME] or a whole GROUP (also protected ones)")
     .addOption(new Option("--ttl <duration>", "how long a saved plan stays valid").default("1h"))
-    .action(async (opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; ttl: string }) =>
+    .action(async (opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; replace?: string[]; ttl: string }) =>
       setExit(await (await commands()).runPlan(io, cfg(), { ...opts, ttlMs: parseDuration(opts.ttl) })),
     );
 
@@ -77,11 +78,12 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .addOption(new Option("--lock-timeout <duration>", "how long to wait for the state lock").default("0s"))
     .addOption(new Option("--shutdown-timeout <duration>", "how long a VM gets to shut down before it is destroyed").default("60s"))
     .option("--target <group...>", "apply only these groups")
+    .option("--replace <address...>", "replace these now through the roll-out path: GROUP[NAME] or a whole GROUP (also protected ones)")
     .option("--json", "print one JSON event per line on stdout")
     .action(
       async (
         planfile: string | undefined,
-        opts: { autoApprove?: boolean; parallelism: number; lockTimeout: string; shutdownTimeout: string; target?: string[]; json?: boolean },
+        opts: { autoApprove?: boolean; parallelism: number; lockTimeout: string; shutdownTimeout: string; target?: string[]; replace?: string[]; json?: boolean },
       ) =>
         setExit(
           await (await commands()).runApply(io, cfg(), planfile, {
@@ -98,6 +100,21 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .description("Show a saved plan (after checking it was not altered).")
     .option("--json", "print it as JSON")
     .action(async (planfile: string, opts: { json?: boolean }) => setExit(await (await commands()).runShow(io, planfile, opts)));
+
+  for (const off of [false, true]) {
+    program
+      .command(off ? "unprotect" : "protect")
+      .argument("<address...>", "instances as GROUP[NAME] (see premiscale state list)")
+      .description(
+        off
+          ? "Remove scale-in protection from instances (one state commit)."
+          : "Protect instances from scale-in and from replacement for age or an old template; only `apply --replace` replaces them (one state commit).",
+      )
+      .addOption(new Option("--lock-timeout <duration>", "how long to wait for the state lock").default("0s"))
+      .action(async (addresses: string[], opts: { lockTimeout: string }) =>
+        setExit(await (await commands()).runProtect(io, cfg(), addresses, { off, lockTimeoutMs: parseDuration(opts.lockTimeout) })),
+      );
+  }
 
   const state = program.command("state").description("Inspect the git-tracked state.");
   state
@@ -123,12 +140,24 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
   return program;
 }
 
+/**
+ * Terraform's single-dash long options (`-replace=web[web-1]`, `-target web`, `-refresh-only`) as ours, so habits
+ * carry over. Only these names: anything else with one dash stays a short flag.
+ */
+export function terraformStyle(argv: readonly string[]): string[] {
+  const long = ["replace", "target", "refresh-only", "auto-approve", "detailed-exitcode", "out", "json", "parallelism", "lock-timeout"];
+  return argv.map((a) => {
+    const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
+    return m && long.includes(m[1]!) ? `-${a}` : a;
+  });
+}
+
 /** Runs the CLI with these arguments; resolves to the exit code. Never throws. */
 export async function main(argv: string[], io: Output = processOutput()): Promise<number> {
   let code: number = EXIT.ok;
   const program = buildProgram(io, (c) => (code = c));
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(terraformStyle(argv), { from: "user" });
     return code;
   } catch (e) {
     return reportError(io, e);

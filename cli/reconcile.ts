@@ -142,6 +142,7 @@ export function describeEvent(e: ReconcileEvent): { text: string; level: "info" 
       if (a.type === "apply_complete") return info(`  ${a.action === "create" ? "+" : "-"} ${a.address}: ${a.action === "create" ? "created" : "destroyed"} after ${(a.elapsedMs / 1000).toFixed(1)} s`);
       if (a.type === "apply_errored") return { text: `  ! ${a.address}: ${a.action} failed: ${a.error}`, level: "error" };
       if (a.type === "cleanup_errored") return warn(`  ! ${a.address}: cleanup failed: ${a.error}`);
+      if (a.type === "hook_message") return info(`  ${a.address}: ${a.message}`);
       return null;
     }
     case "applied": {

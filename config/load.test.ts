@@ -9,7 +9,7 @@ import { closest, configNotices, loadConfig as loadWith, parseConfig, substitute
 import type { ProviderConfigFragment } from "./provider-kinds.js";
 
 const KINDS: readonly ProviderConfigFragment[] = [libvirtConfig as ProviderConfigFragment];
-const loadConfig = (file: string, env: Record<string, string | undefined> = {}) => loadWith(file, env, { kinds: KINDS });
+const loadConfig = (file: string, env: Record<string, string | undefined> = {}, o: { checkEnv?: boolean } = {}) => loadWith(file, env, { ...o, kinds: KINDS });
 
 const FILE = "/cfg/premiscale.yaml";
 
@@ -100,6 +100,7 @@ describe("parseConfig", () => {
           readiness: { checkIn: true, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
           suspend: false,
           rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+          lifecycleHooks: [],
         },
       ],
     });
@@ -476,6 +477,62 @@ describe("host kinds", () => {
   });
 });
 
+describe("large files", () => {
+  it("reports a list of 60,000 wrong items, one issue each, in seconds rather than minutes", () => {
+    const text = BASE.replace("hosts: [local]", `hosts: [${Array.from({ length: 60_000 }, (_, i) => i).join(", ")}]`);
+    const started = performance.now();
+    const found = issues(text);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(found).toHaveLength(60_000);
+    expect(found[59_999]).toMatchObject({ path: "groups[0].hosts[59999]", message: "must be a string, got 59999" });
+  });
+
+  it("suggests a name for one of 200,000 characters with a long run of dashes inside, in seconds rather than minutes", () => {
+    const name = "a" + "-".repeat(200_000) + "B";
+    const started = performance.now();
+    const found = issues(BASE.replace("name: web", `name: ${name}`));
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(found.find((i) => i.path === "groups[0].name" && i.fix?.startsWith("e.g."))?.fix).toBe(`e.g. "${name.toLowerCase()}"`);
+  });
+
+  it("checks user-data holding 40,000 unclosed ${env: or 40,000 bad placeholders on their own lines in seconds", () => {
+    const started = performance.now();
+    expect(parse(withUserData("${env:".repeat(40_000) + "\n")).groups[0]?.template.secretEnv).toEqual([]);
+    const found = issues(withUserData("${env:a}\n".repeat(40_000)));
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(found).toHaveLength(40_000);
+    // Line 14 holds `userData: |`, so the last placeholder is on line 14 + 40,000, after the block's indentation.
+    expect(found[39_999]).toMatchObject({ line: 40_014, column: 9, message: expect.stringMatching(/^invalid placeholder "\$\{env:a\}"/) });
+  });
+
+  it("refuses mappings of 100,000 keys, in the file and in #cloud-config user-data, in seconds rather than minutes", () => {
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `k${i}: ${i}`).join(", ");
+    const started = performance.now();
+    expect(issues(BASE.replace("version: v1alpha1", `version: {${keys(100_000)}}`))[0]).toMatchObject({ line: 1, path: "version", message: "must be a string, got a mapping" });
+    expect(issues(withUserData(`#cloud-config\nwrite_files: {${keys(100_000)}, k7: 7}\n`).replace("readiness: { checkIn: false }", "readiness: { checkIn: true }"))).toEqual([
+      expect.objectContaining({ path: "groups[0].template.userData", message: `user-data starts with #cloud-config but is not valid YAML: Map keys must be unique at line 2, column ${"write_files: {".length + keys(100_000).length + ", ".length + 1}:` }),
+    ]);
+    expect(performance.now() - started).toBeLessThan(15_000);
+  });
+});
+
+describe("YAML keys", () => {
+  it("refuses a key given twice in one mapping at the second one's line and column, and allows it in two mappings", () => {
+    const twice = BASE.replace("    max: 3\n", "    max: 3\n    min: 0\n    max: 4\n");
+    expect(issues(twice)).toEqual([expect.objectContaining({ line: 9, column: 5, path: "", message: "Map keys must be unique", fix: "fix the YAML syntax" })]);
+    expect(issues(BASE + "    nope: {a: 1, b: {a: 2}, 1: x, '1': y, .nan: 1, .NaN: 2}\n")).toEqual([expect.objectContaining({ path: "groups[0].nope", message: 'unknown field "nope"' })]);
+  });
+});
+
+describe("YAML aliases", () => {
+  it("refuses an alias bomb at the line and column of its first alias", () => {
+    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]", ""].join("\n");
+    expect(issues(bomb + BASE)).toEqual([
+      expect.objectContaining({ line: 2, column: 8, path: "", message: expect.stringMatching(/alias/i), fix: "use fewer YAML aliases" }),
+    ]);
+  });
+});
+
 describe("loadConfig", () => {
   it("says a missing config file does not exist", async () => {
     const err: unknown = await loadConfig("/nonexistent/premiscale.yaml").catch((e: unknown) => e);
@@ -490,6 +547,7 @@ describe("loadConfig", () => {
     expect(config.groups[0]?.template.userData).toMatch(/plain_text_passwd: \$\{env:WEB_PASSWORD\}/);
     expect(config.state.path).toBe(path.join(path.dirname(file), "premiscale-state"));
   });
+
 
   it("loads every example in examples/", async () => {
     const dir = fileURLToPath(new URL("../examples/", import.meta.url));
@@ -506,6 +564,24 @@ describe("substituteEnv", () => {
   it("fills placeholders and refuses unset variables", () => {
     expect(substituteEnv("a=${env:A} b=${env:A}", { A: "1" })).toBe("a=1 b=1");
     expect(() => substituteEnv("${env:B}", {})).toThrow(PremiscaleError);
+  });
+
+  it("fills exactly what the regex /\\$\\{env:([^}]*)\\}/g it replaced found", () => {
+    const env = new Proxy({}, { get: (_, name) => (typeof name === "string" && /^[A-Z_][A-Z0-9_]*$/.test(name) ? `<${name}>` : undefined) }) as Record<string, string | undefined>;
+    const byRegex = (text: string) => text.replace(/\$\{env:([^}]*)\}/g, (_, name: string) => env[name] ?? "<unset>");
+    const pieces = fc.constantFrom("${env:", "${", "$", "{", "}", "env:", "A", "B_1", "a", "\n", " ", "$$", "${env:}");
+    fc.assert(
+      fc.property(fc.array(pieces, { maxLength: 20 }).map((p) => p.join("")), (text) => {
+        let ours: string;
+        try {
+          ours = substituteEnv(text, env);
+        } catch {
+          ours = "<unset>";
+        }
+        expect(ours === "<unset>" ? byRegex(text).includes("<unset>") : ours === byRegex(text)).toBe(true);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });
 

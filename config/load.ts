@@ -6,20 +6,21 @@
  * The jobs are split by file: yaml-source.ts (positions), schema-issues.ts (ajv's errors in words), user-data.ts
  * (placeholders, secret lint, env substitution), static-pool.ts (address maths); each kind's rules are its own.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { readFile as readFileAsync } from "node:fs/promises";
 import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { LineCounter, parseDocument } from "yaml";
+import { LineCounter, parseDocument, visit } from "yaml";
 import { closest } from "./closest.js";
 import { normaliseGroupKubernetes, normaliseKubernetes } from "./kubernetes-config.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
 import { configSchema, DEFAULT_KIND } from "./schema.js";
 import { didYouMean, quote, schemaIssue } from "./schema-issues.js";
+import { lifecycleHookIssues, type RawLifecycleHook } from "./lifecycle-hooks.js";
 import { ipString, staticIssues, type Range, type RawNetworking } from "./static-pool.js";
 import { userDataIssues } from "./user-data.js";
-import { fmtPath, Source, type Seg } from "./yaml-source.js";
+import { DUPLICATE_KEY, duplicateKeys, fmtPath, Source, type Seg } from "./yaml-source.js";
 import { validateScaling } from "./validate-scaling.js";
 import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
 
@@ -31,8 +32,9 @@ interface RawTemplate {
   userDataFile?: string;
   [kindField: string]: unknown;
 }
-interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "kubernetes"> {
+interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "lifecycleHooks" | "kubernetes"> {
   desired?: number;
+  lifecycleHooks: RawLifecycleHook[];
   kubernetes?: Parameters<typeof normaliseGroupKubernetes>[2];
   template: RawTemplate;
   networking: RawNetworking;
@@ -42,8 +44,8 @@ interface RawConfig {
   version: Config["version"];
   state: { path: string };
   server: { listen: string; advertiseUrl?: string };
-  metrics: { intervalSeconds?: number; store?: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
-  gitops?: Partial<Omit<GitopsConfig, "webhook" | "lock">> & { lock?: { ttlSeconds?: number }; webhook?: { listen?: string; provider?: "github" | "gitlab"; secretEnv: string } };
+  metrics: { intervalSeconds: number; store: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
+  gitops: Omit<GitopsConfig, "webhook" | "repo"> & { repo?: string; webhook?: { listen: string; provider: "github" | "gitlab"; secretEnv: string } };
   kubernetes?: Parameters<typeof normaliseKubernetes>[1];
   hosts: RawHost[];
   groups: RawGroup[];
@@ -86,6 +88,7 @@ function normalise(
   env: Record<string, string | undefined> | null,
   readFile: (absPath: string) => string,
   kinds: readonly ProviderConfigFragment[],
+  pathVar: string | undefined,
 ): { config: Config; issues: ConfigIssue[]; notices: ConfigIssue[] } {
   const dir = path.dirname(src.file);
   const issues: ConfigIssue[] = [];
@@ -239,9 +242,11 @@ function normalise(
         issues.push(src.issue([...gs, "scaling", ...dotPath(si.path)], si.message, si.fix));
       }
     }
+    const hooks = lifecycleHookIssues(src, gs, g.lifecycleHooks ?? [], dir, pathVar);
+    issues.push(...hooks.issues);
     return {
       name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness,
-      suspend: g.suspend ?? false,
+      suspend: g.suspend, lifecycleHooks: hooks.hooks,
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
@@ -288,50 +293,22 @@ function dotPath(p: string): Seg[] {
 
 /** The metrics block with every default: the embedded store lives in the state directory's local `.premiscale/`. */
 function metricsConfig(raw: RawConfig["metrics"], dir: string, stateDir: string): MetricsConfig {
-  const st = (raw.store ?? { type: "sqlite" }) as Record<string, unknown> & { type: MetricsStoreConfig["type"] };
-  const n = (k: string, d: number) => (typeof st[k] === "number" ? (st[k] as number) : d);
-  const t = (k: string, d: string) => (typeof st[k] === "string" ? (st[k] as string) : d);
-  const queries = (st.queries ?? {}) as Record<string, string>;
-  let store: MetricsStoreConfig;
-  if (st.type === "prometheus") {
-    store = { type: "prometheus", url: t("url", ""), queries, memberLabel: t("memberLabel", "domain"), stepSeconds: n("stepSeconds", 15), rateWindow: t("rateWindow", "1m"), timeoutSeconds: n("timeoutSeconds", 10) };
-  } else if (st.type === "influxdb") {
-    store = {
-      type: "influxdb", url: t("url", ""), database: t("database", ""), queries, memberTag: t("memberTag", "domain_name"), intervalSeconds: n("intervalSeconds", 15), timeoutSeconds: n("timeoutSeconds", 10),
-      ...(typeof st.retentionPolicy === "string" ? { retentionPolicy: st.retentionPolicy } : {}),
-      ...(typeof st.username === "string" ? { username: st.username } : {}),
-      ...(typeof st.passwordEnv === "string" ? { passwordEnv: st.passwordEnv } : {}),
-    };
-  } else {
-    store = {
-      type: "sqlite",
-      path: typeof st.path === "string" ? path.resolve(dir, st.path) : path.join(stateDir, ".premiscale", "metrics.db"),
-      rawRetentionSeconds: n("rawRetentionSeconds", 86400),
-      rollupRetentionSeconds: n("rollupRetentionSeconds", 2592000),
-    };
-  }
-  return { intervalSeconds: raw.intervalSeconds ?? 15, store };
+  // The schema filled every default (ajv's useDefaults, also inside the store's variants): nothing is defaulted twice.
+  const st = raw.store as unknown as MetricsStoreConfig & { path?: string };
+  const store: MetricsStoreConfig =
+    st.type === "sqlite" ? { ...st, path: st.path ? path.resolve(dir, st.path) : path.join(stateDir, ".premiscale", "metrics.db") } : { ...st, queries: { ...(st.queries ?? {}) } };
+  return { intervalSeconds: raw.intervalSeconds, store };
 }
 
-/** The gitops block with every default (used by `premiscale reconcile`). */
+/** The gitops block (used by `premiscale reconcile`); the schema filled its defaults. */
 function gitopsConfig(src: Source, raw: RawConfig["gitops"], issues: ConfigIssue[]): GitopsConfig {
-  const g = raw ?? {};
+  const { webhook: wh, repo, ...g } = raw;
   let webhook: GitopsConfig["webhook"] = null;
-  if (g.webhook) {
-    const { host, port } = listenAddress(src, ["gitops", "webhook", "listen"], g.webhook.listen ?? "127.0.0.1:8971", issues);
-    webhook = { host, port, provider: g.webhook.provider ?? "github", secretEnv: g.webhook.secretEnv };
+  if (wh) {
+    const { host, port } = listenAddress(src, ["gitops", "webhook", "listen"], wh.listen, issues);
+    webhook = { host, port, provider: wh.provider, secretEnv: wh.secretEnv };
   }
-  return {
-    repo: g.repo ?? null,
-    branch: g.branch ?? "main",
-    path: g.path ?? "premiscale.yaml",
-    mode: g.mode ?? "auto",
-    intervalSeconds: g.intervalSeconds ?? 60,
-    workDir: g.workDir ?? "/var/lib/premiscale/repo",
-    planTtlSeconds: g.planTtlSeconds ?? 86400,
-    lock: { ttlSeconds: g.lock?.ttlSeconds ?? 300 },
-    webhook,
-  };
+  return { ...g, repo: repo ?? null, webhook };
 }
 
 /** A `host:port` listen address split (an IPv6 host may be bracketed) and its port checked. */
@@ -351,7 +328,8 @@ function serverConfig(src: Source, raw: RawConfig["server"], issues: ConfigIssue
 /**
  * Parses, validates and normalises config text. `file` is where it came from (made absolute; relative paths in
  * the file resolve against its directory), `env` supplies the `${env:NAME}` variables (only whether they are
- * set is checked), and `readFile` reads `userDataFile`s. Throws one ConfigError with every issue, by line.
+ * set is checked) and the PATH hook programs are looked up on, and `readFile` reads `userDataFile`s. Throws one
+ * ConfigError with every issue, by line.
  */
 export function parseConfig(
   text: string,
@@ -362,11 +340,12 @@ export function parseConfig(
 ): Config {
   const abs = path.resolve(file);
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: false });
   const src = new Source(abs, text, doc, lc);
-  if (doc.errors.length) {
-    fail(
-      doc.errors.map((e) => ({
+  const duplicates = duplicateKeys(doc);
+  if (doc.errors.length || duplicates.length) {
+    fail([
+      ...doc.errors.map((e) => ({
         file: abs,
         line: e.linePos?.[0].line ?? 0,
         column: e.linePos?.[0].col ?? 0,
@@ -377,26 +356,42 @@ export function parseConfig(
             : (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, ""),
         fix: "fix the YAML syntax",
       })),
-    );
+      ...duplicates.map((offset) => ({ file: abs, ...src.pos(offset), path: "", message: DUPLICATE_KEY, fix: "fix the YAML syntax" })),
+    ]);
   }
   let data: unknown;
   try {
     data = doc.toJS();
   } catch (err) {
-    // yaml refuses alias bombs here, after parsing succeeded.
-    fail([{ file: abs, line: 0, column: 0, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
+    // yaml refuses alias bombs here, after parsing succeeded; point at the first alias, where the expansion starts.
+    let at = src.at([]);
+    visit(doc, {
+      Alias(_, node) {
+        if (!node.range) return undefined;
+        at = src.pos(node.range[0]);
+        return visit.BREAK;
+      },
+    });
+    fail([{ file: abs, ...at, path: "", message: err instanceof Error ? err.message : String(err), fix: "use fewer YAML aliases" }]);
   }
   const kinds = options.kinds;
   const checked = validate(kinds, data);
+  // Repeats are dropped through a set: a search per issue was quadratic, minutes for a list of 100,000 bad items.
+  const seen = new Set<string>();
   // A value that matches none of an anyOf's forms gets one issue for the anyOf, not one per form.
   const anyOfAt = new Set(checked.errors.filter((e) => e.keyword === "anyOf").map((e) => e.instancePath));
   const schemaIssues = checked.errors
     .filter((e) => e.keyword === "anyOf" || !(anyOfAt.has(e.instancePath) && e.schemaPath.includes("/anyOf/")))
     .map((e) => schemaIssue(src, checked.schema, e))
     .filter((i): i is ConfigIssue => i !== undefined)
-    .filter((i, n, all) => all.findIndex((j) => j.path === i.path && j.message === i.message) === n);
+    .filter((i) => {
+      const key = JSON.stringify([i.path, i.message]);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
   if (schemaIssues.length) fail(schemaIssues);
-  const { config, issues, notices } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile, kinds);
+  const { config, issues, notices } = normalise(src, data as RawConfig, options.checkEnv === false ? null : env, readFile, kinds, env.PATH);
   if (issues.length) fail(issues);
   sources.set(config, { src, notices: notices.sort(byPosition) });
   return config;
@@ -427,7 +422,22 @@ export async function loadConfig(file: string, env: Record<string, string | unde
       { file: abs, line: 0, column: 0, path: "", message: `config file ${why}`, fix: "check the path, or start from examples/basic.yaml" },
     ]);
   }
-  return parseConfig(text, abs, env, (p) => readFileSync(p, "utf8"), options);
+  return parseConfig(text, abs, env, readRegularFile, options);
+}
+
+/**
+ * Reads a `userDataFile`. Only regular files: a path to a device (`/dev/zero`) or a FIFO, written in the file or
+ * reached through a symlink in a config repository, would otherwise block or grow without end. Opened without
+ * blocking and checked on the open descriptor, so a FIFO with no writer cannot hang the open either.
+ */
+export function readRegularFile(p: string): string {
+  const fd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { ErrorObject } from "ajv";
 import { closest } from "./closest.js";
 import type { ConfigIssue } from "./errors.js";
-import { ABSOLUTE_PATH_PATTERN, NAME_PATTERN } from "./schema.js";
+import { ABSOLUTE_PATH_PATTERN, ENV_NAME_PATTERN, NAME_PATTERN } from "./schema.js";
 import { fmtPath, type Seg, type Source } from "./yaml-source.js";
 
 /** A value as written in a message: strings quoted. */
@@ -92,12 +92,25 @@ export function schemaIssue(src: Source, schema: Record<string, unknown>, e: Err
       return src.issue(segs, `must be at most ${String(p.limit)} characters, ${got}`);
     case "pattern":
       if (p.pattern === NAME_PATTERN) {
-        const better = String(e.data).toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "");
+        const better = trimDashes(String(e.data).toLowerCase().replace(/[^a-z0-9-]+/g, "-"));
         return src.issue(segs, `must be lowercase letters, digits and "-", starting and ending with a letter or digit, ${got}`, better ? `e.g. ${quote(better)}` : undefined);
       }
       if (p.pattern === ABSOLUTE_PATH_PATTERN) return src.issue(segs, `must be an absolute path on the host, ${got}`);
+      if (p.pattern === ENV_NAME_PATTERN) {
+        const better = String(e.data).toUpperCase().replace(/[^A-Z0-9_]+/g, "_").replace(/^(?=[0-9])/, "_");
+        return src.issue(segs, `must be the name of an environment variable (capital letters, digits and "_", not starting with a digit), ${got}`, `e.g. ${quote(better)}`);
+      }
       return src.issue(segs, `must match ${String(p.pattern)}, ${got}`);
     default:
       return src.issue(segs, `${e.message ?? "is invalid"}, ${got}`);
   }
+}
+
+/** `s` without leading and trailing dashes; a loop, because /-+$/ backtracks over a long inner run of dashes. */
+function trimDashes(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && s[start] === "-") start++;
+  while (end > start && s[end - 1] === "-") end--;
+  return s.slice(start, end);
 }

@@ -216,6 +216,38 @@ const scaling = obj(
   { required: ["policies"] },
 );
 
+/** Pattern of environment variable names (`secretEnv`, `passwordEnv`). */
+export const ENV_NAME_PATTERN = "^[A-Z_][A-Z0-9_]*$";
+
+/** A user's lifecycle hook (AWS Auto Scaling lifecycle hooks): hooks/README.md has what the hook is told and answers. */
+const lifecycleHook = obj(
+  "A lifecycle hook: a command or a signed HTTP call that runs when a VM of the group is launching (after it is up, before it counts as ready) or terminating (before it is destroyed). Give exactly one of command and http.",
+  {
+    name: str("Unique in the group; apply shows it as the step hook:<name>.", { pattern: NAME_PATTERN, maxLength: 63 }),
+    on: {
+      type: "string",
+      enum: ["launching", "terminating"],
+      description: "launching: after the VM started and checked in; abandon gives the VM up (it is destroyed). terminating: before the VM is destroyed; abandon keeps it (the scale-in fails, the next apply asks again).",
+    },
+    command: list(
+      "Program and arguments, run without a shell, in the config file's directory, with the event as JSON on stdin and as PREMISCALE_HOOK_* variables. Exit 0: continue; else abandon. A line `heartbeat` on stdout restarts the timeout. A relative program is relative to this file, a bare name is looked up on PATH.",
+      { type: "string", minLength: 1 },
+      { minItems: 1 },
+    ),
+    http: obj(
+      "POST the event as JSON, signed like GitHub webhooks (X-Premiscale-Signature-256: sha256=HMAC of the body). 2xx: continue, or the body's {\"result\": \"continue\"|\"abandon\", \"message\"}; 202: still working, asked again after Retry-After (or 5 s); no connection, 408, 429 or 5xx: retried until the timeout.",
+      {
+        url: str("http:// or https:// URL, without credentials.", { pattern: "^https?://" }),
+        secretEnv: str("Environment variable holding the HMAC secret; read by apply only.", { pattern: ENV_NAME_PATTERN }),
+      },
+      { required: ["url", "secretEnv"] },
+    ),
+    timeoutSeconds: int("Heartbeat timeout: how long the hook may run without finishing or a heartbeat; then its defaultResult is taken.", { minimum: 1, maximum: 86400, default: 300 }),
+    defaultResult: { type: "string", enum: ["continue", "abandon"], default: "abandon", description: "The result when the hook times out or its HTTP endpoint cannot be reached in time." },
+  },
+  { required: ["name", "on"] },
+);
+
 function group(kinds: readonly ProviderConfigFragment[]): Schema {
   return obj(
   "An autoscaling group of identical VMs.",
@@ -250,6 +282,7 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
       { default: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 } },
     ),
     maxInstanceLifetimeSeconds: int("VMs older than this are replaced through the roll-out path (protected ones excepted).", { minimum: 60 }),
+    lifecycleHooks: list("Users' hooks around each VM's launch and termination, run in this order at each point.", lifecycleHook, { default: [] }),
     kubernetes: groupKubernetesSchema,
     readiness: obj(
       "When a new VM counts as ready. Apply waits for it; one that is not ready in time is destroyed and reported.",
@@ -354,7 +387,7 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
             ],
           },
         },
-        { default: { intervalSeconds: 15, store: { type: "sqlite" } } },
+        { default: {} },
       ),
       gitops: obj(
         "premiscale reconcile: the config repository it follows and what it does on a new commit.",
@@ -373,6 +406,7 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
             secretEnv: str("Environment variable with the webhook secret (GitHub) or token (GitLab).", { pattern: "^[A-Z_][A-Z0-9_]*$" }),
           }, { required: ["secretEnv"] }),
         },
+        { default: {} },
       ),
       kubernetes: kubernetesSchema,
       hosts: list("Hosts VMs run on.", host(kinds), { minItems: 1 }),

@@ -69,6 +69,8 @@ export interface GroupConfig {
   scaling?: ScalingSpec;
   /** Leave the group alone: plans do not change it. @default false */
   suspend: boolean;
+  /** Users' hooks around each VM's launch and termination, in the order they run. @default [] */
+  lifecycleHooks: LifecycleHookConfig[];
   /** How VMs made from an older template (or too old) are replaced. */
   rollout: RolloutConfig;
   /** VMs older than this are replaced like out-of-date ones. Absent: no limit. */
@@ -90,6 +92,34 @@ export interface RolloutConfig {
   /** @default 0 */
   checkpointPauseSeconds: number;
 }
+
+/**
+ * A user's lifecycle hook (like AWS Auto Scaling lifecycle hooks): a command or a signed HTTP call, run when a VM is
+ * launching (after it is up and checked in) or terminating (before it is destroyed). hooks/ runs them.
+ */
+export type LifecycleHookConfig = {
+  /** Unique in the group. */
+  name: string;
+  on: "launching" | "terminating";
+  /** Heartbeat timeout, in seconds. @default 300 */
+  timeoutSeconds: number;
+  /** The result when the hook times out or cannot be reached in time. @default "abandon" */
+  defaultResult: "continue" | "abandon";
+} & (
+  | {
+      /**
+       * Program and arguments as written (so the config digest stays the same in every checkout): a relative program
+       * is relative to the config file's directory, a bare name is looked up on PATH (`resolveHookProgram`).
+       */
+      command: string[];
+      http?: never;
+    }
+  | {
+      /** `secretEnv` names the variable with the HMAC secret; apply reads it, nothing stores it. */
+      http: { url: string; secretEnv: string };
+      command?: never;
+    }
+);
 
 /** Where metrics are stored or read. */
 export type MetricsStoreConfig =

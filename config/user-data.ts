@@ -5,27 +5,50 @@
 import { isMap, isScalar, isSeq, parseDocument } from "yaml";
 import { PremiscaleError, type ConfigIssue } from "./errors.js";
 import { quote } from "./schema-issues.js";
-import { fmtPath, type Pos, type Seg, type Source } from "./yaml-source.js";
+import { DUPLICATE_KEY, duplicateKeys, fmtPath, type Pos, type Seg, type Source } from "./yaml-source.js";
 
-/** `${env:NAME}` placeholders; the name group is checked separately so a bad name gets its own message. */
-const PLACEHOLDER = /\$\{env:([^}]*)\}/g;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const WHOLE_PLACEHOLDER = /^\$\{env:[A-Z_][A-Z0-9_]*\}$/;
 const SECRET_RULE = "secrets must be $ENV references, e.g. ${env:WEB_PASSWORD}";
+
+/**
+ * The `${env:…}` placeholders of `text`: everything from `${env:` to the next `}`. The name is checked separately,
+ * so a bad name gets its own message. A scan rather than the regex /\$\{env:([^}]*)\}/g, which finds the same but
+ * retries at every `${env:` with no `}` after it: seconds for a user-data holding 40,000 of them.
+ */
+function* placeholders(text: string): Generator<{ index: number; whole: string; name: string }> {
+  for (let from = 0; ; ) {
+    const index = text.indexOf("${env:", from);
+    const close = index === -1 ? -1 : text.indexOf("}", index + 6);
+    if (close === -1) return;
+    yield { index, whole: text.slice(index, close + 1), name: text.slice(index + 6, close) };
+    from = close + 1;
+  }
+}
 
 /** Locates offsets inside user-data: inline literal blocks map to their exact config line, files to the field. */
 function userDataLocator(src: Source, segs: Seg[], text: string, file?: string): (offset: number) => { pos: Pos; where: string } {
   const fieldPos = src.at(segs);
   const node = src.node(segs);
+  // Split once: splitting per issue was quadratic, half a minute for 40,000 bad placeholders on their own lines.
+  const lines = text.split("\n");
+  const starts = [0];
+  for (const line of lines.slice(0, -1)) starts.push((starts.at(-1) ?? 0) + line.length + 1);
   return (offset) => {
-    const before = text.slice(0, offset).split("\n");
-    const lineIndex = before.length - 1;
-    const col = (before[lineIndex] ?? "").length;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if ((starts[mid] ?? 0) <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    const lineIndex = lo;
+    const col = offset - (starts[lineIndex] ?? 0);
     if (file) return { pos: fieldPos, where: ` (${file}:${lineIndex + 1}:${col + 1})` };
     if (isScalar(node) && node.type === "BLOCK_LITERAL" && node.range) {
       const srcLine = src.pos(node.range[0]).line + 1 + lineIndex;
       const written = src.lines[srcLine - 1];
-      const valueLine = text.split("\n")[lineIndex] ?? "";
+      const valueLine = lines[lineIndex] ?? "";
       if (written !== undefined && written.endsWith(valueLine)) {
         return { pos: { line: srcLine, column: written.length - valueLine.length + col + 1 }, where: "" };
       }
@@ -36,7 +59,13 @@ function userDataLocator(src: Source, segs: Seg[], text: string, file?: string):
 
 /** Offsets of literal secrets in a #cloud-config document (never their values), with what they set. */
 function literalSecrets(userData: string): { offset: number; what: string }[] | string {
-  const doc = parseDocument(userData);
+  const doc = parseDocument(userData, { uniqueKeys: false });
+  const duplicates = duplicateKeys(doc);
+  if (duplicates.length) {
+    // The first in the text, as yaml words its own errors here: "… at line L, column C:".
+    const before = userData.slice(0, duplicates.reduce((a, b) => Math.min(a, b))).split("\n");
+    return `${DUPLICATE_KEY} at line ${before.length}, column ${(before.at(-1) ?? "").length + 1}:`;
+  }
   if (doc.errors.length) return doc.errors[0]?.message.split("\n")[0] ?? "invalid YAML";
   const found: { offset: number; what: string }[] = [];
   const check = (value: unknown, what: string, ok: (s: string) => boolean = (s) => WHOLE_PLACEHOLDER.test(s)): void => {
@@ -82,13 +111,12 @@ export function userDataIssues(src: Source, segs: Seg[], text: string, env: Reco
     const { pos, where } = locate(offset);
     issues.push({ file: src.file, ...pos, path: field, message: message + where, fix });
   };
-  for (const m of text.matchAll(PLACEHOLDER)) {
-    const name = m[1] ?? "";
+  for (const { index, whole, name } of placeholders(text)) {
     if (!ENV_NAME.test(name)) {
-      push(m.index, `invalid placeholder ${quote(m[0])}: the name must match ${ENV_NAME.source}`, "use upper-case letters, digits and _, e.g. ${env:WEB_PASSWORD}");
+      push(index, `invalid placeholder ${quote(whole)}: the name must match ${ENV_NAME.source}`, "use upper-case letters, digits and _, e.g. ${env:WEB_PASSWORD}");
     } else if (!names.has(name)) {
       names.add(name);
-      if (env && env[name] === undefined) push(m.index, `environment variable ${name} is not set (used in ${field})`, `export ${name}=… before running premiscale`);
+      if (env && env[name] === undefined) push(index, `environment variable ${name} is not set (used in ${field})`, `export ${name}=… before running premiscale`);
     }
   }
   if (/^#cloud-config[ \t]*(\r?\n|$)/.test(text)) {
@@ -104,9 +132,13 @@ export function userDataIssues(src: Source, segs: Seg[], text: string, env: Reco
  * set is an error rather than an empty string, so a guest never boots with a blank password.
  */
 export function substituteEnv(text: string, env: Record<string, string | undefined>): string {
-  return text.replace(PLACEHOLDER, (whole, name: string) => {
+  let out = "";
+  let last = 0;
+  for (const { index, whole, name } of placeholders(text)) {
     const value = ENV_NAME.test(name) ? env[name] : undefined;
     if (value === undefined) throw new PremiscaleError(`environment variable ${name} is not set (${whole} in user-data)`, "config_env_missing", `export ${name}=… and run again`);
-    return value;
-  });
+    out += text.slice(last, index) + value;
+    last = index + whole.length;
+  }
+  return out + text.slice(last);
 }

@@ -64,3 +64,34 @@ export class Source {
     return { file: this.file, ...this.at(segs, key), path: fmtPath(segs), message, ...(fix ? { fix } : {}) };
   }
 }
+
+/** yaml's message for a repeated key, which `duplicateKeys` reports in its place. */
+export const DUPLICATE_KEY = "Map keys must be unique";
+
+/**
+ * Offsets of keys that repeat an earlier scalar key of the same mapping, by yaml's own rule (equal scalar values).
+ * Documents are parsed with `uniqueKeys: false` and checked here instead, because yaml compares every key with all
+ * those before it: 4 s for a mapping of 20,000 keys, minutes for 100,000. A loop, not a recursion, and aliases are
+ * not followed, so neither deep nesting nor alias bombs reach it.
+ */
+export function duplicateKeys(doc: Document): number[] {
+  const found: number[] = [];
+  const stack: unknown[] = [doc.contents];
+  while (stack.length) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const { key, value } of node.items) {
+        // NaN is never equal to itself in yaml's check; a Set would call two of them the same.
+        if (isScalar(key) && !Number.isNaN(key.value)) {
+          if (seen.has(key.value) && key.range) found.push(key.range[0]);
+          seen.add(key.value);
+        }
+        stack.push(key, value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return found;
+}

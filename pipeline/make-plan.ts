@@ -144,6 +144,8 @@ export interface PlanRunOptions {
    * targets); the first source that owns a group decides it.
    */
   sources?: readonly DecisionSource[];
+  /** `--replace`: instances (`group[name]`) or groups to replace now through the roll-out path. */
+  replace?: string[];
 }
 
 /**
@@ -207,6 +209,7 @@ export async function makePlan(
     newUuid: options.newUuid ?? randomUUID,
     targets: options.targets,
     ttlSeconds: options.ttlSeconds,
+    ...(options.replace?.length ? { replace: options.replace } : {}),
   });
   for (const [group, m] of metrics) if ("error" in m) plan.warnings.push(`group ${group}: metrics unavailable, keeping its size: ${m.error}`);
   return { plan, unreachable };

@@ -61,4 +61,37 @@ describe("prepareApply", () => {
     expect(existsSync(journalPath(s.config))).toBe(false);
     expect(readFileSync(`${journalPath(s.config)}.last`, "utf8")).toContain('"apply_begin"');
   });
+
+  it("adds each group's own hooks after the check-in wait, and refuses an HTTP hook whose secret is not set before anything starts", async () => {
+    const s = await setup(true);
+    const [g] = s.config.groups;
+    const config = {
+      ...s.config,
+      groups: [{
+        ...g!,
+        lifecycleHooks: [
+          { name: "lb", on: "launching" as const, command: ["/bin/true"], timeoutSeconds: 30, defaultResult: "abandon" as const },
+          { name: "registry", on: "terminating" as const, http: { url: "http://127.0.0.1:9/", secretEnv: "REGISTRY_SECRET" }, timeoutSeconds: 30, defaultResult: "continue" as const },
+        ],
+      }],
+    };
+    try {
+      await expect(prepareApply(config, s.plan, { providers: s.providers, lock: s.lock, env: {} })).rejects.toThrow(
+        /groups\[0\]\.lifecycleHooks\[1\]\.http\.secretEnv: lifecycle hook registry of group web signs its calls with the secret in REGISTRY_SECRET, which is not set/,
+      );
+      // Nothing was started: the check-in port is still free, and no journal was opened.
+      await expect(fetch(`http://127.0.0.1:${s.port}/healthz`)).rejects.toThrow();
+      expect(existsSync(journalPath(config))).toBe(false);
+
+      const p = await prepareApply(config, s.plan, { providers: s.providers, lock: s.lock, env: { REGISTRY_SECRET: "x" } });
+      try {
+        expect(p.deps.hooks?.("web").map((h) => `${h.point}:${h.name}`)).toEqual(["before-create:check-in", "until-ready:check-in", "until-ready:lb", "before-destroy:registry"]);
+        expect(p.deps.hooks?.("other")).toEqual(["before-create:check-in", "until-ready:check-in"].map((n) => expect.objectContaining({ name: n.split(":")[1] })));
+      } finally {
+        await p.close(true);
+      }
+    } finally {
+      await s.lock.release();
+    }
+  });
 });

@@ -1,13 +1,14 @@
 /**
  * What the applier needs for one apply of a config, built in one place so `premiscale apply` and the reconciler
  * apply alike: the journal at `<state>/.premiscale/journal.jsonl`, readiness (the check-in server) when a create
- * waits for its VM, each host's `maxParallel`.
+ * waits for its VM, the groups' own lifecycle hooks (hooks/), each host's `maxParallel`.
  */
 import { join } from "node:path";
 import { readinessHooks, type ApplyDeps } from "../applier/apply-plan.js";
 import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
 import type { LifecycleHook } from "../applier/lifecycle.js";
 import type { Config } from "../config/types.js";
+import { userHooks } from "../hooks/user-hooks.js";
 import type { Plan } from "../planner/plan.js";
 import type { Provider } from "../providers/provider.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
@@ -56,12 +57,14 @@ export async function prepareApply(
     lock: StateLock;
     env: Record<string, string | undefined>;
     serverLog?: (line: ServerLogLine) => void;
-    /** Hooks after the check-in wait's; default: the Kubernetes node hooks when the plan changes a node group. */
+    /** Hooks between the check-in wait's and the users'; default: the Kubernetes node hooks when the plan changes a node group. */
     hooks?: (group: string) => readonly LifecycleHook[];
   },
 ): Promise<PreparedApply> {
+  // Users' hooks of the groups this plan changes; a hook's secret that is not set fails here, before anything changed.
+  const user = userHooks(config, new Set(plan.changes.map((c) => c.group)), o.env);
   const nodeGroup = new Set(config.groups.filter((g) => g.kubernetes).map((g) => g.name));
-  const extra = o.hooks ?? (plan.changes.some((c) => nodeGroup.has(c.group)) ? kubernetesHooks(config) : () => []);
+  const kube = o.hooks ?? (plan.changes.some((c) => nodeGroup.has(c.group)) ? kubernetesHooks(config) : () => []);
   const readiness = plan.changes.some((c) => c.action === "create" && c.ready)
     ? await startReadiness({ server: config.server, runtimeDir: runtimeDir(config), logger: o.serverLog ?? (() => undefined) })
     : null;
@@ -79,7 +82,9 @@ export async function prepareApply(
       hostLimits: new Map(config.hosts.map((h) => [h.name, h.maxParallel])),
       env: o.env,
       journal,
-      hooks: (group) => [...(readiness ? readinessHooks(readiness) : []), ...extra(group)],
+      // The check-in wait first, then the node joining the cluster (node groups), then the group's own hooks: a
+      // launching hook runs once the VM is up, has checked in and (for a node group) its Node is Ready.
+      hooks: (group) => [...(readiness ? readinessHooks(readiness) : []), ...kube(group), ...(user.get(group) ?? [])],
       forget: (uuid) => new CheckInLedger(runtimeDir(config)).forget(uuid),
     },
     readiness: readiness?.mode ?? null,

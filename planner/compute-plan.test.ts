@@ -255,6 +255,13 @@ describe("computePlan", () => {
     expect(plan.warnings).toEqual([`domain web-x on host a belongs to state lineage other, not ${TEST_LINEAGE}: left untouched`]);
   });
 
+  it("does not even mention another premiscale's VMs on a shared host when their group is not in this config", () => {
+    const config = makeConfig({ groups: [{ desired: 0 }] });
+    const obs = makeObservation("a", { domains: [makeDomain("db-x", { group: "db", lineage: "other" })] });
+    const plan = computePlan(makeInput({ config, state: makeState(), observations: [obs] }));
+    expect([plan.changes, plan.drift, plan.warnings]).toEqual([[], [], []]);
+  });
+
   it("leaves an orphan of a group that is not in config alone, reporting it as drift", () => {
     const config = makeConfig({ groups: [{ desired: 0 }] });
     const obs = makeObservation("a", { domains: [makeDomain("old-1", { group: "old" })] });

@@ -166,6 +166,9 @@ export function computePlan(input: PlanInput): Plan {
       if (known.has(d.name) || !inScope(d.group) || config.groups.some((g) => g.name === d.group && g.suspend)) continue;
       const at = { group: d.group, name: d.name, host: obs.host };
       if (d.lineage !== lineage) {
+        // Another premiscale's VMs on a shared host are none of this plan's business, unless they claim a group of this
+        // config: then two states manage one group name, which deserves a warning.
+        if (!configGroups.has(d.group)) continue;
         w.drift.push({ kind: "foreign_lineage", ...at, detail: `belongs to another premiscale state (lineage ${d.lineage}): left untouched` });
         w.warnings.push(`domain ${d.name} on host ${obs.host} belongs to state lineage ${d.lineage}, not ${lineage}: left untouched`);
       } else if (!configGroups.has(d.group)) {

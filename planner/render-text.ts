@@ -77,12 +77,14 @@ function changeLine(c: Change, paint: (color: keyof typeof ansi, text: string) =
   const why = `   # ${c.reason.replace("_", " ")}${waitsFor(c)}`;
   if (c.action === "create") {
     const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
+    // A roll-out's replacement is Terraform's create-before-destroy `+/-`.
+    if (c.replaces) return `${paint("yellow", "+/-")} ${c.address} on host ${c.host} (${size}) replaces ${c.replaces}${why}`;
     return `  ${paint("green", "+")} ${c.address} on host ${c.host} (${size})${why}`;
   }
   return `  ${paint("red", "-")} ${c.address} on host ${c.host}${c.gone ? " (already gone: forget it)" : ""}${why}`;
 }
 
-/** ", waits for web[web-2], db[db-1]" for a create that must wait for deletes of the same plan, else "". */
+/** ", waits for web[web-2], db[db-1]" for a change that must wait for others of the same plan, else "". */
 export function waitsFor(c: Change): string {
   return c.waits_for?.length ? `, waits for ${c.waits_for.join(", ")}` : "";
 }

@@ -76,6 +76,7 @@ export function makeConfig(
       readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
       rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+      lifecycleHooks: [],
       ...g,
       template: makeTemplate(g.template),
     }),
@@ -226,7 +227,17 @@ export function simulateApply(plan: Plan, state: State | null, observations: Hos
     if (c.action !== "create") continue;
     byGroup.set(c.group, [
       ...(byGroup.get(c.group) ?? []),
-      { name: c.name, uuid: c.uuid, host: c.host, created: c.vm.createdAt, status: "running", vcpus: c.vm.vcpus, memoryMiB: c.vm.memoryMiB, ...(c.address_v4 ? { address: c.address_v4 } : {}) },
+      {
+        name: c.name,
+        uuid: c.uuid,
+        host: c.host,
+        created: c.vm.createdAt,
+        status: "running",
+        vcpus: c.vm.vcpus,
+        memoryMiB: c.vm.memoryMiB,
+        ...(c.address_v4 ? { address: c.address_v4 } : {}),
+        ...(c.template ? { template: c.template } : {}),
+      },
     ]);
     const obs = next.find((o) => o.host === c.host);
     if (obs?.status !== "ok") throw new Error(`plan creates on host ${c.host}, which is not reachable`);

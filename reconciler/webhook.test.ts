@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createWebhookReceiver, type WebhookEvent, type WebhookLogLine, type WebhookReceiver } from "./webhook.js";
 
@@ -139,6 +140,27 @@ describe("webhook receiver", () => {
     advance(10);
     expect(logs.some((l) => l.event === "webhook_error" && l.reason === "onTrigger threw: boom")).toBe(true);
     expect((await post(url, pushBody, { "x-github-event": "push", "x-hub-signature-256": sign(pushBody) })).status).toBe(202);
+  });
+
+  it("answers request targets that start with // or are not URLs with 404 or 400, never 500, and keeps serving", async () => {
+    const { triggers, logs, url } = await start();
+    const { port } = new URL(url);
+    const statusOf = (target: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), "127.0.0.1", () => socket.end(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+        let text = "";
+        socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+        socket.on("close", () => resolve(text.split("\r\n")[0] ?? ""));
+        socket.on("error", reject);
+      });
+    expect(await statusOf("//a:99999/webhook")).toBe("HTTP/1.1 404 Not Found");
+    expect(await statusOf("//[::1/webhook")).toBe("HTTP/1.1 404 Not Found");
+    expect(await statusOf("//x/webhook")).toBe("HTTP/1.1 404 Not Found");
+    expect(await statusOf("http://[/webhook")).toBe("HTTP/1.1 400 Bad Request");
+    expect(await statusOf("http://127.0.0.1/webhook")).toBe("HTTP/1.1 405 Method Not Allowed");
+    expect(logs.filter((l) => l.event === "webhook_error")).toEqual([]);
+    expect((await post(url, pushBody, { "x-github-event": "push", "x-hub-signature-256": sign(pushBody) })).status).toBe(202);
+    await vi.waitFor(() => expect(triggers).toHaveLength(1));
   });
 
   it("needs a secret", () => {

@@ -104,8 +104,16 @@ export function createWebhookReceiver(options: WebhookOptions): WebhookReceiver 
   const reject = (status: number, reason: string, body = reason): Outcome => ({ status, body, log: { level: "warn", event: "webhook_rejected", status, reason } });
 
   async function handle(req: IncomingMessage): Promise<Outcome> {
-    const url = new URL(req.url ?? "/", "http://x");
-    if (url.pathname !== path) return reject(404, "no such path", "not found");
+    // An origin-form target is a path even when it starts with "//", which new URL(target, base) reads as a host and
+    // throws on (//a:99999/x, //[::1): that was a 500. Absolute-form targets (http://h/path) are parsed whole.
+    const target = req.url ?? "/";
+    let pathname: string;
+    try {
+      pathname = new URL(target.startsWith("/") ? `http://x${target}` : target).pathname;
+    } catch {
+      return reject(400, "the request target is not a URL", "bad request");
+    }
+    if (pathname !== path) return reject(404, "no such path", "not found");
     if (req.method !== "POST") return reject(405, `method ${req.method} not allowed`, "method not allowed");
     const gh = header(req, "x-hub-signature-256");
     const gl = header(req, "x-gitlab-token");

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { GitStateStore } from "../state/git-state-store.js";
 import { configText, premiscale, projectDir } from "./support/cli.js";
 
 // The built CLI in its own process, as a user runs it; nothing here needs a hypervisor.
@@ -134,7 +135,7 @@ describe("premiscale show and apply PLANFILE", () => {
     expect(bad.stderr).toMatch(/bad\.json: plan file is not valid JSON/);
 
     const plan = {
-      format_version: "1.0",
+      format_version: "2.0",
       based_on: { lineage: null, serial: 0, config_digest: "x", config_commit: null },
       lineage: "l",
       created_at: "2026-01-01T00:00:00.000Z",
@@ -143,6 +144,7 @@ describe("premiscale show and apply PLANFILE", () => {
       drift: [],
       warnings: [],
       errors: [],
+      shortfalls: [],
       groups: [],
       changes: [],
       summary: { add: 0, change: 0, destroy: 0 },
@@ -151,7 +153,11 @@ describe("premiscale show and apply PLANFILE", () => {
     await writeFile(join(dir, "altered.json"), JSON.stringify(plan));
     const altered = await premiscale(dir, ["apply", "altered.json"]);
     expect(altered.code).toBe(1);
-    expect(altered.stderr).toMatch(/altered/);
+    expect(altered.stderr).toMatch(/plan file was altered after it was written/);
+    await writeFile(join(dir, "old.json"), JSON.stringify({ ...plan, format_version: "1.1" }));
+    const old = await premiscale(dir, ["apply", "old.json"]);
+    expect(old.code).toBe(1);
+    expect(old.stderr).toMatch(/plan format 1\.x was written by an older premiscale .*run premiscale plan again/);
   });
 });
 
@@ -168,6 +174,38 @@ describe("premiscale state and force-unlock", () => {
     const r = await premiscale(dir, ["force-unlock", "abc", "--force"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not locked/);
+  });
+
+  it("protect and unprotect record scale-in protection in state, one commit each, and name what they cannot find", async () => {
+    const dir = await projectDir(configText({ uri: "test:///default", desired: 2 }));
+    // State as two applies would have left it (the test driver keeps no VM between processes).
+    const lock = await new GitStateStore(join(dir, "state")).lock("apply", 1000);
+    await lock.init("lin");
+    const names = ["web-0000000a", "web-0000000b"];
+    for (const name of names) await lock.putInstance("web", { name, uuid: `${name}-uuid`, host: "local", created: "2026-01-01T00:00:00.000Z", status: "running" });
+    await lock.commit("two instances");
+    await lock.release();
+    const on = await premiscale(dir, ["protect", `web[${names[0]}]`]);
+    expect(on.code).toBe(0);
+    expect(on.stdout).toContain(`web[${names[0]}]: protected from scale-in and replacement`);
+    expect((await premiscale(dir, ["state", "list"])).stdout).toMatch(new RegExp(`web\\s+${names[0]}\\s.*\\syes\\s`));
+    expect((await premiscale(dir, ["protect", `web[${names[0]}]`])).stdout).toContain("(already)");
+    const off = await premiscale(dir, ["unprotect", `web[${names[0]}]`]);
+    expect(off.stdout).toContain("not protected");
+    expect(JSON.parse((await premiscale(dir, ["state", "list", "--json"])).stdout).groups[0].instances[0].protected).toBeUndefined();
+    const missing = await premiscale(dir, ["protect", "web[web-nope]"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/web\[web-nope\]: no such instance in state.*instances: web\[/s);
+  });
+
+  it("--replace and -replace refuse a group or instance that does not exist, naming what does", async () => {
+    const dir = await projectDir(configText({ uri: "test:///default", desired: 0 }));
+    const group = await premiscale(dir, ["plan", "--replace", "db"]);
+    expect(group.code).toBe(1);
+    expect(group.stderr).toMatch(/--replace db: no group of that name.*groups: web/s);
+    const inst = await premiscale(dir, ["plan", "-replace=web[web-1]"]);
+    expect(inst.code).toBe(1);
+    expect(inst.stderr).toMatch(/--replace web\[web-1\]: group web has no instance web-1/);
   });
 
   it("--help explains each command", async () => {

@@ -163,6 +163,8 @@ function tuiReporter(opts: ApplyReporterOptions): ApplyReporter {
     onEvent(e) {
       if (finished) return;
       model = applyEventToModel(model, e, clock());
+      // A hook's words have no row column of their own: shown under the table with the notes.
+      if (e.type === "hook_message") notes.push(plainEventLine(e)!);
       ink.rerender(view());
     },
     note(text) {

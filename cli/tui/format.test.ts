@@ -39,6 +39,7 @@ describe("plainEventLine", () => {
       "b[b-1]: destroy failed (1m1s): shutdown timed out",
     );
     expect(plainEventLine({ type: "cleanup_errored", address: "w[w-1]", error: "busy" })).toMatch(/^w\[w-1\]: could not remove the half-created VM: busy/);
+    expect(plainEventLine({ type: "hook_message", address: "w[w-1]", hook: "lb", message: "hook lb (launching): added to pool web" })).toBe("w[w-1]: hook lb (launching): added to pool web");
     expect(plainEventLine({ type: "journal_written" } as never)).toBeNull();
   });
 });

@@ -56,6 +56,8 @@ export function plainEventLine(e: ApplyEvent, hostCounts?: { host: string; count
       return `${e.address}: ${e.action === "create" ? "create" : "destroy"} failed (${formatElapsed(e.elapsedMs)}): ${e.error}${progress}`;
     case "cleanup_errored":
       return `${e.address}: could not remove the half-created VM: ${e.error} (state keeps it as 'creating'; the next apply removes it)`;
+    case "hook_message":
+      return `${e.address}: ${e.message}`;
     default:
       return null;
   }
