@@ -12,6 +12,7 @@ import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { LineCounter, parseDocument, visit } from "yaml";
 import { closest } from "./closest.js";
+import { normaliseGroupKubernetes, normaliseKubernetes } from "./kubernetes-config.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
 import { configSchema, DEFAULT_KIND } from "./schema.js";
@@ -31,9 +32,10 @@ interface RawTemplate {
   userDataFile?: string;
   [kindField: string]: unknown;
 }
-interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "lifecycleHooks"> {
+interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "lifecycleHooks" | "kubernetes"> {
   desired?: number;
   lifecycleHooks: RawLifecycleHook[];
+  kubernetes?: Parameters<typeof normaliseGroupKubernetes>[2];
   template: RawTemplate;
   networking: RawNetworking;
 }
@@ -44,6 +46,7 @@ interface RawConfig {
   server: { listen: string; advertiseUrl?: string };
   metrics: { intervalSeconds: number; store: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
   gitops: Omit<GitopsConfig, "webhook" | "repo"> & { repo?: string; webhook?: { listen: string; provider: "github" | "gitlab"; secretEnv: string } };
+  kubernetes?: Parameters<typeof normaliseKubernetes>[1];
   hosts: RawHost[];
   groups: RawGroup[];
 }
@@ -230,7 +233,8 @@ function normalise(
         ),
       );
     }
-    if (g.scaling) {
+    const kubernetes = normaliseGroupKubernetes(src, gs, g.kubernetes, g, { topLevel: raw.kubernetes !== undefined, gitopsMode: raw.gitops?.mode }, issues);
+    if (g.scaling && !kubernetes) {
       if (g.desired !== undefined) {
         issues.push(src.issue([...gs, "desired"], "desired is decided by the group's scaling policies", "remove desired (policies start from the VMs the group has, within min and max), or remove scaling"));
       }
@@ -246,6 +250,7 @@ function normalise(
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
+      ...(kubernetes ? { kubernetes } : {}),
     };
   });
 
@@ -268,6 +273,7 @@ function normalise(
     server: serverConfig(src, raw.server, issues),
     metrics: metricsConfig(raw.metrics, dir, path.resolve(dir, raw.state.path)),
     gitops: gitopsConfig(src, raw.gitops, issues),
+    ...(raw.kubernetes ? { kubernetes: normaliseKubernetes(src, raw.kubernetes, dir, issues) } : {}),
     hosts,
     groups,
   };

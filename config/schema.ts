@@ -3,6 +3,7 @@
  * for editor completion (config/premiscale.schema.json, generated from here) and for the defaults.
  * Rules that need more than one field (min <= desired <= max, known hosts, address pools) live in load.ts.
  */
+import { groupKubernetesSchema, kubernetesSchema } from "./kubernetes-config.js";
 import type { ProviderConfigFragment, Schema } from "./provider-kinds.js";
 import { CONFIG_VERSION } from "./types.js";
 
@@ -282,6 +283,7 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
     ),
     maxInstanceLifetimeSeconds: int("VMs older than this are replaced through the roll-out path (protected ones excepted).", { minimum: 60 }),
     lifecycleHooks: list("Users' hooks around each VM's launch and termination, run in this order at each point.", lifecycleHook, { default: [] }),
+    kubernetes: groupKubernetesSchema,
     readiness: obj(
       "When a new VM counts as ready. Apply waits for it; one that is not ready in time is destroyed and reported.",
       {
@@ -406,6 +408,7 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
         },
         { default: {} },
       ),
+      kubernetes: kubernetesSchema,
       hosts: list("Hosts VMs run on.", host(kinds), { minItems: 1 }),
       groups: list("Autoscaling groups.", group(kinds), { minItems: 1 }),
     },

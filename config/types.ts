@@ -4,6 +4,7 @@
  */
 
 import type { ScalingSpec } from "./scaling.js";
+import type { KubernetesConfig, KubernetesGroupConfig } from "./kubernetes.js";
 
 /** The only config version this release reads. */
 export const CONFIG_VERSION = "v1alpha1";
@@ -74,6 +75,8 @@ export interface GroupConfig {
   rollout: RolloutConfig;
   /** VMs older than this are replaced like out-of-date ones. Absent: no limit. */
   maxInstanceLifetimeSeconds?: number;
+  /** A cluster-autoscaler node group (see config/kubernetes-config.ts); absent: not one. */
+  kubernetes?: KubernetesGroupConfig;
 }
 
 /** How a group rolls out a new template. */
@@ -195,6 +198,8 @@ export interface Config {
   server: ServerConfig;
   metrics: MetricsConfig;
   gitops: GitopsConfig;
+  /** The Kubernetes mode (premiscale serve as cluster-autoscaler's externalgrpc provider); absent: off. */
+  kubernetes?: KubernetesConfig;
   hosts: HostConfig[];
   groups: GroupConfig[];
 }

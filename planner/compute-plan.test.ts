@@ -509,6 +509,16 @@ describe("computePlan", () => {
       ]);
     });
 
+    it("removes the instances to remove now whatever the size, then scales the rest to the desired size", () => {
+      // cluster-autoscaler drained web-4 (DeleteNodes: 4 → 3) while web-2's VM was lost: web-4 goes all the same,
+      // and one new VM (replacing web-2) makes the three.
+      const lost = [makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-3")] }), makeObservation("b", { domains: [makeDomain("web-4")] })];
+      const plan = computePlan(makeInput({ config, state, observations: lost, decide: () => ({ group: "web", desired: 3, code: "cluster_autoscaler", reason: "cluster-autoscaler: DeleteNodes web-4", source: "cluster-autoscaler", removeNow: ["web-4", "web-9"] }) }));
+      expect(plan.changes.map((c) => `${c.action} ${c.name} ${c.reason}`)).toEqual(["delete web-2 replace_missing", "delete web-4 scale_in", expect.stringMatching(/^create web-[0-9a-f]{8} replace_missing$/)]);
+      expect(plan.changes.find((c) => c.name === "web-4")?.detail).toBe("named by cluster-autoscaler (cluster-autoscaler: DeleteNodes web-4)");
+      expect(plan.groups[0]).toMatchObject({ current: 3, desired: 3 });
+    });
+
     it("says in each named victim's detail who named it", () => {
       const plan = computePlan(makeInput({ config, state, observations, decide: () => ({ group: "web", desired: 3, code: "c", reason: "cluster-autoscaler: DeleteNodes", source: "cluster-autoscaler", remove: ["web-4"] }) }));
       expect(plan.changes).toMatchObject([{ name: "web-4", reason: "scale_in", detail: "desired 3 < current 4 (cluster-autoscaler: DeleteNodes): named by cluster-autoscaler" }]);

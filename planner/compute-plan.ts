@@ -336,16 +336,23 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       `host ${host} ${w.observations.has(host) ? "unreachable" : "not observed"}: ${plural(n, "instance")} of group ${group.name} not checked`,
     );
 
-  const current = present.length;
   const decision = w.input.decide(group, present.map((i) => ({ name: i.name, createdAt: i.created, ready: healthy.includes(i) })));
   if (!decision) {
     w.errors.push({ group: group.name, message: "no desired size was decided for this group" });
-    return { name: group.name, current, desired: current, reason: "no decision" };
+    return { name: group.name, current: present.length, desired: present.length, reason: "no decision" };
   }
+  const named = present.filter((i) => decision.removeNow?.includes(i.name));
+  for (const victim of named) {
+    const at = { group: group.name, name: victim.name, host: victim.host };
+    planDelete(w, at, victim.uuid, "scale_in", `named by ${decision.source ?? "its decision"} (${decision.reason})`, { gone: false, domain: domainOf(w, victim), instance: victim, group });
+    present.splice(present.indexOf(victim), 1);
+    if (healthy.includes(victim)) healthy.splice(healthy.indexOf(victim), 1);
+  }
+  const current = present.length;
   const desired = Math.min(group.max, Math.max(group.min, decision.desired));
   if (desired !== decision.desired)
     w.warnings.push(`group ${group.name}: decided size ${decision.desired} is outside min ${group.min} / max ${group.max}: using ${desired}`);
-  const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
+  const plan: GroupPlan = { name: group.name, current: current + named.length, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
 
   const stale = staleInstances(w, group, healthy, instances, plan);
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
