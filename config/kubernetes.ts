@@ -28,8 +28,11 @@ export interface ExternalGrpcTls {
 
 /** The top-level `kubernetes:` block. */
 export interface KubernetesConfig {
-  /** premiscale's own credentials for the cluster (bootstrap tokens, Nodes), absolute. */
-  kubeconfig: string;
+  /**
+   * premiscale's own credentials for the cluster (bootstrap tokens, Nodes), absolute. Unset: the service account of
+   * the pod premiscale runs in (in-cluster config).
+   */
+  kubeconfig?: string;
   /** A context of the kubeconfig. @default its current-context */
   context?: string;
   /** host:port joining VMs dial (kubeadm discovery). @default the kubeconfig's server */
