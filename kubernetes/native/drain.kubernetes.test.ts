@@ -119,7 +119,7 @@ describe("draining a node before its VM goes (real API server, scheduler, contro
     await cluster?.stop();
   });
 
-  it("evicts the pods, leaves DaemonSet and finished pods alone, waits for the evicted ones to go and deletes the Node", async () => {
+  it("evicts the pods, leaves DaemonSet and mirror pods alone, waits for the evicted ones to go and deletes the Node", async () => {
     const ns = await namespace("clean");
     const vm = await node("drain-clean");
     const uids = await deployment(ns, "web", 3, vm.name);
@@ -133,12 +133,21 @@ describe("draining a node before its VM goes (real API server, scheduler, contro
       },
     });
     await waitFor(async () => (await running(ns, "app=agent")).length === 1, { timeoutMs: WAIT, what: "the DaemonSet's pod running" });
+    // A static pod's mirror, as a kubelet posts it: owned by no controller, yet never a blocker.
+    await create(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: `static-${vm.name}`, namespace: ns, annotations: { "kubernetes.io/config.mirror": "0123456789abcdef" } },
+      spec: { nodeName: vm.name, containers: [{ name: "static", image: IMAGE }] },
+    });
     const t0 = performance.now();
     const out = await runDrain(vm);
     const ms = Math.round(performance.now() - t0);
     console.info(`clean drain of 3 pods: ${ms} ms`);
     expect(out.result, out.message).toBe("continue");
-    expect(out.message).toMatch(/^drained and deleted Node drain-clean: 3 pods evicted \(clean\/web-[^)]+\); 1 left alone \(clean\/agent-\w+ \(DaemonSet pod\)\)$/);
+    expect(out.message).toMatch(/^drained and deleted Node drain-clean: 3 pods evicted \(clean\/web-[^)]+\); 2 left alone \(/);
+    expect(out.message).toMatch(/clean\/agent-\w+ \(DaemonSet pod\)/);
+    expect(out.message).toContain("clean/static-drain-clean (mirror pod)");
     expect(out.heartbeats).toBeGreaterThan(3);
     expect((await getNode(vm.name)).status).toBe(404);
     // The original pods are gone (their replacements, pinned to the deleted node, never ran there).
@@ -174,6 +183,24 @@ describe("draining a node before its VM goes (real API server, scheduler, contro
     expect(out.message).toMatch(/^Node drain-unsafe kept \(untainted, uncordoned if the drain cordoned it\): pod pinned\/batch-\S+ is annotated cluster-autoscaler\.kubernetes\.io\/safe-to-evict: "false"$/);
     expectUntainted((await getNode(vm.name)).body);
     expect((await running(ns, "app in (cache,batch)")).map((p) => p.metadata.uid).sort()).toEqual([safe, unsafe].sort());
+  });
+
+  it("keeps the node when a pod no controller owns would be lost, unless it says safe-to-evict: \"true\"", async () => {
+    const ns = await namespace("bare");
+    const vm = await node("drain-bare");
+    const bare = (name: string, annotations: Record<string, string> = {}) =>
+      create(`/api/v1/namespaces/${ns}/pods`, { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, annotations }, spec: { nodeName: vm.name, terminationGracePeriodSeconds: 1, containers: [{ name: "app", image: IMAGE }] } });
+    await bare("lonely");
+    await bare("disposable", { [SAFE_TO_EVICT]: "true" });
+    const out = await runDrain(vm);
+    expect(out.result).toBe("abandon");
+    expect(out.message).toMatch(/pod bare\/lonely is not managed by a controller \(evicting it would lose it; annotate it cluster-autoscaler\.kubernetes\.io\/safe-to-evict: "true" to allow\)$/);
+    expectUntainted((await getNode(vm.name)).body);
+    expect((await cluster.request("DELETE", `/api/v1/namespaces/${ns}/pods/lonely`)).status).toBe(200);
+    await waitFor(async () => (await cluster.request("GET", `/api/v1/namespaces/${ns}/pods/lonely`)).status === 404, { timeoutMs: WAIT, what: "pod lonely deleted" });
+    const again = await runDrain(vm);
+    expect(again.result, again.message).toBe("continue");
+    expect(again.message).toMatch(/^drained and deleted Node drain-bare: 1 pod evicted \(bare\/disposable\)$/);
   });
 
   it("leaves an operator's cordon in place when it gives up", async () => {
@@ -213,7 +240,7 @@ describe("draining a node before its VM goes (real API server, scheduler, contro
         () => null,
         (e: Error) => e,
       );
-      expect(err?.message).toMatch(/^draining Node drain-outage: the API server did not answer \(POST \/api\/v1\/namespaces\/outage\/pods\/api-\S+\/eviction on https:\/\/127\.0\.0\.1:\d+: .*\); the Node stays tainted and the next run resumes the drain$/);
+      expect(err?.message).toMatch(/^draining Node drain-outage: the API server did not answer \((GET|POST) \/api\/v1\/\S+ on https:\/\/127\.0\.0\.1:\d+: .*\); the Node stays tainted and the next run resumes the drain$/);
       const tainted = (await getNode(vm.name)).body;
       expect(tainted.spec.taints.map((t: Obj) => t.key)).toContain(TO_BE_DELETED_TAINT);
       expect(tainted.spec.unschedulable).toBe(true);
