@@ -25,8 +25,7 @@ import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../s
 import { CheckInLedger, ledgerRecorder, loadServerSecret } from "../server/check-in-ledger.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
-import type { RunningAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
-import { startKubernetesMode } from "./serve-kubernetes.js";
+import { startKubernetesMode, type RunningKubernetesMode } from "./serve-kubernetes.js";
 import { configPath, journalPath, runtimeDir } from "./context.js";
 import type { Output } from "./output.js";
 
@@ -110,7 +109,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     await server.close();
     throw e;
   }
-  let kubernetes: RunningAutoscalerProvider | null = null;
+  let kubernetes: RunningKubernetesMode | null = null;
   if (config.kubernetes) {
     try {
       kubernetes = await startKubernetesMode(config, log, server.metrics);
@@ -127,6 +126,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     ledger: join(dir, "check-ins"),
     collector: collection ? { store: collection.storePath, intervalSeconds: config.metrics.intervalSeconds, hosts: config.hosts.length } : null,
     externalGrpc: kubernetes ? kubernetes.address : null,
+    ...(kubernetes?.leaderElection ? { leaderElection: kubernetes.leaderElection } : {}),
   });
   let stopped: Promise<void> | null = null;
   return {
@@ -460,6 +460,12 @@ and answers at once, and plans and applies the node groups whenever it asked (on
 calls as its reason). New VMs get a bootstrap token and a kubeadm (or k3s, rke2) join in their user-data; apply
 waits for their Node to be Ready and deletes a destroyed VM's Node. Point cluster-autoscaler at it with
 --cloud-provider=externalgrpc --cloud-config=FILE, FILE holding address, cert, key, cacert (see README.md).
+
+With kubernetes.leaderElection.enabled, several replicas can run: only the holder of the Lease
+(kubernetes.leaderElection.namespace/leaseName, identity hostname_pid) listens for cluster-autoscaler and runs the
+node groups; the others take over within the lease duration (15 s) when it stops renewing, or at once when it
+stops gracefully (it releases the Lease after its apply in flight ended). Without kubernetes.kubeconfig, serve
+uses the service account of the pod it runs in.
 
 Logs: one JSON object per line on stderr. SIGTERM or SIGINT stops it: requests, the node groups' apply and the
 collection in flight finish, the database is closed, exit code 0.`;
