@@ -231,8 +231,14 @@ export async function drainNode(nodeName: string, deps: DrainDeps, ctx: { signal
             refused.delete(podName(p));
             return;
           }
-          // Gone already, or a new pod under the same name (uid precondition): not this node's to wait for.
-          if (r.status === 404 || r.status === 409) return;
+          // Gone already: nothing to evict.
+          if (r.status === 404) return;
+          if (r.status === 409) {
+            // The uid precondition failed (a new pod under the same name: not this node's), or a write conflict
+            // inside the API server (the pod is still there: try again like a refusal).
+            const now409 = await api.request("GET", `/api/v1/namespaces/${encodeURIComponent(p.metadata.namespace)}/pods/${encodeURIComponent(p.metadata.name)}`);
+            if (now409.status === 404 || (now409.status === 200 && now409.body.metadata?.uid !== p.metadata.uid)) return;
+          }
           if (r.status === 403) throw rbacError(r, { verb: "create", resource: "pods/eviction", namespace: p.metadata.namespace });
           refused.set(podName(p), r.status === 429 ? pdbRefusal(r) : statusMessage(r));
           const left = deadline - now();

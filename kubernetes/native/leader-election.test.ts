@@ -75,15 +75,18 @@ class LeaseStore {
   }
 }
 
-/** One replica's view of the API: it can be cut off (rejects, as a refused connection) or made to hang. */
-function apiFor(store: LeaseStore, who: string) {
+/**
+ * One replica's view of the API: it can be cut off (rejects, as a refused connection) or made to hang (until the
+ * client's own call timeout, 10 s, as kube-api.ts has one).
+ */
+function apiFor(store: LeaseStore, who: string, timers: ManualTimers) {
   const state = { down: false, hang: false, forbidden: false, calls: 0 };
   const api: KubeApi = {
     server: "https://fake",
     request: async (method, _path, body) => {
       state.calls++;
       await Promise.resolve();
-      if (state.hang) return new Promise<KubeResponse>(() => undefined);
+      if (state.hang) return new Promise<KubeResponse>((_, reject) => timers.setTimeout(() => reject(new Error(`${method} lease: no answer within 10 s`)), 10_000));
       if (state.down) throw new Error(`${method} lease: connect ECONNREFUSED`);
       if (state.forbidden) return { status: 403, body: { message: `leases.coordination.k8s.io "premiscale" is forbidden: User "${who}" cannot ${method === "GET" ? "get" : "update"} resource "leases"` } };
       return store.handle(who, method, body);
@@ -93,7 +96,7 @@ function apiFor(store: LeaseStore, who: string) {
 }
 
 function candidate(store: LeaseStore, timers: ManualTimers, identity: string, o: { wall?: () => Date; random?: () => number; stopHold?: Promise<void> } = {}) {
-  const { api, state } = apiFor(store, identity);
+  const { api, state } = apiFor(store, identity, timers);
   const events: (LeaderElectionEvent & { t: number })[] = [];
   const terms: { startedAt: number; signal: AbortSignal; abortedAt: number | null }[] = [];
   const elector: LeaderElector = leaderElection({
@@ -219,7 +222,10 @@ describe("leader election on a Lease", () => {
     expect(lostAt! - at).toBe(2_000 + 10_000);
     expect(String(a.terms[0]!.signal.reason)).toMatch(/leadership of Lease premiscale\/premiscale lost/);
     a.state.hang = false;
-    await a.elector.stop();
+    // stop() waits for the call still out (its timeout) before deciding whether to release.
+    const stopping = a.elector.stop();
+    await timers.advance(10_000);
+    await stopping;
   });
 
   it("on stop, aborts the work, waits for it, then releases the Lease so the other takes over at its next retry", async () => {

@@ -251,10 +251,16 @@ export function leaderElection(o: LeaderElectionOptions): LeaderElector {
     return update(next);
   };
 
+  // The attempt whose calls are out: stop() waits for it, so a write landing late cannot take the Lease after the
+  // release decision (it is bounded by the API client's call timeout).
+  let inFlight: Promise<unknown> = Promise.resolve();
+
   /** One attempt, its error reported as an event and counted as a failure. */
   const attempt = async (phase: "acquire" | "renew", since: number): Promise<boolean> => {
     try {
-      const ok = await tryAcquireOrRenew();
+      const call = tryAcquireOrRenew();
+      inFlight = call.catch(() => undefined);
+      const ok = await call;
       reportHolder();
       if (phase === "acquire") lastAcquireError = "";
       return ok;
@@ -334,6 +340,7 @@ export function leaderElection(o: LeaderElectionOptions): LeaderElector {
         halt.abort();
         leading?.abort(new Error(`leadership of Lease ${lease} given up: premiscale is stopping`));
         await running;
+        await inFlight;
         if (!isLeader()) return;
         // Written only after the work stopped (onStoppedLeading returned): the next leader never overlaps it.
         const t = microTime(wall());
