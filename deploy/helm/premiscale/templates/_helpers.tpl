@@ -43,7 +43,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Where the pod keeps things; the config's paths point here. */}}
 {{- define "premiscale.paths" -}}
-{{- dict "config" "/etc/premiscale/config" "state" "/var/lib/premiscale/state" "kubeconfig" "/etc/premiscale/kubeconfig" "grpcTls" "/etc/premiscale/externalgrpc" "home" "/home/premiscale" | toJson -}}
+{{- dict "config" "/etc/premiscale/config" "state" "/var/lib/premiscale" "kubeconfig" "/etc/premiscale/kubeconfig" "grpcTls" "/etc/premiscale/externalgrpc" "home" "/home/premiscale" | toJson -}}
 {{- end -}}
 
 {{/*
