@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -162,6 +162,17 @@ describe("the Helm chart, rendered", () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("config.server.listen is 127.0.0.1:8970, a loopback address");
     expect(r.stderr).toContain("listen on 0.0.0.0:8970");
+  });
+
+  it("documents every value in the chart's README table", () => {
+    const values = parseAllDocuments(readFileSync(join(CHART, "values.yaml"), "utf8"))[0]!.toJS() as Record<string, unknown>;
+    const leaves = (o: unknown, at: string[]): string[][] =>
+      o !== null && typeof o === "object" && !Array.isArray(o) && Object.keys(o).length > 0 ? Object.entries(o).flatMap(([k, v]) => leaves(v, [...at, k])) : [at];
+    const readme = readFileSync(join(CHART, "README.md"), "utf8");
+    const table = readme.slice(readme.indexOf("## Values"));
+    const documented = new Set([...table.matchAll(/^\| ([^|]+) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((k) => k[1]!)));
+    const missing = leaves(values, []).filter((path) => !path.some((_, i) => documented.has(path.slice(0, i + 1).join("."))));
+    expect(missing.map((p) => p.join(".")), "add these keys to the Values table of deploy/helm/premiscale/README.md").toEqual([]);
   });
 
   it("never puts a secret in the rendered objects: Secrets are mounted by name", () => {
