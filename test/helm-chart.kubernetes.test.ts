@@ -142,6 +142,25 @@ describe("the Helm chart, rendered", () => {
     }
   });
 
+  it("replaces the example config with the user's: nothing of the example is left but what the chart fills in", () => {
+    // Helm merges the maps of the user's values with the defaults: a map in the example would leak into every config.
+    const { server: _server, ...noServer } = KUBE_CONFIG;
+    const cm = one(render("r", "ns", { config: noServer }), "ConfigMap");
+    expect(parseAllDocuments(cm.data["premiscale.yaml"] as string)[0]!.toJS()).toEqual({
+      ...noServer,
+      state: { path: "/var/lib/premiscale/state" },
+      server: { listen: "0.0.0.0:8970" },
+      kubernetes: { ...KUBE_CONFIG.kubernetes, kubeconfig: "/etc/premiscale/kubeconfig/kubeconfig" },
+    });
+  });
+
+  it("refuses values the chart does not know, naming the key (values.schema.json)", () => {
+    const r = helm(["template", "r", CHART, "--set", "sshSecrets=premiscale-ssh", "--set", "replicaCount=two"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("additional properties 'sshSecrets' not allowed");
+    expect(r.stderr).toContain("at '/replicaCount': got string, want integer");
+  });
+
   it("rolls the pods when the config changes (a checksum of the ConfigMap on the pod template)", () => {
     const sum = (values: object) => one(render("r", "ns", values), "Deployment").spec.template.metadata.annotations["checksum/config"];
     expect(sum({})).toMatch(/^[0-9a-f]{64}$/);
