@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -192,6 +192,33 @@ describe("the Helm chart, rendered", () => {
     const documented = new Set([...table.matchAll(/^\| ([^|]+) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((k) => k[1]!)));
     const missing = leaves(values, []).filter((path) => !path.some((_, i) => documented.has(path.slice(0, i + 1).join("."))));
     expect(missing.map((p) => p.join(".")), "add these keys to the Values table of deploy/helm/premiscale/README.md").toEqual([]);
+  });
+
+  it("mounts Secret files so that premiscale, not root, can use an SSH private key from them (ssh's own check)", () => {
+    // The kubelet writes a Secret volume's files owned by root, group fsGroup, mode defaultMode. ssh refuses a
+    // private key that anyone but its owner can read only when the owner is the user running it: checked with the
+    // real ssh-keygen, as the chart's user, on a file made like the kubelet's.
+    const d = one(render("r", "ns", { sshSecret: "premiscale-ssh" }), "Deployment");
+    const pod = d.spec.template.spec.securityContext as { runAsUser: number; runAsGroup: number; fsGroup: number };
+    const mode = d.spec.template.spec.volumes.find((v: { name: string }) => v.name === "ssh").secret.defaultMode as number;
+    expect(process.getuid?.(), "this test makes files owned by root and runs as another user: run it as root").toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), "premiscale-helm-ssh-"));
+    try {
+      chmodSync(dir, 0o711);
+      const key = join(dir, "id_ed25519");
+      expect(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status).toBe(0);
+      const asUser = () => spawnSync("setpriv", [`--reuid=${pod.runAsUser}`, `--regid=${pod.runAsGroup}`, `--groups=${pod.fsGroup}`, "ssh-keygen", "-y", "-f", key], { encoding: "utf8" });
+      chownSync(key, 0, pod.fsGroup);
+      chmodSync(key, mode);
+      const asMounted = asUser();
+      expect(asMounted.stderr).toBe("");
+      expect(asMounted.stdout).toMatch(/^ssh-ed25519 /);
+      // The same mode on a file the user owns is refused: the check is real.
+      chownSync(key, pod.runAsUser, pod.fsGroup);
+      expect(asUser().stderr).toContain("UNPROTECTED PRIVATE KEY FILE");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("never puts a secret in the rendered objects: Secrets are mounted by name", () => {
