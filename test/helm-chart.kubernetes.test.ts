@@ -221,6 +221,15 @@ describe("the Helm chart, rendered", () => {
     }
   });
 
+  it("refuses an externalgrpc listener beyond loopback without TLS, naming the Secret to set", () => {
+    const file = join(work, "plaintext-grpc.yaml");
+    writeFileSync(file, stringify({ config: { ...KUBE_CONFIG, kubernetes: { ...KUBE_CONFIG.kubernetes, externalGrpc: { listen: "0.0.0.0:8972" } } } }));
+    const r = helm(["template", "r", CHART, "-f", file]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("config.kubernetes.externalGrpc.listen is 0.0.0.0:8972 without tls");
+    expect(r.stderr).toContain("set externalGrpcTlsSecret");
+  });
+
   it("never puts a secret in the rendered objects: Secrets are mounted by name", () => {
     const objs = render("nodegroups", "ns", COMBINATIONS[1]!.values);
     expect(find(objs, "Secret")).toEqual([]);

@@ -95,6 +95,9 @@ the kubelet's probes, not the Service). Called with (list "<field>" "<host:port>
 {{- if $cfg.kubernetes -}}
 {{- $listen := dig "externalGrpc" "listen" "127.0.0.1:8972" $cfg.kubernetes | toString -}}
 {{- if not (or (hasPrefix "127." $listen) (hasPrefix "localhost:" $listen) (hasPrefix "[::1]:" $listen)) -}}
+{{- if not (dig "externalGrpc" "tls" "" $cfg.kubernetes) -}}
+{{- fail (printf "values: config.kubernetes.externalGrpc.listen is %s without tls: cluster-autoscaler's calls change the cluster's size, so premiscale refuses plaintext beyond loopback; set externalGrpcTlsSecret (a Secret with tls.crt, tls.key, ca.crt)" $listen) -}}
+{{- end -}}
 {{- include "premiscale.listenPort" (list "config.kubernetes.externalGrpc.listen" $listen) -}}
 {{- end -}}
 {{- end -}}
