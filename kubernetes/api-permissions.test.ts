@@ -38,27 +38,62 @@ function literalText(node: ts.Node): string | null {
   return null;
 }
 
-/** Every API path in `text` (a file's source), with the HTTP method of the call it is an argument of. */
+/** The HTTP method of a call `node` (a path expression) is an argument of: "WATCH" for a watch helper; else null. */
+function methodOf(node: ts.Node): string | null {
+  const parent = node.parent;
+  if (!parent || !ts.isCallExpression(parent) || !parent.arguments.includes(node as ts.Expression)) return null;
+  const callee = ts.isPropertyAccessExpression(parent.expression) ? parent.expression.name.text : ts.isIdentifier(parent.expression) ? parent.expression.text : "";
+  const first = parent.arguments[0];
+  const inFirstTwo = parent.arguments.slice(0, 2).includes(node as ts.Expression);
+  // api.request("GET", path, body): kube-api.ts's KubeApi.
+  if (callee === "request") return first && parent.arguments[1] === node ? literalText(first) : null;
+  // A watch helper: a GET with watch=true.
+  if (/^watch/i.test(callee) && inFirstTwo) return "WATCH";
+  // A list helper (listAll(api, path, query)): a GET of a collection.
+  if (/^list/i.test(callee) && inFirstTwo) return "GET";
+  return null;
+}
+
+/**
+ * Every API path in `text` (a file's source), with the HTTP method of the call it is an argument of. A path kept in
+ * a `const` first is followed to the calls in the same file that pass it, alone or as the start of a template
+ * (`${path}/${name}`): one found call per use.
+ */
 function scanSource(file: string, text: string): FoundCall[] {
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const found: FoundCall[] = [];
+  const at = (node: ts.Node) => `${file}:${sf.getLineAndCharacterOfPosition(node.getStart()).line + 1}`;
+  const add = (node: ts.Node, method: string | null, path: string) => {
+    const call = method === null ? null : method === "WATCH" ? kubeApiCall("GET", `${path}${path.includes("?") ? "&" : "?"}watch=true`) : kubeApiCall(method, path);
+    found.push({ where: at(node), method, path, call });
+  };
+  /** The uses of variable `name` as a path: the identifier itself, or a template that starts with it. */
+  const usesOf = (name: string): { node: ts.Node; suffix: string }[] => {
+    const uses: { node: ts.Node; suffix: string }[] = [];
+    const walk = (n: ts.Node): void => {
+      if (ts.isIdentifier(n) && n.text === name && ts.isCallExpression(n.parent)) uses.push({ node: n, suffix: "" });
+      else if (ts.isTemplateExpression(n) && n.head.text === "" && ts.isIdentifier(n.templateSpans[0]!.expression) && n.templateSpans[0]!.expression.text === name) {
+        uses.push({ node: n, suffix: literalText(n)!.slice("${}".length) });
+        return;
+      }
+      ts.forEachChild(n, walk);
+    };
+    walk(sf);
+    return uses;
+  };
   const visit = (node: ts.Node): void => {
     const path = literalText(node);
-    if (path !== null && /^\/apis?\//.test(path)) {
-      const { line } = sf.getLineAndCharacterOfPosition(node.getStart());
-      const where = `${file}:${line + 1}`;
-      let method: string | null = null;
-      const parent = node.parent;
-      if (ts.isCallExpression(parent) && parent.arguments.includes(node as ts.Expression)) {
-        const callee = ts.isPropertyAccessExpression(parent.expression) ? parent.expression.name.text : ts.isIdentifier(parent.expression) ? parent.expression.text : "";
-        const first = parent.arguments[0];
-        // api.request("GET", path, body): kube-api.ts's KubeApi.
-        if (callee === "request" && first && parent.arguments[1] === node) method = literalText(first);
-        // A watch helper: any GET with watch=true.
-        else if (/^watch/i.test(callee) && first === node) method = "WATCH";
+    // A path as an object key (a table of paths to messages) is not a call.
+    const isKey = node.parent !== undefined && (ts.isPropertyAssignment(node.parent) || ts.isPropertyDeclaration(node.parent)) && node.parent.name === node;
+    if (path !== null && !isKey && /^\/apis?\//.test(path)) {
+      const decl = node.parent;
+      if (decl && ts.isVariableDeclaration(decl) && decl.initializer === node && ts.isIdentifier(decl.name)) {
+        const uses = usesOf(decl.name.text);
+        if (uses.length === 0) add(node, null, path);
+        for (const u of uses) add(u.node, methodOf(u.node), path + u.suffix);
+      } else {
+        add(node, methodOf(node), path);
       }
-      const call = method === null ? null : method === "WATCH" ? kubeApiCall("GET", `${path}${path.includes("?") ? "&" : "?"}watch=true`) : kubeApiCall(method, path);
-      found.push({ where, method, path, call });
       return;
     }
     ts.forEachChild(node, visit);
@@ -91,6 +126,30 @@ describe("kubeApiCall", () => {
   });
 });
 
+describe("the scan of API calls", () => {
+  it("follows a path kept in a const to each call that passes it, alone or as a template's start", () => {
+    const src = [
+      "const nodePath = `/api/v1/nodes/${name}`;",
+      "await api.request(\"GET\", nodePath);",
+      "await api.request(\"PATCH\", nodePath, patch);",
+      "const path = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;",
+      "await api.request(\"PUT\", `${path}/${name}`, body);",
+      "await api.request(\"POST\", path, body);",
+      "await listAll(api, \"/apis/apps/v1/daemonsets\");",
+      "const MESSAGES = { \"/api/v1/pods\": \"list on pods\" };",
+      "const unused = \"/api/v1/secrets\";",
+    ].join("\n");
+    expect(scanSource("x.ts", src).map((f) => [f.where, f.call && `${f.call.verb} ${f.call.apiGroup}/${f.call.resource}`])).toEqual([
+      ["x.ts:2", "get /nodes"],
+      ["x.ts:3", "patch /nodes"],
+      ["x.ts:5", "update coordination.k8s.io/leases"],
+      ["x.ts:6", "create coordination.k8s.io/leases"],
+      ["x.ts:7", "list apps/daemonsets"],
+      ["x.ts:9", null],
+    ]);
+  });
+});
+
 describe("the table of Kubernetes API calls (kubernetes/api-permissions.ts)", () => {
   const found = scanCode();
 
@@ -103,7 +162,7 @@ describe("the table of Kubernetes API calls (kubernetes/api-permissions.ts)", ()
 
   it("can classify every API path written in kubernetes/ (a path in another kind of call must be taught to the scan)", () => {
     const unclassified = found.filter((f) => f.call === null).map((f) => `${f.where}: ${f.path}`);
-    expect(unclassified, "API paths not passed to api.request(METHOD, path) or a watch helper: extend scanSource in kubernetes/api-permissions.test.ts").toEqual([]);
+    expect(unclassified, "API paths not passed to api.request(METHOD, path), a list… or a watch… helper: extend scanSource in kubernetes/api-permissions.test.ts").toEqual([]);
   });
 
   it("lists every API call the code makes, so the Helm chart's RBAC can be held to it", () => {

@@ -40,11 +40,13 @@ export interface KubeApiPermission {
   when?: "leaderElection";
 }
 
-/** The table. Order: scope, then group, resource and verb, as the chart lists its rules. */
+/** The table, by scope, then group and resource, as the chart lists its rules. */
 export const KUBE_API_PERMISSIONS: readonly KubeApiPermission[] = [
+  { verb: "get", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "native mode (issue 12): drain re-reads the Node before tainting it (its resourceVersion guards the patch)", status: "planned" },
   { verb: "list", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts NodeWatcher: one Node list per poll for every VM waiting for its Node to be Ready; before-destroy and after-destroy find the VM's Node by providerID", status: "code" },
   { verb: "patch", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts before-destroy: cordon the VM's Node (spec.unschedulable)", status: "code" },
   { verb: "delete", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts after-destroy: delete the destroyed VM's Node", status: "code" },
+  { verb: "get", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native mode (issue 12): drain, after an eviction's 409, whether the pod is gone or replaced", status: "planned" },
   { verb: "list", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native mode (issue 12): unschedulable pods for scale-up, the pods of a node to drain", status: "planned" },
   { verb: "watch", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native mode (issue 12): pending pods as they arrive (batching)", status: "planned" },
   { verb: "create", apiGroup: "", resource: "pods/eviction", scope: "cluster", usedBy: "native mode (issue 12): drain through the Eviction API, PDBs respected", status: "planned" },
