@@ -117,9 +117,9 @@ export interface PremiscaleConfig {
    */
   kubernetes?: {
     /**
-     * kubeconfig premiscale uses (relative to this file): it creates bootstrap tokens in kube-system and reads and deletes Nodes.
+     * kubeconfig premiscale uses (relative to this file): it creates bootstrap tokens in kube-system and reads and deletes Nodes. Default: the service account of the pod premiscale runs in (in-cluster config).
      */
-    kubeconfig: string;
+    kubeconfig?: string;
     /**
      * Context of the kubeconfig. Default: its current-context.
      */
@@ -174,6 +174,35 @@ export interface PremiscaleConfig {
      * Also plan this often without an intent (drift, retries).
      */
     resyncSeconds: number;
+    /**
+     * Several premiscale serve replicas: only the holder of a coordination.k8s.io/v1 Lease runs the node-group loops (client-go's algorithm and defaults).
+     */
+    leaderElection: {
+      /**
+       * Elect a leader (needs get, create, update on leases in the namespace).
+       */
+      enabled: boolean;
+      /**
+       * The Lease's namespace. Default: the credentials' namespace (in a pod: its own), else default.
+       */
+      namespace?: string;
+      /**
+       * The Lease's name.
+       */
+      leaseName: string;
+      /**
+       * Others take the Lease over when it has not changed for this long, as they observed it.
+       */
+      leaseDurationSeconds: number;
+      /**
+       * The leader stops leading when it could not renew for this long (less than leaseDurationSeconds).
+       */
+      renewDeadlineSeconds: number;
+      /**
+       * Candidates retry and the leader renews this often (renewDeadlineSeconds must exceed 1.2 times it).
+       */
+      retryPeriodSeconds: number;
+    };
   };
   /**
    * Hosts VMs run on.

@@ -42,22 +42,22 @@ export interface KubeApiPermission {
 
 /** The table, by scope, then group and resource, as the chart lists its rules. */
 export const KUBE_API_PERMISSIONS: readonly KubeApiPermission[] = [
-  { verb: "get", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "native mode (issue 12): drain re-reads the Node before tainting it (its resourceVersion guards the patch)", status: "planned" },
-  { verb: "list", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts NodeWatcher: one Node list per poll for every VM waiting for its Node to be Ready; before-destroy and after-destroy find the VM's Node by providerID", status: "code" },
-  { verb: "patch", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts before-destroy: cordon the VM's Node (spec.unschedulable)", status: "code" },
-  { verb: "delete", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts after-destroy: delete the destroyed VM's Node", status: "code" },
-  { verb: "get", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native mode (issue 12): drain, after an eviction's 409, whether the pod is gone or replaced", status: "planned" },
-  { verb: "list", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native mode (issue 12): unschedulable pods for scale-up, the pods of a node to drain", status: "planned" },
+  { verb: "get", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "native/drain.ts: re-reads the Node before tainting or untainting it (its resourceVersion guards the patch)", status: "code" },
+  { verb: "list", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts NodeWatcher: one Node list per poll for every VM waiting for its Node to be Ready; before-destroy and after-destroy find the VM's Node by providerID; native/drain.ts drainHook finds the Node to drain the same way", status: "code" },
+  { verb: "patch", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts before-destroy: cordon the VM's Node (spec.unschedulable); native/drain.ts: taint ToBeDeletedByClusterAutoscaler and cordon, and undo both when the drain gives up", status: "code" },
+  { verb: "delete", apiGroup: "", resource: "nodes", scope: "cluster", usedBy: "node-hooks.ts after-destroy: delete the destroyed VM's Node; native/drain.ts: delete the drained Node", status: "code" },
+  { verb: "get", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native/drain.ts: after an eviction's 409, whether the pod is gone or replaced", status: "code" },
+  { verb: "list", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native/drain.ts: the pods of the node to drain (fieldSelector spec.nodeName), and whether the evicted ones are gone; native mode (issue 12): unschedulable pods for scale-up", status: "code" },
   { verb: "watch", apiGroup: "", resource: "pods", scope: "cluster", usedBy: "native mode (issue 12): pending pods as they arrive (batching)", status: "planned" },
-  { verb: "create", apiGroup: "", resource: "pods/eviction", scope: "cluster", usedBy: "native mode (issue 12): drain through the Eviction API, PDBs respected", status: "planned" },
+  { verb: "create", apiGroup: "", resource: "pods/eviction", scope: "cluster", usedBy: "native/drain.ts: evict each pod through the Eviction API, PDBs respected", status: "code" },
   { verb: "list", apiGroup: "apps", resource: "daemonsets", scope: "cluster", usedBy: "native mode (issue 12): DaemonSet overhead on a group's template node", status: "planned" },
   { verb: "list", apiGroup: "policy", resource: "poddisruptionbudgets", scope: "cluster", usedBy: "native mode (issue 12): simulate drains without breaking a PDB", status: "planned" },
   { verb: "list", apiGroup: "", resource: "secrets", scope: "kube-system", usedBy: "node-hooks.ts deleteTokens: the VM's bootstrap token Secrets, by the premiscale.io/instance label", status: "code" },
   { verb: "create", apiGroup: "", resource: "secrets", scope: "kube-system", usedBy: "node-hooks.ts before-create: mint the VM's bootstrap token Secret", status: "code" },
   { verb: "delete", apiGroup: "", resource: "secrets", scope: "kube-system", usedBy: "node-hooks.ts deleteTokens: remove the VM's bootstrap token once its Node is Ready or it is destroyed", status: "code" },
-  { verb: "get", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", resourceNames: "lease", usedBy: "leader election (issue 12): read the Lease", status: "planned", when: "leaderElection" },
-  { verb: "create", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", usedBy: "leader election (issue 12): make the Lease when there is none", status: "planned", when: "leaderElection" },
-  { verb: "update", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", resourceNames: "lease", usedBy: "leader election (issue 12): take over or renew the Lease", status: "planned", when: "leaderElection" },
+  { verb: "get", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", resourceNames: "lease", usedBy: "native/leader-election.ts: read the Lease", status: "code", when: "leaderElection" },
+  { verb: "create", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", usedBy: "native/leader-election.ts: make the Lease when there is none", status: "code", when: "leaderElection" },
+  { verb: "update", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", resourceNames: "lease", usedBy: "native/leader-election.ts: take over, renew or release the Lease (conditional on its resourceVersion)", status: "code", when: "leaderElection" },
 ];
 
 /** An API call as read from a path and a method: what the API server's authorizer is asked. */
