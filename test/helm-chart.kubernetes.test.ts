@@ -137,6 +137,8 @@ describe("the Helm chart, rendered", () => {
       expect(config.state.path, c.what).toBe("/var/lib/premiscale/state");
       expect(config.server.port).toBe(8970);
       if (c.release === "nodegroups") {
+        // The chart's leaderElection values become premiscale's own switch, on the Lease its Role allows.
+        expect(config.kubernetes?.leaderElection).toMatchObject({ enabled: true, leaseName: "premiscale", namespace: "ns" });
         expect(config.kubernetes).toMatchObject({ kubeconfig: "/etc/premiscale/kubeconfig/kubeconfig", externalGrpc: { host: "0.0.0.0", port: 8972, tls: { cert: "/etc/premiscale/externalgrpc/tls.crt", key: "/etc/premiscale/externalgrpc/tls.key", clientCa: "/etc/premiscale/externalgrpc/ca.crt" } } });
       }
     }
@@ -150,8 +152,18 @@ describe("the Helm chart, rendered", () => {
       ...noServer,
       state: { path: "/var/lib/premiscale/state" },
       server: { listen: "0.0.0.0:8970" },
-      kubernetes: { ...KUBE_CONFIG.kubernetes, kubeconfig: "/etc/premiscale/kubeconfig/kubeconfig" },
+      kubernetes: { ...KUBE_CONFIG.kubernetes, kubeconfig: "/etc/premiscale/kubeconfig/kubeconfig", leaderElection: { enabled: true, leaseName: "premiscale", namespace: "ns" } },
     });
+  });
+
+  it("turns premiscale's leader election on with the chart's, and lets the config's own block win", () => {
+    const election = (values: object) =>
+      (parseAllDocuments(one(render("r", "ns", values), "ConfigMap").data["premiscale.yaml"] as string)[0]!.toJS() as { kubernetes?: { leaderElection?: unknown } }).kubernetes?.leaderElection;
+    expect(election({ config: KUBE_CONFIG, leaderElection: { leaseName: "my-lease" } })).toEqual({ enabled: true, leaseName: "my-lease", namespace: "ns" });
+    expect(election({ config: KUBE_CONFIG, leaderElection: { enabled: false } })).toBeUndefined();
+    const own = { ...KUBE_CONFIG, kubernetes: { ...KUBE_CONFIG.kubernetes, leaderElection: { enabled: false } } };
+    expect(election({ config: own })).toEqual({ enabled: false, leaseName: "premiscale", namespace: "ns" });
+    expect(election({})).toBeUndefined();
   });
 
   it("refuses values the chart does not know, naming the key (values.schema.json)", () => {

@@ -60,6 +60,10 @@ win, key by key). Renders YAML.
 {{- $tls := dict "cert" (printf "%s/tls.crt" $paths.grpcTls) "key" (printf "%s/tls.key" $paths.grpcTls) "clientCa" (printf "%s/ca.crt" $paths.grpcTls) -}}
 {{- $_ := set $k "externalGrpc" (dict "listen" "0.0.0.0:8972" "tls" $tls) -}}
 {{- end -}}
+{{- if .Values.leaderElection.enabled -}}
+{{- /* One acting replica: premiscale's own switch, on the Lease the chart's Role allows. */ -}}
+{{- $_ := set $k "leaderElection" (dict "enabled" true "leaseName" .Values.leaderElection.leaseName "namespace" .Release.Namespace) -}}
+{{- end -}}
 {{- $_ := set $defaults "kubernetes" $k -}}
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $defaults $user) -}}
