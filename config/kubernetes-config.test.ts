@@ -125,6 +125,6 @@ describe("the kubernetes blocks", () => {
       "4:kubernetes.native: kubernetes.native is set, but kubernetes.mode is cluster-autoscaler (the default), so nothing reads it (set kubernetes.mode: native, or remove kubernetes.native)",
     ]);
     expect(issues(config(`${TOP}\n  mode: native\n  native: { scaleDown: { budget: lots } }`, GROUP)).join("\n")).toMatch(/kubernetes\.native\.scaleDown\.budget/);
-    expect(issues(config(`${TOP}\n  mode: native\n  native: { batch: { idleMs: 5000, maxMs: 1000 } }`, GROUP))[0]).toMatch(/^4:kubernetes\.native\.batch\.maxMs: batch\.maxMs 1000 is shorter than batch\.idleMs 5000/);
+    expect(issues(config(`${TOP}\n  mode: native\n  native: { batch: { idleMs: 5000, maxMs: 1000 } }`, GROUP))[0]).toMatch(/^5:kubernetes\.native\.batch\.maxMs: batch\.maxMs 1000 is shorter than batch\.idleMs 5000/);
   });
 });
