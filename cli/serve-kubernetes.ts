@@ -7,12 +7,17 @@ import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { Config } from "../config/types.js";
 import { startAutoscalerProvider, type AutoscalerEvent, type RunningAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
+import { startNativeProvider, type NativeEvent, type RunningNativeProvider } from "../pipeline/native-provider.js";
 
 /** Calls that change a node group: logged at info; the others (cluster-autoscaler polls them) at debug. */
 const CHANGING = new Set(["NodeGroupIncreaseSize", "NodeGroupDeleteNodes", "NodeGroupDecreaseTargetSize"]);
 
+/** A running Kubernetes mode: cluster-autoscaler's provider (with its listener's address) or native mode (none). */
+export type RunningKubernetesMode = RunningAutoscalerProvider | RunningNativeProvider;
+
 /** Starts the Kubernetes mode for `config` (which has a `kubernetes` block); its events go to `log` and `registry`. */
-export async function startKubernetesMode(config: Config, log: Logger, registry: Registry): Promise<RunningAutoscalerProvider> {
+export async function startKubernetesMode(config: Config, log: Logger, registry: Registry): Promise<RunningKubernetesMode> {
+  if (config.kubernetes?.native) return startNativeMode(config, log, registry);
   const calls = new Histogram({
     name: "premiscale_externalgrpc_call_duration_seconds",
     help: "externalgrpc calls from cluster-autoscaler, by method and gRPC status: time from the request to the answer.",
@@ -65,6 +70,59 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
     }
   };
   return startAutoscalerProvider(config, {
+    env: process.env,
+    onEvent,
+    serverLog: (line) => {
+      const { time: _time, level, ...fields } = line;
+      log[level](fields);
+    },
+  });
+}
+
+/**
+ * Native mode (`kubernetes.mode: native`): premiscale's own scans, logged as JSON lines (a scan that changes nothing at
+ * debug; pods no group can take at warn, every scan, so they stay visible) and counted on `/metrics`.
+ */
+async function startNativeMode(config: Config, log: Logger, registry: Registry): Promise<RunningNativeProvider> {
+  const scans = new Counter({
+    name: "premiscale_native_scans_total",
+    help: "Native mode's scans of the cluster, by outcome (no_changes, skipped, applied, partial, failed, locked).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  for (const outcome of ["no_changes", "skipped", "applied", "partial", "failed", "locked"]) scans.inc({ outcome }, 0);
+  const onEvent = (e: NativeEvent) => {
+    switch (e.type) {
+      case "native_started":
+        log.info({ event: "native_started", groups: e.groups, scanIntervalSeconds: e.scanIntervalSeconds });
+        return;
+      case "pods_batched":
+        log.info({ event: "pods_batched", pods: e.pods });
+        return;
+      case "scan_start":
+        log.debug({ event: "native_scan_start", trigger: e.trigger });
+        return;
+      case "scan_done": {
+        const { type: _t, ...r } = e;
+        scans.inc({ outcome: e.outcome });
+        for (const u of e.unplaceable) log.warn({ event: "pod_unplaceable", pod: u.pod, groups: u.groups, reason: "no node group can hold this pod: no scale-up for it" });
+        const quiet = (e.outcome === "no_changes" || e.outcome === "skipped") && !e.halted;
+        log[e.outcome === "failed" || e.outcome === "locked" || e.halted ? "warn" : quiet ? "debug" : "info"]({ event: "native_scan_done", ...r, durationMs: Math.round(e.durationMs) });
+        return;
+      }
+      case "native_error":
+        log.warn({ event: "native_error", error: e.error });
+        return;
+      case "apply": {
+        const a = e.event;
+        if (a.type === "apply_progress") log.debug({ event: "apply_step", address: a.address, step: a.step, elapsedMs: Math.round(a.elapsedMs) });
+        else if (a.type === "apply_errored" || a.type === "cleanup_errored") log.warn({ event: a.type, ...a, type: undefined });
+        else log.info({ event: a.type, ...a, type: undefined });
+        return;
+      }
+    }
+  };
+  return startNativeProvider(config, {
     env: process.env,
     onEvent,
     serverLog: (line) => {

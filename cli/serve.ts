@@ -25,8 +25,7 @@ import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../s
 import { CheckInLedger, ledgerRecorder, loadServerSecret } from "../server/check-in-ledger.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { State } from "../state/types.js";
-import type { RunningAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
-import { startKubernetesMode } from "./serve-kubernetes.js";
+import { startKubernetesMode, type RunningKubernetesMode } from "./serve-kubernetes.js";
 import { configPath, journalPath, runtimeDir } from "./context.js";
 import type { Output } from "./output.js";
 
@@ -110,7 +109,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     await server.close();
     throw e;
   }
-  let kubernetes: RunningAutoscalerProvider | null = null;
+  let kubernetes: RunningKubernetesMode | null = null;
   if (config.kubernetes) {
     try {
       kubernetes = await startKubernetesMode(config, log, server.metrics);
@@ -460,6 +459,10 @@ and answers at once, and plans and applies the node groups whenever it asked (on
 calls as its reason). New VMs get a bootstrap token and a kubeadm (or k3s, rke2) join in their user-data; apply
 waits for their Node to be Ready and deletes a destroyed VM's Node. Point cluster-autoscaler at it with
 --cloud-provider=externalgrpc --cloud-config=FILE, FILE holding address, cert, key, cacert (see README.md).
+With kubernetes.mode: native there is no listener and no cluster-autoscaler: premiscale scans the cluster every
+kubernetes.native.scanIntervalSeconds (10), adds nodes for pods the scheduler marked Unschedulable (bin-packed
+onto each group's template, the expander chain choosing the group; pods arriving together make one decision) and
+removes under-used nodes whose pods fit elsewhere (see kubernetes/README.md, native mode).
 
 Logs: one JSON object per line on stderr. SIGTERM or SIGINT stops it: requests, the node groups' apply and the
 collection in flight finish, the database is closed, exit code 0.`;

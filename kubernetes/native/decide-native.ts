@@ -159,7 +159,7 @@ export function decideNative(input: NativeInput): NativeResult {
           current: decisions.get(g.name)!.current,
           threshold: a.scaleDownUtilizationThreshold ?? o.scaleDown.utilizationThreshold,
           unneededMs: a.scaleDownUnneededSeconds !== undefined ? a.scaleDownUnneededSeconds * 1000 : o.scaleDown.unneededMs,
-          budget: o.scaleDown.budget,
+          budget: a.disruptionBudget ?? o.scaleDown.budget,
           ...(a.ignoreDaemonSetsUtilization ? { ignoreDaemonSetsUtilization: true } : {}),
         };
       }),
