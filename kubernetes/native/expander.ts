@@ -23,7 +23,9 @@ export type ExpanderName = (typeof EXPANDERS)[number];
 export interface ExpansionOption {
   group: string;
   newNodes: number;
-  pods: readonly SimPod[];
+  /** The pods it would place (may be built when read: use `podCount` to count them). */
+  readonly pods: readonly SimPod[];
+  podCount: number;
   waste: { cpu: number; memory: number };
 }
 
@@ -81,8 +83,8 @@ export function expand(chain: readonly ExpanderName[], options: readonly Expansi
         break;
       }
       case "most-pods": {
-        left = best(left, (o) => -o.pods.length);
-        why.push(`most pods ${left[0]!.pods.length}`);
+        left = best(left, (o) => -o.podCount);
+        why.push(`most pods ${left[0]!.podCount}`);
         break;
       }
       case "least-nodes": {

@@ -12,7 +12,7 @@
  */
 import { bindPods, freeOf } from "./cluster-state.js";
 import { podKey, type SimNode, type SimPod } from "./cluster-model.js";
-import { packPods, type PackResult } from "./bin-pack.js";
+import { classify, packClasses, packPods } from "./bin-pack.js";
 import { expand, type ExpanderContext, type ExpanderName, type ExpansionOption } from "./expander.js";
 import type { GroupTemplate } from "./group-template.js";
 import type { FitFailure } from "./predicates.js";
@@ -112,16 +112,26 @@ export function computeScaleUp(input: ScaleUpInput): ScaleUpResult {
 
   const adds: GroupScaleUp[] = [];
   const added = new Map<string, number>();
-  const cache = new Map<string, PackResult>();
   const open = input.groups.filter((g) => !g.blocked);
+  // Whether a class may go on a group's template at all does not change between rounds.
+  const fitCaches = new Map<string, Map<string, FitFailure | null>>(input.groups.map((g) => [g.template.group, new Map()]));
+  let classes = classify(remaining);
   while (remaining.length > 0) {
-    const options: (ExpansionOption & { pack: PackResult })[] = [];
+    const options: ExpansionOption[] = [];
     for (const g of open) {
       const room = g.max - g.current - (added.get(g.template.group) ?? 0);
       if (room <= 0) continue;
-      let pack = cache.get(g.template.group);
-      if (!pack) cache.set(g.template.group, (pack = packPods(remaining, g.template, { limit: room })));
-      if (pack.placed.length > 0) options.push({ group: g.template.group, newNodes: pack.newNodes, pods: pack.placed, waste: pack.waste, pack });
+      const pack = packClasses(classes, g.template, { limit: room }, fitCaches.get(g.template.group));
+      if (pack.placedCount > 0)
+        options.push({
+          group: g.template.group,
+          newNodes: pack.newNodes,
+          podCount: pack.placedCount,
+          waste: pack.waste,
+          get pods() {
+            return pack.placed;
+          },
+        });
     }
     if (options.length === 0) break;
     const { option, why } = expand(input.expander, options, input.expanderContext);
@@ -130,22 +140,19 @@ export function computeScaleUp(input: ScaleUpInput): ScaleUpResult {
     adds.push({ group: option.group, add: option.newNodes, pods, why, waste: option.waste, reason: "" });
     const taken = new Set(pods.map((p) => p.uid));
     remaining = remaining.filter((p) => !taken.has(p.uid));
-    // A packing stays right when none of its placed pods were taken: the pods that left were ones it could not place.
-    cache.delete(option.group);
-    for (const [group, pack] of cache) if (pack.placed.some((p) => taken.has(p.uid))) cache.delete(group);
+    classes = classes.map((c) => ({ ...c, pods: c.pods.filter((p) => !taken.has(p.uid)) })).filter((c) => c.pods.length > 0);
   }
 
-  const unplaceable: Unplaceable[] = remaining.map((pod) => {
+  const unplaceable: Unplaceable[] = [];
+  for (const c of classes) {
     const groups: Unplaceable["groups"] = {};
     for (const g of input.groups) {
       if (g.blocked) groups[g.template.group] = "blocked";
-      else {
-        const r = packPods([pod], g.template, { limit: 1 });
-        groups[g.template.group] = r.misfits[0]?.why ?? "max";
-      }
+      else groups[g.template.group] = packClasses([{ ...c, pods: [c.shape] }], g.template, { limit: 1 }, fitCaches.get(g.template.group)).misfits[0]?.why ?? "max";
     }
-    return { pod, groups };
-  });
+    for (const pod of c.pods) unplaceable.push({ pod, groups });
+  }
+  unplaceable.sort((a, b) => podKey(a.pod).localeCompare(podKey(b.pod)));
 
   // One entry per group (a group chosen twice, after another took some pods, adds up).
   const merged = new Map<string, GroupScaleUp>();

@@ -155,13 +155,13 @@ describe("bin-packing (first-fit decreasing)", () => {
 
   it("reports pods no node of the group can hold, with the reason", () => {
     const r = packPods([testPod("huge", 3000, 100), testPod("picky", 10, 10, { nodeSelector: { gpu: "true" } })], t, { limit: 5 });
-    expect(r.misfits.map((m) => [m.pod.name, m.why])).toEqual([["huge", "cpu"], ["picky", "node-selector"]]);
+    expect(r.misfits.map((m) => [m.pod.name, m.why]).sort()).toEqual([["huge", "cpu"], ["picky", "node-selector"]]);
     expect(r.newNodes).toBe(0);
   });
 });
 
 describe("the expanders", () => {
-  const opt = (group: string, newNodes: number, pods: number, cpu: number, memory: number): ExpansionOption => ({ group, newNodes, pods: Array.from({ length: pods }, (_, i) => testPod(`${group}${i}`, 1, 1)), waste: { cpu, memory } });
+  const opt = (group: string, newNodes: number, pods: number, cpu: number, memory: number): ExpansionOption => ({ group, newNodes, pods: Array.from({ length: pods }, (_, i) => testPod(`${group}${i}`, 1, 1)), podCount: pods, waste: { cpu, memory } });
   const options = [opt("web-small", 3, 6, 0.1, 0.2), opt("web-large", 1, 6, 0.3, 0.4), opt("batch", 2, 4, 0.05, 0.05)];
 
   it("least-waste picks the least unused CPU and memory, and says how much", () => {
