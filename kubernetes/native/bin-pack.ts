@@ -95,10 +95,12 @@ function size(p: SimPod, free: Resources): number {
   return Math.max(c, m);
 }
 
-/** How many pods needing `r` fit in `room` (Infinity when they need nothing). */
-function howMany(r: Resources, room: Resources): number {
-  const q = (need: number, have: number) => (need <= 0 ? Infinity : Math.floor(have / need));
-  return Math.min(q(r.cpuMillis, room.cpuMillis), q(r.memoryBytes, room.memoryBytes), q(r.pods, room.pods));
+/** How many pods needing `r` fit in `free` less `used` (Infinity when they need nothing). */
+function howMany(r: Resources, free: Resources, used: Resources): number {
+  const c = r.cpuMillis <= 0 ? Infinity : Math.floor((free.cpuMillis - used.cpuMillis) / r.cpuMillis);
+  const m = r.memoryBytes <= 0 ? Infinity : Math.floor((free.memoryBytes - used.memoryBytes) / r.memoryBytes);
+  const p = r.pods <= 0 ? Infinity : Math.floor((free.pods - used.pods) / r.pods);
+  return c < m ? (c < p ? c : p) : m < p ? m : p;
 }
 
 /** Packs `pods` onto new nodes of `template` (first-fit decreasing), within `limit` new nodes. */
@@ -144,8 +146,7 @@ export function packClasses(classes: readonly PodClass[], template: GroupTemplat
         bins.push({ upcoming: false, runs: [], used: { cpuMillis: 0, memoryBytes: 0, pods: 0 } });
       }
       const n = bins[i]!;
-      const room = { cpuMillis: free.cpuMillis - n.used.cpuMillis, memoryBytes: free.memoryBytes - n.used.memoryBytes, pods: free.pods - n.used.pods };
-      const k = Math.min(c.pods.length - next, howMany(r, room));
+      const k = Math.min(c.pods.length - next, howMany(r, free, n.used));
       if (k <= 0) continue;
       n.runs.push({ c, from: next, to: next + k });
       next += k;

@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { packPods } from "./bin-pack.js";
+import { packPods, shapeKey } from "./bin-pack.js";
 import { daemonSetPod, nodeFromApi, podFromApi, podRequests } from "./cluster-model.js";
 import { expand, type ExpansionOption } from "./expander.js";
 import { groupTemplate } from "./group-template.js";
@@ -145,6 +146,39 @@ describe("bin-packing (first-fit decreasing)", () => {
     const r = packPods([testPod("a", 1000, 100), testPod("b", 1000, 100), testPod("c", 1000, 100)], t, { limit: 5, upcoming: 1 });
     expect(r.onUpcoming.map((p) => p.name)).toEqual(["a", "b"]);
     expect(r.newNodes).toBe(1);
+  });
+
+  it("places exactly what first fit decreasing one pod at a time places, within the limit and every node's room (property)", () => {
+    const small = groupTemplate(testGroup("small", { vcpus: 2, memoryMiB: 2048, maxPods: 5 }), []);
+    fc.assert(
+      fc.property(fc.array(fc.record({ cpu: fc.constantFrom(0, 100, 300, 700, 1500, 2500), mem: fc.constantFrom(0, 64, 512, 1024) }), { maxLength: 40 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 2 }), (spec, limit, upcoming) => {
+        const pods = spec.map((x, i) => testPod(`p${String(i).padStart(2, "0")}`, x.cpu, x.mem));
+        const r = packPods(pods, small, { limit, upcoming });
+        // The reference: one pod at a time, biggest first (ties: shape, then name), first node with room.
+        const free = small.free;
+        const sz = (p: (typeof pods)[number]) => Math.max(p.requests.cpuMillis / free.cpuMillis, p.requests.memoryBytes / free.memoryBytes);
+        const fitting = pods.filter((p) => p.requests.cpuMillis <= free.cpuMillis && p.requests.memoryBytes <= free.memoryBytes);
+        const order = [...fitting].sort((a, b) => sz(b) - sz(a) || (shapeKey(a) < shapeKey(b) ? -1 : shapeKey(a) > shapeKey(b) ? 1 : 0) || a.name.localeCompare(b.name));
+        const bins: { cpu: number; mem: number; pods: string[] }[] = Array.from({ length: upcoming }, () => ({ cpu: 0, mem: 0, pods: [] }));
+        let opened = 0;
+        for (const p of order) {
+          let b = bins.find((x) => x.cpu + p.requests.cpuMillis <= free.cpuMillis && x.mem + p.requests.memoryBytes <= free.memoryBytes && x.pods.length + 1 <= free.pods);
+          if (!b && opened < limit) {
+            opened++;
+            bins.push((b = { cpu: 0, mem: 0, pods: [] }));
+          }
+          if (!b) continue;
+          b.cpu += p.requests.cpuMillis;
+          b.mem += p.requests.memoryBytes;
+          b.pods.push(p.name);
+        }
+        expect(r.newNodes).toBe(opened);
+        expect(r.nodes.map((n) => n.pods.map((p) => p.name).sort())).toEqual(bins.map((b) => b.pods.sort()));
+        expect(r.placedCount + r.onUpcoming.length + r.overLimit.length + r.misfits.length).toBe(pods.length);
+        for (const n of r.nodes) expect(n.used.cpuMillis <= free.cpuMillis && n.used.memoryBytes <= free.memoryBytes && n.used.pods <= free.pods).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("counts pod slots (maxPods) as a resource", () => {
