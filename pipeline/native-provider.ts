@@ -186,6 +186,8 @@ export interface NativeProviderOptions {
   drain?: LifecycleHook;
   /** The API client (tests); default: the config's kubeconfig. */
   api?: KubeApi;
+  /** The hosts' providers (tests); default: one per configured host. Closed by stop() either way. */
+  providers?: ReadonlyMap<string, Provider>;
 }
 
 /**
@@ -204,7 +206,7 @@ export async function startNativeProvider(config: Config, o: NativeProviderOptio
     }
   };
   const api = o.api ?? openKubeApi(k);
-  const providers = new Map<string, Provider>(config.hosts.map((h) => [h.name, makeProvider(h)]));
+  const providers = o.providers ?? new Map<string, Provider>(config.hosts.map((h) => [h.name, makeProvider(h)]));
   const deps: NativeScanDeps = {
     config,
     providers,
