@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubernetesConfig, NativeModeConfig } from "../../config/kubernetes.js";
 import type { Config, GroupConfig } from "../../config/types.js";
-import { runNativeScan, type NativeScanDeps } from "../../pipeline/native-provider.js";
+import { runNativeScan, startNativeProvider, type NativeEvent, type NativeScanDeps } from "../../pipeline/native-provider.js";
 import { makeConfig } from "../../planner/testing.js";
 import type { Member } from "../../policies/aggregate.js";
 import { FakeProvider } from "../../providers/fake-provider.js";
@@ -226,5 +226,45 @@ describe("native mode on the real test cluster", () => {
     expect(Math.max(...seen)).toBe(pending);
     expect(loop.batches).toBe(1);
     await deleteTestPods();
+  });
+
+  it("runs as serve's native mode: a pending pod becomes a VM, and the VM's empty node goes through the drain hook", async () => {
+    const host = new FakeProvider("a");
+    const events: NativeEvent[] = [];
+    const drained: string[] = [];
+    // No waiting in this test: a node is unneeded at once, and scale-down may follow a scale-up at once.
+    const native = { ...NATIVE, scaleDown: { ...NATIVE.scaleDown, unneededSeconds: 0, delayAfterAddSeconds: 0 } };
+    const statePath = join(dir, "serve-state");
+    const running = await startNativeProvider(
+      { ...config, state: { path: statePath }, kubernetes: { ...config.kubernetes!, native } },
+      {
+        env: {},
+        api,
+        providers: new Map([["a", host]]),
+        hooks: () => [],
+        drain: { name: "drain", point: "before-destroy", defaultResult: "abandon", timeoutMs: () => 10_000, run: async (ctx) => (drained.push(ctx.vm.name), { result: "continue" }) },
+        onEvent: (e) => events.push(e),
+      },
+    );
+    try {
+      await create(`/api/v1/namespaces/${NS}/pods`, pod("serve-1", "3", "1Gi", { nodeSelector: { ...KWOK, size: "big" }, tolerations: BIG_TOLERATION }));
+      const done = await waitFor(() => events.find((e): e is Extract<NativeEvent, { type: "scan_done" }> => e.type === "scan_done" && e.outcome === "applied"), { timeoutMs: WAIT, what: "a scan that applied" });
+      expect(done).toMatchObject({ added: 1, decisions: [{ group: "big", add: 1, code: "pending_pods" }] });
+      expect(events.some((e) => e.type === "pods_batched")).toBe(true);
+      const state = await new GitStateStore(statePath).read();
+      const [vm] = state!.groups.find((g) => g.name === "big")!.instances;
+      // The pod goes, then the VM's Node joins (KWOK stands in for its kubelet): the node is empty, and scale-down takes it.
+      await deleteTestPods();
+      await kwokNode(vm!.name, "big", "8", "16Gi");
+      await waitFor(() => drained.length > 0, { timeoutMs: WAIT, what: `the drain hook called for ${vm!.name}` });
+      expect(drained).toEqual([vm!.name]);
+      const removed = await waitFor(() => events.find((e): e is Extract<NativeEvent, { type: "scan_done" }> => e.type === "scan_done" && e.destroyed > 0), { timeoutMs: WAIT, what: "a scan that removed the VM" });
+      expect(removed.decisions).toMatchObject([{ group: "big", remove: [vm!.name], code: "unneeded_nodes" }]);
+      expect(removed.decisions[0]!.reason).toMatch(new RegExp(`^1 node under 50% for 0s: -1 on big: ${vm!.name} 0% \\(empty\\)`));
+      expect((await new GitStateStore(statePath).read())!.groups.find((g) => g.name === "big")?.instances ?? []).toEqual([]);
+    } finally {
+      await running.stop();
+      await deleteTestPods();
+    }
   });
 });
