@@ -17,8 +17,7 @@ import { resourceFit, staticFit, type FitFailure } from "./predicates.js";
 export interface PackedNode {
   /** A node already on its way (true) or one to create (false). */
   upcoming: boolean;
-  /** Built when read. */
-  readonly pods: SimPod[];
+  pods: SimPod[];
   /** Requests of `pods` (the DaemonSet pods are already out of the template's `free`). */
   used: Resources;
 }
@@ -28,8 +27,8 @@ export interface PackResult {
   group: string;
   /** New nodes needed (upcoming ones not counted). */
   newNodes: number;
-  /** Every node used, upcoming ones first. */
-  nodes: PackedNode[];
+  /** Every node used, upcoming ones first (built when read). */
+  readonly nodes: PackedNode[];
   /** Pods placed on new nodes (built when read). */
   readonly placed: SimPod[];
   /** How many pods are placed on new nodes. */
@@ -151,7 +150,9 @@ export function packClasses(classes: readonly PodClass[], template: GroupTemplat
       n.runs.push({ c, from: next, to: next + k });
       next += k;
       if (!n.upcoming) placedCount += k;
-      n.used = { cpuMillis: n.used.cpuMillis + k * r.cpuMillis, memoryBytes: n.used.memoryBytes + k * r.memoryBytes, pods: n.used.pods + k * r.pods };
+      n.used.cpuMillis += k * r.cpuMillis;
+      n.used.memoryBytes += k * r.memoryBytes;
+      n.used.pods += k * r.pods;
     }
     if (next < c.pods.length) over.push({ c, from: next, to: c.pods.length });
   }
@@ -160,21 +161,12 @@ export function packClasses(classes: readonly PodClass[], template: GroupTemplat
     let v: T | undefined;
     return () => (v ??= make());
   };
-  const nodes: PackedNode[] = bins.map((b) => {
-    const pods = lazy(() => expandRuns(b.runs));
-    return {
-      upcoming: b.upcoming,
-      used: b.used,
-      get pods() {
-        return pods();
-      },
-    };
-  });
+  const nodes = lazy((): PackedNode[] => bins.map((b) => ({ upcoming: b.upcoming, used: b.used, pods: expandRuns(b.runs) })));
   const placed = lazy(() => expandRuns(bins.filter((b) => !b.upcoming).flatMap((b) => b.runs)));
   const onUpcoming = lazy(() => expandRuns(bins.filter((b) => b.upcoming).flatMap((b) => b.runs)));
   const overLimit = lazy(() => expandRuns(over));
 
-  const fresh = nodes.filter((n) => !n.upcoming);
+  const fresh = bins.filter((n) => !n.upcoming);
   const alloc = template.allocatable;
   const dsUsed = { cpu: alloc.cpuMillis - free.cpuMillis, memory: alloc.memoryBytes - free.memoryBytes };
   const share = (used: number, total: number) => (total > 0 ? Math.max(0, 1 - used / total) : 0);
@@ -188,7 +180,9 @@ export function packClasses(classes: readonly PodClass[], template: GroupTemplat
   return {
     group: template.group,
     newNodes,
-    nodes,
+    get nodes() {
+      return nodes();
+    },
     placedCount,
     get placed() {
       return placed();

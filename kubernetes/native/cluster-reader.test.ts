@@ -32,9 +32,7 @@ describe("the cluster reader", () => {
 
   it("names the right to grant when RBAC refuses a list", async () => {
     const api = fakeApi({ "/api/v1/pods?fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed&limit=500": { status: 403, body: { message: 'pods is forbidden: User "premiscale" cannot list resource "pods"' } } });
-    const e = await readCluster(api).catch((x: unknown) => x as Error & { hint?: string });
-    expect(e).toBeInstanceOf(Error);
-    expect(e!.message).toMatch(/^listing \/api\/v1\/(nodes|pods|daemonsets)/);
+    await expect(readCluster(api)).rejects.toThrow(/^listing \/api\/v1\/(nodes|pods|daemonsets)/);
     const pods = await listAll(api, "/api/v1/pods", { fieldSelector: "status.phase!=Succeeded,status.phase!=Failed" }).catch((x: unknown) => x as Error & { hint?: string });
     expect(pods).toMatchObject({ message: expect.stringContaining("HTTP 403: pods is forbidden"), hint: "premiscale's kubeconfig needs list on pods (all namespaces) for native mode (grant it in its ClusterRole)" });
   });
