@@ -98,11 +98,13 @@ describe("native mode with real busybox VMs", () => {
       console.info(`Deployment created → 2 pods Running on 2 new VMs: ${((performance.now() - t) / 1000).toFixed(1)} s`);
       const nodes = await nodesOf(cluster, G);
       expect(nodes.filter(isReady)).toHaveLength(2);
-      expect((await stateInstances(dir, G)).map((i) => i.status)).toEqual(["running", "running"]);
+      // The apply records them running once it saw their Nodes Ready (its poll may come after the pods run).
+      await waitFor(async () => (await stateInstances(dir, G)).every((i) => i.status === "running"), { timeoutMs: 30_000, what: "both VMs recorded running", abortIf });
+      expect(await stateInstances(dir, G)).toHaveLength(2);
       // One decision for both pods, its reason in the commit.
       const commits = await stateCommits(dir);
       expect(commits.filter((c) => c.includes(`${G}: 0 →`))).toHaveLength(1);
-      expect(commits.join("\n")).toMatch(new RegExp(`${G}: 0 → 2 \\(2 pods unschedulable .*: \\+2 on ${G}, only ${G} can take them \\[default/${APP}-`));
+      expect(commits.join("\n")).toMatch(new RegExp(`${G}: 0 → 2 \\(2 pods unschedulable( \\([^)]*\\))?: \\+2 on ${G}, only ${G} can take them \\[default/${APP}-`));
       const scan = serve.logs().find((l) => l.event === "native_scan_done" && l.outcome === "applied");
       expect(scan).toBeDefined();
     },

@@ -79,6 +79,7 @@ export function unschedulableCauses(pods: readonly SimPod[]): string[] {
     if (/Too many pods/i.test(m)) causes.add("pods");
     for (const r of m.matchAll(/Insufficient ([a-z0-9./-]*[a-z0-9])/gi)) if (!["cpu", "memory"].includes(r[1]!.toLowerCase())) causes.add(r[1]!);
     if (/taint|node affinity|selector/i.test(m)) causes.add("constraints");
+    if (/no nodes available|^0\/0 nodes/i.test(m)) causes.add("no nodes");
   }
   return [...causes].sort();
 }

@@ -6,7 +6,7 @@ import { expand, type ExpansionOption } from "./expander.js";
 import { groupTemplate } from "./group-template.js";
 import { matchesRequirement, staticFit, tolerates, untoleratedTaint } from "./predicates.js";
 import { cpuMillis, memoryBytes, parseQuantity } from "./quantity.js";
-import { computeScaleUp } from "./scale-up.js";
+import { computeScaleUp, unschedulableCauses } from "./scale-up.js";
 import { pendingPod, testGroup, testNode, testPod } from "./testing.js";
 
 const MI = 2 ** 20;
@@ -240,6 +240,14 @@ describe("scale-up", () => {
     expect(r.adds).toHaveLength(1);
     expect(r.adds[0]).toMatchObject({ group: "web", add: 2 });
     expect(r.adds[0]!.reason).toBe("3 pods unschedulable (cpu): +2 on web, least waste 53% [default/w1, default/w2, default/w3]");
+  });
+
+  it("says which resource the scheduler found short, from its message", () => {
+    const msg = (m: string) => testPod("p", 1, 1, { unschedulable: { message: m } });
+    expect(unschedulableCauses([msg("0/3 nodes are available: 1 Insufficient cpu, 2 Insufficient memory. preemption: 0/3 nodes are available.")])).toEqual(["cpu", "memory"]);
+    expect(unschedulableCauses([msg("0/2 nodes are available: 2 Too many pods.")])).toEqual(["pods"]);
+    expect(unschedulableCauses([msg("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")])).toEqual(["constraints"]);
+    expect(unschedulableCauses([msg("no nodes available to schedule pods")])).toEqual(["no nodes"]);
   });
 
   it("grows two groups in one decision when the pods need different templates", () => {
