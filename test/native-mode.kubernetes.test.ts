@@ -101,8 +101,11 @@ describe("native mode with real busybox VMs", () => {
       // The apply records them running once it saw their Nodes Ready (its poll may come after the pods run).
       await waitFor(async () => (await stateInstances(dir, G)).every((i) => i.status === "running"), { timeoutMs: 30_000, what: "both VMs recorded running", abortIf });
       expect(await stateInstances(dir, G)).toHaveLength(2);
-      // One decision for both pods, its reason in the commit.
-      const commits = await stateCommits(dir);
+      // One decision for both pods, its reason in the commit (made when the apply ends).
+      const commits = await waitFor(async () => {
+        const c = await stateCommits(dir);
+        return c.some((x) => x.includes(`${G}: 0 →`)) ? c : undefined;
+      }, { timeoutMs: 30_000, what: "the apply's commit", abortIf });
       expect(commits.filter((c) => c.includes(`${G}: 0 →`))).toHaveLength(1);
       expect(commits.join("\n")).toMatch(new RegExp(`${G}: 0 → 2 \\(2 pods unschedulable( \\([^)]*\\))?: \\+2 on ${G}, only ${G} can take them \\[default/${APP}-`));
       const scan = serve.logs().find((l) => l.event === "native_scan_done" && l.outcome === "applied");
