@@ -1,23 +1,38 @@
 /**
  * `premiscale serve`'s Kubernetes mode (a top-level `kubernetes` block): cluster-autoscaler's externalgrpc cloud
  * provider and the loop that plans and applies the node groups (pipeline/autoscaler-provider.ts), logged as JSON
- * lines and measured on serve's `/metrics`.
+ * lines and measured on serve's `/metrics`. With `kubernetes.leaderElection.enabled`, both run only while this
+ * replica holds the Lease (kubernetes/native/leader-election.ts): they start when it is acquired and stop when it
+ * is lost, the pass in flight aborted at once so no further host call is made.
  */
+import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Config } from "../config/types.js";
-import { startAutoscalerProvider, type AutoscalerEvent, type RunningAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
+import { openKubeApi } from "../kubernetes/kube-api.js";
+import { leaderElection, type LeaderElectionEvent } from "../kubernetes/native/leader-election.js";
+import { startAutoscalerProvider, type AutoscalerEvent } from "../pipeline/autoscaler-provider.js";
 import { startNativeProvider, type NativeEvent, type RunningNativeProvider } from "../pipeline/native-provider.js";
+
+/** The Kubernetes mode as serve holds it. */
+export interface RunningKubernetesMode {
+  /** The externalgrpc address (listening only while leading, with leader election); null in native mode (no listener). */
+  readonly address: string | null;
+  /** The Lease (namespace/name) and this replica's identity, when electing. */
+  readonly leaderElection: { lease: string; identity: string } | null;
+  /** Stops the provider; with leader election, aborts the work, waits for it, then releases the Lease. */
+  stop(): Promise<void>;
+}
 
 /** Calls that change a node group: logged at info; the others (cluster-autoscaler polls them) at debug. */
 const CHANGING = new Set(["NodeGroupIncreaseSize", "NodeGroupDeleteNodes", "NodeGroupDecreaseTargetSize"]);
 
-/** A running Kubernetes mode: cluster-autoscaler's provider (with its listener's address) or native mode (none). */
-export type RunningKubernetesMode = RunningAutoscalerProvider | RunningNativeProvider;
-
-/** Starts the Kubernetes mode for `config` (which has a `kubernetes` block); its events go to `log` and `registry`. */
-export async function startKubernetesMode(config: Config, log: Logger, registry: Registry): Promise<RunningKubernetesMode> {
-  if (config.kubernetes?.native) return startNativeMode(config, log, registry);
+/**
+ * Starts the Kubernetes mode for `config` (which has a `kubernetes` block); its events go to `log` and `registry`.
+ * Without leader election the provider starts now (rejecting on a bad listener or kubeconfig); with it, the
+ * credentials are checked now and the provider starts whenever this replica becomes the leader.
+ */
+export async function startKubernetesMode(config: Config, log: Logger, registry: Registry, o: { identity?: string } = {}): Promise<RunningKubernetesMode> {
   const calls = new Histogram({
     name: "premiscale_externalgrpc_call_duration_seconds",
     help: "externalgrpc calls from cluster-autoscaler, by method and gRPC status: time from the request to the answer.",
@@ -69,21 +84,82 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
       }
     }
   };
-  return startAutoscalerProvider(config, {
-    env: process.env,
-    onEvent,
-    serverLog: (line) => {
-      const { time: _time, level, ...fields } = line;
-      log[level](fields);
+  const native = config.kubernetes?.native ? nativeMode(config, log, registry) : null;
+  const start = (signal?: AbortSignal): Promise<{ address: string | null; stop(): Promise<void> }> =>
+    native ? native(signal) : startAutoscalerProvider(config, {
+      env: process.env,
+      onEvent,
+      serverLog: (line) => {
+        const { time: _time, level, ...fields } = line;
+        log[level](fields);
+      },
+      ...(signal ? { signal } : {}),
+    });
+  const k = config.kubernetes!;
+  const le = k.leaderElection;
+  if (!le?.enabled) {
+    const p = await start();
+    return { address: p.address, leaderElection: null, stop: () => p.stop() };
+  }
+
+  const api = openKubeApi(k);
+  const identity = o.identity ?? `${hostname()}_${process.pid}`;
+  const namespace = le.namespace ?? api.namespace ?? "default";
+  const lease = `${namespace}/${le.leaseName}`;
+  const leading = new Gauge({ name: "premiscale_leader", help: "1 while this replica holds the leader election Lease (and runs the node-group loops), else 0.", labelNames: ["lease"] as const, registers: [registry] });
+  leading.set({ lease }, 0);
+  let provider: Promise<{ stop(): Promise<void> } | null> | null = null;
+  const elector = leaderElection({
+    api,
+    namespace,
+    name: le.leaseName,
+    identity,
+    leaseDurationSeconds: le.leaseDurationSeconds,
+    renewDeadlineSeconds: le.renewDeadlineSeconds,
+    retryPeriodSeconds: le.retryPeriodSeconds,
+    onStartedLeading: (signal) => {
+      leading.set({ lease }, 1);
+      provider = start(signal).catch((e: unknown) => {
+        // Holding the Lease without running would block every other replica: give it up.
+        log.error({ event: "kubernetes_mode_failed", lease, identity, reason: `${(e as Error).message}: leaving the election so another replica can lead` });
+        void elector.stop();
+        return null;
+      });
     },
+    onStoppedLeading: async () => {
+      leading.set({ lease }, 0);
+      const p = await provider;
+      provider = null;
+      await p?.stop();
+    },
+    onEvent: (e: LeaderElectionEvent) => logElection(log, e),
   });
+  return { address: native ? null : `${k.externalGrpc.host}:${k.externalGrpc.port}`, leaderElection: { lease, identity }, stop: () => elector.stop() };
+}
+
+/** Leader election events as log lines: changes of leadership at info, trouble at warn. */
+function logElection(log: Logger, e: LeaderElectionEvent): void {
+  const { type, ...fields } = e;
+  switch (type) {
+    case "leader_acquired":
+    case "leader_released":
+    case "leader_observed":
+      log.info({ event: type, ...fields });
+      return;
+    case "leader_callback_failed":
+      log.error({ event: type, ...fields });
+      return;
+    default:
+      log.warn({ event: type, ...fields });
+  }
 }
 
 /**
  * Native mode (`kubernetes.mode: native`): premiscale's own scans, logged as JSON lines (a scan that changes nothing at
- * debug; pods no group can take at warn, every scan, so they stay visible) and counted on `/metrics`.
+ * debug; pods no group can take at warn, every scan, so they stay visible) and counted on `/metrics`. Returns how to
+ * start it (once, or each time this replica becomes the leader: the metrics are registered once, here).
  */
-async function startNativeMode(config: Config, log: Logger, registry: Registry): Promise<RunningNativeProvider> {
+function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: AbortSignal) => Promise<RunningNativeProvider> {
   const scans = new Counter({
     name: "premiscale_native_scans_total",
     help: "Native mode's scans of the cluster, by outcome (no_changes, skipped, applied, partial, failed, locked).",
@@ -122,12 +198,14 @@ async function startNativeMode(config: Config, log: Logger, registry: Registry):
       }
     }
   };
-  return startNativeProvider(config, {
-    env: process.env,
-    onEvent,
-    serverLog: (line) => {
-      const { time: _time, level, ...fields } = line;
-      log[level](fields);
-    },
-  });
+  return (signal) =>
+    startNativeProvider(config, {
+      env: process.env,
+      onEvent,
+      serverLog: (line) => {
+        const { time: _time, level, ...fields } = line;
+        log[level](fields);
+      },
+      ...(signal ? { signal } : {}),
+    });
 }

@@ -126,6 +126,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     ledger: join(dir, "check-ins"),
     collector: collection ? { store: collection.storePath, intervalSeconds: config.metrics.intervalSeconds, hosts: config.hosts.length } : null,
     externalGrpc: kubernetes ? kubernetes.address : null,
+    ...(kubernetes?.leaderElection ? { leaderElection: kubernetes.leaderElection } : {}),
   });
   let stopped: Promise<void> | null = null;
   return {
@@ -463,6 +464,12 @@ With kubernetes.mode: native there is no listener and no cluster-autoscaler: pre
 kubernetes.native.scanIntervalSeconds (10), adds nodes for pods the scheduler marked Unschedulable (bin-packed
 onto each group's template, the expander chain choosing the group; pods arriving together make one decision) and
 removes under-used nodes whose pods fit elsewhere (see kubernetes/README.md, native mode).
+
+With kubernetes.leaderElection.enabled, several replicas can run: only the holder of the Lease
+(kubernetes.leaderElection.namespace/leaseName, identity hostname_pid) listens for cluster-autoscaler and runs the
+node groups; the others take over within the lease duration (15 s) when it stops renewing, or at once when it
+stops gracefully (it releases the Lease after its apply in flight ended). Without kubernetes.kubeconfig, serve
+uses the service account of the pod it runs in.
 
 Logs: one JSON object per line on stderr. SIGTERM or SIGINT stops it: requests, the node groups' apply and the
 collection in flight finish, the database is closed, exit code 0.`;

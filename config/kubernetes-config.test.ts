@@ -49,6 +49,7 @@ describe("the kubernetes blocks", () => {
       externalGrpc: { host: "127.0.0.1", port: 8972, tls: null },
       debounceMs: 200,
       resyncSeconds: 60,
+      leaderElection: { enabled: false, leaseName: "premiscale", leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 },
     });
     expect(c.groups[0]!.kubernetes).toEqual({
       join: "kubeadm",
@@ -61,6 +62,21 @@ describe("the kubernetes blocks", () => {
       tokenTtlSeconds: 300,
       autoscaling: { maxNodeProvisionSeconds: 360 },
     });
+  });
+
+  it("take the credentials from the pod's service account when kubeconfig is unset", () => {
+    const c = parse(config("kubernetes: {}", GROUP));
+    expect(c.kubernetes!.kubeconfig).toBeUndefined();
+  });
+
+  it("fill leader election with client-go's defaults and refuse timing that lets two replicas lead at once", () => {
+    const c = parse(config(`${TOP}\n  leaderElection: { enabled: true, namespace: premiscale }`, GROUP));
+    expect(c.kubernetes!.leaderElection).toEqual({ enabled: true, namespace: "premiscale", leaseName: "premiscale", leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 });
+    expect(issues(config(`${TOP}\n  leaderElection: { enabled: true, leaseDurationSeconds: 10 }`, GROUP))).toEqual([
+      "4:kubernetes.leaderElection.renewDeadlineSeconds: renewDeadlineSeconds (10) must be less than leaseDurationSeconds (10): the leader must give up before another replica may take over (keep client-go's defaults (15, 10, 2), or lower renewDeadlineSeconds)",
+    ]);
+    expect(issues(config(`${TOP}\n  leaderElection: { retryPeriodSeconds: 9 }`, GROUP))[0]).toMatch(/^4:kubernetes\.leaderElection\.retryPeriodSeconds: renewDeadlineSeconds \(10\) must be greater than 1\.2 × retryPeriodSeconds \(9\)/);
+    expect(issues(config(`${TOP}\n  leaderElection: { leaseName: "Not A Name" }`, GROUP)).join("\n")).toMatch(/kubernetes\.leaderElection\.leaseName/);
   });
 
   it("resolve the TLS files against the config file's directory", () => {

@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import path from "node:path";
 import type { ConfigIssue } from "./errors.js";
 import type { Schema } from "./provider-kinds.js";
-import type { JoinMethod, KubernetesAutoscalingOptions, KubernetesConfig, KubernetesGroupConfig, KubernetesMode, NativeModeConfig, NodeTaint } from "./kubernetes.js";
+import type { JoinMethod, KubernetesAutoscalingOptions, KubernetesConfig, KubernetesGroupConfig, KubernetesMode, LeaderElectionConfig, NativeModeConfig, NodeTaint } from "./kubernetes.js";
 import type { Seg, Source } from "./yaml-source.js";
 
 /** kubeadm's group for node bootstrap tokens: `kubeadm init` binds it to what a joining kubelet needs. */
@@ -73,7 +73,7 @@ const nativeSchema: Schema = obj(
 export const kubernetesSchema: Schema = obj(
   "Kubernetes: premiscale serve becomes cluster-autoscaler's externalgrpc cloud provider for the groups with a kubernetes block, and their VMs join this cluster.",
   {
-    kubeconfig: str("kubeconfig premiscale uses (relative to this file): it creates bootstrap tokens in kube-system and reads and deletes Nodes."),
+    kubeconfig: str("kubeconfig premiscale uses (relative to this file): it creates bootstrap tokens in kube-system and reads and deletes Nodes. Default: the service account of the pod premiscale runs in (in-cluster config)."),
     context: str("Context of the kubeconfig. Default: its current-context."),
     apiServerEndpoint: str("host:port that joining VMs dial (kubeadm discovery). Default: the kubeconfig's server.", { pattern: "^[^\\s/]+:[0-9]{1,5}$" }),
     caCertHash: str("sha256:<64 hex> pin of the cluster CA's public key for joins. Default: computed from the kubeconfig's CA.", { pattern: "^sha256:[0-9a-f]{64}$" }),
@@ -99,8 +99,19 @@ export const kubernetesSchema: Schema = obj(
     native: nativeSchema,
     debounceMs: int("After an intent from cluster-autoscaler, wait this long for more before planning.", { minimum: 0, maximum: 10_000, default: 200 }),
     resyncSeconds: int("Also plan this often without an intent (drift, retries).", { minimum: 5, maximum: 3600, default: 60 }),
+    leaderElection: obj(
+      "Several premiscale serve replicas: only the holder of a coordination.k8s.io/v1 Lease runs the node-group loops (client-go's algorithm and defaults).",
+      {
+        enabled: { type: "boolean", default: false, description: "Elect a leader (needs get, create, update on leases in the namespace)." },
+        namespace: str("The Lease's namespace. Default: the credentials' namespace (in a pod: its own), else default.", { pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 63 }),
+        leaseName: str("The Lease's name.", { pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", maxLength: 253, default: "premiscale" }),
+        leaseDurationSeconds: int("Others take the Lease over when it has not changed for this long, as they observed it.", { minimum: 1, maximum: 3600, default: 15 }),
+        renewDeadlineSeconds: { type: "number", exclusiveMinimum: 0, maximum: 3600, default: 10, description: "The leader stops leading when it could not renew for this long (less than leaseDurationSeconds)." },
+        retryPeriodSeconds: { type: "number", exclusiveMinimum: 0, maximum: 600, default: 2, description: "Candidates retry and the leader renews this often (renewDeadlineSeconds must exceed 1.2 times it)." },
+      },
+      { default: {} },
+    ),
   },
-  { required: ["kubeconfig"] },
 );
 
 /** Schema of a group's `kubernetes:` block. */
@@ -146,7 +157,7 @@ export const groupKubernetesSchema: Schema = obj(
 
 /** The top-level block as written, after the schema filled its defaults. */
 interface RawKubernetes {
-  kubeconfig: string;
+  kubeconfig?: string;
   context?: string;
   apiServerEndpoint?: string;
   caCertHash?: string;
@@ -156,6 +167,7 @@ interface RawKubernetes {
   native?: RawNative;
   debounceMs: number;
   resyncSeconds: number;
+  leaderElection: Omit<LeaderElectionConfig, "namespace"> & { namespace?: string };
 }
 
 /** `kubernetes.native` as written, after the schema filled its defaults. */
@@ -205,9 +217,16 @@ export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string
   }
   const native = raw.mode === "native" ? normaliseNative(src, raw.native, issues) : undefined;
   if (raw.mode !== "native" && raw.native !== undefined) issues.push(src.issue(["kubernetes", "native"], "kubernetes.native is set, but kubernetes.mode is cluster-autoscaler (the default), so nothing reads it", "set kubernetes.mode: native, or remove kubernetes.native", true));
+  const le = raw.leaderElection;
+  const ls: Seg[] = ["kubernetes", "leaderElection"];
+  if (!(le.leaseDurationSeconds > le.renewDeadlineSeconds)) {
+    issues.push(src.issue([...ls, "renewDeadlineSeconds"], `renewDeadlineSeconds (${le.renewDeadlineSeconds}) must be less than leaseDurationSeconds (${le.leaseDurationSeconds}): the leader must give up before another replica may take over`, "keep client-go's defaults (15, 10, 2), or lower renewDeadlineSeconds"));
+  } else if (!(le.renewDeadlineSeconds > 1.2 * le.retryPeriodSeconds)) {
+    issues.push(src.issue([...ls, "retryPeriodSeconds"], `renewDeadlineSeconds (${le.renewDeadlineSeconds}) must be greater than 1.2 × retryPeriodSeconds (${le.retryPeriodSeconds}): a renewal needs room for a retry`, "keep client-go's defaults (15, 10, 2), or lower retryPeriodSeconds"));
+  }
   return {
     ...(native ? { native } : {}),
-    kubeconfig: path.resolve(dir, raw.kubeconfig),
+    ...(raw.kubeconfig !== undefined ? { kubeconfig: path.resolve(dir, raw.kubeconfig) } : {}),
     ...(raw.context ? { context: raw.context } : {}),
     ...(raw.apiServerEndpoint ? { apiServerEndpoint: raw.apiServerEndpoint } : {}),
     ...(raw.caCertHash ? { caCertHash: raw.caCertHash } : {}),
@@ -219,6 +238,14 @@ export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string
     },
     debounceMs: raw.debounceMs,
     resyncSeconds: raw.resyncSeconds,
+    leaderElection: {
+      enabled: le.enabled,
+      ...(le.namespace ? { namespace: le.namespace } : {}),
+      leaseName: le.leaseName,
+      leaseDurationSeconds: le.leaseDurationSeconds,
+      renewDeadlineSeconds: le.renewDeadlineSeconds,
+      retryPeriodSeconds: le.retryPeriodSeconds,
+    },
   };
 }
 

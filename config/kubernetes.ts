@@ -71,8 +71,11 @@ export interface KubernetesConfig {
    * externalgrpc listener runs. Absent: `mode: cluster-autoscaler` (the default).
    */
   native?: NativeModeConfig;
-  /** premiscale's own credentials for the cluster (bootstrap tokens, Nodes), absolute. */
-  kubeconfig: string;
+  /**
+   * premiscale's own credentials for the cluster (bootstrap tokens, Nodes), absolute. Unset: the service account of
+   * the pod premiscale runs in (in-cluster config).
+   */
+  kubeconfig?: string;
   /** A context of the kubeconfig. @default its current-context */
   context?: string;
   /** host:port joining VMs dial (kubeadm discovery). @default the kubeconfig's server */
@@ -92,6 +95,27 @@ export interface KubernetesConfig {
   debounceMs: number;
   /** The loop also plans this often without an intent (drift, retries). @default 60 */
   resyncSeconds: number;
+  /**
+   * Several `premiscale serve` replicas: only the holder of a Lease runs the node-group loops. Always set by the
+   * loader; absent (configs built in code) means disabled.
+   */
+  leaderElection?: LeaderElectionConfig;
+}
+
+/** `kubernetes.leaderElection`: client-go's algorithm on a coordination.k8s.io/v1 Lease, with its defaults. */
+export interface LeaderElectionConfig {
+  /** @default false (one replica: no Lease, no RBAC on leases needed) */
+  enabled: boolean;
+  /** The Lease's namespace. @default the credentials' namespace (in a pod: its own), else `default` */
+  namespace?: string;
+  /** @default premiscale */
+  leaseName: string;
+  /** How long others wait, from their last observed change of the Lease, before taking it over. @default 15 */
+  leaseDurationSeconds: number;
+  /** The leader stops leading when it could not renew for this long. @default 10 */
+  renewDeadlineSeconds: number;
+  /** Candidates retry and the leader renews this often. @default 2 */
+  retryPeriodSeconds: number;
 }
 
 /** Overrides of cluster-autoscaler's per-group options (NodeGroupGetOptions); the rest echo its defaults. */

@@ -9,9 +9,10 @@ import path from "node:path";
 import type { ConfigIssue } from "./errors.js";
 import type { LifecycleHookConfig } from "./types.js";
 import type { Seg, Source } from "./yaml-source.js";
+import type { PremiscaleConfig } from "./schema-types.js";
 
 /** A hook as written, after the schema filled in its defaults. */
-export type RawLifecycleHook = Omit<LifecycleHookConfig, "command" | "http"> & { command?: string[]; http?: { url: string; secretEnv: string } };
+export type RawLifecycleHook = NonNullable<PremiscaleConfig["groups"]>[number]["lifecycleHooks"][number];
 
 /** Names of built-in hooks (applier/apply-plan.ts `readinessHooks`): a user's hook of that name would pass for one. */
 const RESERVED_NAMES = ["check-in"];

@@ -17,39 +17,17 @@ import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
 import { configSchema, DEFAULT_KIND } from "./schema.js";
 import { didYouMean, quote, schemaIssue } from "./schema-issues.js";
-import { lifecycleHookIssues, type RawLifecycleHook } from "./lifecycle-hooks.js";
-import { ipString, staticIssues, type Range, type RawNetworking } from "./static-pool.js";
+import { lifecycleHookIssues } from "./lifecycle-hooks.js";
+import { ipString, staticIssues, type Range } from "./static-pool.js";
 import { userDataIssues } from "./user-data.js";
 import { DUPLICATE_KEY, duplicateKeys, fmtPath, Source, type Seg } from "./yaml-source.js";
 import { validateScaling } from "./validate-scaling.js";
+import type { PremiscaleConfig } from "./schema-types.js";
+import type { ScalingSpec } from "./scaling.js";
 import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
 
-/** A template as written, after the schema filled in its defaults. */
-interface RawTemplate {
-  vcpus: number;
-  memoryMiB: number;
-  userData?: string;
-  userDataFile?: string;
-  [kindField: string]: unknown;
-}
-interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "lifecycleHooks" | "kubernetes"> {
-  desired?: number;
-  lifecycleHooks: RawLifecycleHook[];
-  kubernetes?: Parameters<typeof normaliseGroupKubernetes>[2];
-  template: RawTemplate;
-  networking: RawNetworking;
-}
-type RawHost = Omit<HostConfig, "settings" | "kind"> & { kind: string } & Record<string, unknown>;
-interface RawConfig {
-  version: Config["version"];
-  state: { path: string };
-  server: { listen: string; advertiseUrl?: string };
-  metrics: { intervalSeconds: number; store: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
-  gitops: Omit<GitopsConfig, "webhook" | "repo"> & { repo?: string; webhook?: { listen: string; provider: "github" | "gitlab"; secretEnv: string } };
-  kubernetes?: Parameters<typeof normaliseKubernetes>[1];
-  hosts: RawHost[];
-  groups: RawGroup[];
-}
+// The document as the schema accepted it, defaults filled: its type is generated from the schema (schema-types.ts).
+type RawConfig = PremiscaleConfig;
 
 /** Positions and notes of a parsed config, for issues found after loading (see `issueAt`, `configNotices`). */
 const sources = new WeakMap<Config, { src: Source; notices: ConfigIssue[] }>();
@@ -234,11 +212,14 @@ function normalise(
       );
     }
     const kubernetes = normaliseGroupKubernetes(src, gs, g.kubernetes, g, { topLevel: raw.kubernetes !== undefined, gitopsMode: raw.gitops?.mode }, issues);
-    if (g.scaling && !kubernetes) {
+    // A policy's fields depend on its type (the schema's if/then branches, which the generated types cannot say):
+    // the schema checked them, config/scaling.ts types them.
+    const scaling = g.scaling as ScalingSpec | undefined;
+    if (scaling && !kubernetes) {
       if (g.desired !== undefined) {
         issues.push(src.issue([...gs, "desired"], "desired is decided by the group's scaling policies", "remove desired (policies start from the VMs the group has, within min and max), or remove scaling"));
       }
-      for (const si of validateScaling(g.scaling, { min: g.min, max: g.max })) {
+      for (const si of validateScaling(scaling, { min: g.min, max: g.max })) {
         issues.push(src.issue([...gs, "scaling", ...dotPath(si.path)], si.message, si.fix));
       }
     }
@@ -249,7 +230,7 @@ function normalise(
       suspend: g.suspend, lifecycleHooks: hooks.hooks,
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
-      ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
+      ...(scaling ? { scaling: structuredClone(scaling) } : {}),
       ...(kubernetes ? { kubernetes } : {}),
     };
   });

@@ -5,15 +5,11 @@
 import type { ConfigIssue } from "./errors.js";
 import { quote } from "./schema-issues.js";
 import type { Seg, Source } from "./yaml-source.js";
+import type { PremiscaleConfig } from "./schema-types.js";
 
 /** `networking` as written, after the schema's defaults. */
-export interface RawNetworking {
-  mode: "dhcp" | "static";
-  addresses?: string[];
-  prefix?: number;
-  gateway?: string;
-  dns: string[];
-}
+/** A group's networking as written, defaults filled (generated from the schema). */
+export type RawNetworking = NonNullable<PremiscaleConfig["groups"]>[number]["networking"];
 
 /** IPv4 dotted quad as a number, or undefined. */
 function ipv4(s: string): number | undefined {

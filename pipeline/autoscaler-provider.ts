@@ -192,7 +192,17 @@ export interface RunningAutoscalerProvider {
  */
 export async function startAutoscalerProvider(
   config: Config,
-  o: { env: Record<string, string | undefined>; onEvent?: (e: AutoscalerEvent) => void; serverLog?: (l: ServerLogLine) => void; hooks?: (group: string) => readonly LifecycleHook[] },
+  o: {
+    env: Record<string, string | undefined>;
+    onEvent?: (e: AutoscalerEvent) => void;
+    serverLog?: (l: ServerLogLine) => void;
+    hooks?: (group: string) => readonly LifecycleHook[];
+    /**
+     * Aborts the pass in flight at once, before stop() is called (leadership lost: the apply starts no further
+     * change and its hooks stop, so no host call follows).
+     */
+    signal?: AbortSignal;
+  },
 ): Promise<RunningAutoscalerProvider> {
   const k = config.kubernetes;
   if (!k) throw new Error("startAutoscalerProvider needs a config with a kubernetes block");
@@ -211,7 +221,9 @@ export async function startAutoscalerProvider(
   const loop = new AutoscalerLoop({
     debounceMs: k.debounceMs,
     resyncMs: k.resyncSeconds * 1000,
-    pass: async (trigger, signal) => {
+    pass: async (trigger, loopSignal) => {
+      const signal = o.signal ? AbortSignal.any([loopSignal, o.signal]) : loopSignal;
+      if (signal.aborted) return { again: false };
       emit({ type: "pass_start", trigger });
       const r = await runAutoscalerPass(passDeps, trigger, signal);
       emit({ type: "pass_done", ...r });

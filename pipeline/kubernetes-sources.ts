@@ -56,7 +56,7 @@ export function portableKubernetes(k: KubernetesConfig, rel: (p: string) => stri
   const tls = k.externalGrpc.tls;
   return {
     ...k,
-    kubeconfig: rel(k.kubeconfig),
+    ...(k.kubeconfig !== undefined ? { kubeconfig: rel(k.kubeconfig) } : {}),
     externalGrpc: { ...k.externalGrpc, tls: tls ? { ...tls, cert: rel(tls.cert), key: rel(tls.key), clientCa: rel(tls.clientCa) } : null },
   };
 }

@@ -13,6 +13,7 @@ import { applyPlan, type ApplyEvent } from "../applier/apply-plan.js";
 import type { LifecycleHook } from "../applier/lifecycle.js";
 import type { Config } from "../config/types.js";
 import { openKubeApi, type KubeApi } from "../kubernetes/kube-api.js";
+import { drainHook } from "../kubernetes/native/drain.js";
 import { listUnschedulable, readCluster } from "../kubernetes/native/cluster-reader.js";
 import { decideNative, type NativeGroupDecision, type NativeResult } from "../kubernetes/native/decide-native.js";
 import { NativeLoop, type NativeScanInput, type NativeScanOutcome, type NativeTrigger } from "../kubernetes/native/native-loop.js";
@@ -183,11 +184,17 @@ export interface NativeProviderOptions {
   onEvent?: (e: NativeEvent) => void;
   serverLog?: (l: ServerLogLine) => void;
   hooks?: (group: string) => readonly LifecycleHook[];
-  drain?: LifecycleHook;
+  /** The before-destroy drain. @default kubernetes/native/drain.ts drainHook (evictions within PDBs); null: none */
+  drain?: LifecycleHook | null;
   /** The API client (tests); default: the config's kubeconfig. */
   api?: KubeApi;
   /** The hosts' providers (tests); default: one per configured host. Closed by stop() either way. */
   providers?: ReadonlyMap<string, Provider>;
+  /**
+   * Aborts the scan in flight at once, before stop() is called (leadership lost: the apply starts no further change
+   * and its hooks stop, so no host call follows).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -215,8 +222,9 @@ export async function startNativeProvider(config: Config, o: NativeProviderOptio
     onApplyEvent: (event) => emit({ type: "apply", event }),
     ...(o.serverLog ? { serverLog: o.serverLog } : {}),
     ...(o.hooks ? { hooks: o.hooks } : {}),
-    ...(o.drain ? { drain: o.drain } : {}),
   };
+  const drain = o.drain === undefined ? drainHook({ api, callTimeoutSeconds: k.callTimeoutSeconds }) : o.drain;
+  if (drain) deps.drain = drain;
   const loop = new NativeLoop({
     scanIntervalMs: native.scanIntervalSeconds * 1000,
     pollMs: native.pollMs,
@@ -226,7 +234,9 @@ export async function startNativeProvider(config: Config, o: NativeProviderOptio
     listPending: () => listUnschedulable(api),
     onBatch: (pods) => emit({ type: "pods_batched", pods: pods.length }),
     onError: (e) => emit({ type: "native_error", error: (e as Error).message }),
-    scan: async (input, signal) => {
+    scan: async (input, loopSignal) => {
+      const signal = o.signal ? AbortSignal.any([loopSignal, o.signal]) : loopSignal;
+      if (signal.aborted) return { memory: input.memory, again: false };
       emit({ type: "scan_start", trigger: input.trigger });
       const { result, next } = await runNativeScan(deps, input, signal);
       emit({ type: "scan_done", ...result });

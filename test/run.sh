@@ -9,6 +9,7 @@ bash metrics/setup-stores.sh   # Prometheus, VictoriaMetrics, InfluxDB 1.x: star
 bash cli/tui/setup-tmux.sh     # the TUI's real-terminal test
 bash test/remote/setup-remote.sh  # openssh-server, certtool: remote-host tests start their own sshd and TLS libvirtd
 bash test/kubernetes/build-components.sh   # etcd, kube-apiserver, -controller-manager, -scheduler, KWOK: built once, cached by recipe
+bash test/kubernetes/build-helm.sh         # Helm, for the chart's lint and render tests: built once, cached by recipe
 bash test/npm-ci.sh
 npm run --silent lint
 npm run --silent typecheck
