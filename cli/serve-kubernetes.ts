@@ -11,12 +11,13 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Config } from "../config/types.js";
 import { openKubeApi } from "../kubernetes/kube-api.js";
 import { leaderElection, type LeaderElectionEvent } from "../kubernetes/native/leader-election.js";
-import { startAutoscalerProvider, type AutoscalerEvent, type RunningAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
+import { startAutoscalerProvider, type AutoscalerEvent } from "../pipeline/autoscaler-provider.js";
+import { startNativeProvider, type NativeEvent, type RunningNativeProvider } from "../pipeline/native-provider.js";
 
 /** The Kubernetes mode as serve holds it. */
 export interface RunningKubernetesMode {
-  /** The externalgrpc address (listening only while leading, with leader election). */
-  readonly address: string;
+  /** The externalgrpc address (listening only while leading, with leader election); null in native mode (no listener). */
+  readonly address: string | null;
   /** The Lease (namespace/name) and this replica's identity, when electing. */
   readonly leaderElection: { lease: string; identity: string } | null;
   /** Stops the provider; with leader election, aborts the work, waits for it, then releases the Lease. */
@@ -83,8 +84,9 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
       }
     }
   };
-  const start = (signal?: AbortSignal) =>
-    startAutoscalerProvider(config, {
+  const native = config.kubernetes?.native ? nativeMode(config, log, registry) : null;
+  const start = (signal?: AbortSignal): Promise<{ address: string | null; stop(): Promise<void> }> =>
+    native ? native(signal) : startAutoscalerProvider(config, {
       env: process.env,
       onEvent,
       serverLog: (line) => {
@@ -106,7 +108,7 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
   const lease = `${namespace}/${le.leaseName}`;
   const leading = new Gauge({ name: "premiscale_leader", help: "1 while this replica holds the leader election Lease (and runs the node-group loops), else 0.", labelNames: ["lease"] as const, registers: [registry] });
   leading.set({ lease }, 0);
-  let provider: Promise<RunningAutoscalerProvider | null> | null = null;
+  let provider: Promise<{ stop(): Promise<void> } | null> | null = null;
   const elector = leaderElection({
     api,
     namespace,
@@ -132,7 +134,7 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
     },
     onEvent: (e: LeaderElectionEvent) => logElection(log, e),
   });
-  return { address: `${k.externalGrpc.host}:${k.externalGrpc.port}`, leaderElection: { lease, identity }, stop: () => elector.stop() };
+  return { address: native ? null : `${k.externalGrpc.host}:${k.externalGrpc.port}`, leaderElection: { lease, identity }, stop: () => elector.stop() };
 }
 
 /** Leader election events as log lines: changes of leadership at info, trouble at warn. */
@@ -150,4 +152,60 @@ function logElection(log: Logger, e: LeaderElectionEvent): void {
     default:
       log.warn({ event: type, ...fields });
   }
+}
+
+/**
+ * Native mode (`kubernetes.mode: native`): premiscale's own scans, logged as JSON lines (a scan that changes nothing at
+ * debug; pods no group can take at warn, every scan, so they stay visible) and counted on `/metrics`. Returns how to
+ * start it (once, or each time this replica becomes the leader: the metrics are registered once, here).
+ */
+function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: AbortSignal) => Promise<RunningNativeProvider> {
+  const scans = new Counter({
+    name: "premiscale_native_scans_total",
+    help: "Native mode's scans of the cluster, by outcome (no_changes, skipped, applied, partial, failed, locked).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  for (const outcome of ["no_changes", "skipped", "applied", "partial", "failed", "locked"]) scans.inc({ outcome }, 0);
+  const onEvent = (e: NativeEvent) => {
+    switch (e.type) {
+      case "native_started":
+        log.info({ event: "native_started", groups: e.groups, scanIntervalSeconds: e.scanIntervalSeconds });
+        return;
+      case "pods_batched":
+        log.info({ event: "pods_batched", pods: e.pods });
+        return;
+      case "scan_start":
+        log.debug({ event: "native_scan_start", trigger: e.trigger });
+        return;
+      case "scan_done": {
+        const { type: _t, ...r } = e;
+        scans.inc({ outcome: e.outcome });
+        for (const u of e.unplaceable) log.warn({ event: "pod_unplaceable", pod: u.pod, groups: u.groups, reason: "no node group can hold this pod: no scale-up for it" });
+        const quiet = (e.outcome === "no_changes" || e.outcome === "skipped") && !e.halted;
+        log[e.outcome === "failed" || e.outcome === "locked" || e.halted ? "warn" : quiet ? "debug" : "info"]({ event: "native_scan_done", ...r, durationMs: Math.round(e.durationMs) });
+        return;
+      }
+      case "native_error":
+        log.warn({ event: "native_error", error: e.error });
+        return;
+      case "apply": {
+        const a = e.event;
+        if (a.type === "apply_progress") log.debug({ event: "apply_step", address: a.address, step: a.step, elapsedMs: Math.round(a.elapsedMs) });
+        else if (a.type === "apply_errored" || a.type === "cleanup_errored") log.warn({ event: a.type, ...a, type: undefined });
+        else log.info({ event: a.type, ...a, type: undefined });
+        return;
+      }
+    }
+  };
+  return (signal) =>
+    startNativeProvider(config, {
+      env: process.env,
+      onEvent,
+      serverLog: (line) => {
+        const { time: _time, level, ...fields } = line;
+        log[level](fields);
+      },
+      ...(signal ? { signal } : {}),
+    });
 }

@@ -460,6 +460,10 @@ and answers at once, and plans and applies the node groups whenever it asked (on
 calls as its reason). New VMs get a bootstrap token and a kubeadm (or k3s, rke2) join in their user-data; apply
 waits for their Node to be Ready and deletes a destroyed VM's Node. Point cluster-autoscaler at it with
 --cloud-provider=externalgrpc --cloud-config=FILE, FILE holding address, cert, key, cacert (see README.md).
+With kubernetes.mode: native there is no listener and no cluster-autoscaler: premiscale scans the cluster every
+kubernetes.native.scanIntervalSeconds (10), adds nodes for pods the scheduler marked Unschedulable (bin-packed
+onto each group's template, the expander chain choosing the group; pods arriving together make one decision) and
+removes under-used nodes whose pods fit elsewhere (see kubernetes/README.md, native mode).
 
 With kubernetes.leaderElection.enabled, several replicas can run: only the holder of the Lease
 (kubernetes.leaderElection.namespace/leaseName, identity hostname_pid) listens for cluster-autoscaler and runs the

@@ -111,4 +111,36 @@ describe("the kubernetes blocks", () => {
     expect(issues(config(TOP, "    kubernetes:\n      labels: { 'bad key!': x }")).join("\n")).toMatch(/groups\[0\]\.kubernetes\.labels/);
     expect(issues(config(TOP, "    kubernetes:\n      tokenGroups: [system:masters]")).join("\n")).toMatch(/groups\[0\]\.kubernetes\.tokenGroups\[0\]/);
   });
+
+  it("turn on native mode with cluster-autoscaler's defaults, priorities highest first", () => {
+    const c = parse(config(`${TOP}\n  mode: native\n  native:\n    expander: [priority, least-waste]\n    priorities: { "1": [".*"], "10": ["^web-", "^api-"] }`, GROUP));
+    expect(c.kubernetes!.native).toEqual({
+      scanIntervalSeconds: 10,
+      expander: ["priority", "least-waste"],
+      priorities: [
+        { priority: 10, patterns: ["^web-", "^api-"] },
+        { priority: 1, patterns: [".*"] },
+      ],
+      scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%" },
+      maxTotalUnreadyPercentage: 45,
+      okTotalUnreadyCount: 3,
+      batchIdleMs: 1000,
+      batchMaxMs: 10_000,
+      pollMs: 500,
+    });
+    expect(parse(config(`${TOP}\n  mode: native`, GROUP)).kubernetes!.native!.expander).toEqual(["least-waste"]);
+    expect(parse(config(TOP, GROUP)).kubernetes!.native).toBeUndefined();
+  });
+
+  it("refuse a native block that cannot work, naming the line and the field", () => {
+    expect(issues(config(`${TOP}\n  mode: native\n  native:\n    expander: [priority]`, GROUP))).toEqual([
+      "6:kubernetes.native.expander: the priority expander needs priorities (add kubernetes.native.priorities (e.g. 10: [\"^web-\"]), or remove priority from the chain)",
+    ]);
+    expect(issues(config(`${TOP}\n  mode: native\n  native:\n    priorities:\n      "5": ["web-("]`, GROUP))[0]).toMatch(/^7:kubernetes\.native\.priorities\.5\[0\]: "web-\(" is not a regular expression/);
+    expect(issues(config(`${TOP}\n  native: { pollMs: 500 }`, GROUP))).toEqual([
+      "4:kubernetes.native: kubernetes.native is set, but kubernetes.mode is cluster-autoscaler (the default), so nothing reads it (set kubernetes.mode: native, or remove kubernetes.native)",
+    ]);
+    expect(issues(config(`${TOP}\n  mode: native\n  native: { scaleDown: { budget: lots } }`, GROUP)).join("\n")).toMatch(/kubernetes\.native\.scaleDown\.budget/);
+    expect(issues(config(`${TOP}\n  mode: native\n  native: { batch: { idleMs: 5000, maxMs: 1000 } }`, GROUP))[0]).toMatch(/^5:kubernetes\.native\.batch\.maxMs: batch\.maxMs 1000 is shorter than batch\.idleMs 5000/);
+  });
 });

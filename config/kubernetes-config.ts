@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import path from "node:path";
 import type { ConfigIssue } from "./errors.js";
 import type { Schema } from "./provider-kinds.js";
-import type { JoinMethod, KubernetesAutoscalingOptions, KubernetesConfig, KubernetesGroupConfig, LeaderElectionConfig, NodeTaint } from "./kubernetes.js";
+import type { JoinMethod, KubernetesAutoscalingOptions, KubernetesConfig, KubernetesGroupConfig, KubernetesMode, LeaderElectionConfig, NativeModeConfig, NodeTaint } from "./kubernetes.js";
 import type { Seg, Source } from "./yaml-source.js";
 
 /** kubeadm's group for node bootstrap tokens: `kubeadm init` binds it to what a joining kubelet needs. */
@@ -23,6 +23,51 @@ const TOKEN_GROUP = "^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$";
 const obj = (description: string, properties: Record<string, Schema>, extra: Schema = {}): Schema => ({ type: "object", description, additionalProperties: false, properties, ...extra });
 const str = (description: string, extra: Schema = {}): Schema => ({ type: "string", minLength: 1, description, ...extra });
 const int = (description: string, extra: Schema = {}): Schema => ({ type: "integer", description, ...extra });
+
+const BUDGET = "^([0-9]+|[0-9]{1,3}%)$";
+
+/** Schema of `kubernetes.native` (cluster-autoscaler's flags and defaults where it has them). */
+const nativeSchema: Schema = obj(
+  "Native mode (mode: native): premiscale scales the node groups itself, up for pods the scheduler could not place, down for under-used nodes. Defaults are cluster-autoscaler's.",
+  {
+    scanIntervalSeconds: int("How often the cluster is scanned (--scan-interval).", { minimum: 1, maximum: 3600, default: 10 }),
+    expander: {
+      type: "array",
+      minItems: 1,
+      default: ["least-waste"],
+      description: "Expander chain (--expander=priority,least-waste): which group grows when several could take the pods.",
+      items: { type: "string", enum: ["least-waste", "priority", "random", "most-pods", "least-nodes"], description: "An expander." },
+    },
+    priorities: {
+      type: "object",
+      default: {},
+      description: "The priority expander's rules, as cluster-autoscaler's priority ConfigMap: an integer priority → regular expressions on group names; the highest priority that matches wins.",
+      patternProperties: { "^-?[0-9]{1,9}$": { type: "array", minItems: 1, items: { type: "string", minLength: 1, description: "A regular expression on group names." }, description: "Regular expressions with this priority." } },
+      additionalProperties: false,
+    },
+    scaleDown: obj(
+      "Scale-down and consolidation.",
+      {
+        enabled: { type: "boolean", default: true, description: "Remove under-used nodes (--scale-down-enabled)." },
+        utilizationThreshold: { type: "number", minimum: 0, maximum: 1, default: 0.5, description: "A node under this utilisation (max of cpu and memory requests ÷ allocatable) may go." },
+        unneededSeconds: int("How long a node must be unneeded before it goes (--scale-down-unneeded-time).", { minimum: 0, default: 600 }),
+        delayAfterAddSeconds: int("No scale-down this long after a scale-up.", { minimum: 0, default: 600 }),
+        delayAfterDeleteSeconds: int("No scale-down this long after a scale-down (0: the scan interval).", { minimum: 0, default: 0 }),
+        delayAfterFailureSeconds: int("No scale-down this long after a failure.", { minimum: 0, default: 180 }),
+        budget: str("Disruption budget per group: how many of its nodes may go at once, a count (2) or a share of its nodes (10%, rounded up, at least 1).", { pattern: BUDGET, default: "10%" }),
+      },
+      { default: {} },
+    ),
+    maxTotalUnreadyPercentage: { type: "number", minimum: 0, maximum: 100, default: 45, description: "Halt scaling when more than this share of nodes is unready (and more than okTotalUnreadyCount)." },
+    okTotalUnreadyCount: int("Unready nodes always tolerated.", { minimum: 0, default: 3 }),
+    batch: obj(
+      "Pending pods arriving together make one decision: a batch closes when no new pod came for idleMs, or after maxMs.",
+      { idleMs: int("Idle window.", { minimum: 0, maximum: 60_000, default: 1000 }), maxMs: int("Maximum window.", { minimum: 0, maximum: 600_000, default: 10_000 }) },
+      { default: {} },
+    ),
+    pollMs: int("How often the pending pods are listed (the batches see new pods this often).", { minimum: 100, maximum: 60_000, default: 500 }),
+  },
+);
 
 /** Schema of the top-level `kubernetes:` block. */
 export const kubernetesSchema: Schema = obj(
@@ -50,6 +95,8 @@ export const kubernetesSchema: Schema = obj(
       },
       { default: { listen: "127.0.0.1:8972" } },
     ),
+    mode: { type: "string", enum: ["cluster-autoscaler", "native"], default: "cluster-autoscaler", description: "Who decides the node groups' sizes: cluster-autoscaler over externalgrpc, or premiscale itself from pending pods and node utilisation (native)." },
+    native: nativeSchema,
     debounceMs: int("After an intent from cluster-autoscaler, wait this long for more before planning.", { minimum: 0, maximum: 10_000, default: 200 }),
     resyncSeconds: int("Also plan this often without an intent (drift, retries).", { minimum: 5, maximum: 3600, default: 60 }),
     leaderElection: obj(
@@ -101,6 +148,7 @@ export const groupKubernetesSchema: Schema = obj(
         maxNodeProvisionSeconds: int("How long cluster-autoscaler waits for a new node. Default: readiness.timeoutSeconds + 60, so premiscale gives up on a VM (and reports it) first.", { minimum: 1 }),
         zeroOrMaxNodeScaling: { type: "boolean", description: "Scale the group between 0 and max at once." },
         ignoreDaemonSetsUtilization: { type: "boolean", description: "Leave DaemonSet pods out of the utilisation." },
+        disruptionBudget: str("Native mode: how many of this group's nodes may go at once, a count (2) or a share of its nodes (10%). Default: kubernetes.native.scaleDown.budget.", { pattern: BUDGET }),
       },
       { default: {} },
     ),
@@ -115,9 +163,17 @@ interface RawKubernetes {
   caCertHash?: string;
   callTimeoutSeconds: number;
   externalGrpc: { listen: string; tls?: { cert: string; key: string; clientCa: string; allowedClients: string[] } };
+  mode: KubernetesMode;
+  native?: RawNative;
   debounceMs: number;
   resyncSeconds: number;
   leaderElection: Omit<LeaderElectionConfig, "namespace"> & { namespace?: string };
+}
+
+/** `kubernetes.native` as written, after the schema filled its defaults. */
+interface RawNative extends Omit<NativeModeConfig, "priorities" | "batchIdleMs" | "batchMaxMs"> {
+  priorities: Record<string, string[]>;
+  batch: { idleMs: number; maxMs: number };
 }
 
 /** A group's block as written, after the schema filled its defaults. */
@@ -159,6 +215,8 @@ export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string
       ),
     );
   }
+  const native = raw.mode === "native" ? normaliseNative(src, raw.native, issues) : undefined;
+  if (raw.mode !== "native" && raw.native !== undefined) issues.push(src.issue(["kubernetes", "native"], "kubernetes.native is set, but kubernetes.mode is cluster-autoscaler (the default), so nothing reads it", "set kubernetes.mode: native, or remove kubernetes.native", true));
   const le = raw.leaderElection;
   const ls: Seg[] = ["kubernetes", "leaderElection"];
   if (!(le.leaseDurationSeconds > le.renewDeadlineSeconds)) {
@@ -167,6 +225,7 @@ export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string
     issues.push(src.issue([...ls, "retryPeriodSeconds"], `renewDeadlineSeconds (${le.renewDeadlineSeconds}) must be greater than 1.2 × retryPeriodSeconds (${le.retryPeriodSeconds}): a renewal needs room for a retry`, "keep client-go's defaults (15, 10, 2), or lower retryPeriodSeconds"));
   }
   return {
+    ...(native ? { native } : {}),
     ...(raw.kubeconfig !== undefined ? { kubeconfig: path.resolve(dir, raw.kubeconfig) } : {}),
     ...(raw.context ? { context: raw.context } : {}),
     ...(raw.apiServerEndpoint ? { apiServerEndpoint: raw.apiServerEndpoint } : {}),
@@ -187,6 +246,51 @@ export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string
       renewDeadlineSeconds: le.renewDeadlineSeconds,
       retryPeriodSeconds: le.retryPeriodSeconds,
     },
+  };
+}
+
+/** The schema's defaults of `kubernetes.native`, for `mode: native` without the block. */
+const NATIVE_DEFAULTS: RawNative = {
+  scanIntervalSeconds: 10,
+  expander: ["least-waste"],
+  priorities: {},
+  scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%" },
+  maxTotalUnreadyPercentage: 45,
+  okTotalUnreadyCount: 3,
+  batch: { idleMs: 1000, maxMs: 10_000 },
+  pollMs: 500,
+};
+
+/** `kubernetes.native` normalised: priorities sorted highest first, every regex compiled, the expander chain checked. */
+function normaliseNative(src: Source, raw: RawNative | undefined, issues: ConfigIssue[]): NativeModeConfig {
+  const n = raw ?? NATIVE_DEFAULTS;
+  const at: Seg[] = ["kubernetes", "native"];
+  const priorities = Object.entries(n.priorities)
+    .map(([k, patterns]) => ({ priority: Number(k), patterns: [...patterns] }))
+    .sort((a, b) => b.priority - a.priority);
+  for (const [k, patterns] of Object.entries(n.priorities)) {
+    patterns.forEach((p, i) => {
+      try {
+        new RegExp(p);
+      } catch (e) {
+        issues.push(src.issue([...at, "priorities", k, i], `${JSON.stringify(p)} is not a regular expression: ${(e as Error).message}`, "write a JavaScript regular expression (e.g. ^web-)"));
+      }
+    });
+  }
+  if (n.expander.includes("priority") && priorities.length === 0) issues.push(src.issue([...at, "expander"], "the priority expander needs priorities", "add kubernetes.native.priorities (e.g. 10: [\"^web-\"]), or remove priority from the chain"));
+  const dup = n.expander.find((e, i) => n.expander.indexOf(e) !== i);
+  if (dup) issues.push(src.issue([...at, "expander"], `expander ${dup} is in the chain twice`, "list each expander once"));
+  if (n.batch.maxMs < n.batch.idleMs) issues.push(src.issue([...at, "batch", "maxMs"], `batch.maxMs ${n.batch.maxMs} is shorter than batch.idleMs ${n.batch.idleMs}`, "make maxMs at least idleMs (Karpenter: 1000 and 10000)"));
+  return {
+    scanIntervalSeconds: n.scanIntervalSeconds,
+    expander: [...n.expander],
+    priorities,
+    scaleDown: { ...n.scaleDown },
+    maxTotalUnreadyPercentage: n.maxTotalUnreadyPercentage,
+    okTotalUnreadyCount: n.okTotalUnreadyCount,
+    batchIdleMs: n.batch.idleMs,
+    batchMaxMs: n.batch.maxMs,
+    pollMs: n.pollMs,
   };
 }
 

@@ -26,8 +26,51 @@ export interface ExternalGrpcTls {
   allowedClients: string[];
 }
 
+/** Who decides the node groups' sizes: cluster-autoscaler over externalgrpc (issue 11), or premiscale itself (issue 12). */
+export type KubernetesMode = "cluster-autoscaler" | "native";
+
+/** Native mode's options (`kubernetes.native`), with cluster-autoscaler's defaults. */
+export interface NativeModeConfig {
+  /** @default 10 (--scan-interval) */
+  scanIntervalSeconds: number;
+  /** Expander chain, e.g. [priority, least-waste]. @default ["least-waste"] */
+  expander: ("least-waste" | "priority" | "random" | "most-pods" | "least-nodes")[];
+  /** The priority expander's rules: priority → regular expressions on group names (highest first). */
+  priorities: { priority: number; patterns: string[] }[];
+  scaleDown: {
+    /** @default true */
+    enabled: boolean;
+    /** @default 0.5 */
+    utilizationThreshold: number;
+    /** @default 600 */
+    unneededSeconds: number;
+    /** @default 600 */
+    delayAfterAddSeconds: number;
+    /** 0: the scan interval. @default 0 */
+    delayAfterDeleteSeconds: number;
+    /** @default 180 */
+    delayAfterFailureSeconds: number;
+    /** Per group unless the group sets its own: a node count or a share of the group's nodes. @default "10%" */
+    budget: string;
+  };
+  /** @default 45 */
+  maxTotalUnreadyPercentage: number;
+  /** @default 3 */
+  okTotalUnreadyCount: number;
+  /** Pending pods are batched: a batch closes after `idleMs` without a new pod, or `maxMs`. @default 1000 / 10000 */
+  batchIdleMs: number;
+  batchMaxMs: number;
+  /** How often the pending pods are listed. @default 500 */
+  pollMs: number;
+}
+
 /** The top-level `kubernetes:` block. */
 export interface KubernetesConfig {
+  /**
+   * Present when the block says `mode: native` (defaults filled): premiscale decides the node groups itself and no
+   * externalgrpc listener runs. Absent: `mode: cluster-autoscaler` (the default).
+   */
+  native?: NativeModeConfig;
   /**
    * premiscale's own credentials for the cluster (bootstrap tokens, Nodes), absolute. Unset: the service account of
    * the pod premiscale runs in (in-cluster config).
@@ -85,6 +128,8 @@ export interface KubernetesAutoscalingOptions {
   maxNodeProvisionSeconds: number;
   zeroOrMaxNodeScaling?: boolean;
   ignoreDaemonSetsUtilization?: boolean;
+  /** Native mode: the group's disruption budget (a node count or a share of its nodes); default kubernetes.native.scaleDown.budget. */
+  disruptionBudget?: string;
 }
 
 /** A group's `kubernetes:` block: the group is a cluster-autoscaler node group. */

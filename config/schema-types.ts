@@ -167,6 +167,101 @@ export interface PremiscaleConfig {
       };
     };
     /**
+     * Who decides the node groups' sizes: cluster-autoscaler over externalgrpc, or premiscale itself from pending pods and node utilisation (native).
+     */
+    mode: "cluster-autoscaler" | "native";
+    /**
+     * Native mode (mode: native): premiscale scales the node groups itself, up for pods the scheduler could not place, down for under-used nodes. Defaults are cluster-autoscaler's.
+     */
+    native?: {
+      /**
+       * How often the cluster is scanned (--scan-interval).
+       */
+      scanIntervalSeconds: number;
+      /**
+       * Expander chain (--expander=priority,least-waste): which group grows when several could take the pods.
+       *
+       * @minItems 1
+       *
+       * Items: An expander.
+       */
+      expander: ("least-waste" | "priority" | "random" | "most-pods" | "least-nodes")[];
+      /**
+       * The priority expander's rules, as cluster-autoscaler's priority ConfigMap: an integer priority → regular expressions on group names; the highest priority that matches wins.
+       */
+      priorities: {
+        /**
+         * Regular expressions with this priority.
+         *
+         * @minItems 1
+         *
+         * This interface was referenced by `undefined`'s JSON-Schema definition
+         * via the `patternProperty` "^-?[0-9]{1,9}$".
+         *
+         * Items: A regular expression on group names.
+         */
+        [k: string]: string[];
+      };
+      /**
+       * Scale-down and consolidation.
+       */
+      scaleDown: {
+        /**
+         * Remove under-used nodes (--scale-down-enabled).
+         */
+        enabled: boolean;
+        /**
+         * A node under this utilisation (max of cpu and memory requests ÷ allocatable) may go.
+         */
+        utilizationThreshold: number;
+        /**
+         * How long a node must be unneeded before it goes (--scale-down-unneeded-time).
+         */
+        unneededSeconds: number;
+        /**
+         * No scale-down this long after a scale-up.
+         */
+        delayAfterAddSeconds: number;
+        /**
+         * No scale-down this long after a scale-down (0: the scan interval).
+         */
+        delayAfterDeleteSeconds: number;
+        /**
+         * No scale-down this long after a failure.
+         */
+        delayAfterFailureSeconds: number;
+        /**
+         * Disruption budget per group: how many of its nodes may go at once, a count (2) or a share of its nodes (10%, rounded up, at least 1).
+         */
+        budget: string;
+      };
+      /**
+       * Halt scaling when more than this share of nodes is unready (and more than okTotalUnreadyCount).
+       */
+      maxTotalUnreadyPercentage: number;
+      /**
+       * Unready nodes always tolerated.
+       */
+      okTotalUnreadyCount: number;
+      /**
+       * Pending pods arriving together make one decision: a batch closes when no new pod came for idleMs, or after maxMs.
+       */
+      batch: {
+        /**
+         * Idle window.
+         */
+        idleMs: number;
+        /**
+         * Maximum window.
+         */
+        maxMs: number;
+      };
+      /**
+       * How often the pending pods are listed (the batches see new pods this often).
+       */
+      pollMs: number;
+    };
+    /**
      * After an intent from cluster-autoscaler, wait this long for more before planning.
      */
     debounceMs: number;
@@ -795,6 +890,10 @@ export interface PremiscaleConfig {
          * Leave DaemonSet pods out of the utilisation.
          */
         ignoreDaemonSetsUtilization?: boolean;
+        /**
+         * Native mode: how many of this group's nodes may go at once, a count (2) or a share of its nodes (10%). Default: kubernetes.native.scaleDown.budget.
+         */
+        disruptionBudget?: string;
       };
     };
     /**

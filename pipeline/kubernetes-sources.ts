@@ -11,6 +11,7 @@ import type { Config } from "../config/types.js";
 import { AUTOSCALER_SOURCE, autoscalerSource } from "../kubernetes/autoscaler-source.js";
 import { readIntents } from "../kubernetes/intent-store.js";
 import { openKubeApi } from "../kubernetes/kube-api.js";
+import { nativeSource } from "../kubernetes/native/native-source.js";
 import { nodeHooks } from "../kubernetes/node-hooks.js";
 import type { DecisionSource } from "../policies/decision.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
@@ -26,6 +27,8 @@ export function nodeGroupNames(config: Config): string[] {
  */
 export async function kubernetesSources(config: Config): Promise<DecisionSource[]> {
   if (nodeGroupNames(config).length === 0) return [];
+  // Native mode decides in serve's scans (pipeline/native-provider.ts); any other plan keeps the node groups' VMs.
+  if (config.kubernetes?.native) return [nativeSource(null)];
   return [autoscalerSource(await readIntents(join(config.state.path, RUNTIME_DIR)))];
 }
 

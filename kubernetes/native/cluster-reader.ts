@@ -1,0 +1,55 @@
+/**
+ * Reads the cluster for native mode through the API (kube-api.ts: the configured kubeconfig, a timeout per call):
+ * Nodes, the pods that hold or want resources, and DaemonSets; and, polled often, the pods the scheduler marked
+ * `PodScheduled=False` with reason `Unschedulable` (read from the condition, never guessed from Pending). Lists are
+ * paged (500 a page).
+ */
+import type { KubeApi } from "../kube-api.js";
+import { KubeApiError, statusMessage } from "../kube-api.js";
+import { daemonSetPod, isActive, nodeFromApi, podFromApi } from "./cluster-model.js";
+import type { ClusterSnapshot } from "./decide-native.js";
+
+// The API's objects; cluster-model.ts reads the fields it needs.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ApiObject = any;
+
+/** What each list needs, for the error when RBAC refuses it. */
+const RIGHTS: Record<string, string> = {
+  "/api/v1/nodes": "list on nodes",
+  "/api/v1/pods": "list on pods (all namespaces)",
+  "/apis/apps/v1/daemonsets": "list on daemonsets.apps (all namespaces)",
+};
+
+/** Every item of a list, page by page. */
+export async function listAll(api: KubeApi, path: string, query: Record<string, string> = {}): Promise<ApiObject[]> {
+  const items: ApiObject[] = [];
+  let token: string | undefined;
+  do {
+    const q = new URLSearchParams({ ...query, limit: "500", ...(token ? { continue: token } : {}) });
+    const res = await api.request("GET", `${path}?${q}`);
+    if (res.status !== 200) {
+      const right = RIGHTS[path];
+      const hint = res.status === 403 && right ? `premiscale's kubeconfig needs ${right} for native mode (grant it in its ClusterRole)` : "check the API server and kubernetes.kubeconfig";
+      throw new KubeApiError(`listing ${path} on ${api.server}: ${statusMessage(res)}`, res.status, hint);
+    }
+    items.push(...(res.body?.items ?? []));
+    token = res.body?.metadata?.continue || undefined;
+  } while (token);
+  return items;
+}
+
+/** Nodes, active pods (bound, and pending with their condition) and DaemonSets' pods, read in parallel. */
+export async function readCluster(api: KubeApi): Promise<ClusterSnapshot> {
+  const [nodes, pods, daemonSets] = await Promise.all([
+    listAll(api, "/api/v1/nodes"),
+    listAll(api, "/api/v1/pods", { fieldSelector: "status.phase!=Succeeded,status.phase!=Failed" }),
+    listAll(api, "/apis/apps/v1/daemonsets"),
+  ]);
+  return { nodes: nodes.map(nodeFromApi), pods: pods.filter(isActive).map(podFromApi), daemonSets: daemonSets.map(daemonSetPod) };
+}
+
+/** The uids of the pods the scheduler could not place now (unbound, Pending, PodScheduled=False/Unschedulable). */
+export async function listUnschedulable(api: KubeApi): Promise<string[]> {
+  const pods = await listAll(api, "/api/v1/pods", { fieldSelector: "spec.nodeName=,status.phase=Pending" });
+  return pods.filter((p) => isActive(p) && podFromApi(p).unschedulable).map((p) => String(p.metadata?.uid));
+}

@@ -1,0 +1,39 @@
+/**
+ * The room left on existing nodes, and placing pods on it (first fit): the simulation scale-up uses for "would the
+ * scheduler place it now" and scale-down for "do this node's pods fit elsewhere". Pure.
+ */
+import type { Resources, SimNode, SimPod } from "./cluster-model.js";
+import { resourceFit, staticFit } from "./predicates.js";
+
+/** Free room per node: allocatable less the requests of the pods bound to it. */
+export function freeOf(nodes: readonly SimNode[], bound: readonly SimPod[]): Map<string, Resources> {
+  const free = new Map<string, Resources>(nodes.map((n) => [n.name, { ...n.allocatable }]));
+  for (const p of bound) {
+    const f = p.nodeName ? free.get(p.nodeName) : undefined;
+    if (!f) continue;
+    f.cpuMillis -= p.requests.cpuMillis;
+    f.memoryBytes -= p.requests.memoryBytes;
+    f.pods -= p.requests.pods;
+  }
+  return free;
+}
+
+/**
+ * Places each of `pods` on the first of `nodes` it fits (constraints and the room in `free`, which is reduced:
+ * WARNING: mutates `free`). Returns the node each placed pod went to, by pod uid.
+ */
+export function bindPods(pods: readonly SimPod[], nodes: readonly SimNode[], free: Map<string, Resources>): Map<string, string> {
+  const placed = new Map<string, string>();
+  for (const p of pods) {
+    for (const n of nodes) {
+      const f = free.get(n.name);
+      if (!f || staticFit(p, n) !== null || resourceFit(p.requests, f) !== null) continue;
+      f.cpuMillis -= p.requests.cpuMillis;
+      f.memoryBytes -= p.requests.memoryBytes;
+      f.pods -= p.requests.pods;
+      placed.set(p.uid, n.name);
+      break;
+    }
+  }
+  return placed;
+}

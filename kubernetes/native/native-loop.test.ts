@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+import type { ClusterSnapshot } from "./decide-native.js";
+import { NativeLoop, type NativeScanInput } from "./native-loop.js";
+import { PodBatcher } from "./pod-batcher.js";
+import { ManualTimers, pendingPod } from "./testing.js";
+
+describe("the pod batcher", () => {
+  function harness() {
+    const timers = new ManualTimers();
+    const batches: string[][] = [];
+    const b = new PodBatcher({ timers, onBatch: (p) => batches.push(p) });
+    return { timers, batches, b };
+  }
+
+  it("closes a batch after 1 s without a new pod, holding its pods until then", async () => {
+    const { timers, batches, b } = harness();
+    b.observe(["a"]);
+    await timers.advance(600);
+    b.observe(["a", "b"]);
+    expect([...b.held]).toEqual(["a", "b"]);
+    await timers.advance(999);
+    expect(batches).toEqual([]);
+    await timers.advance(1);
+    expect(batches).toEqual([["a", "b"]]);
+    expect(b.held.size).toBe(0);
+  });
+
+  it("turns a burst of 50 pods, a few at a time, into one batch", async () => {
+    const { timers, batches, b } = harness();
+    const seen: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      seen.push(`p${i}`);
+      if (i % 5 === 4) {
+        b.observe(seen);
+        await timers.advance(300);
+      }
+    }
+    await timers.advance(2000);
+    expect(batches).toHaveLength(1);
+    expect(batches[0]).toHaveLength(50);
+  });
+
+  it("closes a batch that keeps growing after 10 s", async () => {
+    const { timers, batches, b } = harness();
+    for (let i = 0; i < 30; i++) {
+      b.observe(Array.from({ length: i + 1 }, (_, j) => `p${j}`));
+      await timers.advance(500);
+    }
+    expect(batches[0]).toHaveLength(20);
+    expect(timers.now).toBe(15_000);
+    expect(batches).toHaveLength(1);
+  });
+
+  it("does not batch again a pod still pending from an earlier batch, and forgets pods no longer pending", async () => {
+    const { timers, batches, b } = harness();
+    b.observe(["a"]);
+    await timers.advance(1000);
+    b.observe(["a"]);
+    await timers.advance(5000);
+    expect(batches).toEqual([["a"]]);
+    b.observe([]);
+    b.observe(["a"]);
+    await timers.advance(1000);
+    expect(batches).toEqual([["a"], ["a"]]);
+  });
+});
+
+describe("the native loop", () => {
+  function harness(pods: () => ClusterSnapshot["pods"]) {
+    const timers = new ManualTimers();
+    const scans: NativeScanInput[] = [];
+    const loop = new NativeLoop({
+      timers,
+      now: () => new Date(Date.UTC(2026, 11, 3) + timers.now),
+      readCluster: async () => ({ nodes: [], pods: pods(), daemonSets: [] }),
+      listPending: async () => pods().map((p) => p.uid),
+      scan: async (input) => (scans.push(input), { memory: { ...input.memory, lastScaleUp: input.now.toISOString() }, again: false }),
+    });
+    return { timers, scans, loop };
+  }
+
+  it("scans at start and every 10 s, and keeps its memory between scans", async () => {
+    const { timers, scans, loop } = harness(() => []);
+    loop.start();
+    await timers.advance(0);
+    expect(scans.map((s) => s.trigger)).toEqual(["start"]);
+    await timers.advance(10_000);
+    expect(scans.map((s) => s.trigger)).toEqual(["start", "scan"]);
+    expect(scans[1]!.memory.lastScaleUp).toBe("2026-12-03T00:00:00.000Z");
+    await loop.stop();
+  });
+
+  it("scans once when a burst of pending pods settles, and holds them from the scans before", async () => {
+    let pods: ClusterSnapshot["pods"] = [];
+    const { timers, scans, loop } = harness(() => pods);
+    loop.start();
+    await timers.advance(0);
+    const burst = Array.from({ length: 50 }, (_, i) => pendingPod(`p${i}`, 100, 64));
+    for (let i = 0; i < 50; i += 10) {
+      pods = burst.slice(0, i + 10);
+      await timers.advance(500);
+    }
+    const during = scans.length;
+    await timers.advance(1500);
+    const byPods = scans.filter((s) => s.trigger === "pods");
+    expect(byPods).toHaveLength(1);
+    expect(byPods[0]!.held.size).toBe(0);
+    expect(byPods[0]!.cluster.pods).toHaveLength(50);
+    expect(during).toBe(1);
+    expect(loop.batches).toBe(1);
+    await loop.stop();
+  });
+});

@@ -1,0 +1,99 @@
+/** Fixtures for native mode's tests and benchmarks: pods, nodes and node groups as plain data. */
+import type { NodeTaint } from "../../config/kubernetes.js";
+import type { GroupConfig } from "../../config/types.js";
+import { kubeTestConfig } from "../testing/config.js";
+import type { SimNode, SimPod, Toleration } from "./cluster-model.js";
+import { GROUP_LABEL } from "../template-node.js";
+
+const base = kubeTestConfig({ min: 0, max: 10 }).groups[0]!;
+const MI = 2 ** 20;
+
+/** A node group (a copy of the test config's, renamed and resized). */
+export function testGroup(name: string, o: { vcpus?: number; memoryMiB?: number; min?: number; max?: number; maxPods?: number; labels?: Record<string, string>; taints?: NodeTaint[]; reservedCpuMillis?: number; reservedMemoryMiB?: number } = {}): GroupConfig {
+  return {
+    ...base,
+    name,
+    min: o.min ?? 0,
+    max: o.max ?? 10,
+    template: { ...base.template, vcpus: o.vcpus ?? 2, memoryMiB: o.memoryMiB ?? 2048 },
+    kubernetes: {
+      ...base.kubernetes!,
+      labels: o.labels ?? {},
+      taints: o.taints ?? [],
+      maxPods: o.maxPods ?? 110,
+      reservedCpuMillis: o.reservedCpuMillis ?? 0,
+      reservedMemoryMiB: o.reservedMemoryMiB ?? 0,
+    },
+  };
+}
+
+let seq = 0;
+/** A pod requesting `cpu` millicores and `memMiB` MiB. */
+export function testPod(name: string, cpu: number, memMiB: number, o: Partial<SimPod> & { tolerations?: Toleration[] } = {}): SimPod {
+  return {
+    uid: `uid-${name}-${++seq}`,
+    name,
+    namespace: "default",
+    requests: { cpuMillis: cpu, memoryBytes: memMiB * MI, pods: 1 },
+    nodeSelector: {},
+    affinityTerms: [],
+    tolerations: [],
+    daemonSet: false,
+    mirror: false,
+    ...o,
+  };
+}
+
+/** A pending pod (the scheduler's Unschedulable condition, short of `cause`). */
+export function pendingPod(name: string, cpu: number, memMiB: number, o: Partial<SimPod> = {}, cause = "cpu"): SimPod {
+  return testPod(name, cpu, memMiB, { unschedulable: { message: `0/1 nodes are available: 1 Insufficient ${cause}.` }, ...o });
+}
+
+/** A Ready node of `group` (its name is the VM's) with `cpu` millicores and `memMiB` MiB allocatable. */
+export function testNode(name: string, group: string | undefined, cpu = 2000, memMiB = 2048, o: Partial<SimNode> = {}): SimNode {
+  return {
+    name,
+    labels: { ...(group ? { [GROUP_LABEL]: group } : {}), "kubernetes.io/hostname": name },
+    taints: [],
+    allocatable: { cpuMillis: cpu, memoryBytes: memMiB * MI, pods: 110 },
+    ready: true,
+    unschedulable: false,
+    scaleDownDisabled: false,
+    createdAt: "2026-12-03T10:00:00Z",
+    ...o,
+  };
+}
+
+/** Timers that run only when the test advances them (for the batcher and the loop). */
+export class ManualTimers {
+  now = 0;
+  private queue: { at: number; fn: () => void; id: number }[] = [];
+  private ids = 0;
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.ids;
+    this.queue.push({ at: this.now + ms, fn, id });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.queue = this.queue.filter((t) => t.id !== handle);
+  }
+  /** Runs every timer due within `ms`, in time order, letting promises settle after each. */
+  async advance(ms: number): Promise<void> {
+    const until = this.now + ms;
+    for (;;) {
+      const next = [...this.queue].sort((a, b) => a.at - b.at || a.id - b.id)[0];
+      if (!next || next.at > until) break;
+      this.queue = this.queue.filter((t) => t !== next);
+      this.now = next.at;
+      next.fn();
+      await settle();
+    }
+    this.now = until;
+    await settle();
+  }
+}
+
+/** Lets pending promise callbacks run. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
