@@ -122,6 +122,16 @@ describe("parseConfig", () => {
     });
   });
 
+  it("reads a group's warm pool with its defaults, and refuses size together with maxPrepared", () => {
+    const withPool = (pool: string) => BASE.replace("    hosts: [local]", `    hosts: [local]\n    warmPool: ${pool}`);
+    expect(parse(withPool("{size: 2}")).groups[0]!.warmPool).toEqual({ size: 2, state: "stopped", reuseOnScaleIn: false });
+    expect(parse(withPool("{maxPrepared: 3, state: running, reuseOnScaleIn: true}")).groups[0]!.warmPool).toEqual({ maxPrepared: 3, state: "running", reuseOnScaleIn: true });
+    expect(parse(withPool("{}")).groups[0]!.warmPool).toEqual({ state: "stopped", reuseOnScaleIn: false });
+    expect(parse(BASE).groups[0]!.warmPool).toBeUndefined();
+    expect(only(withPool("{size: 2, maxPrepared: 3}"))).toMatchObject({ path: "groups[0].warmPool.maxPrepared", message: "size and maxPrepared are mutually exclusive" });
+    expect(only(withPool("{state: paused}"))).toMatchObject({ path: "groups[0].warmPool.state" });
+  });
+
   it("accepts accelerator auto for a host on this machine and refuses it for a remote one", () => {
     expect(parse(BASE.replace("uri: qemu:///system", "uri: qemu:///system\n    accelerator: auto")).hosts[0]?.settings.accelerator).toBe("auto");
     expect(only(BASE.replace("uri: qemu:///system", "uri: qemu+ssh://admin@kvm1/system\n    accelerator: auto"))).toMatchObject({

@@ -21,7 +21,7 @@ import { ipString, staticIssues, type Range, type RawNetworking } from "./static
 import { userDataIssues } from "./user-data.js";
 import { DUPLICATE_KEY, duplicateKeys, fmtPath, Source, type Seg } from "./yaml-source.js";
 import { validateScaling } from "./validate-scaling.js";
-import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
+import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate, WarmPoolConfig } from "./types.js";
 
 /** A template as written, after the schema filled in its defaults. */
 interface RawTemplate {
@@ -245,6 +245,7 @@ function normalise(
       suspend: g.suspend ?? false, lifecycleHooks: hooks.hooks,
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
+      ...(g.warmPool ? { warmPool: warmPoolConfig(src, gs, g, issues) } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
     };
   });
@@ -272,6 +273,18 @@ function normalise(
     groups,
   };
   return { config, issues, notices };
+}
+
+/** A group's warm pool with its defaults; violations of the rules between its fields and the group's go to `issues`. */
+function warmPoolConfig(src: Source, gs: Seg[], g: RawGroup, issues: ConfigIssue[]): WarmPoolConfig {
+  const w = g.warmPool!;
+  const at: Seg[] = [...gs, "warmPool"];
+  if (w.size !== undefined && w.maxPrepared !== undefined) {
+    issues.push(src.issue([...at, "maxPrepared"], "size and maxPrepared are mutually exclusive", "keep size (pool VMs to keep) or maxPrepared (members and pool VMs together at most)", true));
+  } else if (w.maxPrepared !== undefined && w.maxPrepared < g.min) {
+    issues.push(src.issue([...at, "maxPrepared"], `maxPrepared (${w.maxPrepared}) is below the group's min (${g.min}), so the pool would always be empty`, `set maxPrepared to at least ${g.min}, or use size`));
+  }
+  return { state: w.state, reuseOnScaleIn: w.reuseOnScaleIn, ...(w.size !== undefined ? { size: w.size } : {}), ...(w.maxPrepared !== undefined ? { maxPrepared: w.maxPrepared } : {}) };
 }
 
 /** " (description)" of a kind's template field, for a fix. */
