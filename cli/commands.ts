@@ -15,7 +15,7 @@ import { describeShortfall, renderPlanText, shortfallLine, summaryLine } from ".
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
-import type { State } from "../state/types.js";
+import type { Instance, State } from "../state/types.js";
 import { configDigest, configPath, makePlan, openContext, type Context } from "./context.js";
 import type { Output } from "./output.js";
 import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
@@ -298,13 +298,19 @@ export async function runStateList(io: Output, file: string | undefined, opts: {
     io.out(`No state yet in ${config.state.path}: the first apply creates it.`);
     return OK;
   }
-  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, i.status, i.created, i.address ?? "", i.protected ? "yes" : "", i.uuid]));
+  // A warm pool's VMs are listed with their group, marked in POOL; STATUS says when refresh-only accepted a stop.
+  const status = (i: Instance) => (i.stopped ? `${i.status}, ${i.stopped.state} (accepted ${i.stopped.at})` : i.status);
+  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, status(i), i.pool ?? "", i.created, i.address ?? "", i.protected ? "yes" : "", i.uuid]));
   io.out(`State ${config.state.path} (lineage ${state.lineage}, serial ${state.serial})`);
   if (rows.length === 0) {
     io.out("No instances.");
     return OK;
   }
-  io.out(table([["GROUP", "NAME", "HOST", "STATUS", "CREATED", "ADDRESS", "PROTECTED", "UUID"], ...rows]));
+  io.out(table([["GROUP", "NAME", "HOST", "STATUS", "POOL", "CREATED", "ADDRESS", "PROTECTED", "UUID"], ...rows]));
+  for (const g of state.groups) {
+    const pooled = g.instances.filter((i) => i.pool === "warm").length;
+    if (pooled > 0) io.out(`group ${g.name}: ${pooled} VM${pooled === 1 ? "" : "s"} waiting in the warm pool (not members)`);
+  }
   for (const g of state.groups.filter((x) => x.rollout)) {
     const r = g.rollout!;
     io.out(`group ${g.name}: roll-out ${r.replaced} of ${r.total} replaced${r.failed ? `, stopped at ${r.failed.at}: ${r.failed.message}` : r.checkpointAt ? `, checkpoint reached at ${r.checkpointAt}` : ""}`);

@@ -19,7 +19,7 @@ import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "..
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import { git } from "../state/git.js";
-import type { State } from "../state/types.js";
+import { membersOf, type State } from "../state/types.js";
 
 /**
  * Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. Each host
@@ -101,7 +101,7 @@ export async function gatherMetrics(
       const policies = g.scaling?.policies ?? [];
       const metrics = policyMetrics(policies);
       if (metrics.length === 0) return;
-      const members = (state?.groups.find((x) => x.name === g.name)?.instances ?? []).map((i) => i.name);
+      const members = membersOf(state?.groups.find((x) => x.name === g.name)).map((i) => i.name);
       try {
         out.set(g.name, await source.groupMetrics({ group: g.name, members, windowSeconds: metricsWindowSeconds(policies), now, metrics }));
       } catch (e) {
@@ -123,7 +123,7 @@ export async function heartbeats(config: Config, groups: GroupConfig[], state: S
   const ledger = new CheckInLedger(join(config.state.path, RUNTIME_DIR));
   const out = new Map<string, string | null>();
   for (const g of watched) {
-    for (const i of state?.groups.find((x) => x.name === g.name)?.instances ?? []) out.set(i.name, await ledger.lastSeen(i.uuid));
+    for (const i of membersOf(state?.groups.find((x) => x.name === g.name))) out.set(i.name, await ledger.lastSeen(i.uuid));
   }
   return out;
 }

@@ -135,7 +135,7 @@ describe("premiscale show and apply PLANFILE", () => {
     expect(bad.stderr).toMatch(/bad\.json: plan file is not valid JSON/);
 
     const plan = {
-      format_version: "2.0",
+      format_version: "3.0",
       based_on: { lineage: null, serial: 0, config_digest: "x", config_commit: null },
       lineage: "l",
       created_at: "2026-01-01T00:00:00.000Z",
