@@ -10,6 +10,7 @@ import { openConfiguredSource } from "../metrics/from-config.js";
 import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
 import { computePlan } from "../planner/compute-plan.js";
 import type { Plan } from "../planner/plan.js";
+import { computeRefreshPlan } from "../planner/refresh-plan.js";
 import { policySource } from "../policies/decide-group.js";
 import { decideWith, type DecisionSource } from "../policies/decision.js";
 import { emptyHistory } from "../policies/history.js";
@@ -144,6 +145,8 @@ export interface PlanRunOptions {
   sources?: readonly DecisionSource[];
   /** `--replace`: instances (`group[name]`) or groups to replace now through the roll-out path. */
   replace?: string[];
+  /** `--refresh-only`: a plan that only records what the hosts have in state (planner/refresh-plan.ts). */
+  refreshOnly?: boolean;
 }
 
 /**
@@ -169,7 +172,8 @@ export async function makePlan(
 
   let metrics = new Map<string, GroupMetrics | { error: string }>();
   const observing = observeHosts(providers, hosts, state, groups);
-  if (scaled.length > 0) {
+  // A refresh-only plan decides nothing: no metrics to read.
+  if (scaled.length > 0 && !options.refreshOnly) {
     let source: MetricsSource | null = options.metrics ?? null;
     try {
       source ??= openConfiguredSource(config.metrics.store, options.env);
@@ -189,7 +193,7 @@ export async function makePlan(
   const observations = await observing;
   const unreachable = observations.flatMap((o) => (o.status === "unreachable" ? [{ host: o.host, error: o.error }] : []));
 
-  const plan = computePlan({
+  const plan = (options.refreshOnly ? computeRefreshPlan : computePlan)({
     config,
     configDigest: configDigest(config),
     configCommit: await configCommit(config),
