@@ -143,7 +143,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     return l;
   };
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
-  if (plan.changes.some((c) => c.action === "create" && c.ready && !deps.hooks?.(c.group).some((h) => h.name === "check-in" && h.point === "until-ready"))) {
+  if (plan.changes.some((c) => (c.action === "create" || c.action === "take") && c.ready && !deps.hooks?.(c.group).some((h) => h.name === CHECK_IN_HOOK && h.point === "until-ready"))) {
     throw new Error("this plan waits for VMs to check in, but apply was given no check-in server");
   }
   await deps.lock.init(plan.lineage);
@@ -315,7 +315,8 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     const ok = await Promise.all(waits.map((a) => finished.get(a)?.promise ?? Promise.resolve(false)));
     const blocked = waits.filter((_, i) => !ok[i]);
     if (blocked.length > 0) {
-      const why = change.action === "create" ? "its host has no room until then" : "the VM replacing it is not ready";
+      const why =
+        change.action === "create" && change.replaces ? "the roll-out's batch before it did not finish" : change.action === "create" ? "its host has no room until then" : "the VM replacing it is not ready";
       const error = `not started: it waits for ${blocked.join(", ")}, which did not finish (${why}); the next apply tries again`;
       result.failed.push({ change, error });
       emit({ type: "apply_errored", address: change.address, action: change.action, error, elapsedMs: 0 });

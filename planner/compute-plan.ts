@@ -615,10 +615,16 @@ function scaleIn(
   const perHost = countByHost(present);
   const removed: Instance[] = [];
   const outdated = new Set(stale.map((s) => s.instance.name));
-  const keep = new Set(decision.keep ?? []);
+  // Scale-in protection: only an explicit --replace removes a protected instance.
+  const keep = new Set([...(decision.keep ?? []), ...present.filter((i) => i.protected).map((i) => i.name)]);
   const named = (decision.remove ?? []).flatMap((n) => present.filter((i) => i.name === n && !keep.has(n)));
   for (const n of (decision.remove ?? []).filter((n) => keep.has(n))) {
-    w.warnings.push(`group ${group.name}: ${n} is both to be removed and kept by ${decision.source ?? "its decision"}: it is kept`);
+    const by = decision.source ?? "its decision";
+    w.warnings.push(
+      present.some((i) => i.name === n && i.protected)
+        ? `group ${group.name}: ${n} is named for removal by ${by}, but it is protected from scale-in (premiscale unprotect, or apply --replace): it is kept`
+        : `group ${group.name}: ${n} is both to be removed and kept by ${by}: it is kept`,
+    );
   }
   const pool = healthy.filter((i) => !keep.has(i.name) && !named.includes(i));
   const take = (victim: Instance, why: string) => {
@@ -642,7 +648,7 @@ function scaleIn(
     );
     const victim = pool.shift();
     if (!victim) {
-      const why = keep.size > 0 ? "the rest are kept or on hosts that were not checked" : "the rest are on hosts that were not checked";
+      const why = keep.size > 0 ? "the rest are kept, protected or on hosts that were not checked" : "the rest are on hosts that were not checked";
       w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but ${why}`);
       return removed;
     }

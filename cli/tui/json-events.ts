@@ -58,6 +58,7 @@ export function planJsonEvents(plan: Plan, now: Date): JsonEvent[] {
           address: c.address, action: c.action, group: c.group, name: c.name, host: c.host, reason: c.reason, detail: c.detail,
           ...(c.waits_for ? { waits_for: c.waits_for } : {}),
           ...((c.action === "create" || c.action === "delete") && c.pool ? { pool: true } : {}),
+          ...(c.action === "create" && c.replaces ? { replaces: c.replaces } : {}),
         },
       }),
     );
