@@ -44,8 +44,8 @@ export interface PreparedApply {
 }
 
 /**
- * Opens the journal and, when a create of `plan` waits for its VM to check in, starts readiness. Call `close` in a
- * `finally`. `serverLog` hears the check-in server's lines.
+ * Opens the journal and, when a create or a take (a stopped warm-pool VM started) of `plan` waits for its VM, starts
+ * readiness. Call `close` in a `finally`. `serverLog` hears the check-in server's lines.
  */
 export async function prepareApply(
   config: Config,
@@ -54,7 +54,7 @@ export async function prepareApply(
 ): Promise<PreparedApply> {
   // Users' hooks of the groups this plan changes; a hook's secret that is not set fails here, before anything changed.
   const user = userHooks(config, new Set(plan.changes.map((c) => c.group)), o.env);
-  const readiness = plan.changes.some((c) => c.action === "create" && c.ready)
+  const readiness = plan.changes.some((c) => (c.action === "create" || c.action === "take") && c.ready)
     ? await startReadiness({ server: config.server, runtimeDir: runtimeDir(config), logger: o.serverLog ?? (() => undefined) })
     : null;
   let journal: FileJournal;
