@@ -52,7 +52,7 @@ describe("prepareApply", () => {
     const sized = (desired: number) => ({ ...s.config, groups: [{ ...g!, desired, warmPool }] });
     const filled = simulateApply(computePlan(makeInput({ config: sized(0) })), null, makeInput({ config: sized(0) }).observations);
     const plan = computePlan(makeInput({ config: sized(1), state: filled.state, observations: filled.observations }));
-    expect(plan.changes.map((c) => [c.action, c.ready?.timeoutSeconds ?? null])).toEqual([["take", 60]]);
+    expect(plan.changes).toMatchObject([{ action: "take", start: true, ready: { timeoutSeconds: 60 } }]);
     const p = await prepareApply(sized(1), plan, { providers: s.providers, lock: s.lock, env: {} });
     try {
       expect(p.readiness).toBe("own");
