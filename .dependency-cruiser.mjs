@@ -4,7 +4,7 @@
  * "May import" line says in words what the rules below enforce; change both together.
  *
  * The stages, bottom to top. A folder may import its own files and those of folders below it, never one above:
- * data flows up the list, calls flow down. `kubernetes/` does not exist yet; its place is reserved.
+ * data flows up the list, calls flow down.
  * Tests (`*.test.ts`), fixtures (`testdata/`), `test/`, `bench/` and `examples/` may import anything.
  *
  * @type {import("dependency-cruiser").IConfiguration}

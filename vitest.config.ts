@@ -17,6 +17,7 @@ const NEEDS_TOOLS = [
   "cli/tui/apply-reporter.test.ts",
   "cli/tui/apply-view.test.tsx",
   "pipeline/prepare-apply.test.ts",
+  "pipeline/autoscaler-provider.test.ts",
   "reconciler/backtest.test.ts",
   "reconciler/config-repo.test.ts",
   "reconciler/reconcile.test.ts",
@@ -28,8 +29,9 @@ const NEEDS_TOOLS = [
   "hooks/command-hook.test.ts",
   // virsh, on libvirt's test:///default driver
   "providers/libvirt/*.test.ts",
-  // openssl, for the Proxmox VE double's TLS certificate
+  // openssl, for the Proxmox VE double's TLS certificate and the externalgrpc server's mTLS certificates
   "providers/proxmox/*.test.ts",
+  "kubernetes/grpc-server.test.ts",
   // Prometheus and promtool, VictoriaMetrics, InfluxDB (metrics/setup-stores.sh)
   "metrics/influxdb-source.test.ts",
   "metrics/prometheus-source.test.ts",
@@ -80,7 +82,8 @@ export default defineConfig({
       {
         test: {
           name: "kubernetes",
-          globalSetup: ["test/support/kube-teardown.ts"],
+          // global-setup builds dist/: the node-group tests run the built `premiscale serve`.
+          globalSetup: ["test/global-setup.ts", "test/support/kube-teardown.ts"],
           include: [KUBERNETES],
           exclude: NOT_TESTS,
           testTimeout: 180_000,

@@ -332,6 +332,22 @@ describe("applyPlan: forgetting destroyed VMs", () => {
   });
 });
 
+describe("applyPlan: shutting VMs down", () => {
+  it("gives a VM it removes its graceful shutdown, but powers off one whose create never finished", async () => {
+    const { providers, lock } = await setup(["a"]);
+    await applyPlan(planOf([create("web-1", "a"), create("web-2", "a")]), { providers, lock, hostLimits: new Map(), env: {} });
+    const graces = new Map<string, number>();
+    const host = providers.get("a")!;
+    const destroy = host.destroyVm.bind(host);
+    host.destroyVm = (vm, options) => (graces.set(vm.name, options.shutdownTimeoutMs), destroy(vm, options));
+    const del = (name: string, reason: Change["reason"]): Change => ({ action: "delete", address: `web[${name}]`, group: "web", name, uuid: `${name}-0000-0000-0000-000000000000`, host: "a", reason, detail: "d", gone: false });
+    const r = await applyPlan(planOf([del("web-1", "scale_in"), del("web-2", "interrupted_create")]), { providers, lock, hostLimits: new Map(), env: {} }, { shutdownTimeoutMs: 30_000 });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(Object.fromEntries(graces)).toEqual({ "web-1": 30_000, "web-2": 0 });
+  });
+});
+
 describe("interruptedApplies", () => {
   it("reports the changes an apply had in flight when it died, and ignores a torn last line", () => {
     const lines = [

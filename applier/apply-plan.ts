@@ -290,7 +290,10 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           if (known) await record(() => deps.lock.putInstance(change.group, { ...known, status: known.status === "deleting" ? "running" : known.status }));
           throw new Error(`kept: hook ${kept.hook} did not let it go: ${kept.message ?? kept.result}`);
         }
-        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs, onStep });
+        // A VM whose create never finished was never handed over: nothing on it deserves a graceful shutdown, and
+        // a minute of one lets it boot far enough to start working (a Kubernetes node joins and gets pods).
+        const graceMs = change.reason === "interrupted_create" ? 0 : shutdownTimeoutMs;
+        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs: graceMs, onStep });
         const after = await runPoint("after-destroy");
         // The `deleting` record stays, so the next apply runs the clean-up again.
         if (after) throw new Error(`destroyed, but after-destroy hook ${after.hook} did not finish: ${after.message ?? after.result}; the next apply runs it again`);

@@ -25,6 +25,8 @@ import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../s
 import { CheckInLedger, ledgerRecorder, loadServerSecret } from "../server/check-in-ledger.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import { membersOf, type State } from "../state/types.js";
+import type { RunningAutoscalerProvider } from "../pipeline/autoscaler-provider.js";
+import { startKubernetesMode } from "./serve-kubernetes.js";
 import { configPath, journalPath, runtimeDir } from "./context.js";
 import type { Output } from "./output.js";
 
@@ -109,6 +111,15 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     await server.close();
     throw e;
   }
+  let kubernetes: RunningAutoscalerProvider | null = null;
+  if (config.kubernetes) {
+    try {
+      kubernetes = await startKubernetesMode(config, log, server.metrics);
+    } catch (e) {
+      await Promise.all([server.close(), collection?.stop()]);
+      throw e;
+    }
+  }
   log.info({
     event: "serving",
     version: VERSION,
@@ -116,6 +127,7 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     advertiseUrl: config.server.advertiseUrl,
     ledger: join(dir, "check-ins"),
     collector: collection ? { store: collection.storePath, intervalSeconds: config.metrics.intervalSeconds, hosts: config.hosts.length } : null,
+    externalGrpc: kubernetes ? kubernetes.address : null,
   });
   let stopped: Promise<void> | null = null;
   return {
@@ -124,6 +136,8 @@ export async function startServe(config: Config, log: Logger): Promise<RunningSe
     stop: () =>
       (stopped ??= (async () => {
         stopping = true;
+        // The node groups' apply in flight may wait for check-ins: it ends before the check-in server does.
+        await kubernetes?.stop();
         await Promise.all([server.close(), collection?.stop()]);
         await recorder.flush();
       })()),
@@ -439,8 +453,17 @@ machine that guests can reach, and server.advertiseUrl to match. The token secre
 With metrics.store.type sqlite (the default), it also collects VM metrics: every metrics.intervalSeconds, one
 bulk call per host for the domains state records, into the store plan and \`premiscale metrics\` read.
 
-Logs: one JSON object per line on stderr. SIGTERM or SIGINT stops it: requests and the collection in flight
-finish, the database is closed, exit code 0.`;
+With a top-level kubernetes block, it is also cluster-autoscaler's externalgrpc cloud provider for the groups
+that have a kubernetes block (node groups): it listens on kubernetes.externalGrpc.listen (default
+127.0.0.1:8972; mutual TLS with kubernetes.externalGrpc.tls, plaintext only on loopback), records what
+cluster-autoscaler asks (IncreaseSize, DeleteNodes, DecreaseTargetSize) in <state.path>/.premiscale/kubernetes/
+and answers at once, and plans and applies the node groups whenever it asked (one git commit per apply, the
+calls as its reason). New VMs get a bootstrap token and a kubeadm (or k3s, rke2) join in their user-data; apply
+waits for their Node to be Ready and deletes a destroyed VM's Node. Point cluster-autoscaler at it with
+--cloud-provider=externalgrpc --cloud-config=FILE, FILE holding address, cert, key, cacert (see README.md).
+
+Logs: one JSON object per line on stderr. SIGTERM or SIGINT stops it: requests, the node groups' apply and the
+collection in flight finish, the database is closed, exit code 0.`;
 
 /** Adds `premiscale serve` to the command line. */
 export function registerServeCommand(program: Command, io: Output, setExit: (code: number) => void, cfg: () => string | undefined): void {
@@ -448,7 +471,8 @@ export function registerServeCommand(program: Command, io: Output, setExit: (cod
     .command("serve")
     .description(
       "Run the server guests check in to (so apply knows new VMs booted), with /healthz, /ready and Prometheus /metrics, " +
-        "and collect VM metrics for the scaling policies. Runs until SIGTERM or SIGINT.",
+        "and collect VM metrics for the scaling policies; with a kubernetes block, also serve cluster-autoscaler (externalgrpc) " +
+        "and scale the node groups it drives. Runs until SIGTERM or SIGINT.",
     )
     .addOption(new Option("--log-level <level>", "debug, info, warn or error (env PREMISCALE_LOG_LEVEL; default info)"))
     .addHelpText("after", HELP)

@@ -12,6 +12,7 @@ import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { LineCounter, parseDocument, visit } from "yaml";
 import { closest } from "./closest.js";
+import { normaliseGroupKubernetes, normaliseKubernetes } from "./kubernetes-config.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
 import { configSchema, DEFAULT_KIND } from "./schema.js";
@@ -31,9 +32,10 @@ interface RawTemplate {
   userDataFile?: string;
   [kindField: string]: unknown;
 }
-interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "lifecycleHooks"> {
+interface RawGroup extends Omit<GroupConfig, "desired" | "template" | "networking" | "lifecycleHooks" | "kubernetes"> {
   desired?: number;
   lifecycleHooks: RawLifecycleHook[];
+  kubernetes?: Parameters<typeof normaliseGroupKubernetes>[2];
   template: RawTemplate;
   networking: RawNetworking;
 }
@@ -42,8 +44,9 @@ interface RawConfig {
   version: Config["version"];
   state: { path: string };
   server: { listen: string; advertiseUrl?: string };
-  metrics: { intervalSeconds?: number; store?: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
-  gitops?: Partial<Omit<GitopsConfig, "webhook" | "lock">> & { lock?: { ttlSeconds?: number }; webhook?: { listen?: string; provider?: "github" | "gitlab"; secretEnv: string } };
+  metrics: { intervalSeconds: number; store: Record<string, unknown> & { type: MetricsStoreConfig["type"] } };
+  gitops: Omit<GitopsConfig, "webhook" | "repo"> & { repo?: string; webhook?: { listen: string; provider: "github" | "gitlab"; secretEnv: string } };
+  kubernetes?: Parameters<typeof normaliseKubernetes>[1];
   hosts: RawHost[];
   groups: RawGroup[];
 }
@@ -230,7 +233,8 @@ function normalise(
         ),
       );
     }
-    if (g.scaling) {
+    const kubernetes = normaliseGroupKubernetes(src, gs, g.kubernetes, g, { topLevel: raw.kubernetes !== undefined, gitopsMode: raw.gitops?.mode }, issues);
+    if (g.scaling && !kubernetes) {
       if (g.desired !== undefined) {
         issues.push(src.issue([...gs, "desired"], "desired is decided by the group's scaling policies", "remove desired (policies start from the VMs the group has, within min and max), or remove scaling"));
       }
@@ -242,11 +246,12 @@ function normalise(
     issues.push(...hooks.issues);
     return {
       name: g.name, min: g.min, max: g.max, desired, hosts: [...g.hosts], placement: g.placement, template, networking, readiness,
-      suspend: g.suspend ?? false, lifecycleHooks: hooks.hooks,
+      suspend: g.suspend, lifecycleHooks: hooks.hooks,
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
       ...(g.warmPool ? { warmPool: warmPoolConfig(src, gs, g, issues) } : {}),
       ...(g.scaling ? { scaling: structuredClone(g.scaling) } : {}),
+      ...(kubernetes ? { kubernetes } : {}),
     };
   });
 
@@ -269,6 +274,7 @@ function normalise(
     server: serverConfig(src, raw.server, issues),
     metrics: metricsConfig(raw.metrics, dir, path.resolve(dir, raw.state.path)),
     gitops: gitopsConfig(src, raw.gitops, issues),
+    ...(raw.kubernetes ? { kubernetes: normaliseKubernetes(src, raw.kubernetes, dir, issues) } : {}),
     hosts,
     groups,
   };
@@ -300,50 +306,22 @@ function dotPath(p: string): Seg[] {
 
 /** The metrics block with every default: the embedded store lives in the state directory's local `.premiscale/`. */
 function metricsConfig(raw: RawConfig["metrics"], dir: string, stateDir: string): MetricsConfig {
-  const st = (raw.store ?? { type: "sqlite" }) as Record<string, unknown> & { type: MetricsStoreConfig["type"] };
-  const n = (k: string, d: number) => (typeof st[k] === "number" ? (st[k] as number) : d);
-  const t = (k: string, d: string) => (typeof st[k] === "string" ? (st[k] as string) : d);
-  const queries = (st.queries ?? {}) as Record<string, string>;
-  let store: MetricsStoreConfig;
-  if (st.type === "prometheus") {
-    store = { type: "prometheus", url: t("url", ""), queries, memberLabel: t("memberLabel", "domain"), stepSeconds: n("stepSeconds", 15), rateWindow: t("rateWindow", "1m"), timeoutSeconds: n("timeoutSeconds", 10) };
-  } else if (st.type === "influxdb") {
-    store = {
-      type: "influxdb", url: t("url", ""), database: t("database", ""), queries, memberTag: t("memberTag", "domain_name"), intervalSeconds: n("intervalSeconds", 15), timeoutSeconds: n("timeoutSeconds", 10),
-      ...(typeof st.retentionPolicy === "string" ? { retentionPolicy: st.retentionPolicy } : {}),
-      ...(typeof st.username === "string" ? { username: st.username } : {}),
-      ...(typeof st.passwordEnv === "string" ? { passwordEnv: st.passwordEnv } : {}),
-    };
-  } else {
-    store = {
-      type: "sqlite",
-      path: typeof st.path === "string" ? path.resolve(dir, st.path) : path.join(stateDir, ".premiscale", "metrics.db"),
-      rawRetentionSeconds: n("rawRetentionSeconds", 86400),
-      rollupRetentionSeconds: n("rollupRetentionSeconds", 2592000),
-    };
-  }
-  return { intervalSeconds: raw.intervalSeconds ?? 15, store };
+  // The schema filled every default (ajv's useDefaults, also inside the store's variants): nothing is defaulted twice.
+  const st = raw.store as unknown as MetricsStoreConfig & { path?: string };
+  const store: MetricsStoreConfig =
+    st.type === "sqlite" ? { ...st, path: st.path ? path.resolve(dir, st.path) : path.join(stateDir, ".premiscale", "metrics.db") } : { ...st, queries: { ...(st.queries ?? {}) } };
+  return { intervalSeconds: raw.intervalSeconds, store };
 }
 
-/** The gitops block with every default (used by `premiscale reconcile`). */
+/** The gitops block (used by `premiscale reconcile`); the schema filled its defaults. */
 function gitopsConfig(src: Source, raw: RawConfig["gitops"], issues: ConfigIssue[]): GitopsConfig {
-  const g = raw ?? {};
+  const { webhook: wh, repo, ...g } = raw;
   let webhook: GitopsConfig["webhook"] = null;
-  if (g.webhook) {
-    const { host, port } = listenAddress(src, ["gitops", "webhook", "listen"], g.webhook.listen ?? "127.0.0.1:8971", issues);
-    webhook = { host, port, provider: g.webhook.provider ?? "github", secretEnv: g.webhook.secretEnv };
+  if (wh) {
+    const { host, port } = listenAddress(src, ["gitops", "webhook", "listen"], wh.listen, issues);
+    webhook = { host, port, provider: wh.provider, secretEnv: wh.secretEnv };
   }
-  return {
-    repo: g.repo ?? null,
-    branch: g.branch ?? "main",
-    path: g.path ?? "premiscale.yaml",
-    mode: g.mode ?? "auto",
-    intervalSeconds: g.intervalSeconds ?? 60,
-    workDir: g.workDir ?? "/var/lib/premiscale/repo",
-    planTtlSeconds: g.planTtlSeconds ?? 86400,
-    lock: { ttlSeconds: g.lock?.ttlSeconds ?? 300 },
-    webhook,
-  };
+  return { ...g, repo: repo ?? null, webhook };
 }
 
 /** A `host:port` listen address split (an IPv6 host may be bracketed) and its port checked. */

@@ -3,6 +3,7 @@
  * for editor completion (config/premiscale.schema.json, generated from here) and for the defaults.
  * Rules that need more than one field (min <= desired <= max, known hosts, address pools) live in load.ts.
  */
+import { groupKubernetesSchema, kubernetesSchema } from "./kubernetes-config.js";
 import type { ProviderConfigFragment, Schema } from "./provider-kinds.js";
 import { CONFIG_VERSION } from "./types.js";
 
@@ -291,6 +292,7 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
       },
     ),
     lifecycleHooks: list("Users' hooks around each VM's launch and termination, run in this order at each point.", lifecycleHook, { default: [] }),
+    kubernetes: groupKubernetesSchema,
     readiness: obj(
       "When a new VM counts as ready. Apply waits for it; one that is not ready in time is destroyed and reported.",
       {
@@ -394,7 +396,7 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
             ],
           },
         },
-        { default: { intervalSeconds: 15, store: { type: "sqlite" } } },
+        { default: {} },
       ),
       gitops: obj(
         "premiscale reconcile: the config repository it follows and what it does on a new commit.",
@@ -413,7 +415,9 @@ export function configSchema(kinds: readonly ProviderConfigFragment[]): Schema {
             secretEnv: str("Environment variable with the webhook secret (GitHub) or token (GitLab).", { pattern: "^[A-Z_][A-Z0-9_]*$" }),
           }, { required: ["secretEnv"] }),
         },
+        { default: {} },
       ),
+      kubernetes: kubernetesSchema,
       hosts: list("Hosts VMs run on.", host(kinds), { minItems: 1 }),
       groups: list("Autoscaling groups.", group(kinds), { minItems: 1 }),
     },

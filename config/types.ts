@@ -4,6 +4,7 @@
  */
 
 import type { ScalingSpec } from "./scaling.js";
+import type { KubernetesConfig, KubernetesGroupConfig } from "./kubernetes.js";
 
 /** The only config version this release reads. */
 export const CONFIG_VERSION = "v1alpha1";
@@ -76,6 +77,8 @@ export interface GroupConfig {
   maxInstanceLifetimeSeconds?: number;
   /** VMs made ahead of need, outside the group, that a scale-out takes instead of creating (AWS warm pools). Absent: none. */
   warmPool?: WarmPoolConfig;
+  /** A cluster-autoscaler node group (see config/kubernetes-config.ts); absent: not one. */
+  kubernetes?: KubernetesGroupConfig;
 }
 
 /**
@@ -215,6 +218,8 @@ export interface Config {
   server: ServerConfig;
   metrics: MetricsConfig;
   gitops: GitopsConfig;
+  /** The Kubernetes mode (premiscale serve as cluster-autoscaler's externalgrpc provider); absent: off. */
+  kubernetes?: KubernetesConfig;
   hosts: HostConfig[];
   groups: GroupConfig[];
 }

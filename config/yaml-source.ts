@@ -2,7 +2,7 @@
  * The parsed YAML of a config file with its line table: turns a path into the data (`groups[0].max`) into the
  * line:column of the field, so every issue found at any stage can point at what the user wrote.
  */
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair, type YAMLMap } from "yaml";
 import type { ConfigIssue } from "./errors.js";
 
 /** One step of a path into the config: a field name or a list index. */
@@ -31,6 +31,23 @@ export class Source {
     this.lines = text.split(/\r?\n/);
   }
 
+  /**
+   * Each mapping's pairs by key, built on first use: a file can hold one mapping with 100,000 keys and an issue for
+   * each (unknown fields), and a scan per issue made that quadratic (minutes).
+   */
+  private readonly keyIndex = new WeakMap<object, Map<string, Pair>>();
+
+  private pairOf(map: YAMLMap, seg: Seg): Pair | undefined {
+    let index = this.keyIndex.get(map);
+    if (!index) {
+      index = new Map();
+      // The first pair of a repeated key wins, as the scan did.
+      for (const p of map.items) if (isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p as Pair);
+      this.keyIndex.set(map, index);
+    }
+    return index.get(String(seg));
+  }
+
   /** The node at `segs`, or the nearest ancestor that exists (defaults have no node); `key` prefers the field's key. */
   node(segs: readonly Seg[], key = false): Node | undefined {
     let node: unknown = this.doc.contents;
@@ -38,7 +55,7 @@ export class Source {
     for (const [i, seg] of segs.entries()) {
       if (isAlias(node)) node = node.resolve(this.doc);
       if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        const pair = this.pairOf(node, seg);
         if (!pair) break;
         if ((key && i === segs.length - 1) || !pair.value) return pair.key as Node;
         node = pair.value;

@@ -21,6 +21,7 @@ import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import { git } from "../state/git.js";
 import { membersOf, type State } from "../state/types.js";
+import { hasAutoscalerSource, kubernetesSources, portableKubernetes } from "./kubernetes-sources.js";
 
 /**
  * Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. Each host
@@ -60,6 +61,7 @@ export function configDigest(config: Config): string {
     file: rel(config.file),
     state: { ...config.state, path: rel(config.state.path) },
     metrics: config.metrics.store.type === "sqlite" ? { ...config.metrics, store: { ...config.metrics.store, path: rel(config.metrics.store.path) } } : config.metrics,
+    ...(config.kubernetes ? { kubernetes: portableKubernetes(config.kubernetes, rel) } : {}),
   };
   return createHash("sha256").update(JSON.stringify(portable)).digest("hex");
 }
@@ -201,6 +203,7 @@ export async function makePlan(
     observations,
     decide: decideWith([
       ...(options.sources ?? []),
+      ...(hasAutoscalerSource(options.sources) ? [] : await kubernetesSources(config)),
       policySource({ metrics, history: (g) => state?.groups.find((x) => x.name === g)?.history ?? emptyHistory(), now }),
       configSource,
     ]),

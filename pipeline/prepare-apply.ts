@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { readinessHooks, type ApplyDeps } from "../applier/apply-plan.js";
 import { FileJournal, readInterrupted, type InterruptedApply } from "../applier/journal.js";
+import type { LifecycleHook } from "../applier/lifecycle.js";
 import type { Config } from "../config/types.js";
 import { userHooks } from "../hooks/user-hooks.js";
 import type { Plan } from "../planner/plan.js";
@@ -14,6 +15,7 @@ import type { ServerLogLine } from "../server/check-in-server.js";
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { startReadiness } from "../server/readiness.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
+import { kubernetesHooks } from "./kubernetes-sources.js";
 import type { StateLock } from "../state/state-store.js";
 
 /** This machine's own, never committed files beside the state: journal, server secret, check-in records. */
@@ -50,10 +52,19 @@ export interface PreparedApply {
 export async function prepareApply(
   config: Config,
   plan: Plan,
-  o: { providers: ReadonlyMap<string, Provider>; lock: StateLock; env: Record<string, string | undefined>; serverLog?: (line: ServerLogLine) => void },
+  o: {
+    providers: ReadonlyMap<string, Provider>;
+    lock: StateLock;
+    env: Record<string, string | undefined>;
+    serverLog?: (line: ServerLogLine) => void;
+    /** Hooks between the check-in wait's and the users'; default: the Kubernetes node hooks when the plan changes a node group. */
+    hooks?: (group: string) => readonly LifecycleHook[];
+  },
 ): Promise<PreparedApply> {
   // Users' hooks of the groups this plan changes; a hook's secret that is not set fails here, before anything changed.
   const user = userHooks(config, new Set(plan.changes.map((c) => c.group)), o.env);
+  const nodeGroup = new Set(config.groups.filter((g) => g.kubernetes).map((g) => g.name));
+  const kube = o.hooks ?? (plan.changes.some((c) => nodeGroup.has(c.group)) ? kubernetesHooks(config) : () => []);
   const readiness = plan.changes.some((c) => (c.action === "create" || c.action === "take") && c.ready)
     ? await startReadiness({ server: config.server, runtimeDir: runtimeDir(config), logger: o.serverLog ?? (() => undefined) })
     : null;
@@ -71,8 +82,9 @@ export async function prepareApply(
       hostLimits: new Map(config.hosts.map((h) => [h.name, h.maxParallel])),
       env: o.env,
       journal,
-      // The check-in wait first: a launching hook runs once the VM is up and has checked in.
-      hooks: (group) => [...(readiness ? readinessHooks(readiness) : []), ...(user.get(group) ?? [])],
+      // The check-in wait first, then the node joining the cluster (node groups), then the group's own hooks: a
+      // launching hook runs once the VM is up, has checked in and (for a node group) its Node is Ready.
+      hooks: (group) => [...(readiness ? readinessHooks(readiness) : []), ...kube(group), ...(user.get(group) ?? [])],
       forget: (uuid) => new CheckInLedger(runtimeDir(config)).forget(uuid),
     },
     readiness: readiness?.mode ?? null,

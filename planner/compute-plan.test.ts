@@ -255,6 +255,13 @@ describe("computePlan", () => {
     expect(plan.warnings).toEqual([`domain web-x on host a belongs to state lineage other, not ${TEST_LINEAGE}: left untouched`]);
   });
 
+  it("does not even mention another premiscale's VMs on a shared host when their group is not in this config", () => {
+    const config = makeConfig({ groups: [{ desired: 0 }] });
+    const obs = makeObservation("a", { domains: [makeDomain("db-x", { group: "db", lineage: "other" })] });
+    const plan = computePlan(makeInput({ config, state: makeState(), observations: [obs] }));
+    expect([plan.changes, plan.drift, plan.warnings]).toEqual([[], [], []]);
+  });
+
   it("leaves an orphan of a group that is not in config alone, reporting it as drift", () => {
     const config = makeConfig({ groups: [{ desired: 0 }] });
     const obs = makeObservation("a", { domains: [makeDomain("old-1", { group: "old" })] });
@@ -500,6 +507,16 @@ describe("computePlan", () => {
         "group web: web-1 is both to be removed and kept by test: it is kept",
         "group web: 2 more instances should go, but the rest are kept, protected or on hosts that were not checked",
       ]);
+    });
+
+    it("removes the instances to remove now whatever the size, then scales the rest to the desired size", () => {
+      // cluster-autoscaler drained web-4 (DeleteNodes: 4 → 3) while web-2's VM was lost: web-4 goes all the same,
+      // and one new VM (replacing web-2) makes the three.
+      const lost = [makeObservation("a", { domains: [makeDomain("web-1"), makeDomain("web-3")] }), makeObservation("b", { domains: [makeDomain("web-4")] })];
+      const plan = computePlan(makeInput({ config, state, observations: lost, decide: () => ({ group: "web", desired: 3, code: "cluster_autoscaler", reason: "cluster-autoscaler: DeleteNodes web-4", source: "cluster-autoscaler", removeNow: ["web-4", "web-9"] }) }));
+      expect(plan.changes.map((c) => `${c.action} ${c.name} ${c.reason}`)).toEqual(["delete web-2 replace_missing", "delete web-4 scale_in", expect.stringMatching(/^create web-[0-9a-f]{8} replace_missing$/)]);
+      expect(plan.changes.find((c) => c.name === "web-4")?.detail).toBe("named by cluster-autoscaler (cluster-autoscaler: DeleteNodes web-4)");
+      expect(plan.groups[0]).toMatchObject({ current: 3, desired: 3 });
     });
 
     it("says in each named victim's detail who named it", () => {

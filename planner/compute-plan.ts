@@ -181,6 +181,9 @@ export function computePlan(input: PlanInput): Plan {
       if (known.has(d.name) || !inScope(d.group) || config.groups.some((g) => g.name === d.group && g.suspend)) continue;
       const at = { group: d.group, name: d.name, host: obs.host };
       if (d.lineage !== lineage) {
+        // Another premiscale's VMs on a shared host are none of this plan's business, unless they claim a group of this
+        // config: then two states manage one group name, which deserves a warning.
+        if (!configGroups.has(d.group)) continue;
         w.drift.push({ kind: "foreign_lineage", ...at, detail: `belongs to another premiscale state (lineage ${d.lineage}): left untouched` });
         w.warnings.push(`domain ${d.name} on host ${obs.host} belongs to state lineage ${d.lineage}, not ${lineage}: left untouched`);
       } else if (!configGroups.has(d.group)) {
@@ -359,16 +362,23 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       `host ${host} ${w.observations.has(host) ? "unreachable" : "not observed"}: ${plural(n, "instance")} of group ${group.name} not checked`,
     );
 
-  const current = present.length;
   const decision = w.input.decide(group, present.map((i) => ({ name: i.name, createdAt: i.created, ready: healthy.includes(i) })));
   if (!decision) {
     w.errors.push({ group: group.name, message: "no desired size was decided for this group" });
-    return { name: group.name, current, desired: current, reason: "no decision" };
+    return { name: group.name, current: present.length, desired: present.length, reason: "no decision" };
   }
+  const named = present.filter((i) => decision.removeNow?.includes(i.name));
+  for (const victim of named) {
+    const at = { group: group.name, name: victim.name, host: victim.host };
+    planDelete(w, at, victim.uuid, "scale_in", `named by ${decision.source ?? "its decision"} (${decision.reason})`, { gone: false, domain: domainOf(w, victim), instance: victim, group });
+    present.splice(present.indexOf(victim), 1);
+    if (healthy.includes(victim)) healthy.splice(healthy.indexOf(victim), 1);
+  }
+  const current = present.length;
   const desired = Math.min(group.max, Math.max(group.min, decision.desired));
   if (desired !== decision.desired)
     w.warnings.push(`group ${group.name}: decided size ${decision.desired} is outside min ${group.min} / max ${group.max}: using ${desired}`);
-  const plan: GroupPlan = { name: group.name, current, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
+  const plan: GroupPlan = { name: group.name, current: current + named.length, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
 
   const stale = staleInstances(w, group, healthy, instances, plan);
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;

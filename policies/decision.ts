@@ -92,6 +92,12 @@ export interface Decision {
    * fills the rest.
    */
   remove?: string[];
+  /**
+   * Instances (by name) that go whatever the size: the planner deletes those present, then scales what is left to
+   * `desired` (cluster-autoscaler's DeleteNodes: it drained them, so they must go even when another VM of the group
+   * was lost meanwhile and has to be replaced).
+   */
+  removeNow?: string[];
   /** Instances (by name) scale-in must never choose (scale-in protection; a node whose pods cannot move). */
   keep?: string[];
 }

@@ -8,6 +8,8 @@ import type { HostConfig } from "../config/types.js";
 import { libvirtConfig, libvirtHost } from "./libvirt/config.js";
 import { LibvirtProvider } from "./libvirt/libvirt-provider.js";
 import type { Provider } from "./provider.js";
+import { proxmoxConfig, proxmoxHost, proxmoxNode } from "./proxmox/config.js";
+import { ProxmoxProvider } from "./proxmox/proxmox-provider.js";
 
 /** Options any adapter may take when it is opened. */
 export interface OpenOptions {
@@ -32,6 +34,17 @@ export const providerKinds: readonly ProviderKind[] = [
     open: (host, options) => new LibvirtProvider(host, options),
     where: (host) => libvirtHost(host).uri,
     unreachableHint: (host) => `check that \`virsh -c ${libvirtHost(host).uri} list\` works from this machine`,
+  },
+  {
+    config: proxmoxConfig as ProviderConfigFragment,
+    open: (host, options) => new ProxmoxProvider(host, options),
+    where: (host) => {
+      const api = proxmoxHost(host).api;
+      const own = api.endpoints.find((e) => e.node === proxmoxNode(host));
+      return `node ${proxmoxNode(host)} of PVE cluster ${api.cluster}, ${own ? own.url : `through ${api.endpoints[0]?.url ?? "?"}`}`;
+    },
+    unreachableHint: (host) =>
+      `check that node ${proxmoxNode(host)} is online (\`pvecm status\` on another node) and that its API answers from this machine (\`curl --cacert CA https://HOST:8006/api2/json/version\`)`,
   },
 ];
 

@@ -1,25 +1,17 @@
 import { createHmac } from "node:crypto";
-import { Agent } from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   bytesArb,
-  describeExchange,
-  ExchangeTally,
+  fuzzServer,
+  fuzzSummary,
   headerValueArb,
-  heapAfterGc,
   malformedRawArb,
   methodArb,
-  openSockets,
   queryArb,
-  runBatches,
   segmentArb,
-  sendHttp,
-  sendRaw,
   slowRawArb,
-  watchProcess,
   type Exchange,
-  type ExchangeResult,
   type HttpExchange,
   type RawExchange,
 } from "../test/support/fuzz-http.js";
@@ -246,60 +238,23 @@ afterAll(async () => {
 describe("the webhook receiver under malformed requests", () => {
   it(`never answers 5xx, stays up after every batch, and leaks neither memory nor sockets (${RUNS} requests)`, async () => {
     const exchanges = fc.sample(exchangeArb, { numRuns: RUNS, seed: SEED });
-    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-    const watch = watchProcess();
-    const socketsBefore = openSockets();
-    const tally = new ExchangeTally();
-    const failures: string[] = [];
-    const heap: number[] = [];
-    const health: number[] = [];
-    const started = performance.now();
-    const fail = (i: number, x: Exchange, r: ExchangeResult, why: string) => {
-      if (failures.length < 20) failures.push(`#${i} (seed ${SEED}): ${why}: ${describeExchange(x)} → ${JSON.stringify(r)}`);
-    };
-
-    await runBatches(
-      exchanges,
-      { batchSize: BATCH, concurrency: 16, slow: (x) => x.kind.startsWith("slow"), slowConcurrency: 64 },
-      async (x, i) => {
-        const r = x.via === "raw" ? await sendRaw(port, x) : await sendHttp(port, x, agent, 5_000);
-        tally.add(x.kind, r);
-        if (r.statuses.some((s) => s >= 500)) fail(i, x, r, "a 5xx answer");
-        if (r.end === "deadline" && !x.kind.startsWith("slow")) fail(i, x, r, "no answer and no close within the deadline");
-        if (x.kind === "slow-until-server-timeout" && r.end === "deadline") fail(i, x, r, "a stalled request was not timed out by the receiver");
-      },
-      async (batch) => {
-        // The receiver has no health route: a signed ping is its liveness probe.
-        const t = performance.now();
-        const r = await sendHttp(port, { via: "http", kind: "health", method: "POST", path: "/webhook", headers: { "content-type": "application/json", "x-github-event": "ping", "x-hub-signature-256": sign(PING) }, body: PING }, agent, 2_000);
-        health.push(performance.now() - t);
-        if (r.statuses[0] !== 200) failures.push(`after batch ${batch}: a signed ping answered ${JSON.stringify(r)}`);
-        heap.push(heapAfterGc());
-      },
-    );
-    heap.push(heapAfterGc());
-    const seconds = (performance.now() - started) / 1000;
-    agent.destroy();
-
-    const deadline = Date.now() + 15_000;
-    while (openSockets() > socketsBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const socketsLeft = openSockets() - socketsBefore;
-
+    const run = await fuzzServer({ port, exchanges, batchSize: BATCH, seed: SEED, probe: { via: "http", kind: "health", method: "POST", path: "/webhook", headers: { "content-type": "application/json", "x-github-event": "ping", "x-hub-signature-256": sign(PING) }, body: PING }, probeName: "a signed ping", serverName: "receiver", socketWaitMs: 15000 });
+    const { tally, failures, heap } = run;
     console.log(
       [
-        `webhook fuzz: ${tally.total} requests in ${seconds.toFixed(1)} s, seed ${SEED}; statuses ${[...tally.statuses()].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}: ${n}`).join(", ")}`,
+        fuzzSummary("webhook fuzz", run, SEED),
         tally.summary(),
-        `  signed ping after each of ${health.length} batches: max ${Math.max(...health).toFixed(0)} ms; heap after GC ${heap[0]!.toFixed(1)} MiB after the first batch, at most ${Math.max(...heap).toFixed(1)}, ${heap.at(-1)!.toFixed(1)} at the end`,
-        `  triggers ${triggered.length} (${triggered.flat().length} events); log lines ${logged.lines} (${[...logged.byEvent].map(([e, n]) => `${e} ${n}`).join(", ")}), with a secret: ${logged.withSecret}; sockets left ${socketsLeft}`,
+        `  signed ping after each of ${run.health.length} batches: max ${Math.max(...run.health).toFixed(0)} ms; heap after GC ${run.heap[0]!.toFixed(1)} MiB after the first batch, at most ${Math.max(...run.heap).toFixed(1)}, ${run.heap.at(-1)!.toFixed(1)} at the end`,
+        `  triggers ${triggered.length} (${triggered.flat().length} events); log lines ${logged.lines} (${[...logged.byEvent].map(([e, n]) => `${e} ${n}`).join(", ")}), with a secret: ${logged.withSecret}; sockets left ${run.socketsLeft}`,
       ].join("\n"),
     );
 
     expect(failures).toEqual([]);
-    expect(watch.stop()).toEqual([]);
+    expect(run.processErrors).toEqual([]);
     expect(tally.total).toBe(RUNS);
     expect([...tally.statuses().keys()].filter((s) => s >= 500)).toEqual([]);
     expect(logged.withSecret).toBe(0);
-    expect(socketsLeft).toBeLessThanOrEqual(0);
+    expect(run.socketsLeft).toBeLessThanOrEqual(0);
     expect(heap.at(-1)! - heap[0]!).toBeLessThan(32);
     // Some of each kind of answer, or the generator missed whole paths of the receiver (in a run long enough to tell).
     if (RUNS >= 2_000) {

@@ -21,11 +21,15 @@ describe("premiscale validate", () => {
     const dir = await projectDir(configText());
     const r = await premiscale(dir, ["validate"]);
     expect(r.stderr).toMatch(/Note: .*premiscale\.yaml:\d+:\d+: host local does not say its kind: libvirt is assumed \(write kind: libvirt\)/);
-    const unknown = await projectDir(configText().replace("  - name: local\n", "  - name: local\n    kind: proxmox\n"));
+    const unknown = await projectDir(configText().replace("  - name: local\n", "  - name: local\n    kind: hyperv\n"));
     const bad = await premiscale(unknown, ["validate"]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/premiscale\.yaml:\d+:\d+: hosts\[0\]\.kind: must be one of "libvirt", got "proxmox"/);
+    expect(bad.stderr).toMatch(/premiscale\.yaml:\d+:\d+: hosts\[0\]\.kind: must be one of "libvirt", "proxmox", got "hyperv"/);
     noStackTrace(bad.stderr);
+    const other = await projectDir(configText().replace("  - name: local\n", "  - name: local\n    kind: proxmox\n"));
+    const wrong = await premiscale(other, ["validate"]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/hosts\[0\]\.uri: "uri" is a field of libvirt hosts, and this host is kind proxmox/);
   });
 
   it("reports a bad field with file, line, column and the field's path, exits 1, and prints no stack trace", async () => {

@@ -52,7 +52,7 @@ function config(hosts: HostDef[], groups: GroupDef[], extra = ""): string {
   const h = hosts.map(
     // Blank VMs need little, but the other libvirt tests' VMs share this host's vCPUs: overcommit plenty.
     (x) =>
-      `  - name: ${x.name}\n    uri: "${x.uri}"\n    pool: default\n    accelerator: qemu\n    cpuOvercommit: 64\n    reservedMemoryMiB: 256\n` +
+      `  - name: ${x.name}\n    kind: libvirt\n    uri: "${x.uri}"\n    pool: default\n    accelerator: qemu\n    cpuOvercommit: 64\n    reservedMemoryMiB: 256\n` +
       `    callTimeoutSeconds: ${x.callTimeoutSeconds ?? 30}\n`,
   );
   const g = groups.map(

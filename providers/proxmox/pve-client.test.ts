@@ -2,6 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   PveClient,
   cloneWithFreshId,
+  configParams,
   decodeSshKeys,
   encodeSshKeys,
   isIdTaken,
@@ -230,6 +231,22 @@ describe("timeouts and unreachable nodes", () => {
     const u = await failure(direct.listVms("pve2"));
     expect((u as PveConnectionError).kind).toBe("unreachable");
     expect(u.message).toContain("ECONNREFUSED");
+  });
+
+  it("sends a cluster-wide call only through the node named by `via`, so a hung first node cannot stall it", async () => {
+    const d = await cluster();
+    const c = client(d, ["pve1", "pve2"], { timeoutMs: 300 });
+    d.freeze("pve1");
+    const t0 = Date.now();
+    expect(await c.nextId({ via: "pve2" })).toBe(100);
+    expect(Date.now() - t0).toBeLessThan(300);
+    d.thaw("pve1");
+    d.freeze("pve2");
+    const e = (await failure(c.clusterResources("node", { via: "pve2" }))) as PveConnectionError;
+    expect(e.kind).toBe("timeout");
+    expect(e.message).toContain("node pve2");
+    // No other endpoint was tried for it.
+    expect(d.requests.filter((r) => r.path === "/cluster/resources").map((r) => r.server)).toEqual(["pve2"]);
   });
 
   it("stops a call when the caller aborts", async () => {
@@ -472,6 +489,33 @@ describe("tasks", () => {
     expect((await c.statusCurrent("pve1", 100)).status).toBe("running");
   });
 
+  it("polls quickly first and then less often, up to maxPollMs", async () => {
+    const clock = new FakeClock();
+    const d = await cluster({ now: clock.now, taskMs: { qmstart: 10_000 }, vms: [{ node: "pve1", vmid: 100, name: "a" }] });
+    const c = client(d);
+    const upid = await c.start("pve1", 100);
+    const polls: number[] = [];
+    const t0 = clock.t;
+    const spy = { ...clock, now: clock.now, sleep: async (ms: number) => (polls.push(ms), clock.sleep(ms)) };
+    await c.waitTask("pve1", upid, { timeoutMs: 60_000, pollMs: 250, maxPollMs: 2000, clock: spy });
+    expect(polls).toEqual([250, 500, 1000, 2000, 2000, 2000, 2000, 2000]);
+    // The 10 s task is seen done at the first poll after it ended.
+    expect(clock.t - t0).toBe(11_750);
+  });
+
+  it("gives up polling a node that stopped answering after the grace, not after the task's whole timeout", async () => {
+    const clock = new FakeClock();
+    const d = await cluster({ now: clock.now, taskMs: { qmstart: 60_000 }, vms: [{ node: "pve2", vmid: 100, name: "a" }] });
+    const c = client(d);
+    const upid = await c.start("pve2", 100);
+    await d.setOnline("pve2", false);
+    const t0 = clock.t;
+    const e = (await failure(c.waitTask("pve2", upid, { timeoutMs: 900_000, pollMs: 1000, unreachableGraceMs: 5000, clock }))) as PveConnectionError;
+    expect(e.kind).toBe("unreachable");
+    expect(e.message).toContain("node pve2");
+    expect(clock.t - t0).toBe(5000);
+  });
+
   it("counts 'WARNINGS: n' as success: a forced shutdown of a guest that ignores ACPI", async () => {
     const clock = new FakeClock();
     const d = await cluster({ now: clock.now, vms: [{ node: "pve1", vmid: 100, name: "a", running: true, guest: { acpiShutdownMs: Infinity } }] });
@@ -667,6 +711,31 @@ describe("ISO upload", () => {
     const d = await cluster();
     await expect(client(d).uploadIso("pve1", "local", "../seed.txt", new Uint8Array(1))).rejects.toThrow(/not allowed/);
     expect(d.requests).toHaveLength(0);
+  });
+
+  it("deletes an uploaded ISO through an imgdel task, which needs Datastore.Allocate on the storage", async () => {
+    const d = await cluster();
+    const c = client(d);
+    await c.waitTask("pve1", await c.uploadIso("pve1", "local", "seed.iso", new Uint8Array(10)), { timeoutMs: 5000 });
+    const upid = await c.deleteVolume("pve1", "local", "local:iso/seed.iso");
+    expect(parseUpid(upid)).toMatchObject({ node: "pve1", type: "imgdel", id: "local" });
+    expect(await c.waitTask("pve1", upid, { timeoutMs: 5000 })).toMatchObject({ exitstatus: "OK" });
+    expect(await c.storageContent("pve1", "local", { content: "iso" })).toEqual([]);
+    // A file that is gone already is a warning, as pve-storage's free_image has it.
+    expect(await c.waitTask("pve1", await c.deleteVolume("pve1", "local", "local:iso/seed.iso"), { timeoutMs: 5000 })).toMatchObject({ exitstatus: "WARNINGS: 1" });
+    const weak = await cluster({ privs: PROVIDER_PRIVS.filter((p) => p !== "Datastore.Allocate") });
+    const e = (await failure(client(weak).deleteVolume("pve1", "local", "local:iso/seed.iso"))) as PveApiError;
+    expect(e.missingPrivilege).toEqual({ path: "/storage/local", privileges: ["Datastore.Allocate"], any: false });
+  });
+
+  it("attaches an ISO as a CD-ROM, which needs VM.Config.CDROM on the VM", async () => {
+    const d = await cluster({ vms: [{ node: "pve1", vmid: 100, name: "a", disk: { storage: "local-lvm", sizeGiB: 1 } }] });
+    await client(d).setConfigSync("pve1", 100, { drives: { ide2: "local:iso/seed.iso,media=cdrom" } });
+    expect(d.inspectVm(100)!.config.ide2).toBe("local:iso/seed.iso,media=cdrom");
+    const weak = await cluster({ privs: PROVIDER_PRIVS.filter((p) => p !== "VM.Config.CDROM"), vms: [{ node: "pve1", vmid: 100, name: "a" }] });
+    const e = (await failure(client(weak).setConfigSync("pve1", 100, { drives: { ide2: "local:iso/seed.iso,media=cdrom" } }))) as PveApiError;
+    expect(e.missingPrivilege).toEqual({ path: "/vms/100", privileges: ["VM.Config.CDROM"], any: false });
+    expect(() => configParams({ drives: { net0: "x" } })).toThrow(/not a drive key/);
   });
 
   it("needs Datastore.AllocateTemplate on the storage to upload", async () => {

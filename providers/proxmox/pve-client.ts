@@ -71,6 +71,16 @@ export interface WaitTaskOptions {
   timeoutMs: number;
   /** @default 1000 */
   pollMs?: number;
+  /**
+   * With it, the interval starts at `pollMs` and doubles after each poll up to this (a quick task is seen at once,
+   * a long clone is not polled every second for minutes). @default pollMs
+   */
+  maxPollMs?: number;
+  /**
+   * How long polls may go without an answer (a node that restarts pveproxy, or went offline) before the wait gives
+   * up with that error instead of waiting out `timeoutMs`. @default timeoutMs
+   */
+  unreachableGraceMs?: number;
   signal?: AbortSignal;
   /** @default systemClock */
   clock?: PveClock;
@@ -137,13 +147,16 @@ export interface PveConfigChanges {
   sshkeys?: readonly string[];
   /** `ipconfigN` by interface index N. */
   ipconfig?: Readonly<Record<number, PveIpConfig>>;
+  /** Drives by key (`ide2`…) as PVE writes them, e.g. an ISO as CD-ROM: `local:iso/seed.iso,media=cdrom`. */
+  drives?: Readonly<Record<string, string>>;
   /** Settings to remove. */
   delete?: readonly string[];
   /** Refuse the change when the config moved since this digest (from `getConfig`). */
   digest?: string;
 }
 
-const TOKEN_ID_RE = /^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/;
+/** `USER@REALM!TOKENID` as PVE names API tokens. */
+export const TOKEN_ID_RE = /^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/;
 const UPID_RE =
   /^UPID:([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$/;
 
@@ -225,6 +238,10 @@ export function configParams(changes: PveConfigChanges): Record<string, string |
     digest: changes.digest,
   };
   for (const [n, c] of Object.entries(changes.ipconfig ?? {})) p[`ipconfig${n}`] = formatIpConfig(c);
+  for (const [k, v] of Object.entries(changes.drives ?? {})) {
+    if (!/^(ide|sata|scsi|virtio)\d+$/.test(k)) throw new PveConfigError("proxmox", `${JSON.stringify(k)} is not a drive key`, "use ide0..3, sata0..5, scsi0..30 or virtio0..15");
+    p[k] = v;
+  }
   return p;
 }
 
@@ -327,7 +344,7 @@ export class PveClient {
     const list = await this.http.call<PveClusterResource[]>("GET", path, { type }, opts);
     if (!Array.isArray(list)) throw this.protocol(path, "the resource list is not an array");
     if (opts.audit !== "ignore") {
-      const site = { node: this.firstNode, method: "GET", path };
+      const site = { node: opts.via ?? this.firstNode, method: "GET", path };
       for (const r of list) {
         if (r.type === "node" && r.status === "online" && (r as { maxcpu?: number }).maxcpu === undefined) {
           const missing: MissingPrivilege = { path: `/nodes/${r.node as string}`, privileges: ["Sys.Audit"], any: false };
@@ -484,16 +501,20 @@ export class PveClient {
       throw new PveConfigError(this.cluster, `task ${upid} runs on node ${task.node}, not ${node}`, "poll a task on the node its UPID names");
     }
     const clock = o.clock ?? systemClock;
-    const pollMs = o.pollMs ?? 1000;
+    let pollMs = o.pollMs ?? 1000;
+    const maxPollMs = Math.max(pollMs, o.maxPollMs ?? pollMs);
     const start = clock.now();
     const what = `task ${task.type}${task.id ? ` of VM ${task.id}` : ""} on node ${node}`;
+    let silentSince: number | null = null;
     for (;;) {
       let st: PveTaskStatus | null = null;
       try {
         st = await this.taskStatus(node, upid, { signal: o.signal });
+        silentSince = null;
       } catch (e) {
         const transient = e instanceof PveConnectionError && (e.kind === "timeout" || e.kind === "unreachable");
-        if (!transient || clock.now() - start >= o.timeoutMs) throw e;
+        silentSince ??= clock.now();
+        if (!transient || clock.now() - start >= o.timeoutMs || clock.now() - silentSince >= (o.unreachableGraceMs ?? o.timeoutMs)) throw e;
       }
       if (st && st.status === "stopped") {
         const exit = st.exitstatus ?? "unexpected status";
@@ -523,6 +544,7 @@ export class PveClient {
         );
       }
       await clock.sleep(Math.min(pollMs, o.timeoutMs - elapsed), o.signal);
+      pollMs = Math.min(maxPollMs, pollMs * 2);
     }
   }
 
@@ -538,6 +560,14 @@ export class PveClient {
       fields: [["content", "iso"]],
       file: { field: "filename", filename, bytes },
     });
+  }
+
+  /**
+   * `DELETE /nodes/{node}/storage/{storage}/content/{volume}` → UPID of the `imgdel` task. Needs Datastore.Allocate on
+   * the storage (PVE asks that for every volume but backups).
+   */
+  deleteVolume(node: string, storage: string, volid: string, opts?: PveCallOptions): Promise<string> {
+    return this.http.call<string>("DELETE", `/nodes/${seg(node)}/storage/${seg(storage)}/content/${seg(volid)}`, {}, opts);
   }
 
   /** `GET /nodes/{node}/storage/{storage}/content`. */

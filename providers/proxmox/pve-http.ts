@@ -37,6 +37,12 @@ export interface PveCallOptions {
   signal?: AbortSignal;
   /** Overrides the client's timeout for this call. */
   timeoutMs?: number;
+  /**
+   * For a cluster-wide call: send it through this node's endpoint only, with no other endpoint tried (a provider
+   * working for one node asks the cluster through that node, so another node that hangs cannot stall it). Ignored
+   * when the node has no endpoint of its own, and for calls under `/nodes/NODE/`, which always go to NODE.
+   */
+  via?: string;
 }
 
 /** A multipart body (storage upload): text fields first, then one file. */
@@ -69,6 +75,14 @@ export function normalizeFingerprint(fp: string): string | null {
   const hex = fp.replace(/[:\s]/g, "").toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) return null;
   return hex.match(/../g)!.join(":");
+}
+
+function safeDecode(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 /** An answer beyond MAX_ANSWER_BYTES; mapped to a protocol error. */
@@ -222,11 +236,12 @@ export class PveHttp {
   /**
    * Sends one call and returns the unwrapped `data`. Calls under `/nodes/NODE/` go to that node's own endpoint when
    * one is configured (else through the first endpoint, which pveproxy forwards); cluster-wide calls go to the
-   * endpoint that last answered one (at first the first endpoint), and GETs that get no answer at all try the next.
+   * endpoint that last answered one (at first the first endpoint), and GETs that get no answer at all try the next;
+   * with `via`, only through that node's endpoint.
    */
   async call<T>(method: string, path: string, params: PveParams = {}, opts: PveCallOptions = {}, multipart?: PveMultipart): Promise<T> {
     const m = /^\/nodes\/([^/]+)(?:\/|$)/.exec(path);
-    const own = m ? this.targets.get(decodeURIComponent(m[1]!)) : undefined;
+    const own = m ? this.targets.get(decodeURIComponent(m[1]!)) : opts.via !== undefined ? this.targets.get(opts.via) : undefined;
     // Cluster-wide calls start at the endpoint that last answered one, so a dead first node costs one timeout, not one per call.
     const rotated = [...this.order.slice(this.preferred), ...this.order.slice(0, this.preferred)];
     const candidates = own ? [own] : method === "GET" ? rotated : rotated.slice(0, 1);
@@ -254,7 +269,9 @@ export class PveHttp {
     const { endpoint } = target;
     const about = /^\/nodes\/([^/]+)(?:\/|$)/.exec(path);
     const subject = about ? decodeURIComponent(about[1]!) : endpoint.node;
-    const site: PveCallSite = subject === endpoint.node ? { node: subject, method, path } : { node: subject, via: endpoint.node, method, path };
+    // Messages show the path as people read it (a UPID or volume id unescaped); the request uses the encoded one.
+    const shown = safeDecode(path);
+    const site: PveCallSite = subject === endpoint.node ? { node: subject, method, path: shown } : { node: subject, via: endpoint.node, method, path: shown };
     const timeoutMs = opts.timeoutMs ?? this.options.timeoutMs;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;

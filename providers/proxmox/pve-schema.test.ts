@@ -56,6 +56,10 @@ beforeAll(async () => {
   await wait("pve1", await client.deleteVm("pve1", id, { purge: true, destroyUnreferencedDisks: true }));
   await wait("pve1", await client.uploadIso("pve1", "local", "seed.iso", new Uint8Array(2048)));
   await client.storageContent("pve1", "local", { content: "iso" });
+  await wait("pve1", await client.clone("pve1", 9000, { newid: id + 2, name: "web-2" }));
+  await client.setConfigSync("pve1", id + 2, { drives: { ide2: "local:iso/seed.iso,media=cdrom" } });
+  await wait("pve1", await client.deleteVm("pve1", id + 2, { purge: true, destroyUnreferencedDisks: true }));
+  await wait("pve1", await client.deleteVolume("pve1", "local", "local:iso/seed.iso"));
   await client.storageContent("pve2", "ceph", { vmid: id + 1 });
 });
 

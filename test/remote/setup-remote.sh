@@ -10,37 +10,12 @@
 set -euo pipefail
 
 say() { printf 'setup-remote: %s\n' "$*" >&2; }
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null || { say "run as root, or install sudo"; exit 1; }
-  SUDO="sudo"
-fi
+# shellcheck source=../apt.sh
+. "$(dirname "$0")/../apt.sh"
 
 PKGS=(openssh-server openssh-client gnutls-bin)
-missing=()
-for p in "${PKGS[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [ "$status" = "install ok installed" ] || missing+=("$p")
-done
-
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "${PREMISCALE_SKIP_APT:-0}" = 1 ]; then say "missing ${missing[*]} (PREMISCALE_SKIP_APT=1)"; exit 1; fi
-  # Keep openssh-server's init script from starting sshd on port 22: policy-rc.d exit 101 means "not allowed".
-  # An existing policy-rc.d (containers ship one) is left alone.
-  policy=/usr/sbin/policy-rc.d
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-    $SUDO chmod 755 "$policy"
-    trap '$SUDO rm -f "$policy"' EXIT
-  fi
-  say "installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Where systemd ignored policy-rc.d, the package enabled and started the system's sshd: undo that.
-  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
-  fi
-fi
+# Never the system's sshd on port 22: the tests start their own.
+apt_ensure setup-remote ssh.service ssh.socket -- "${PKGS[@]}"
 
 # sshd refuses to start without its privilege separation directory, which its init script or tmpfiles.d makes.
 [ -d /run/sshd ] || $SUDO install -d -m 755 /run/sshd

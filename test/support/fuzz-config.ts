@@ -192,10 +192,20 @@ export function cohere(input: Cfg): Cfg {
   const hosts = objects(c.hosts);
   hosts.forEach((h, i) => {
     h.name = `h${i}`;
-    // A kind's required fields are checked by its rules, not by the schema (which cannot tie them to `kind`).
+    // A kind's required fields are checked by its rules, not by the schema (which cannot tie them to `kind`); and
+    // each kind refuses the other's fields.
+    if (h.kind === "proxmox") {
+      for (const k of ["uri", "pool", "accelerator"]) delete h[k];
+      const api = h.api && typeof h.api === "object" && !Array.isArray(h.api) ? (h.api as Cfg) : {};
+      delete api.caFile; // must name an existing PEM file
+      h.api = { ...api, endpoints: [{ node: "pve1", url: "https://10.0.0.11:8006" }], tokenId: "premiscale@pve!fuzz", tokenSecretEnv: "PVE_TOKEN_SECRET" };
+      return;
+    }
+    for (const k of ["api", "node", "isoStorage", "taskTimeoutSeconds"]) delete h[k];
     if (typeof h.uri !== "string" || !/^(test|qemu(\+\w+)?):\/\/\/?/.test(h.uri)) h.uri = "test:///default";
     if (h.accelerator === "auto") h.accelerator = "qemu";
   });
+  const kindOf = new Map(hosts.map((h) => [h.name, h.kind === "proxmox" ? "proxmox" : "libvirt"]));
   objects(c.groups).forEach((g, gi) => {
     g.name = `g${gi}`;
     if (hosts.length) g.hosts = hosts.filter((_, i) => i % (gi + 1) === 0).map((h) => h.name);
@@ -205,8 +215,21 @@ export function cohere(input: Cfg): Cfg {
     if (typeof g.desired === "number") g.desired = Math.max(Math.min(g.desired, max), typeof g.min === "number" ? g.min : 0);
     if (g.scaling) delete g.desired;
     const t = (g.template ?? {}) as Cfg;
-    // Likewise the template fields the kind of the group's hosts requires (libvirt: a disk on a base image).
-    if (typeof t.disk !== "object" || t.disk === null || Array.isArray(t.disk)) t.disk = { baseImage: "base.qcow2" };
+    // Likewise the template fields the kinds of the group's hosts require (libvirt: a disk on a base image; proxmox:
+    // a template to clone), and none of a kind the group has no host of.
+    const kinds = new Set(((g.hosts as string[] | undefined) ?? []).map((h) => kindOf.get(h)));
+    if (kinds.has("libvirt") || kinds.size === 0) {
+      if (typeof t.disk !== "object" || t.disk === null || Array.isArray(t.disk)) t.disk = { baseImage: "base.qcow2" };
+    } else for (const k of ["disk", "nic", "boot"]) delete t[k];
+    if (kinds.has("proxmox")) {
+      const px = t.proxmox && typeof t.proxmox === "object" && !Array.isArray(t.proxmox) ? (t.proxmox as Cfg) : {};
+      delete px.templateTag;
+      px.template = "debian-12-cloud";
+      if (px.clone !== "full") delete px.storage;
+      if (px.cloudInit !== "proxmox") for (const k of ["ciUser", "sshKeys"]) delete px[k];
+      if (Array.isArray(px.sshKeys)) px.sshKeys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq6dXk0yFQeE1o4nHq1Yg0D5jV0gC1V2pT3N0mWm1sH fuzz@example"];
+      t.proxmox = px;
+    } else delete t.proxmox;
     if (t.userData !== undefined && t.userDataFile !== undefined) delete t.userDataFile;
     const nic = t.nic as Cfg | undefined;
     if (nic?.type === "user" || (nic && nic.type === undefined)) delete nic.source;

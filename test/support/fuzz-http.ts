@@ -402,3 +402,78 @@ export function slowRawArb(heads: fc.Arbitrary<string>): fc.Arbitrary<RawExchang
     })),
   );
 }
+
+/** What one fuzz run against a server found: counts, timings, and every property broken. */
+export interface FuzzRun {
+  tally: ExchangeTally;
+  failures: string[];
+  /** MiB after a full GC, after each batch (and once at the end). */
+  heap: number[];
+  /** ms the liveness probe took after each batch. */
+  health: number[];
+  seconds: number;
+  socketsLeft: number;
+  /** Unhandled rejections and uncaught errors of the process during the run. */
+  processErrors: string[];
+}
+
+/**
+ * Sends `exchanges` to a server on 127.0.0.1:`port` in batches (16 at a time, slow clients 64), checking after each
+ * that it still answers `probe` with 200 and never a 5xx to anything; then waits (up to `socketWaitMs`) for every
+ * connection to end. What must hold is checked by the caller on the result.
+ */
+export async function fuzzServer(opts: {
+  port: number;
+  exchanges: Exchange[];
+  batchSize: number;
+  seed: number;
+  /** The liveness probe (a health route, or a signed ping where there is none), and what to call it in failures. */
+  probe: HttpExchange;
+  probeName: string;
+  /** The server's name, in failures about slow clients. */
+  serverName: string;
+  socketWaitMs: number;
+}): Promise<FuzzRun> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const watch = watchProcess();
+  const socketsBefore = openSockets();
+  const tally = new ExchangeTally();
+  const failures: string[] = [];
+  const heap: number[] = [];
+  const health: number[] = [];
+  const started = performance.now();
+  const fail = (i: number, x: Exchange, r: ExchangeResult, why: string) => {
+    if (failures.length < 20) failures.push(`#${i} (seed ${opts.seed}): ${why}: ${describeExchange(x)} → ${JSON.stringify(r)}`);
+  };
+  await runBatches(
+    opts.exchanges,
+    { batchSize: opts.batchSize, concurrency: 16, slow: (x) => x.kind.startsWith("slow"), slowConcurrency: 64 },
+    async (x, i) => {
+      const r = x.via === "raw" ? await sendRaw(opts.port, x) : await sendHttp(opts.port, x, agent, 5_000);
+      tally.add(x.kind, r);
+      if (r.statuses.some((s) => s >= 500)) fail(i, x, r, "a 5xx answer");
+      if (r.end === "deadline" && !x.kind.startsWith("slow")) fail(i, x, r, "no answer and no close within the deadline");
+      if (x.kind === "slow-until-server-timeout" && r.end === "deadline") fail(i, x, r, `a stalled request was not timed out by the ${opts.serverName}`);
+    },
+    async (batch) => {
+      const t = performance.now();
+      const r = await sendHttp(opts.port, opts.probe, agent, 2_000);
+      health.push(performance.now() - t);
+      if (r.statuses[0] !== 200) failures.push(`after batch ${batch}: ${opts.probeName} answered ${JSON.stringify(r)}`);
+      heap.push(heapAfterGc());
+    },
+  );
+  heap.push(heapAfterGc());
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  // Every connection ends: the server times out the slow ones, the client closed the rest.
+  const deadline = Date.now() + opts.socketWaitMs;
+  while (openSockets() > socketsBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return { tally, failures, heap, health, seconds, socketsLeft: openSockets() - socketsBefore, processErrors: watch.stop() };
+}
+
+/** The first line of a fuzz run's report: requests, time, seed and the statuses that came back. */
+export function fuzzSummary(what: string, run: FuzzRun, seed: number): string {
+  const statuses = [...run.tally.statuses()].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}: ${n}`).join(", ");
+  return `${what}: ${run.tally.total} requests in ${run.seconds.toFixed(1)} s, seed ${seed}; statuses ${statuses}`;
+}

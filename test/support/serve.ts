@@ -54,9 +54,12 @@ export async function killLeftovers(): Promise<void> {
 }
 
 /** Runs `premiscale ARGS` in `cwd` (no terminal, CI=true), leaving it running. */
-export function spawnPremiscale(cwd: string, args: string[], env: Record<string, string> = {}): ServeProcess {
+export function spawnPremiscale(cwd: string, args: string[], env: Record<string, string> = {}, options: { dieWithParent?: boolean } = {}): ServeProcess {
   const { command, args: pre } = premiscaleCommand();
-  const child = spawn(command, [...pre, ...args], { cwd, env: { ...process.env, CI: "true", NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // dieWithParent: setpriv's parent-death signal kills it with the test process, even one killed by SIGKILL (a
+  // long-lived serve that drives VMs must not outlive its test).
+  const [cmd, argv] = options.dieWithParent ? ["setpriv", ["--pdeathsig", "SIGKILL", "--", command, ...pre, ...args]] : [command, [...pre, ...args]];
+  const child = spawn(cmd, argv as string[], { cwd, env: { ...process.env, CI: "true", NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
   child.once("exit", () => running.delete(child));
   let err = "";

@@ -108,12 +108,16 @@ export interface PveDoubleVm {
   memoryMiB?: number;
   /** Its one disk (scsi0). */
   disk?: { storage: string; sizeGiB: number };
+  /** A cloud-init drive (ide2) on the disk's storage. @default true when it has a disk */
+  cloudInitDrive?: boolean;
   /** Bridge of net0. @default "vmbr0" */
   bridge?: string;
   /** Enables the guest agent in its config. @default true */
   agent?: boolean;
   tags?: string[];
   description?: string;
+  /** SMBIOS uuid (`smbios1: uuid=…`). @default a random one, as qm create makes */
+  uuid?: string;
   guest?: PveDoubleGuest;
 }
 
@@ -307,6 +311,8 @@ const CONFIG_KEY_PRIVS: Record<string, string[]> = {
   ciupgrade: ["VM.Config.Cloudinit", "VM.Config.Network"], nameserver: ["VM.Config.Cloudinit", "VM.Config.Network"],
   searchdomain: ["VM.Config.Cloudinit", "VM.Config.Network"], sshkeys: ["VM.Config.Cloudinit", "VM.Config.Network"],
 };
+/** Drive keys (qemu-server is_valid_drivename, the buses the double knows). */
+const DRIVE_KEY = /^(ide|scsi|virtio|sata)\d+$/;
 /** Config keys qemu-server types as integer or boolean (QemuServer::check_type turns those into numbers). */
 const INT_KEYS = new Set(["cores", "sockets", "vcpus"]);
 const BOOL_KEYS = new Set(["template", "onboot", "ciupgrade", "acpi", "kvm", "protection"]);
@@ -321,6 +327,7 @@ const CONFIG_PARAMS: Record<string, string> = {
   delete: "string? format(pve-configid-list)",
   description: "string? maxlen(8192)",
   digest: "string? maxlen(40)",
+  "ide[n]": "string?",
   "ipconfig[n]": "string? format(pve-qm-ipconfig)",
   memory: "string?",
   name: "string? format(dns-name)",
@@ -462,6 +469,15 @@ const ROUTES: Route[] = [
     { proxy: false, unmodelled: ["checksum", "checksum-algorithm"] },
   ),
   route(
+    "DELETE",
+    "/nodes/{node}/storage/{storage}/content/{volume}",
+    { delay: "integer? 1..30", node: NODE, storage: "string? format(pve-storage-id)", volume: "string" },
+    // pve-storage Content.pm checks inside the handler, once the volume is parsed.
+    anyone,
+    (d, c) => d.deleteVolume(c),
+    { unmodelled: ["delay"] },
+  ),
+  route(
     "GET",
     "/nodes/{node}/storage/{storage}/content",
     { content: "string? format(pve-storage-content)", node: NODE, storage: "string format(pve-storage-id)", vmid: "integer? 100..999999999 format(pve-vmid)" },
@@ -579,7 +595,7 @@ export class PveDouble {
       ostype: "l26",
       scsihw: "virtio-scsi-single",
       net0: `virtio=${randomMac()},bridge=${spec.bridge ?? "vmbr0"}`,
-      smbios1: `uuid=${randomUUID()}`,
+      smbios1: `uuid=${spec.uuid ?? randomUUID()}`,
       boot: "order=scsi0",
     };
     if (spec.agent ?? true) cfg.agent = "1";
@@ -593,7 +609,7 @@ export class PveDouble {
         content: "images", vmid: spec.vmid, ctime: Math.floor(this.now() / 1000),
       });
       cfg.scsi0 = `${st.id}:${volname},iothread=1,size=${spec.disk.sizeGiB}G`;
-      cfg.ide2 = `${st.id}:vm-${spec.vmid}-cloudinit,media=cdrom`;
+      if (spec.cloudInitDrive ?? true) cfg.ide2 = `${st.id}:vm-${spec.vmid}-cloudinit,media=cdrom`;
     }
     if (spec.template) cfg.template = "1";
     this.vms.set(spec.vmid, {
@@ -1175,7 +1191,23 @@ export class PveDouble {
         }
       }
     }
+    const current = this.loadVm(node, vmid).config;
     for (const k of [...Object.keys(changes), ...deletes]) {
+      if (DRIVE_KEY.test(k)) {
+        // qemu-server checks drives by value: a CD-ROM needs VM.Config.CDROM, a disk VM.Config.Disk; an ISO volume
+        // needs read access to its storage (PVE::Storage::check_volume_access).
+        const value = changes[k] ?? current[k] ?? "";
+        const cdrom = /(^|,)media=cdrom(,|$)/.test(value);
+        this.requirePriv(c.token, `/vms/${vmid}`, [cdrom ? "VM.Config.CDROM" : "VM.Config.Disk"]);
+        const iso = changes[k] !== undefined ? /^([^:,]+):iso\/[^,]+/.exec(changes[k]!) : null;
+        if (iso) {
+          this.requirePriv(c.token, `/storage/${iso[1]}`, ["Datastore.AllocateSpace", "Datastore.Audit"], true);
+          if (!cdrom) paramFail({ [k]: "content type needs to be 'images' or 'iso'" });
+        } else if (changes[k] !== undefined && !/:cloudinit|^none(,|$)/.test(changes[k]!)) {
+          throw new PveFail(501, `the PVE test double models only ISO and cloud-init drives in config changes ('${k}')\n`);
+        }
+        continue;
+      }
       const privs = /^ipconfig\d+$/.test(k) ? ["VM.Config.Cloudinit", "VM.Config.Network"] : CONFIG_KEY_PRIVS[k];
       if (privs) this.requirePriv(c.token, `/vms/${vmid}`, privs, privs.length > 1);
     }
@@ -1378,6 +1410,29 @@ export class PveDouble {
         if (i >= 0) this.volumes.splice(i, 1);
         this.volumes.push({ storage: sid, node: s.shared ? null : node, volname, sizeBytes: bytes.length, format: "iso", content: "iso", ctime: Math.floor(this.now() / 1000) });
         this.uploads.set(`${sid}:${volname}@${s.shared ? "" : node}`, bytes);
+      },
+    }).upid;
+  }
+
+  deleteVolume(c: Ctx): string {
+    const node = String(c.params.node);
+    const raw = String(c.params.volume);
+    // pve-storage Content.pm real_volume_id: a full volid, or a volume name on the storage parameter.
+    const volid = raw.includes(":") ? raw : c.params.storage !== undefined ? `${String(c.params.storage)}:${raw}` : paramFail({ storage: "storage ID missing" });
+    const sid = volid.split(":")[0]!;
+    if (c.params.storage !== undefined && c.params.storage !== sid) paramFail({ volume: `volume '${volid}' is not on storage '${String(c.params.storage)}'` });
+    const s = this.storages.get(sid);
+    if (!s || !this.storageEnabledOn(s, node)) fail(`storage '${sid}' does not exist`);
+    const volname = volid.slice(sid.length + 1);
+    const vol = this.volumes.find((v) => v.storage === sid && v.volname === volname && (s.shared || v.node === node));
+    this.requirePriv(c.token, `/storage/${sid}`, ["Datastore.Allocate"]);
+    return this.fork(node, "imgdel", `${vol?.vmid !== undefined ? `${vol.vmid}@` : ""}${sid}`, c.token, {
+      onEnd: () => {
+        const i = this.volumes.findIndex((v) => v.storage === sid && v.volname === volname && (s.shared || v.node === node));
+        // pve-storage Plugin.pm free_image: a file that is not there is a warning ("disk image … does not exist").
+        if (i < 0) return "WARNINGS: 1";
+        this.volumes.splice(i, 1);
+        this.uploads.delete(`${volid}@${s.shared ? "" : node}`);
       },
     }).upid;
   }

@@ -10,8 +10,9 @@ export const TEST_SECRET_ENV = "PREMISCALE_TEST_PVE_SECRET";
 /** Every privilege premiscale's provider needs, on the whole cluster (see README.md). */
 export const PROVIDER_PRIVS = [
   "VM.Audit", "VM.Clone", "VM.Allocate", "VM.PowerMgmt", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Disk",
-  "VM.Config.Options", "VM.Config.Cloudinit", "VM.Config.Network", "VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted",
-  "Datastore.Audit", "Datastore.AllocateSpace", "Datastore.AllocateTemplate", "Sys.Audit", "SDN.Use",
+  "VM.Config.CDROM", "VM.Config.Options", "VM.Config.Cloudinit", "VM.Config.Network", "VM.GuestAgent.Audit",
+  "VM.GuestAgent.Unrestricted", "Datastore.Audit", "Datastore.AllocateSpace", "Datastore.AllocateTemplate",
+  "Datastore.Allocate", "Sys.Audit", "SDN.Use",
 ];
 
 /** A fake clock for the double's tasks and the client's polling: sleeping moves time, nothing waits. */

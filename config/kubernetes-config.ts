@@ -1,0 +1,210 @@
+/**
+ * The config of premiscale's Kubernetes mode (issue 11): the top-level `kubernetes:` block (the cluster premiscale
+ * serves as cluster-autoscaler's externalgrpc cloud provider, and its listener) and a group's `kubernetes:` block
+ * (the group is a node group: cluster-autoscaler decides its size and which VMs go, and its VMs join the cluster).
+ * Schema fragments, normalised types and the rules between fields; load.ts calls them, kubernetes/ reads the result.
+ */
+import { isIP } from "node:net";
+import path from "node:path";
+import type { ConfigIssue } from "./errors.js";
+import type { Schema } from "./provider-kinds.js";
+import type { JoinMethod, KubernetesAutoscalingOptions, KubernetesConfig, KubernetesGroupConfig, NodeTaint } from "./kubernetes.js";
+import type { Seg, Source } from "./yaml-source.js";
+
+/** kubeadm's group for node bootstrap tokens: `kubeadm init` binds it to what a joining kubelet needs. */
+export const KUBEADM_TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token";
+/** The group `k3s token create` gives its tokens (rke2 is built from k3s). */
+export const K3S_TOKEN_GROUP = "system:bootstrappers:k3s:default-node-token";
+
+const LABEL_KEY = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+const LABEL_VALUE = "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$";
+const TOKEN_GROUP = "^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$";
+
+const obj = (description: string, properties: Record<string, Schema>, extra: Schema = {}): Schema => ({ type: "object", description, additionalProperties: false, properties, ...extra });
+const str = (description: string, extra: Schema = {}): Schema => ({ type: "string", minLength: 1, description, ...extra });
+const int = (description: string, extra: Schema = {}): Schema => ({ type: "integer", description, ...extra });
+
+/** Schema of the top-level `kubernetes:` block. */
+export const kubernetesSchema: Schema = obj(
+  "Kubernetes: premiscale serve becomes cluster-autoscaler's externalgrpc cloud provider for the groups with a kubernetes block, and their VMs join this cluster.",
+  {
+    kubeconfig: str("kubeconfig premiscale uses (relative to this file): it creates bootstrap tokens in kube-system and reads and deletes Nodes."),
+    context: str("Context of the kubeconfig. Default: its current-context."),
+    apiServerEndpoint: str("host:port that joining VMs dial (kubeadm discovery). Default: the kubeconfig's server.", { pattern: "^[^\\s/]+:[0-9]{1,5}$" }),
+    caCertHash: str("sha256:<64 hex> pin of the cluster CA's public key for joins. Default: computed from the kubeconfig's CA.", { pattern: "^sha256:[0-9a-f]{64}$" }),
+    callTimeoutSeconds: int("Timeout of one Kubernetes API call, in seconds.", { minimum: 1, maximum: 300, default: 10 }),
+    externalGrpc: obj(
+      "cluster-autoscaler's externalgrpc endpoint (its --cloud-config `address`).",
+      {
+        listen: str("Address and port. Plaintext is allowed only on a loopback address; elsewhere set tls.", { pattern: "^[^\\s]+:[0-9]{1,5}$", default: "127.0.0.1:8972" }),
+        tls: obj(
+          "Mutual TLS, as cluster-autoscaler's cloud-config cert/key/cacert expect.",
+          {
+            cert: str("Server certificate (PEM), relative to this file; its names must include the host cluster-autoscaler dials."),
+            key: str("The server certificate's private key (PEM)."),
+            clientCa: str("CA certificate (PEM) that cluster-autoscaler's client certificate must chain to."),
+            allowedClients: { type: "array", items: { type: "string", minLength: 1 }, default: [], description: "Common names of client certificates allowed (empty: any certificate from clientCa)." },
+          },
+          { required: ["cert", "key", "clientCa"] },
+        ),
+      },
+      { default: { listen: "127.0.0.1:8972" } },
+    ),
+    debounceMs: int("After an intent from cluster-autoscaler, wait this long for more before planning.", { minimum: 0, maximum: 10_000, default: 200 }),
+    resyncSeconds: int("Also plan this often without an intent (drift, retries).", { minimum: 5, maximum: 3600, default: 60 }),
+  },
+  { required: ["kubeconfig"] },
+);
+
+/** Schema of a group's `kubernetes:` block. */
+export const groupKubernetesSchema: Schema = obj(
+  "This group is a cluster-autoscaler node group: cluster-autoscaler decides its size and which VMs go, and each new VM joins the cluster (needs the top-level kubernetes block).",
+  {
+    join: { type: "string", enum: ["kubeadm", "k3s", "rke2", "none"], default: "kubeadm", description: "How VMs join: a kubeadm JoinConfiguration, a k3s or rke2 agent config, or none (the image joins by itself; premiscale only waits for its Node)." },
+    server: str("k3s / rke2: the server URL agents register with (https://host:6443; rke2: https://host:9345).", { pattern: "^https://" }),
+    labels: {
+      type: "object",
+      description: "Labels every node of the group has (kubelet --node-labels, and the scale-from-zero template); keys are Kubernetes label keys.",
+      patternProperties: { [LABEL_KEY]: { type: "string", pattern: LABEL_VALUE, description: "A label value." } },
+      additionalProperties: false,
+      default: {},
+    },
+    taints: {
+      type: "array",
+      default: [],
+      description: "Taints every node of the group registers with.",
+      items: obj("A taint.", { key: str("Taint key.", { pattern: LABEL_KEY }), value: { type: "string", pattern: LABEL_VALUE, description: "Taint value." }, effect: { type: "string", enum: ["NoSchedule", "PreferNoSchedule", "NoExecute"], description: "Effect." } }, { required: ["key", "effect"] }),
+    },
+    maxPods: int("Pods per node (kubelet --max-pods; the template's pods capacity).", { minimum: 1, maximum: 2000, default: 110 }),
+    reserved: obj("Held back from the node's allocatable (kube-reserved + system-reserved), as the kubelet is configured.", { cpuMillis: int("CPU, in millicores.", { minimum: 0, default: 0 }), memoryMiB: int("Memory, in MiB.", { minimum: 0, default: 0 }) }, { default: {} }),
+    ephemeralStorageGiB: { type: "number", exclusiveMinimum: 0, description: "The node's ephemeral-storage capacity in the scale-from-zero template (absent: not declared)." },
+    tokenGroups: { type: "array", items: { type: "string", pattern: TOKEN_GROUP }, minItems: 1, description: `auth-extra-groups of each VM's bootstrap token. Default: ${KUBEADM_TOKEN_GROUP} (kubeadm), ${K3S_TOKEN_GROUP} (k3s, rke2).` },
+    tokenTtlSeconds: int("Lifetime of each VM's bootstrap token. Default: readiness.timeoutSeconds.", { minimum: 60, maximum: 86_400 }),
+    autoscaling: obj(
+      "Overrides of cluster-autoscaler's options for this group (NodeGroupGetOptions); the rest are its own defaults, echoed.",
+      {
+        scaleDownUtilizationThreshold: { type: "number", minimum: 0, maximum: 1, description: "Scale a node down below this utilisation." },
+        scaleDownGpuUtilizationThreshold: { type: "number", minimum: 0, maximum: 1, description: "The same for GPU nodes." },
+        scaleDownUnneededSeconds: int("A node must be unneeded this long before it goes.", { minimum: 0 }),
+        scaleDownUnreadySeconds: int("An unready node must be unneeded this long before it goes.", { minimum: 0 }),
+        maxNodeProvisionSeconds: int("How long cluster-autoscaler waits for a new node. Default: readiness.timeoutSeconds + 60, so premiscale gives up on a VM (and reports it) first.", { minimum: 1 }),
+        zeroOrMaxNodeScaling: { type: "boolean", description: "Scale the group between 0 and max at once." },
+        ignoreDaemonSetsUtilization: { type: "boolean", description: "Leave DaemonSet pods out of the utilisation." },
+      },
+      { default: {} },
+    ),
+  },
+);
+
+/** The top-level block as written, after the schema filled its defaults. */
+interface RawKubernetes {
+  kubeconfig: string;
+  context?: string;
+  apiServerEndpoint?: string;
+  caCertHash?: string;
+  callTimeoutSeconds: number;
+  externalGrpc: { listen: string; tls?: { cert: string; key: string; clientCa: string; allowedClients: string[] } };
+  debounceMs: number;
+  resyncSeconds: number;
+}
+
+/** A group's block as written, after the schema filled its defaults. */
+interface RawGroupKubernetes {
+  join: JoinMethod;
+  server?: string;
+  labels: Record<string, string>;
+  taints: NodeTaint[];
+  maxPods: number;
+  reserved: { cpuMillis: number; memoryMiB: number };
+  ephemeralStorageGiB?: number;
+  tokenGroups?: string[];
+  tokenTtlSeconds?: number;
+  autoscaling: Omit<KubernetesAutoscalingOptions, "maxNodeProvisionSeconds"> & { maxNodeProvisionSeconds?: number };
+}
+
+/** Whether a listen host is a loopback address (plaintext is allowed only there). */
+export function isLoopbackHost(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1";
+}
+
+/** The top-level block normalised (paths absolute), with its rule violations. */
+export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string, issues: ConfigIssue[]): KubernetesConfig {
+  const at: Seg[] = ["kubernetes", "externalGrpc", "listen"];
+  const listen = raw.externalGrpc.listen;
+  const cut = listen.lastIndexOf(":");
+  const host = listen.slice(0, cut).replace(/^\[(.*)\]$/, "$1");
+  const port = Number(listen.slice(cut + 1));
+  if (!(port >= 1 && port <= 65535)) issues.push(src.issue(at, `port ${listen.slice(cut + 1)} is not between 1 and 65535`, "use e.g. 127.0.0.1:8972"));
+  const tls = raw.externalGrpc.tls;
+  if (!tls && !isLoopbackHost(host)) {
+    issues.push(
+      src.issue(
+        at,
+        `externalGrpc listens on ${listen} without tls: cluster-autoscaler's calls change the cluster's size, so plaintext is allowed only on a loopback address`,
+        "set kubernetes.externalGrpc.tls (cert, key, clientCa: the files cluster-autoscaler's cloud-config names as cert, key and cacert), or listen on 127.0.0.1",
+      ),
+    );
+  }
+  return {
+    kubeconfig: path.resolve(dir, raw.kubeconfig),
+    ...(raw.context ? { context: raw.context } : {}),
+    ...(raw.apiServerEndpoint ? { apiServerEndpoint: raw.apiServerEndpoint } : {}),
+    ...(raw.caCertHash ? { caCertHash: raw.caCertHash } : {}),
+    callTimeoutSeconds: raw.callTimeoutSeconds,
+    externalGrpc: {
+      host,
+      port,
+      tls: tls ? { cert: path.resolve(dir, tls.cert), key: path.resolve(dir, tls.key), clientCa: path.resolve(dir, tls.clientCa), allowedClients: [...tls.allowedClients] } : null,
+    },
+    debounceMs: raw.debounceMs,
+    resyncSeconds: raw.resyncSeconds,
+  };
+}
+
+/**
+ * A group's block normalised, and the rules between it and the rest of the group and config: cluster-autoscaler
+ * decides the size (so no `desired`, no `scaling`), the top-level block must exist, review-mode GitOps cannot hold
+ * cluster-autoscaler's decisions for a pull request, k3s and rke2 need a server URL.
+ */
+export function normaliseGroupKubernetes(
+  src: Source,
+  gs: Seg[],
+  raw: RawGroupKubernetes | undefined,
+  group: { desired?: number; scaling?: unknown; readiness: { timeoutSeconds: number } },
+  context: { topLevel: boolean; gitopsMode: string | undefined },
+  issues: ConfigIssue[],
+): KubernetesGroupConfig | undefined {
+  if (!raw) return undefined;
+  const ks: Seg[] = [...gs, "kubernetes"];
+  if (!context.topLevel) issues.push(src.issue(ks, "the group is a Kubernetes node group, but the config has no top-level kubernetes block", "add kubernetes: {kubeconfig: …} at the top level (the cluster and cluster-autoscaler's externalgrpc listener)", true));
+  if (group.desired !== undefined) issues.push(src.issue([...gs, "desired"], "cluster-autoscaler decides the size of a Kubernetes node group", "remove desired (the group starts at min, or at the VMs it has)"));
+  if (group.scaling !== undefined) issues.push(src.issue([...gs, "scaling"], "cluster-autoscaler decides the size of a Kubernetes node group; scaling policies cannot also decide it", "remove scaling, or remove the group's kubernetes block"));
+  if (context.gitopsMode === "review") {
+    issues.push(
+      src.issue(
+        ks,
+        "gitops.mode is review, but cluster-autoscaler changes this group's size at any moment and waits seconds, not a pull request, for the VMs",
+        "use gitops.mode: auto, or remove the group's kubernetes block",
+        true,
+      ),
+    );
+  }
+  if ((raw.join === "k3s" || raw.join === "rke2") && !raw.server) issues.push(src.issue([...ks, "join"], `join: ${raw.join} needs the server URL its agents register with`, `add kubernetes.server: https://<server>:${raw.join === "rke2" ? 9345 : 6443}`));
+  const defaultGroup = raw.join === "k3s" || raw.join === "rke2" ? K3S_TOKEN_GROUP : KUBEADM_TOKEN_GROUP;
+  const { maxNodeProvisionSeconds, ...autoscaling } = raw.autoscaling;
+  return {
+    join: raw.join,
+    ...(raw.server ? { server: raw.server } : {}),
+    labels: { ...raw.labels },
+    taints: raw.taints.map((t) => ({ key: t.key, ...(t.value !== undefined ? { value: t.value } : {}), effect: t.effect })),
+    maxPods: raw.maxPods,
+    reservedCpuMillis: raw.reserved.cpuMillis ?? 0,
+    reservedMemoryMiB: raw.reserved.memoryMiB ?? 0,
+    ...(raw.ephemeralStorageGiB !== undefined ? { ephemeralStorageGiB: raw.ephemeralStorageGiB } : {}),
+    tokenGroups: raw.tokenGroups ? [...raw.tokenGroups] : [defaultGroup],
+    tokenTtlSeconds: raw.tokenTtlSeconds ?? group.readiness.timeoutSeconds,
+    autoscaling: { ...autoscaling, maxNodeProvisionSeconds: maxNodeProvisionSeconds ?? group.readiness.timeoutSeconds + 60 },
+  };
+}
