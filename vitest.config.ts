@@ -9,6 +9,8 @@ import { defineConfig } from "vitest/config";
 const NEEDS_TOOLS = [
   // git: state is a git repository, the reconciler follows a remote (the TUI tests apply a demo plan, state included)
   "applier/apply-plan.test.ts",
+  "applier/apply-refresh.test.ts",
+  "applier/warm-pool.test.ts",
   "applier/lifecycle.test.ts",
   "cli/metrics-command.test.ts",
   "cli/reconcile.test.ts",

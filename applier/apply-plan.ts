@@ -64,9 +64,14 @@ export interface ApplyDeps {
  * stored); `wait` resolves once the VM has checked in and rejects when `timeoutMs` passes or `signal` aborts.
  */
 export interface Readiness {
-  prepare(spec: VmSpec, heartbeatSeconds: number): VmSpec;
-  wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /** `bootBeacon`: also post a beacon on every boot, so a VM stopped and started again (warm pools) can be waited for. */
+  prepare(spec: VmSpec, heartbeatSeconds: number, options?: { bootBeacon?: boolean }): VmSpec;
+  /** `since`: wait for any sign of life (boot beacon, heartbeat, check-in) received after that time instead of the first check-in. */
+  wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal, since?: Date): Promise<void>;
 }
+
+/** The name of the built-in check-in hooks (users' hooks may not take it): the only hooks a warm pool's VMs get. */
+export const CHECK_IN_HOOK = "check-in";
 
 /**
  * The check-in wait as two built-in lifecycle hooks, for the creates whose plan asks for it: before-create adds
@@ -76,16 +81,19 @@ export interface Readiness {
 export function readinessHooks(readiness: Readiness): LifecycleHook[] {
   return [
     {
-      name: "check-in",
+      name: CHECK_IN_HOOK,
       point: "before-create",
       step: null,
       defaultResult: "abandon",
       timeoutMs: () => 10_000,
       appliesTo: (ctx) => ctx.ready !== undefined,
-      run: async (ctx) => ({ result: "continue", spec: readiness.prepare(ctx.spec!, ctx.ready!.heartbeatSeconds ?? 0) }),
+      run: async (ctx) => ({
+        result: "continue",
+        spec: readiness.prepare(ctx.spec!, ctx.ready!.heartbeatSeconds ?? 0, ctx.ready!.bootBeacon ? { bootBeacon: true } : {}),
+      }),
     },
     {
-      name: "check-in",
+      name: CHECK_IN_HOOK,
       point: "until-ready",
       step: "ready",
       defaultResult: "abandon",
@@ -93,7 +101,8 @@ export function readinessHooks(readiness: Readiness): LifecycleHook[] {
       timeoutMs: (ctx) => ctx.ready!.timeoutSeconds * 1000 + 5000,
       appliesTo: (ctx) => ctx.ready !== undefined,
       run: async (ctx) => {
-        await readiness.wait({ uuid: ctx.vm.uuid, name: ctx.vm.name }, ctx.ready!.timeoutSeconds * 1000, ctx.signal);
+        const since = ctx.ready!.since ? new Date(ctx.ready!.since) : undefined;
+        await readiness.wait({ uuid: ctx.vm.uuid, name: ctx.vm.name }, ctx.ready!.timeoutSeconds * 1000, ctx.signal, since);
         return { result: "continue" };
       },
     },
@@ -134,7 +143,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     return l;
   };
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 60_000;
-  if (plan.changes.some((c) => c.action === "create" && c.ready && !deps.hooks?.(c.group).some((h) => h.name === "check-in" && h.point === "until-ready"))) {
+  if (plan.changes.some((c) => (c.action === "create" || c.action === "take") && c.ready && !deps.hooks?.(c.group).some((h) => h.name === CHECK_IN_HOOK && h.point === "until-ready"))) {
     throw new Error("this plan waits for VMs to check in, but apply was given no check-in server");
   }
   await deps.lock.init(plan.lineage);
@@ -176,7 +185,9 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         host: change.host,
         ...(change.action === "create" && change.address_v4 ? { addressV4: change.address_v4 } : {}),
       };
-      const hooks = deps.hooks?.(change.group) ?? [];
+      // A warm pool's VM is not in the group: only the check-in runs for it (users' hooks run when it is taken, or returned).
+      const inPool = (change.action === "create" || change.action === "delete") && Boolean(change.pool);
+      const hooks = (deps.hooks?.(change.group) ?? []).filter((h) => !inPool || h.name === CHECK_IN_HOOK);
       /** Runs the hooks of one point in order; the first that does not continue ends the run and is returned. */
       const runPoint = async (point: HookPoint, extra: { spec?: VmSpec; ready?: HookContext["ready"] } = {}): Promise<HookRun | null> => {
         for (const hook of hooks.filter((h) => h.point === point)) {
@@ -191,12 +202,24 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         }
         return null;
       };
-      /** The destroy side of hooks and the destroy, for a VM being given up (a failed or abandoned create). */
-      const giveUp = async (spec: VmSpec) => {
+      /** The destroy side of hooks and the destroy, for a VM being given up (a failed or abandoned create or take). */
+      const giveUp = async () => {
         await runPoint("before-destroy"); // told, but may not keep a VM that never came up
-        await provider.destroyVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: 0 });
+        await provider.destroyVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs: 0 });
         const after = await runPoint("after-destroy");
         if (after) throw new Error(`after-destroy hook ${after.hook} did not finish: ${after.message ?? after.result}`);
+      };
+      const known = deps.lock.current().groups.find((g) => g.name === change.group)?.instances.find((i) => i.name === change.name);
+      /** Gives up a VM that did not come up (a create or a take) and rethrows why; the record goes with it. */
+      const abandon = async (e: unknown): Promise<never> => {
+        try {
+          await giveUp();
+          await record(() => deps.lock.removeInstance(change.group, change.name));
+        } catch (cleanup) {
+          // The `creating` record stays: the next plan removes what is left.
+          emit({ type: "cleanup_errored", address: change.address, error: message(cleanup) });
+        }
+        throw e;
       };
       if (change.action === "create") {
         let spec = resolveSecrets(change, deps.env);
@@ -209,6 +232,8 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           vcpus: change.vm.vcpus,
           memoryMiB: change.vm.memoryMiB,
           ...(change.template ? { template: change.template } : {}),
+          ...(change.ready?.bootBeacon ? { bootBeacon: true } : {}),
+          ...(change.pool ? { pool: "warm" as const } : {}),
         };
         const ready = change.ready;
         // Recorded before the first hook or host call, so a crash at any later point leaves a record to clean up.
@@ -221,20 +246,42 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           await provider.createVm(spec, { onStep });
           const up = await runPoint("until-ready", { ...(ready ? { ready } : {}) });
           if (up) throw new HookAbandoned(up);
+          // A stopped pool's VM waits shut off, its first boot (and cloud-init's once-per-instance work) done.
+          if (change.pool?.state === "stopped") await provider.stopVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs, onStep });
         } catch (e) {
           if (options.signal?.aborted) throw e; // stopping: the `creating` record stays and the next apply replaces it
-          try {
-            await giveUp(spec);
-            await record(() => deps.lock.removeInstance(change.group, change.name));
-          } catch (cleanup) {
-            // The `creating` record stays: the next plan removes what is left.
-            emit({ type: "cleanup_errored", address: change.address, error: message(cleanup) });
-          }
-          throw e;
+          await abandon(e);
         }
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "running" }));
+      } else if (change.action === "take") {
+        if (!known || known.pool !== "warm") throw new Error(`${change.address} is not in the warm pool any more: run premiscale plan again`);
+        const { pool: _pool, ...member } = known;
+        // Recorded as a member being made before the first host call: after a crash the next plan removes and replaces it.
+        await record(() => deps.lock.putInstance(change.group, { ...member, status: "creating" }));
+        try {
+          const since = now().toISOString();
+          if (change.start) await provider.startVm({ name: change.name, uuid: change.uuid }, { onStep });
+          const up = await runPoint("until-ready", change.ready ? { ready: { timeoutSeconds: change.ready.timeoutSeconds, since } } : {});
+          if (up) throw new HookAbandoned(up);
+        } catch (e) {
+          if (options.signal?.aborted) throw e;
+          await abandon(e);
+        }
+        await record(() => deps.lock.putInstance(change.group, { ...member, status: "running" }));
+      } else if (change.action === "return") {
+        if (!known || known.pool === "warm") throw new Error(`${change.address} is not a member any more: run premiscale plan again`);
+        // Recorded as leaving before the first hook or host call: after a crash the next plan finishes removing it.
+        await record(() => deps.lock.putInstance(change.group, { ...known, status: "deleting" }));
+        const kept = await runPoint("before-destroy");
+        if (kept) {
+          await record(() => deps.lock.putInstance(change.group, known));
+          throw new Error(`kept: hook ${kept.hook} did not let it go: ${kept.message ?? kept.result}`);
+        }
+        if (change.stop) await provider.stopVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs, onStep });
+        const after = await runPoint("after-destroy");
+        if (after) throw new Error(`after-destroy hook ${after.hook} did not finish: ${after.message ?? after.result}; the next apply removes it`);
+        await record(() => deps.lock.putInstance(change.group, { ...known, status: "running", pool: "warm" }));
       } else {
-        const known = deps.lock.current().groups.find((g) => g.name === change.group)?.instances.find((i) => i.name === change.name);
         // Recorded before the first hook or host call: a destroy cut short is finished by the next apply, not replaced.
         if (known && known.status !== "deleting") await record(() => deps.lock.putInstance(change.group, { ...known, status: "deleting" }));
         // A VM that is already gone has nothing to drain or deregister; the clean-up after it still runs.
@@ -271,7 +318,8 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     const ok = await Promise.all(waits.map((a) => finished.get(a)?.promise ?? Promise.resolve(false)));
     const blocked = waits.filter((_, i) => !ok[i]);
     if (blocked.length > 0) {
-      const why = change.action === "create" ? "its host has no room until then" : "the VM replacing it is not ready";
+      const why =
+        change.action === "create" && change.replaces ? "the roll-out's batch before it did not finish" : change.action === "create" ? "its host has no room until then" : "the VM replacing it is not ready";
       const error = `not started: it waits for ${blocked.join(", ")}, which did not finish (${why}); the next apply tries again`;
       result.failed.push({ change, error });
       emit({ type: "apply_errored", address: change.address, action: change.action, error, elapsedMs: 0 });
@@ -331,8 +379,10 @@ export async function recordRollouts(plan: Plan, lock: StateLock, result: Pick<A
   for (const g of plan.groups) {
     const r = g.rollout;
     if (!r) continue;
-    const failed = result.failed.filter((f) => f.change.group === g.name && replacing.has(f.change.reason));
-    const replaced = r.replaced + result.succeeded.filter((c) => c.group === g.name && c.action === "delete" && replacing.has(c.reason)).length;
+    // A warm pool's VMs are replaced by the pool, not by the roll-out: they do not count for it.
+    const member = (c: Change) => c.group === g.name && !((c.action === "create" || c.action === "delete") && c.pool) && replacing.has(c.reason);
+    const failed = result.failed.filter((f) => member(f.change));
+    const replaced = r.replaced + result.succeeded.filter((c) => c.action === "delete" && member(c)).length;
     if (failed.length > 0) {
       await lock.putRollout(g.name, { template: r.template, total: r.total, replaced, failed: { at: now.toISOString(), message: `${failed[0]!.change.address}: ${failed[0]!.error}` } });
     } else if (replaced >= r.total) {
@@ -367,12 +417,13 @@ export function resolveSecrets(change: Extract<Change, { action: "create" }>, en
 export function commitMessage(plan: Plan, result: Pick<ApplyResult, "succeeded" | "failed">): string {
   const added = result.succeeded.filter((c) => c.action === "create").length;
   const destroyed = result.succeeded.filter((c) => c.action === "delete").length;
-  const lines = [`premiscale apply: ${added} added, 0 changed, ${destroyed} destroyed${result.failed.length ? `, ${result.failed.length} failed` : ""}`, ""];
+  const changed = result.succeeded.length - added - destroyed;
+  const lines = [`premiscale apply: ${added} added, ${changed} changed, ${destroyed} destroyed${result.failed.length ? `, ${result.failed.length} failed` : ""}`, ""];
   for (const g of plan.groups) {
     const done = result.succeeded.filter((c) => c.group === g.name);
     if (done.length === 0 && !result.failed.some((f) => f.change.group === g.name)) continue;
     lines.push(`${g.name}: ${g.current} → ${g.desired} (${g.reason})`);
-    for (const c of done) lines.push(`  ${c.action === "create" ? "+" : "-"} ${c.name} on ${c.host}: ${c.detail}`);
+    for (const c of done) lines.push(`  ${c.action === "create" ? "+" : c.action === "delete" ? "-" : "~"} ${c.name} on ${c.host}${c.action === "take" ? " (from the warm pool)" : c.action === "return" ? " (back to the warm pool)" : (c.action === "create" || c.action === "delete") && c.pool ? " (warm pool)" : ""}: ${c.detail}`);
   }
   if (plan.shortfalls.length > 0) {
     lines.push("", "Short (no room yet; the next apply tries again):");

@@ -41,8 +41,12 @@ export interface HookContext {
   vm: HookTarget;
   /** The create's VM spec, secrets filled (before-create; a hook may answer a changed one, e.g. with a credential). */
   spec?: VmSpec;
-  /** What the plan says about waiting for the VM to come up (creates only). */
-  ready?: { timeoutSeconds: number; heartbeatSeconds?: number };
+  /**
+   * What the plan says about waiting for the VM to come up (creates, and takes of a stopped warm pool VM).
+   * `bootBeacon`: the VM's user-data also gets a beacon posted on every boot; `since` (a take, ISO time): the VM was
+   * started again then, so any sign of life after it counts, not only a first check-in.
+   */
+  ready?: { timeoutSeconds: number; heartbeatSeconds?: number; bootBeacon?: boolean; since?: string };
   /** Aborted when the hook's time runs out or apply stops waiting: stop working and return. */
   signal: AbortSignal;
   /** The hook is alive and still working: restarts its timeout (AWS's RecordLifecycleActionHeartbeat). */

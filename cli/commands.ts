@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { applyPlan, commitRecommendations } from "../applier/apply-plan.js";
+import { applyRefresh } from "../applier/apply-refresh.js";
 import type { InterruptedApply } from "../applier/journal.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
 import { interruptedApplies, prepareApply, type PreparedApply } from "../pipeline/prepare-apply.js";
@@ -15,7 +16,7 @@ import { describeShortfall, renderPlanText, shortfallLine, summaryLine } from ".
 import { writeFileAtomic } from "../state/atomic-file.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import type { StateEvent, StateLock } from "../state/state-store.js";
-import type { State } from "../state/types.js";
+import type { Instance, State } from "../state/types.js";
 import { configDigest, configPath, makePlan, openContext, type Context } from "./context.js";
 import type { Output } from "./output.js";
 import { applySucceeded, chooseMode, createApplyReporter, isCI, outputSink, writePlan, type ApplyReporter } from "./tui/index.js";
@@ -69,16 +70,22 @@ export async function runValidate(io: Output, file: string | undefined, opts: { 
 export async function runPlan(
   io: Output,
   file: string | undefined,
-  opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; replace?: string[]; ttlMs: number },
+  opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; replace?: string[]; refreshOnly?: boolean; ttlMs: number },
 ): Promise<number> {
   const format = opts.json ? "json" : (opts.format ?? "text");
+  if (opts.refreshOnly && opts.replace) throw new PremiscaleError("--replace cannot be used with --refresh-only", "usage", "a refresh-only plan changes no VM; plan the replacement without --refresh-only");
   if (!["text", "json", "markdown"].includes(format)) throw new PremiscaleError(`unknown --format "${format}"`, "usage", "use text, json or markdown");
   const ctx = await openContext(configPath(file), { checkEnv: false });
   try {
     checkTargets(ctx, opts.target);
     const state = await ctx.store.read();
     checkReplace(ctx, state, opts.replace);
-    const { plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ttlSeconds: Math.round(opts.ttlMs / 1000), ...(opts.replace ? { replace: opts.replace } : {}) });
+    const { plan, unreachable } = await makePlan(ctx, state, {
+      targets: opts.target ?? null,
+      ttlSeconds: Math.round(opts.ttlMs / 1000),
+      ...(opts.replace ? { replace: opts.replace } : {}),
+      ...(opts.refreshOnly ? { refreshOnly: true } : {}),
+    });
     if (format === "json") io.out(serializePlan(plan).trimEnd());
     else if (format === "markdown") io.out(renderPlanMarkdown(plan, opts.out ? { next: `To perform exactly these actions, run \`premiscale apply ${opts.out}\`` } : {}).trimEnd());
     else io.out(renderPlanText(plan, { color: io.color }));
@@ -88,7 +95,7 @@ export async function runPlan(
       if (format === "text") io.out(`\nSaved the plan to: ${opts.out}\nTo perform exactly these actions, run: premiscale apply ${opts.out}`);
     }
     if (reportUnreachable(io, ctx, unreachable) || plan.errors.length > 0) return ERROR;
-    return opts.detailedExitcode && plan.changes.length > 0 ? CHANGES : OK;
+    return opts.detailedExitcode && (plan.changes.length > 0 || (plan.refresh ?? []).length > 0) ? CHANGES : OK;
   } finally {
     await ctx.close();
   }
@@ -113,10 +120,13 @@ export async function runApply(
     shutdownTimeoutMs: number;
     target?: string[];
     replace?: string[];
+    refreshOnly?: boolean;
     json?: boolean;
   },
 ): Promise<number> {
   const saved = planfile ? await readPlanFile(planfile) : null;
+  if (saved && opts.refreshOnly) throw new PremiscaleError("--refresh-only cannot be used with a saved plan", "usage", "a saved plan carries its mode: make it with premiscale plan --refresh-only --out FILE");
+  if (opts.refreshOnly && opts.replace) throw new PremiscaleError("--replace cannot be used with --refresh-only", "usage", "a refresh-only apply changes no VM; replace without --refresh-only");
   if (saved && opts.target) throw new PremiscaleError("--target cannot be used with a saved plan", "usage", "the plan already says what to do");
   if (saved && opts.replace) throw new PremiscaleError("--replace cannot be used with a saved plan", "usage", "make the plan with --replace: premiscale plan --replace ADDRESS --out FILE");
   if (!saved && !opts.autoApprove && !io.interactive) {
@@ -162,7 +172,7 @@ export async function runApply(
       plan = saved;
     } else {
       checkReplace(ctx, state, opts.replace);
-      ({ plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ...(opts.replace ? { replace: opts.replace } : {}) }));
+      ({ plan, unreachable } = await makePlan(ctx, state, { targets: opts.target ?? null, ...(opts.replace ? { replace: opts.replace } : {}), ...(opts.refreshOnly ? { refreshOnly: true } : {}) }));
       writePlan({ mode: opts.json ? "json" : "plain", sink: outputSink(io.out), plan, color: io.color });
       if (opts.target && !opts.json) io.err(targetWarning());
       if (plan.errors.length > 0) {
@@ -170,7 +180,16 @@ export async function runApply(
         io.err("Error: the plan has errors (above); nothing was changed.");
         return ERROR;
       }
-      if (plan.changes.length === 0) {
+      if (plan.mode === "refresh-only") {
+        if ((plan.refresh ?? []).length === 0) return reportUnreachable(io, ctx, unreachable) ? ERROR : OK;
+        if (!opts.autoApprove) {
+          io.err("\nWould you like to update the premiscale state to reflect these detected changes?\n  premiscale will write these changes to the state without changing any VM.\n  Only 'yes' will be accepted to confirm.\n");
+          if ((await io.ask("  Enter a value: ")) !== "yes") {
+            io.err("\nApply cancelled.");
+            return ERROR;
+          }
+        }
+      } else if (plan.changes.length === 0) {
         const commit = await commitRecommendations(plan, lock, new Date());
         if (commit) io.err(`Recorded the scaling recommendations in state: ${commit.slice(0, 12)}`);
         return reportUnreachable(io, ctx, unreachable) ? ERROR : plan.shortfalls.length > 0 ? PARTIAL : OK;
@@ -183,6 +202,14 @@ export async function runApply(
           return ERROR;
         }
       }
+    }
+    if (plan.mode === "refresh-only") {
+      const r = await applyRefresh(plan, lock);
+      const n = r.recorded.length;
+      if (opts.json) io.out(JSON.stringify({ "@level": "info", "@message": `Apply complete! ${n} recorded in state`, type: "premiscale.refresh_complete", recorded: n, commit: r.commit }));
+      else io.out(n === 0 ? summaryLine(plan) : `\nApply complete! ${n} update${n === 1 ? "" : "s"} recorded in state; no VM was changed.`);
+      if (r.commit) io.err(`State committed: ${r.commit.slice(0, 12)}`);
+      return reportUnreachable(io, ctx, unreachable) ? ERROR : OK;
     }
     if (plan.changes.length === 0) {
       io.out(summaryLine(plan));
@@ -298,13 +325,19 @@ export async function runStateList(io: Output, file: string | undefined, opts: {
     io.out(`No state yet in ${config.state.path}: the first apply creates it.`);
     return OK;
   }
-  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, i.status, i.created, i.address ?? "", i.protected ? "yes" : "", i.uuid]));
+  // A warm pool's VMs are listed with their group, marked in POOL; STATUS says when refresh-only accepted a stop.
+  const status = (i: Instance) => (i.stopped ? `${i.status}, ${i.stopped.state} (accepted ${i.stopped.at})` : i.status);
+  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, status(i), i.pool ?? "", i.created, i.address ?? "", i.protected ? "yes" : "", i.uuid]));
   io.out(`State ${config.state.path} (lineage ${state.lineage}, serial ${state.serial})`);
   if (rows.length === 0) {
     io.out("No instances.");
     return OK;
   }
-  io.out(table([["GROUP", "NAME", "HOST", "STATUS", "CREATED", "ADDRESS", "PROTECTED", "UUID"], ...rows]));
+  io.out(table([["GROUP", "NAME", "HOST", "STATUS", "POOL", "CREATED", "ADDRESS", "PROTECTED", "UUID"], ...rows]));
+  for (const g of state.groups) {
+    const pooled = g.instances.filter((i) => i.pool === "warm").length;
+    if (pooled > 0) io.out(`group ${g.name}: ${pooled} VM${pooled === 1 ? "" : "s"} waiting in the warm pool (not members)`);
+  }
   for (const g of state.groups.filter((x) => x.rollout)) {
     const r = g.rollout!;
     io.out(`group ${g.name}: roll-out ${r.replaced} of ${r.total} replaced${r.failed ? `, stopped at ${r.failed.at}: ${r.failed.message}` : r.checkpointAt ? `, checkpoint reached at ${r.checkpointAt}` : ""}`);

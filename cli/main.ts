@@ -61,8 +61,9 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .option("--detailed-exitcode", "exit 2 when the plan has changes")
     .option("--target <group...>", "plan only these groups (others stay as they are)")
     .option("--replace <address...>", "replace these now through the roll-out path: GROUP[NAME] or a whole GROUP (also protected ones)")
+    .option("--refresh-only", "only show what state would record to match the hosts (VMs gone, stopped by hand, left by an interrupted apply); no VM is changed")
     .addOption(new Option("--ttl <duration>", "how long a saved plan stays valid").default("1h"))
-    .action(async (opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; replace?: string[]; ttl: string }) =>
+    .action(async (opts: { out?: string; json?: boolean; format?: string; detailedExitcode?: boolean; target?: string[]; replace?: string[]; refreshOnly?: boolean; ttl: string }) =>
       setExit(await (await commands()).runPlan(io, cfg(), { ...opts, ttlMs: parseDuration(opts.ttl) })),
     );
 
@@ -79,11 +80,12 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .addOption(new Option("--shutdown-timeout <duration>", "how long a VM gets to shut down before it is destroyed").default("60s"))
     .option("--target <group...>", "apply only these groups")
     .option("--replace <address...>", "replace these now through the roll-out path: GROUP[NAME] or a whole GROUP (also protected ones)")
+    .option("--refresh-only", "record in state what the hosts have (forget VMs removed by hand, mark stopped ones, adopt leftovers of ours) in one commit, changing no VM")
     .option("--json", "print one JSON event per line on stdout")
     .action(
       async (
         planfile: string | undefined,
-        opts: { autoApprove?: boolean; parallelism: number; lockTimeout: string; shutdownTimeout: string; target?: string[]; replace?: string[]; json?: boolean },
+        opts: { autoApprove?: boolean; parallelism: number; lockTimeout: string; shutdownTimeout: string; target?: string[]; replace?: string[]; refreshOnly?: boolean; json?: boolean },
       ) =>
         setExit(
           await (await commands()).runApply(io, cfg(), planfile, {

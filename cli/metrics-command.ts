@@ -14,6 +14,7 @@ import { displayUrl } from "../metrics/http.js";
 import { MetricsError, type GroupMetrics, type MetricsSource } from "../metrics/types.js";
 import { METRIC_NAMES, type MetricName } from "../config/scaling.js";
 import { GitStateStore } from "../state/git-state-store.js";
+import { membersOf } from "../state/types.js";
 import { configPath } from "./context.js";
 import { parseDuration } from "./parse.js";
 import type { Output } from "./output.js";
@@ -230,7 +231,7 @@ export async function collectMetricsReport(config: Config, opts: { group?: strin
   const toMs = opts.now.getTime();
   const fromMs = toMs - opts.windowSeconds * 1000;
   const steps = trendSteps(opts.windowSeconds, sampleIntervalSeconds(config));
-  const members = (name: string) => (state?.groups.find((g) => g.name === name)?.instances ?? []).map((i) => i.name);
+  const members = (name: string) => membersOf(state?.groups.find((g) => g.name === name)).map((i) => i.name);
   const asError = (e: unknown) => {
     if (!(e instanceof PremiscaleError)) throw e;
     return { message: e.message, hint: e.hint ?? null };

@@ -24,7 +24,7 @@ import { logSettings, type LogLevel } from "../reconciler/logger.js";
 import { createCheckInServer, hmacTokenVerifier, type ServerLogLine } from "../server/check-in-server.js";
 import { CheckInLedger, ledgerRecorder, loadServerSecret } from "../server/check-in-ledger.js";
 import { GitStateStore } from "../state/git-state-store.js";
-import type { State } from "../state/types.js";
+import { membersOf, type State } from "../state/types.js";
 import { startKubernetesMode, type RunningKubernetesMode } from "./serve-kubernetes.js";
 import { configPath, journalPath, runtimeDir } from "./context.js";
 import type { Output } from "./output.js";
@@ -48,11 +48,12 @@ export interface RunningServe {
   stop(): Promise<void>;
 }
 
-/** The domains state records, by host: what the collector samples. Hosts not in `hosts` are left out. Pure. */
+/** The members state records (warm pool VMs left out), by host: what the collector samples. Hosts not in `hosts` are left out. Pure. */
 export function ownedByHost(state: State | null, hosts: ReadonlySet<string>): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const g of state?.groups ?? []) {
-    for (const i of g.instances) {
+    // A warm pool's VMs are not members: their counters would only skew the group's metrics.
+    for (const i of membersOf(g)) {
       if (!hosts.has(i.host)) continue;
       const names = out.get(i.host) ?? [];
       names.push(i.name);

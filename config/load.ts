@@ -24,10 +24,11 @@ import { DUPLICATE_KEY, duplicateKeys, fmtPath, Source, type Seg } from "./yaml-
 import { validateScaling } from "./validate-scaling.js";
 import type { PremiscaleConfig } from "./schema-types.js";
 import type { ScalingSpec } from "./scaling.js";
-import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate } from "./types.js";
+import type { Config, GitopsConfig, GroupConfig, HostConfig, MetricsConfig, MetricsStoreConfig, NetworkingConfig, VmTemplate, WarmPoolConfig } from "./types.js";
 
 // The document as the schema accepted it, defaults filled: its type is generated from the schema (schema-types.ts).
 type RawConfig = PremiscaleConfig;
+type RawGroup = NonNullable<RawConfig["groups"]>[number];
 
 /** Positions and notes of a parsed config, for issues found after loading (see `issueAt`, `configNotices`). */
 const sources = new WeakMap<Config, { src: Source; notices: ConfigIssue[] }>();
@@ -230,6 +231,7 @@ function normalise(
       suspend: g.suspend, lifecycleHooks: hooks.hooks,
       rollout: { ...g.rollout, checkpoints: [...new Set(g.rollout.checkpoints)].sort((a, b) => a - b) },
       ...(g.maxInstanceLifetimeSeconds !== undefined ? { maxInstanceLifetimeSeconds: g.maxInstanceLifetimeSeconds } : {}),
+      ...(g.warmPool ? { warmPool: warmPoolConfig(src, gs, g, issues) } : {}),
       ...(scaling ? { scaling: structuredClone(scaling) } : {}),
       ...(kubernetes ? { kubernetes } : {}),
     };
@@ -259,6 +261,18 @@ function normalise(
     groups,
   };
   return { config, issues, notices };
+}
+
+/** A group's warm pool with its defaults; violations of the rules between its fields and the group's go to `issues`. */
+function warmPoolConfig(src: Source, gs: Seg[], g: RawGroup, issues: ConfigIssue[]): WarmPoolConfig {
+  const w = g.warmPool!;
+  const at: Seg[] = [...gs, "warmPool"];
+  if (w.size !== undefined && w.maxPrepared !== undefined) {
+    issues.push(src.issue([...at, "maxPrepared"], "size and maxPrepared are mutually exclusive", "keep size (pool VMs to keep) or maxPrepared (members and pool VMs together at most)", true));
+  } else if (w.maxPrepared !== undefined && w.maxPrepared < g.min) {
+    issues.push(src.issue([...at, "maxPrepared"], `maxPrepared (${w.maxPrepared}) is below the group's min (${g.min}), so the pool would always be empty`, `set maxPrepared to at least ${g.min}, or use size`));
+  }
+  return { state: w.state, reuseOnScaleIn: w.reuseOnScaleIn, ...(w.size !== undefined ? { size: w.size } : {}), ...(w.maxPrepared !== undefined ? { maxPrepared: w.maxPrepared } : {}) };
 }
 
 /** " (description)" of a kind's template field, for a fix. */

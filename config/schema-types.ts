@@ -743,6 +743,27 @@ export interface PremiscaleConfig {
      */
     maxInstanceLifetimeSeconds?: number;
     /**
+     * VMs made ahead of need (booted once and checked in), kept outside the group; a scale-out takes one instead of creating a VM, and the pool is refilled (AWS warm pools). Give size or maxPrepared, or neither (then maxPrepared is max).
+     */
+    warmPool?: {
+      /**
+       * Pool VMs to keep.
+       */
+      size?: number;
+      /**
+       * Members and pool VMs together at most: the pool holds maxPrepared minus the desired size.
+       */
+      maxPrepared?: number;
+      /**
+       * stopped: shut off after their first boot, started when taken (the guest signals each boot); running: kept running, ready at once when taken.
+       */
+      state: "stopped" | "running";
+      /**
+       * Scale-in returns members to the pool (stopped, for a stopped pool) instead of destroying them, while the pool has room.
+       */
+      reuseOnScaleIn: boolean;
+    };
+    /**
      * Users' hooks around each VM's launch and termination, run in this order at each point.
      *
      * Items: A lifecycle hook: a command or a signed HTTP call that runs when a VM of the group is launching (after it is up, before it counts as ready) or terminating (before it is destroyed). Give exactly one of command and http.

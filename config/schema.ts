@@ -282,6 +282,15 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
       { default: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 } },
     ),
     maxInstanceLifetimeSeconds: int("VMs older than this are replaced through the roll-out path (protected ones excepted).", { minimum: 60 }),
+    warmPool: obj(
+      "VMs made ahead of need (booted once and checked in), kept outside the group; a scale-out takes one instead of creating a VM, and the pool is refilled (AWS warm pools). Give size or maxPrepared, or neither (then maxPrepared is max).",
+      {
+        size: int("Pool VMs to keep.", { minimum: 0 }),
+        maxPrepared: int("Members and pool VMs together at most: the pool holds maxPrepared minus the desired size.", { minimum: 1 }),
+        state: { type: "string", enum: ["stopped", "running"], default: "stopped", description: "stopped: shut off after their first boot, started when taken (the guest signals each boot); running: kept running, ready at once when taken." },
+        reuseOnScaleIn: { type: "boolean", default: false, description: "Scale-in returns members to the pool (stopped, for a stopped pool) instead of destroying them, while the pool has room." },
+      },
+    ),
     lifecycleHooks: list("Users' hooks around each VM's launch and termination, run in this order at each point.", lifecycleHook, { default: [] }),
     kubernetes: groupKubernetesSchema,
     readiness: obj(

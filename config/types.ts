@@ -75,8 +75,28 @@ export interface GroupConfig {
   rollout: RolloutConfig;
   /** VMs older than this are replaced like out-of-date ones. Absent: no limit. */
   maxInstanceLifetimeSeconds?: number;
+  /** VMs made ahead of need, outside the group, that a scale-out takes instead of creating (AWS warm pools). Absent: none. */
+  warmPool?: WarmPoolConfig;
   /** A cluster-autoscaler node group (see config/kubernetes-config.ts); absent: not one. */
   kubernetes?: KubernetesGroupConfig;
+}
+
+/**
+ * A group's warm pool: VMs created (booted once, checked in) and kept stopped or running outside the group; a
+ * scale-out takes one instead of creating a VM from scratch, and the pool is refilled.
+ */
+export interface WarmPoolConfig {
+  /** Pool VMs to keep. Absent: `maxPrepared` decides. */
+  size?: number;
+  /**
+   * Members and pool VMs together at most (AWS's MaxGroupPreparedCapacity): the pool holds `maxPrepared - desired`.
+   * Used when `size` is absent; absent too: the group's `max`.
+   */
+  maxPrepared?: number;
+  /** What pool VMs do while they wait. @default "stopped" */
+  state: "stopped" | "running";
+  /** Scale-in returns members to the pool (in the pool's state) instead of destroying them, while it has room. @default false */
+  reuseOnScaleIn: boolean;
 }
 
 /** How a group rolls out a new template. */

@@ -1,13 +1,13 @@
 /**
  * The VMs of each node group as cluster-autoscaler must see them: state as the applier last wrote it (every create
  * is recorded `creating` before its first host call, every destroy `deleting`), plus the creates of the apply in
- * flight that have not written their record yet. State is re-read only when `state.json` changed (its serial is
+ * flight that have not written their record yet; a warm pool's VMs are left out. State is re-read only when `state.json` changed (its serial is
  * rewritten on every write), so a burst of calls costs one `stat` each.
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { GitStateStore } from "../state/git-state-store.js";
-import type { State } from "../state/types.js";
+import { membersOf, type State } from "../state/types.js";
 import type { InstanceView, ViewInstance } from "./cloud-provider.js";
 
 /** An `InstanceView` over a state directory. */
@@ -37,7 +37,8 @@ export class StateInstanceView implements InstanceView {
 
   async instances(group: string): Promise<ViewInstance[]> {
     const state = await this.state();
-    const recorded = (state?.groups.find((g) => g.name === group)?.instances ?? []).map((i): ViewInstance => ({ uuid: i.uuid, name: i.name, status: i.status }));
+    // A warm pool's VMs are not nodes of the group (they join when a scale-out takes them).
+    const recorded = membersOf(state?.groups.find((g) => g.name === group)).map((i): ViewInstance => ({ uuid: i.uuid, name: i.name, status: i.status }));
     const known = new Set(recorded.map((i) => i.uuid));
     return [...recorded, ...(this.inFlight().get(group) ?? []).filter((i) => !known.has(i.uuid))];
   }

@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { LifecycleHook } from "../applier/lifecycle.js";
+import type { WarmPoolConfig } from "../config/types.js";
 import { CloudProvider, type ViewInstance } from "../kubernetes/cloud-provider.js";
 import { IntentStore } from "../kubernetes/intent-store.js";
 import { StateInstanceView } from "../kubernetes/state-view.js";
@@ -14,10 +15,10 @@ import { git } from "../state/git.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import { runAutoscalerPass, type PassDeps } from "./autoscaler-provider.js";
 
-async function setup(o: { memoryMiB?: number; hooks?: (group: string) => LifecycleHook[] } = {}) {
+async function setup(o: { memoryMiB?: number; hooks?: (group: string) => LifecycleHook[]; warmPool?: WarmPoolConfig } = {}) {
   const dir = await tempDir();
   const base = makeConfig({
-    groups: [{ name: "workers", desired: 0, template: { memoryMiB: o.memoryMiB ?? 128 }, kubernetes: { join: "kubeadm", labels: {}, taints: [], maxPods: 110, reservedCpuMillis: 0, reservedMemoryMiB: 0, tokenGroups: ["system:bootstrappers:kubeadm:default-node-token"], tokenTtlSeconds: 900, autoscaling: { maxNodeProvisionSeconds: 960 } } }],
+    groups: [{ name: "workers", desired: 0, template: { memoryMiB: o.memoryMiB ?? 128 }, kubernetes: { join: "kubeadm", labels: {}, taints: [], maxPods: 110, reservedCpuMillis: 0, reservedMemoryMiB: 0, tokenGroups: ["system:bootstrappers:kubeadm:default-node-token"], tokenTtlSeconds: 900, autoscaling: { maxNodeProvisionSeconds: 960 } }, ...(o.warmPool ? { warmPool: o.warmPool } : {}) }],
   });
   const config = {
     ...base,
@@ -61,6 +62,24 @@ describe("a pass of the node groups' loop", () => {
     expect((await s.state()).map((i) => i.name)).not.toContain(victim!.name);
     expect(await s.lastCommit()).toContain(`workers: 3 → 2 (cluster-autoscaler: DeleteNodes ${victim!.name})`);
     expect(s.store.get("workers")).toMatchObject({ target: 2, remove: [], pending: [] });
+  });
+
+  it("never shows cluster-autoscaler a warm pool's VMs, and destroys the node DeleteNodes named even with reuseOnScaleIn", async () => {
+    const s = await setup({ warmPool: { maxPrepared: 3, state: "running", reuseOnScaleIn: true } });
+    await s.provider.increaseSize("workers", 2);
+    expect(await s.pass()).toMatchObject({ outcome: "applied", failed: [] });
+    const members = (await s.state()).filter((i) => i.pool !== "warm");
+    expect([members.length, (await s.state()).filter((i) => i.pool === "warm").length]).toEqual([2, 1]);
+    expect((await s.provider.nodes("workers")).map((n) => n.id).sort()).toEqual(members.map((i) => `premiscale://workers/${i.uuid}`).sort());
+    expect(await s.provider.targetSize("workers")).toBe(2);
+
+    // cluster-autoscaler drained and deleted that Node: the VM goes, it does not wait in the pool to join again.
+    const [victim, kept] = members as [(typeof members)[0], (typeof members)[0]];
+    await s.provider.deleteNodes("workers", [{ providerID: `premiscale://workers/${victim.uuid}`, name: victim.name }]);
+    expect(await s.pass()).toMatchObject({ outcome: "applied" });
+    expect(s.host.calls).toContain(`destroy ${victim.name}`);
+    expect((await s.provider.nodes("workers")).map((n) => n.id)).toEqual([`premiscale://workers/${kept.uuid}`]);
+    expect(s.store.get("workers")).toMatchObject({ target: 1, remove: [], pending: [] });
   });
 
   it("records what no host has room for as OutOfResources failed instances, and makes no VM for them", async () => {

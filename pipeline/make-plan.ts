@@ -10,6 +10,7 @@ import { openConfiguredSource } from "../metrics/from-config.js";
 import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
 import { computePlan } from "../planner/compute-plan.js";
 import type { Plan } from "../planner/plan.js";
+import { computeRefreshPlan } from "../planner/refresh-plan.js";
 import { policySource } from "../policies/decide-group.js";
 import { decideWith, type DecisionSource } from "../policies/decision.js";
 import { emptyHistory } from "../policies/history.js";
@@ -19,7 +20,7 @@ import type { HostObservation, KnownInstance, Provider, TemplateQuery } from "..
 import { CheckInLedger } from "../server/check-in-ledger.js";
 import { RUNTIME_DIR } from "../state/git-state-store.js";
 import { git } from "../state/git.js";
-import type { State } from "../state/types.js";
+import { membersOf, type State } from "../state/types.js";
 import { hasAutoscalerSource, kubernetesSources, portableKubernetes } from "./kubernetes-sources.js";
 
 /**
@@ -103,7 +104,7 @@ export async function gatherMetrics(
       const policies = g.scaling?.policies ?? [];
       const metrics = policyMetrics(policies);
       if (metrics.length === 0) return;
-      const members = (state?.groups.find((x) => x.name === g.name)?.instances ?? []).map((i) => i.name);
+      const members = membersOf(state?.groups.find((x) => x.name === g.name)).map((i) => i.name);
       try {
         out.set(g.name, await source.groupMetrics({ group: g.name, members, windowSeconds: metricsWindowSeconds(policies), now, metrics }));
       } catch (e) {
@@ -125,7 +126,7 @@ export async function heartbeats(config: Config, groups: GroupConfig[], state: S
   const ledger = new CheckInLedger(join(config.state.path, RUNTIME_DIR));
   const out = new Map<string, string | null>();
   for (const g of watched) {
-    for (const i of state?.groups.find((x) => x.name === g.name)?.instances ?? []) out.set(i.name, await ledger.lastSeen(i.uuid));
+    for (const i of membersOf(state?.groups.find((x) => x.name === g.name))) out.set(i.name, await ledger.lastSeen(i.uuid));
   }
   return out;
 }
@@ -146,6 +147,8 @@ export interface PlanRunOptions {
   sources?: readonly DecisionSource[];
   /** `--replace`: instances (`group[name]`) or groups to replace now through the roll-out path. */
   replace?: string[];
+  /** `--refresh-only`: a plan that only records what the hosts have in state (planner/refresh-plan.ts). */
+  refreshOnly?: boolean;
 }
 
 /**
@@ -171,7 +174,8 @@ export async function makePlan(
 
   let metrics = new Map<string, GroupMetrics | { error: string }>();
   const observing = observeHosts(providers, hosts, state, groups);
-  if (scaled.length > 0) {
+  // A refresh-only plan decides nothing: no metrics to read.
+  if (scaled.length > 0 && !options.refreshOnly) {
     let source: MetricsSource | null = options.metrics ?? null;
     try {
       source ??= openConfiguredSource(config.metrics.store, options.env);
@@ -191,7 +195,7 @@ export async function makePlan(
   const observations = await observing;
   const unreachable = observations.flatMap((o) => (o.status === "unreachable" ? [{ host: o.host, error: o.error }] : []));
 
-  const plan = computePlan({
+  const plan = (options.refreshOnly ? computeRefreshPlan : computePlan)({
     config,
     configDigest: configDigest(config),
     configCommit: await configCommit(config),

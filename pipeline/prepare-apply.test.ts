@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { computePlan } from "../planner/compute-plan.js";
-import { makeConfig, makeInput } from "../planner/testing.js";
+import { makeConfig, makeInput, simulateApply } from "../planner/testing.js";
 import { FakeProvider } from "../providers/fake-provider.js";
 import { GitStateStore } from "../state/git-state-store.js";
 import { journalPath, prepareApply } from "./prepare-apply.js";
@@ -43,6 +43,24 @@ describe("prepareApply", () => {
       await s.lock.release();
     }
     await expect(fetch(`http://127.0.0.1:${s.port}/healthz`)).rejects.toThrow();
+  });
+
+  it("serves check-ins when the plan's only change takes a stopped VM from a warm pool (maxPrepared: nothing to refill)", async () => {
+    const s = await setup(true);
+    const [g] = s.config.groups;
+    const warmPool = { state: "stopped" as const, reuseOnScaleIn: false, maxPrepared: 2 };
+    const sized = (desired: number) => ({ ...s.config, groups: [{ ...g!, desired, warmPool }] });
+    const filled = simulateApply(computePlan(makeInput({ config: sized(0) })), null, makeInput({ config: sized(0) }).observations);
+    const plan = computePlan(makeInput({ config: sized(1), state: filled.state, observations: filled.observations }));
+    expect(plan.changes).toMatchObject([{ action: "take", start: true, ready: { timeoutSeconds: 60 } }]);
+    const p = await prepareApply(sized(1), plan, { providers: s.providers, lock: s.lock, env: {} });
+    try {
+      expect(p.readiness).toBe("own");
+      expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+    } finally {
+      await p.close(true);
+      await s.lock.release();
+    }
   });
 
   it("starts no server when no create waits, journals every entry, rotates the journal only after an apply that ended", async () => {

@@ -46,8 +46,8 @@ export interface PreparedApply {
 }
 
 /**
- * Opens the journal and, when a create of `plan` waits for its VM to check in, starts readiness. Call `close` in a
- * `finally`. `serverLog` hears the check-in server's lines.
+ * Opens the journal and, when a create or a take (a stopped warm-pool VM started) of `plan` waits for its VM, starts
+ * readiness. Call `close` in a `finally`. `serverLog` hears the check-in server's lines.
  */
 export async function prepareApply(
   config: Config,
@@ -65,7 +65,7 @@ export async function prepareApply(
   const user = userHooks(config, new Set(plan.changes.map((c) => c.group)), o.env);
   const nodeGroup = new Set(config.groups.filter((g) => g.kubernetes).map((g) => g.name));
   const kube = o.hooks ?? (plan.changes.some((c) => nodeGroup.has(c.group)) ? kubernetesHooks(config) : () => []);
-  const readiness = plan.changes.some((c) => c.action === "create" && c.ready)
+  const readiness = plan.changes.some((c) => (c.action === "create" || c.action === "take") && c.ready)
     ? await startReadiness({ server: config.server, runtimeDir: runtimeDir(config), logger: o.serverLog ?? (() => undefined) })
     : null;
   let journal: FileJournal;

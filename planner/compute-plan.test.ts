@@ -505,7 +505,7 @@ describe("computePlan", () => {
       expect(plan.changes.map((c) => c.name)).toEqual(["web-4"]);
       expect(plan.warnings).toEqual([
         "group web: web-1 is both to be removed and kept by test: it is kept",
-        "group web: 2 more instances should go, but the rest are kept or on hosts that were not checked",
+        "group web: 2 more instances should go, but the rest are kept, protected or on hosts that were not checked",
       ]);
     });
 

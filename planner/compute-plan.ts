@@ -80,6 +80,10 @@ interface Work {
   placements: Map<string, number>;
   /** Roll-outs wait until every scale-out is placed: they use only the room that is left. */
   rollouts: RollOut[];
+  /** Warm pools are refilled last, with the room scale-outs and roll-outs left. */
+  poolFills: PoolFill[];
+  /** Each group's template as made on each host (`group\0host`), or null where it does not fit. */
+  fingerprints: Map<string, TemplateFingerprint | null>;
   drift: Drift[];
   warnings: string[];
   errors: PlanError[];
@@ -102,6 +106,15 @@ interface RollOut {
   stale: Stale[];
   surge: number;
   unavailable: number;
+}
+
+/** New VMs for a group's warm pool, placed after everything else. */
+interface PoolFill {
+  group: GroupConfig;
+  instances: Instance[];
+  present: Instance[];
+  count: number;
+  size: number;
 }
 
 /** A group's new VMs, decided in the first pass and placed in the second. */
@@ -137,6 +150,8 @@ export function computePlan(input: PlanInput): Plan {
     scaleOuts: [],
     placements: new Map(),
     rollouts: [],
+    poolFills: [],
+    fingerprints: new Map(),
     drift: [],
     warnings: [],
     errors: [],
@@ -184,16 +199,19 @@ export function computePlan(input: PlanInput): Plan {
   const groups: GroupPlan[] = config.groups.filter((g) => inScope(g.name)).map((g) => planGroup(w, g));
   for (const request of w.scaleOuts) scaleOut(w, request);
   for (const request of w.rollouts) rollOut(w, request);
+  for (const request of w.poolFills) fillPool(w, request);
 
   const groupOrder = (g: string): number => {
     const i = config.groups.findIndex((c) => c.name === g);
     return i < 0 ? config.groups.length : i;
   };
-  const actionOrder = (c: Change): number => (c.action === "delete" ? 0 : 1);
+  // Deletes first (they free room), then pool moves, then the group's new VMs, and the pool's refills last.
+  const actionOrder = (c: Change): number => (c.action === "delete" ? 0 : c.action === "return" ? 1 : c.action === "take" ? 2 : c.pool ? 4 : 3);
   w.changes.sort((a, b) => groupOrder(a.group) - groupOrder(b.group) || actionOrder(a) - actionOrder(b) || byName(a.name, b.name));
   w.drift.sort((a, b) => groupOrder(a.group) - groupOrder(b.group) || byName(a.name, b.name));
 
   const creates = w.changes.filter((c) => c.action === "create").length;
+  const deletes = w.changes.filter((c) => c.action === "delete").length;
   return {
     format_version: PLAN_FORMAT_VERSION,
     based_on: {
@@ -212,7 +230,7 @@ export function computePlan(input: PlanInput): Plan {
     shortfalls: w.shortfalls,
     groups,
     changes: w.changes,
-    summary: { add: creates, change: 0, destroy: w.changes.length - creates },
+    summary: { add: creates, change: w.changes.length - creates - deletes, destroy: deletes },
   };
 }
 
@@ -236,6 +254,7 @@ function planDelete(
     reason,
     detail,
     gone: what.gone,
+    ...(what.instance?.pool === "warm" ? { pool: true as const } : {}),
     ...(what.waits?.length ? { waits_for: [...new Set(what.waits)].sort(byName) } : {}),
   };
   w.changes.push(change);
@@ -287,12 +306,15 @@ function replaceUnhealthy(w: Work, group: GroupConfig, present: Instance[], heal
 
 /** Checks one group's instances against the hosts, then scales it in or out to its decided size. */
 function planGroup(w: Work, group: GroupConfig): GroupPlan {
-  const instances = w.input.state?.groups.find((g) => g.name === group.name)?.instances ?? [];
+  const all = w.input.state?.groups.find((g) => g.name === group.name)?.instances ?? [];
+  const instances = all.filter((i) => i.pool !== "warm");
+  const pooled = all.filter((i) => i.pool === "warm");
   if (group.suspend) {
     // Nothing of it is touched, not even leftovers of an interrupted apply: that waits until it is resumed.
     w.warnings.push(`group ${group.name} is suspended (suspend: true): left as it is`);
     return { name: group.name, current: instances.length, desired: instances.length, reason: "suspended" };
   }
+  const requested = (i: Instance) => (w.input.replace ?? []).some((r) => r === group.name || r === `${group.name}[${i.name}]`);
   const present: Instance[] = [];
   const healthy: Instance[] = [];
   const replaced: { name: string; reason: ActionReason }[] = [];
@@ -321,6 +343,10 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       w.drift.push({ kind: "missing", ...at, detail: "no longer exists on the host" });
       planDelete(w, at, inst.uuid, "replace_missing", "domain no longer exists: forget it and remove its volumes", { gone: true, instance: inst, group });
       replaced.push({ name: inst.name, reason: "replace_missing" });
+    } else if ((domain.state === "stopped" || domain.state === "crashed") && inst.stopped) {
+      // Accepted as stopped by apply --refresh-only: someone stopped it on purpose. Left alone and not counted.
+      if (requested(inst)) planDelete(w, at, inst.uuid, "replace_requested", `${domain.state} (accepted by refresh-only) and named by apply -replace: remove it`, { gone: false, domain, instance: inst, group });
+      else w.warnings.push(`${group.name}[${inst.name}] on host ${inst.host} is ${domain.state} (accepted by apply --refresh-only at ${inst.stopped.at}): left alone and not counted; start it again, or premiscale apply --replace ${group.name}[${inst.name}] removes it`);
     } else if (domain.state === "stopped" || domain.state === "crashed") {
       w.drift.push({ kind: "stopped", ...at, detail: `is ${domain.state}` });
       planDelete(w, at, inst.uuid, "replace_stopped", `domain is ${domain.state}: remove it`, { gone: false, domain, instance: inst, group });
@@ -356,15 +382,159 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
 
   const stale = staleInstances(w, group, healthy, instances, plan);
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
-  const removed = desired < current ? scaleIn(w, group, present, healthy, current - desired, why, decision, stale) : [];
-  if (desired > current) w.scaleOuts.push({ group, instances, present, count: desired - current, replaced, detail: why });
+  const pool = checkPool(w, group, pooled, requested);
+  const size = poolSize(group, desired);
+  let returned = 0;
+  let removed: Instance[] = [];
+  if (desired < current) {
+    // reuseOnScaleIn: victims go back to the pool while it has room, if they are up to date and can be waited for later.
+    let room = size - pool.usable.length - pool.unchecked;
+    const outdated = new Set(stale.map((s) => s.instance.name));
+    const mayReturn = (v: Instance): boolean => {
+      const wp = group.warmPool;
+      if (!wp?.reuseOnScaleIn || room <= 0 || outdated.has(v.name)) return false;
+      if (wp.state === "stopped" && group.readiness.checkIn && !v.bootBeacon) return false;
+      room--;
+      returned++;
+      return true;
+    };
+    removed = scaleIn(w, group, present, healthy, current - desired, why, decision, stale, mayReturn);
+  }
+  let taken = 0;
+  if (desired > current) {
+    // The pool's VMs first: they are made and booted already.
+    const takes = pool.usable.slice(0, desired - current);
+    takes.forEach((p, i) => {
+      const r = replaced[i];
+      w.changes.push(takeChange(w, group, p, r?.reason ?? "scale_out", r ? `replaces ${r.name}` : why));
+    });
+    taken = takes.length;
+    if (desired - current > taken) w.scaleOuts.push({ group, instances: all, present, count: desired - current - taken, replaced: replaced.slice(taken), detail: why });
+  }
+  const kept = pool.usable.slice(taken);
+  let trimmed = 0;
+  const have = kept.length + pool.unchecked + returned;
+  if (have < size) w.poolFills.push({ group, instances: all, present, count: size - have, size });
+  else if (have > size) {
+    // The pool shrank (or lost its config): VMs in the other state than the pool's go first, then the newest.
+    const order = [...kept].sort((a, b) => Number(poolStateOf(w, b) !== group.warmPool?.state) - Number(poolStateOf(w, a) !== group.warmPool?.state) || time(b.created) - time(a.created) || byName(a.name, b.name));
+    for (const p of order.slice(0, Math.min(kept.length, have - size))) {
+      planDelete(w, { group: group.name, name: p.name, host: p.host }, p.uuid, "pool_trim", `the warm pool holds ${size}: remove it`, { gone: false, domain: domainOf(w, p), instance: p, group });
+      kept.splice(kept.indexOf(p), 1);
+      trimmed++;
+    }
+  }
+  // A stopped pool VM holds no memory or vCPUs now, but will when taken: its host keeps room for it.
+  for (const p of kept) {
+    if (poolStateOf(w, p) === "running") continue;
+    w.used.set(p.host, addUse(w.used.get(p.host) ?? NO_USE, { vcpus: p.vcpus ?? group.template.vcpus, memoryMiB: p.memoryMiB ?? group.template.memoryMiB, resources: {} }));
+  }
+  if (group.warmPool || pooled.length > 0) {
+    plan.pool = { state: group.warmPool?.state ?? "stopped", size, vms: pooled.map((p) => p.name), take: taken, fill: Math.max(0, size - have), return: returned, trim: trimmed + pool.removed };
+  }
   const left = stale.filter((s) => !removed.includes(s.instance));
   if (left.length > 0) {
     const limits = rolloutLimits(group, desired);
     if (limits.warning) w.warnings.push(`group ${group.name}: ${limits.warning}`);
-    w.rollouts.push({ group, instances, present, stale: left, surge: limits.surge, unavailable: limits.unavailable });
+    w.rollouts.push({ group, instances: all, present, stale: left, surge: limits.surge, unavailable: limits.unavailable });
   }
   return plan;
+}
+
+/** How many VMs a group's warm pool should hold at this desired size: `size`, else `maxPrepared` (or max) minus desired. */
+export function poolSize(group: GroupConfig, desired: number): number {
+  const wp = group.warmPool;
+  if (!wp) return 0;
+  return wp.size ?? Math.max(0, (wp.maxPrepared ?? group.max) - desired);
+}
+
+/** Whether a pool VM's domain runs (running or paused) or not, as observed. */
+function poolStateOf(w: Work, p: Instance): "running" | "stopped" {
+  const d = domainOf(w, p);
+  return d?.state === "running" || d?.state === "paused" ? "running" : "stopped";
+}
+
+/**
+ * Checks a group's warm pool VMs against the hosts: the ones that can be taken (up to date, whole, startable and
+ * waited for), in the order scale-outs take them (running first, then the oldest); those on hosts not observed (kept,
+ * never taken); and removes the rest: interrupted, gone, crashed, made from an older template or too old, asked to
+ * be replaced, or stopped without a boot beacon to wait for. The pool is refilled to its size afterwards.
+ */
+function checkPool(w: Work, group: GroupConfig, pooled: Instance[], requested: (i: Instance) => boolean): { usable: Instance[]; unchecked: number; removed: number } {
+  const usable: Instance[] = [];
+  let unchecked = 0;
+  let removed = 0;
+  const now = w.input.now.getTime();
+  for (const p of pooled) {
+    const obs = w.observations.get(p.host);
+    const at = { group: group.name, name: p.name, host: p.host };
+    if (obs?.status !== "ok") {
+      unchecked++;
+      continue;
+    }
+    const domain = obs.vms.find((d) => d.name === p.name);
+    const target = templateOn(w, group, p.host);
+    const changed = p.template && target ? fingerprintChanges(p.template, target) : [];
+    const expired = group.maxInstanceLifetimeSeconds !== undefined && now - (Date.parse(p.created) || now) > group.maxInstanceLifetimeSeconds * 1000;
+    const remove = (reason: ActionReason, detail: string) => {
+      planDelete(w, at, p.uuid, reason, detail, { gone: !domain, domain, instance: p, group });
+      removed++;
+    };
+    if (p.status === "creating") {
+      w.warnings.push(`${group.name}[${p.name}] (warm pool) on host ${p.host} was left half-created by an interrupted apply: it is removed`);
+      remove("interrupted_create", "create never finished: remove what exists of it");
+    } else if (p.status === "deleting") {
+      remove("interrupted_delete", "delete never finished: finish removing it");
+    } else if (!domain) {
+      w.drift.push({ kind: "missing", ...at, detail: "no longer exists on the host (warm pool)" });
+      remove("replace_missing", "warm pool VM no longer exists: forget it and remove its volumes");
+    } else if (domain.state === "crashed" || domain.state === "other") {
+      w.drift.push({ kind: "stopped", ...at, detail: `is ${domain.state} (warm pool)` });
+      remove("replace_stopped", `warm pool VM is ${domain.state}: remove it`);
+    } else if (requested(p)) {
+      remove("replace_requested", "named by apply -replace: remove it from the warm pool");
+    } else if (changed.length > 0) {
+      w.drift.push({ kind: "out_of_date", ...at, detail: `made from an older template: ${changed.join("; ")} (warm pool)` });
+      remove("replace_drift", `template changed: ${changed.join("; ")}: remove it from the warm pool`);
+    } else if (expired) {
+      w.drift.push({ kind: "expired", ...at, detail: `older than maxInstanceLifetimeSeconds (${group.maxInstanceLifetimeSeconds}s) (warm pool)` });
+      remove("replace_lifetime", `older than ${group.maxInstanceLifetimeSeconds}s: remove it from the warm pool`);
+    } else if (domain.state === "stopped" && group.readiness.checkIn && !p.bootBeacon) {
+      remove("pool_trim", "stopped, and its guest posts no boot beacon, so it could not be waited for once started: remove it");
+    } else usable.push(p);
+  }
+  const rank = (p: Instance) => (poolStateOf(w, p) === "running" ? 0 : 1);
+  usable.sort((a, b) => rank(a) - rank(b) || time(a.created) - time(b.created) || byName(a.name, b.name));
+  return { usable, unchecked, removed };
+}
+
+/** A pool VM joins the group: started when it is not running, and waited for when it was stopped. */
+function takeChange(w: Work, group: GroupConfig, p: Instance, reason: ActionReason, detail: string): Change {
+  const state = domainOf(w, p)?.state;
+  const start = state !== "running";
+  return {
+    action: "take",
+    address: `${group.name}[${p.name}]`,
+    group: group.name,
+    name: p.name,
+    uuid: p.uuid,
+    host: p.host,
+    reason,
+    detail: `${detail}: taken from the warm pool${start ? " and started" : ""}`,
+    start,
+    ...(state === "stopped" && group.readiness.checkIn ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds } } : {}),
+  };
+}
+
+/** The fingerprint of a group's template as made on a host (what its fit says), or undefined where it does not fit. */
+function templateOn(w: Work, group: GroupConfig, host: string): TemplateFingerprint | undefined {
+  const key = `${group.name}\0${host}`;
+  if (!w.fingerprints.has(key)) {
+    const obs = w.observations.get(host);
+    const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
+    w.fingerprints.set(key, fit?.ok ? templateFingerprint(group, fit.settings) : null);
+  }
+  return w.fingerprints.get(key) ?? undefined;
 }
 
 /** A roll-out's surge and unavailability for a group of `size`: percentages of it, and never both 0. */
@@ -386,15 +556,7 @@ function rolloutLimits(group: GroupConfig, size: number): { surge: number; unava
 function staleInstances(w: Work, group: GroupConfig, healthy: Instance[], instances: Instance[], plan: GroupPlan): Stale[] {
   const now = w.input.now.getTime();
   const requested = (i: Instance) => (w.input.replace ?? []).some((r) => r === group.name || r === `${group.name}[${i.name}]`);
-  const targets = new Map<string, TemplateFingerprint>();
-  const targetOn = (host: string): TemplateFingerprint | undefined => {
-    if (!targets.has(host)) {
-      const obs = w.observations.get(host);
-      const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
-      if (fit?.ok) targets.set(host, templateFingerprint(group, fit.settings));
-    }
-    return targets.get(host);
-  };
+  const targetOn = (host: string): TemplateFingerprint | undefined => templateOn(w, group, host);
   const all: Stale[] = [];
   let untracked = 0;
   for (const i of healthy) {
@@ -446,23 +608,43 @@ function staleInstances(w: Work, group: GroupConfig, healthy: Instance[], instan
 
 /**
  * Deletes `count` instances: first those the decision names (`remove`, in its order, if present), then healthy ones
- * from the host with the most of the group, newest first; never one the decision says to keep.
+ * from the host with the most of the group, newest first; never one the decision says to keep. A victim that
+ * `mayReturn` accepts goes back to the group's warm pool instead of being deleted.
  */
-function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Instance[], count: number, detail: string, decision: Decision, stale: Stale[]): Instance[] {
+function scaleIn(
+  w: Work,
+  group: GroupConfig,
+  present: Instance[],
+  healthy: Instance[],
+  count: number,
+  detail: string,
+  decision: Decision,
+  stale: Stale[],
+  mayReturn: (victim: Instance) => boolean = () => false,
+): Instance[] {
   const perHost = countByHost(present);
   const removed: Instance[] = [];
   const outdated = new Set(stale.map((s) => s.instance.name));
-  const keep = new Set(decision.keep ?? []);
+  // Scale-in protection: only an explicit --replace removes a protected instance.
+  const keep = new Set([...(decision.keep ?? []), ...present.filter((i) => i.protected).map((i) => i.name)]);
   const named = (decision.remove ?? []).flatMap((n) => present.filter((i) => i.name === n && !keep.has(n)));
   for (const n of (decision.remove ?? []).filter((n) => keep.has(n))) {
-    w.warnings.push(`group ${group.name}: ${n} is both to be removed and kept by ${decision.source ?? "its decision"}: it is kept`);
+    const by = decision.source ?? "its decision";
+    w.warnings.push(
+      present.some((i) => i.name === n && i.protected)
+        ? `group ${group.name}: ${n} is named for removal by ${by}, but it is protected from scale-in (premiscale unprotect, or apply --replace): it is kept`
+        : `group ${group.name}: ${n} is both to be removed and kept by ${by}: it is kept`,
+    );
   }
   const pool = healthy.filter((i) => !keep.has(i.name) && !named.includes(i));
   const take = (victim: Instance, why: string) => {
     removed.push(victim);
     perHost.set(victim.host, (perHost.get(victim.host) ?? 0) - 1);
     const at = { group: group.name, name: victim.name, host: victim.host };
-    planDelete(w, at, victim.uuid, "scale_in", why, { gone: false, domain: domainOf(w, victim), instance: victim, group });
+    if (mayReturn(victim)) {
+      const stop = group.warmPool?.state === "stopped";
+      w.changes.push({ action: "return", address: `${group.name}[${victim.name}]`, ...at, uuid: victim.uuid, reason: "scale_in", detail: `${why}: back to the warm pool${stop ? ", stopped" : ""}`, stop });
+    } else planDelete(w, at, victim.uuid, "scale_in", why, { gone: false, domain: domainOf(w, victim), instance: victim, group });
   };
   for (const victim of named.slice(0, count)) take(victim, `${detail}: named by ${decision.source ?? "its decision"}`);
   for (let k = named.length; k < count; k++) {
@@ -476,7 +658,7 @@ function scaleIn(w: Work, group: GroupConfig, present: Instance[], healthy: Inst
     );
     const victim = pool.shift();
     if (!victim) {
-      const why = keep.size > 0 ? "the rest are kept or on hosts that were not checked" : "the rest are on hosts that were not checked";
+      const why = keep.size > 0 ? "the rest are kept, protected or on hosts that were not checked" : "the rest are on hosts that were not checked";
       w.warnings.push(`group ${group.name}: ${plural(count - k, "more instance")} should go, but ${why}`);
       return removed;
     }
@@ -536,6 +718,17 @@ function scaleOut(w: Work, request: ScaleOut): void {
   });
 }
 
+/**
+ * Refills a group's warm pool with the room that is left: a pool that cannot be filled is a warning, not a shortfall
+ * (the group itself has what it needs).
+ */
+function fillPool(w: Work, request: PoolFill): void {
+  const { group, instances, present, count, size } = request;
+  const { placed, shortReason } = place(w, group, count, instances, present);
+  if (placed.length < count) w.warnings.push(`group ${group.name}: the warm pool stays ${plural(count - placed.length, "VM")} short of ${size}: ${shortReason ?? "no room"}`);
+  for (const p of placed) w.changes.push(createChange(w, group, p, "pool_fill", `fills the warm pool (${size}, ${group.warmPool?.state ?? "stopped"})`, { pool: true }));
+}
+
 /** Where a new VM goes, what it takes there, its static address, and the deletes it must wait for. */
 interface Placed {
   host: string;
@@ -556,7 +749,9 @@ function place(w: Work, group: GroupConfig, count: number, instances: Instance[]
   w.placements.set(group.name, round + 1);
   const rng = seededRng(`${w.input.seed ?? w.lineage}:${group.name}${round > 0 ? `:${round}` : ""}`);
   const groupCountByHost = countByHost(present);
-  for (const c of w.changes) if (c.action === "create" && c.group === group.name) groupCountByHost.set(c.host, (groupCountByHost.get(c.host) ?? 0) + 1);
+  for (const c of w.changes) {
+    if (c.group === group.name && ((c.action === "create" && !c.pool) || c.action === "take")) groupCountByHost.set(c.host, (groupCountByHost.get(c.host) ?? 0) + 1);
+  }
   const used = new Map(w.used);
 
   const placed: Placed[] = [];
@@ -613,7 +808,7 @@ function place(w: Work, group: GroupConfig, count: number, instances: Instance[]
 }
 
 /** The create of one placed VM, stamped with the fingerprint of the template it is made from. */
-function createChange(w: Work, group: GroupConfig, p: Placed, reason: ActionReason, detail: string, extra: { waits?: string[]; replaces?: string } = {}): Create {
+function createChange(w: Work, group: GroupConfig, p: Placed, reason: ActionReason, detail: string, extra: { waits?: string[]; replaces?: string; pool?: boolean } = {}): Create {
   const obs = w.observations.get(p.host);
   const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
   if (!fit?.ok) throw new Error(`placement chose host ${p.host}, where group ${group.name} does not fit`);
@@ -651,10 +846,18 @@ function createChange(w: Work, group: GroupConfig, p: Placed, reason: ActionReas
     template: templateFingerprint(group, fit.settings),
     ...(p.address !== undefined ? { address_v4: p.address } : {}),
     ...(group.readiness.checkIn
-      ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds, ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}) } }
+      ? {
+          ready: {
+            timeoutSeconds: group.readiness.timeoutSeconds,
+            ...(group.readiness.heartbeatSeconds > 0 ? { heartbeatSeconds: group.readiness.heartbeatSeconds } : {}),
+            // Every VM of a group with a warm pool may one day wait stopped in it (reuseOnScaleIn), and must say when it is up again.
+            ...(group.warmPool ? { bootBeacon: true } : {}),
+          },
+        }
       : {}),
     ...(after.length > 0 ? { waits_for: after } : {}),
     ...(extra.replaces ? { replaces: extra.replaces } : {}),
+    ...(extra.pool ? { pool: { state: group.warmPool?.state ?? "stopped" } } : {}),
   };
 }
 

@@ -49,19 +49,21 @@ describe("serializePlan and parsePlan", () => {
   });
 
   it("refuse a plan of a newer major format", () => {
-    const data = { ...JSON.parse(serializePlan(plan)), format_version: "3.3" };
-    rejected(() => parsePlan(JSON.stringify(data)), "plan format 3.x is newer than this premiscale reads (2.x): upgrade premiscale", "plan_format_newer");
+    const data = { ...JSON.parse(serializePlan(plan)), format_version: "4.3" };
+    rejected(() => parsePlan(JSON.stringify(data)), "plan format 4.x is newer than this premiscale reads (3.x): upgrade premiscale", "plan_format_newer");
   });
 
-  it("refuse a plan of format 1, saying to plan again", () => {
+  it("refuse a plan of formats 1 and 2, saying to plan again", () => {
+    const older = { ...plan, format_version: "2.0" } as unknown as Plan;
+    rejected(() => parsePlan(serializePlan(older)), /plan format 2\.x was written by an older premiscale .*run premiscale plan again/, "plan_format_older");
     const old = { ...plan, format_version: "1.1" } as unknown as Plan;
     rejected(() => parsePlan(serializePlan(old)), /plan format 1\.x was written by an older premiscale .*run premiscale plan again/, "plan_format_older");
   });
 
   it("read a plan of a newer minor format with unknown fields", () => {
     const { checksum: _checksum, ...body } = JSON.parse(serializePlan(plan));
-    const newer = serializePlan({ ...body, format_version: "2.7", extra: { x: 1 } } as unknown as Plan);
-    expect(parsePlan(newer)).toMatchObject({ format_version: "2.7", extra: { x: 1 } });
+    const newer = serializePlan({ ...body, format_version: "3.7", extra: { x: 1 } } as unknown as Plan);
+    expect(parsePlan(newer)).toMatchObject({ format_version: "3.7", extra: { x: 1 } });
   });
 });
 

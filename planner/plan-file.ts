@@ -48,7 +48,7 @@ export function parsePlan(text: string): Plan {
     );
   if (Number(major) < READ_MAJOR)
     throw new PlanRejectedError(
-      `plan format ${major}.x was written by an older premiscale (this one reads ${READ_MAJOR}.x: VM specs are now carried per provider kind): ${AGAIN}`,
+      `plan format ${major}.x was written by an older premiscale (this one reads ${READ_MAJOR}.x, which has warm pool moves and refresh-only plans): ${AGAIN}`,
       "plan_format_older",
       AGAIN,
     );

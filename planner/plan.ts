@@ -4,10 +4,11 @@
  */
 import type { Decision } from "../policies/decision.js";
 import type { VmSpec } from "../providers/provider.js";
+import type { Instance } from "../state/types.js";
 import type { TemplateFingerprint } from "./template-fingerprint.js";
 
 /** Major.minor of the plan JSON this release writes. */
-export const PLAN_FORMAT_VERSION = "2.0";
+export const PLAN_FORMAT_VERSION = "3.0";
 
 /** Why a change is in the plan (machine-readable). */
 export type ActionReason =
@@ -21,7 +22,9 @@ export type ActionReason =
   | "replace_unhealthy" // no heartbeat for longer than the group allows: remove it and make a new one
   | "replace_drift" // made from a template that has changed since: a roll-out replaces it (create first, then delete)
   | "replace_lifetime" // older than the group's maxInstanceLifetime: replaced the same way
-  | "replace_requested"; // named by `apply -replace`: replaced the same way, protected or not
+  | "replace_requested" // named by `apply -replace`: replaced the same way, protected or not
+  | "pool_fill" // a VM made for the group's warm pool (booted once, checked in, then stopped or left running)
+  | "pool_trim"; // a warm pool VM the pool no longer needs (or that could not be started and waited for)
 
 /** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
 export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };
@@ -52,8 +55,16 @@ export type Change =
       vm: PlannedVm;
       /** Static address assigned from the group's pool. */
       address_v4?: string;
-      /** Apply waits this long for the VM to check in; absent when the group does not wait (ready once started). */
-      ready?: { timeoutSeconds: number; heartbeatSeconds?: number };
+      /**
+       * Apply waits this long for the VM to check in; absent when the group does not wait (ready once started).
+       * `bootBeacon`: its user-data also posts a beacon on every boot (warm pools: a VM started again says it is up).
+       */
+      ready?: { timeoutSeconds: number; heartbeatSeconds?: number; bootBeacon?: boolean };
+      /**
+       * A VM for the group's warm pool, not a member: made and readied like any, then stopped when the pool's state is
+       * `stopped`; recorded in state as a pool VM. Absent: a member.
+       */
+      pool?: { state: "stopped" | "running" };
       /** What it is made from (recorded in state, so a later template change shows as drift). */
       template?: TemplateFingerprint;
       /** The instance (address) this VM replaces in a roll-out; that one is deleted once this one is ready. */
@@ -63,7 +74,41 @@ export type Change =
       action: "delete";
       /** True when the domain no longer exists: only leftovers and the state entry are removed. */
       gone: boolean;
+      /** A warm pool's VM: it never joined the group, so the group's lifecycle hooks do not run for it. */
+      pool?: true;
+    })
+  | (ChangeBase & {
+      /** A warm pool VM joins the group: started if it is not running (and waited for), then the launching hooks run. */
+      action: "take";
+      /** Its domain is not running: start it. */
+      start: boolean;
+      /** After starting it, apply waits this long for its boot beacon; absent: ready once started. */
+      ready?: { timeoutSeconds: number };
+    })
+  | (ChangeBase & {
+      /** A member goes back to the warm pool instead of being destroyed (reuseOnScaleIn): terminating hooks, then stopped. */
+      action: "return";
+      /** The pool keeps its VMs stopped: shut it down. */
+      stop: boolean;
     });
+
+/** A change to state alone that `apply --refresh-only` records: what is on the hosts, accepted as it is. */
+export interface RefreshUpdate {
+  /**
+   * `forget`: the VM no longer exists (its state entry goes); `mark_stopped`: it was stopped outside premiscale (state
+   * records that, and plans leave it alone); `mark_running`: it runs again; `adopt`: a VM of this state's lineage that
+   * state did not record (left by an interrupted apply) becomes an instance.
+   */
+  action: "forget" | "mark_stopped" | "mark_running" | "adopt";
+  /** `group[name]`. */
+  address: string;
+  group: string;
+  name: string;
+  host: string;
+  detail: string;
+  /** The instance as state records it afterwards (absent for `forget`). */
+  instance?: Instance;
+}
 
 /** Objects changed outside premiscale, shown before the plan. */
 export interface Drift {
@@ -115,6 +160,20 @@ export interface GroupPlan {
     /** The checkpoint (percent) this plan reaches, when the group has checkpoints. */
     checkpoint?: number;
   };
+  /** The group's warm pool, when it has one (or still has pool VMs). */
+  pool?: {
+    /** What pool VMs do while they wait. */
+    state: "stopped" | "running";
+    /** Pool VMs the pool should hold (after this plan's takes). */
+    size: number;
+    /** Pool VMs there are before this plan, usable or not: by name. */
+    vms: string[];
+    /** Taken into the group, made, returned and removed by this plan. */
+    take: number;
+    fill: number;
+    return: number;
+    trim: number;
+  };
 }
 
 /** The plan. */
@@ -142,5 +201,13 @@ export interface Plan {
   shortfalls: Shortfall[];
   groups: GroupPlan[];
   changes: Change[];
+  /** Creates (pool VMs included), takes and returns, deletes. */
   summary: { add: number; change: number; destroy: number };
+  /**
+   * `refresh-only` (`plan --refresh-only`): no change to any VM; applying it records `refresh` in state. Absent: a
+   * normal plan.
+   */
+  mode?: "refresh-only";
+  /** What a refresh-only plan records in state. */
+  refresh?: RefreshUpdate[];
 }

@@ -33,6 +33,8 @@ describe("renderPlanMarkdown", () => {
         "",
         "- `web[web-2]` on host `local`: is stopped",
         "",
+        "To accept it into state, changing no VM: premiscale apply --refresh-only",
+        "",
         "| group | now | desired | why |",
         "| --- | ---: | ---: | --- |",
         "| `web` | 1 | 3 | desired: 3 in config |",

@@ -1,5 +1,5 @@
 import type { Change, Plan } from "./plan.js";
-import { describeShortfall, shortfallLine, summaryLine, waitsFor } from "./render-text.js";
+import { describeShortfall, poolLine, poolMove, refreshHint, shortfallLine, summaryLine, waitsFor } from "./render-text.js";
 
 /** Options of `renderPlanMarkdown`. */
 export interface MarkdownOptions {
@@ -51,6 +51,13 @@ export function renderPlanMarkdown(plan: Plan, opts: MarkdownOptions = {}): stri
     out.push("**Objects changed outside premiscale:**", "");
     for (const d of plan.drift) out.push(`- ${code(`${d.group}[${d.name}]`)} on host ${code(d.host)}: ${escapeInline(d.detail)}`);
     out.push("");
+    const hint = refreshHint(plan);
+    if (hint) out.push(escapeInline(hint), "");
+  }
+  if (plan.mode === "refresh-only" && (plan.refresh ?? []).length > 0) {
+    out.push("**Refresh-only: recorded in state, no VM is changed:**", "");
+    for (const u of plan.refresh ?? []) out.push(`- ${code(u.address)} on host ${code(u.host)}: ${u.action.replace("_", " ")} (${escapeInline(u.detail)})`);
+    out.push("");
   }
 
   const changedGroups = plan.groups.filter(
@@ -58,7 +65,7 @@ export function renderPlanMarkdown(plan: Plan, opts: MarkdownOptions = {}): stri
   );
   if (changedGroups.length > 0) {
     out.push("| group | now | desired | why |", "| --- | ---: | ---: | --- |");
-    for (const g of changedGroups) out.push(`| ${code(g.name)} | ${g.current} | ${g.desired} | ${escapeCell(g.reason)} |`);
+    for (const g of changedGroups) out.push(`| ${code(g.name)} | ${g.current} | ${g.desired} | ${escapeCell(g.reason)}${g.pool ? `; warm pool ${escapeCell(poolLine(plan, g))}` : ""} |`);
     const unchanged = plan.groups.length - changedGroups.length;
     if (unchanged > 0) out.push("", `${unchanged} other group${unchanged === 1 ? "" : "s"} unchanged.`);
     out.push("");
@@ -106,11 +113,12 @@ function diffLines(plan: Plan): string[] {
 
 function changeLine(c: Change): string {
   const why = `   # ${c.reason.replaceAll("_", " ")}: ${c.detail}${waitsFor(c)}`;
+  if (c.action === "take" || c.action === "return") return `! ${c.address} on host ${c.host}: ${poolMove(c)}${why}`;
   if (c.action === "create") {
     const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
-    return `+ ${c.address} on host ${c.host} (${size})${why}`;
+    return `+ ${c.address} on host ${c.host} (${size})${c.pool ? " into the warm pool" : ""}${why}`;
   }
-  return `- ${c.address} on host ${c.host}${c.gone ? " (already gone: forget it)" : ""}${why}`;
+  return `- ${c.address} on host ${c.host}${c.pool ? " (warm pool)" : ""}${c.gone ? " (already gone: forget it)" : ""}${why}`;
 }
 
 /** A code fence longer than any backtick run inside, so no text can close it early. */

@@ -17,6 +17,8 @@ describe("renderPlanText", () => {
         "  ~ web[web-2] on host local: is stopped",
         "  ~ web[web-3] on host local: no longer exists on the host",
         "",
+        "To accept them into state, changing no VM: premiscale apply --refresh-only",
+        "",
         "premiscale will perform the following actions:",
         "",
         "  # group web: 1 → 3 (desired: 3 in config)",

@@ -1,4 +1,4 @@
-import type { Change, Plan, Shortfall } from "./plan.js";
+import type { Change, GroupPlan, Plan, RefreshUpdate, Shortfall } from "./plan.js";
 
 const ansi = { green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", bold: "\x1b[1m", reset: "\x1b[0m" } as const;
 
@@ -7,6 +7,11 @@ const ansi = { green: "\x1b[32m", red: "\x1b[31m", yellow: "\x1b[33m", bold: "\x
  * `No changes. Your infrastructure matches the configuration.` when there is nothing to do and no error.
  */
 export function summaryLine(plan: Plan): string {
+  if (plan.mode === "refresh-only") {
+    const n = plan.refresh?.length ?? 0;
+    if (n === 0 && plan.errors.length === 0) return "No changes. Your infrastructure still matches the configuration.";
+    return `Refresh-only: ${n} update${n === 1 ? "" : "s"} to record in state; no VM is changed.`;
+  }
   if (plan.changes.length === 0 && plan.errors.length === 0 && plan.shortfalls.length === 0)
     return "No changes. Your infrastructure matches the configuration.";
   const { add, change, destroy } = plan.summary;
@@ -35,6 +40,27 @@ export function renderPlanText(plan: Plan, opts: { color?: boolean } = {}): stri
     out.push(paint("bold", "Note: Objects have changed outside of premiscale"), "");
     for (const d of plan.drift) out.push(`  ${paint("yellow", "~")} ${d.group}[${d.name}] on host ${d.host}: ${d.detail}`);
     out.push("");
+    const hint = refreshHint(plan);
+    if (hint) out.push(hint, "");
+  }
+  if (plan.mode === "refresh-only") {
+    const updates = plan.refresh ?? [];
+    if (updates.length > 0) {
+      out.push("premiscale will record these in state, as the hosts have them:", "");
+      for (const u of updates) out.push(`  ${paint("yellow", "~")} ${u.address} on host ${u.host}: ${REFRESH_WORDS[u.action]} (${u.detail})`);
+      out.push(
+        "",
+        "This is a refresh-only plan, so premiscale will not create, start, stop or destroy any VM to undo these.",
+        "If you were expecting these changes, apply this plan to record them in state without changing any VM.",
+        "",
+      );
+    }
+    for (const warning of plan.warnings) out.push(`${paint("yellow", "Warning:")} ${warning}`);
+    if (plan.warnings.length > 0) out.push("");
+    for (const e of plan.errors) out.push(`${paint("red", "Error:")} group "${e.group}": ${e.message}`);
+    if (plan.errors.length > 0) out.push("");
+    out.push(paint("bold", summaryLine(plan)));
+    return out.join("\n") + "\n";
   }
   for (const warning of plan.warnings) out.push(`${paint("yellow", "Warning:")} ${warning}`);
   if (plan.warnings.length > 0) out.push("");
@@ -44,7 +70,7 @@ export function renderPlanText(plan: Plan, opts: { color?: boolean } = {}): stri
     for (const g of plan.groups) {
       const changes = plan.changes.filter((c) => c.group === g.name);
       if (changes.length === 0) continue;
-      out.push(`  # group ${g.name}: ${g.current} → ${g.desired} (${g.reason})`);
+      out.push(`  # group ${g.name}: ${g.current} → ${g.desired} (${g.reason})${g.pool ? `; warm pool ${poolLine(plan, g)}` : ""}`);
       for (const c of changes) out.push(changeLine(c, paint));
       out.push("");
     }
@@ -55,6 +81,13 @@ export function renderPlanText(plan: Plan, opts: { color?: boolean } = {}): stri
   if (kept.length > 0) {
     out.push("Scaling policies kept these groups at their size:", "");
     for (const g of kept) out.push(`  # group ${g.name}: ${g.current} (${g.reason})`);
+    out.push("");
+  }
+
+  const pools = plan.groups.filter((g) => g.pool && !plan.changes.some((c) => c.group === g.name));
+  if (pools.length > 0) {
+    out.push("Warm pools:", "");
+    for (const g of pools) out.push(`  # group ${g.name}: ${poolLine(plan, g)}`);
     out.push("");
   }
 
@@ -75,13 +108,46 @@ export function renderPlanText(plan: Plan, opts: { color?: boolean } = {}): stri
 
 function changeLine(c: Change, paint: (color: keyof typeof ansi, text: string) => string): string {
   const why = `   # ${c.reason.replace("_", " ")}${waitsFor(c)}`;
+  if (c.action === "take") return `  ${paint("yellow", "~")} ${c.address} on host ${c.host}: ${poolMove(c)}${why}`;
+  if (c.action === "return") return `  ${paint("yellow", "~")} ${c.address} on host ${c.host}: ${poolMove(c)}${why}`;
   if (c.action === "create") {
     const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
     // A roll-out's replacement is Terraform's create-before-destroy `+/-`.
     if (c.replaces) return `${paint("yellow", "+/-")} ${c.address} on host ${c.host} (${size}) replaces ${c.replaces}${why}`;
-    return `  ${paint("green", "+")} ${c.address} on host ${c.host} (${size})${why}`;
+    return `  ${paint("green", "+")} ${c.address} on host ${c.host} (${size})${c.pool ? ` into the warm pool${c.pool.state === "stopped" ? ", stopped once ready" : ""}` : ""}${why}`;
   }
-  return `  ${paint("red", "-")} ${c.address} on host ${c.host}${c.gone ? " (already gone: forget it)" : ""}${why}`;
+  return `  ${paint("red", "-")} ${c.address} on host ${c.host}${c.pool ? " (warm pool)" : ""}${c.gone ? " (already gone: forget it)" : ""}${why}`;
+}
+
+/** What a take or a return does, in words: "take from the warm pool and start it". */
+export function poolMove(c: Extract<Change, { action: "take" | "return" }>): string {
+  return c.action === "take" ? `take from the warm pool${c.start ? " and start it" : ""}` : `return to the warm pool${c.stop ? " and stop it" : ""}`;
+}
+
+/** A group's warm pool before and after the plan: "2 → 1 waiting of 2 (stopped)". */
+export function poolLine(plan: Plan, g: GroupPlan): string {
+  const p = g.pool!;
+  const fills = plan.changes.filter((c) => c.group === g.name && c.action === "create" && c.pool).length;
+  const after = p.vms.length - p.take - p.trim + p.return + fills;
+  return `${p.vms.length === after ? `${after}` : `${p.vms.length} → ${after}`} waiting of ${p.size} (${p.state})`;
+}
+
+const REFRESH_WORDS: Record<RefreshUpdate["action"], string> = {
+  forget: "forget it",
+  mark_stopped: "record it as stopped",
+  mark_running: "record it as running again",
+  adopt: "adopt it",
+};
+
+/**
+ * The note under drift when `apply --refresh-only` could accept it (VMs gone, stopped or left by an interrupted apply),
+ * or null when none of the drift is of that kind.
+ */
+export function refreshHint(plan: Plan): string | null {
+  if (plan.mode === "refresh-only") return null;
+  const n = plan.drift.filter((d) => d.kind === "missing" || d.kind === "stopped" || d.kind === "not_in_state").length;
+  if (n === 0) return null;
+  return `To accept ${n === 1 ? "it" : "them"} into state, changing no VM: premiscale apply --refresh-only`;
 }
 
 /** ", waits for web[web-2], db[db-1]" for a change that must wait for others of the same plan, else "". */

@@ -110,6 +110,18 @@ describe("template drift", () => {
     expect(plan(w, { replace: [`web[${a}]`] }).changes.filter((c) => c.action === "delete").map((c) => c.name).sort()).toEqual([a, b].sort());
   });
 
+  it("never chooses a protected VM for scale-in, also when a decision names it, and says why the group stays larger", () => {
+    const w = rolled(3, { desired: 1 }, { tweak: (s) => s.groups[0]!.instances.forEach((i, k) => k < 2 && (i.protected = true)) });
+    const [a, b, c] = w.names as [string, string, string];
+    const p = plan(w);
+    expect(p.changes.map((x) => [x.action, x.name])).toEqual([["delete", c]]);
+    expect(p.warnings).toContain("group web: 1 more instance should go, but the rest are kept, protected or on hosts that were not checked");
+    const named = plan(w, { decide: () => ({ group: "web", desired: 2, code: "test", reason: "test", source: "test", remove: [a] }) });
+    expect(named.changes.map((x) => [x.action, x.name])).toEqual([["delete", c]]);
+    expect(named.warnings).toContain(`group web: ${a} is named for removal by test, but it is protected from scale-in (premiscale unprotect, or apply --replace): it is kept`);
+    expect(plan(w, { replace: [`web[${b}]`] }).changes.filter((x) => x.action === "delete").map((x) => x.name)).toContain(b);
+  });
+
   it("replaces VMs older than maxInstanceLifetimeSeconds the same way", () => {
     const w = rolled(2, { maxInstanceLifetimeSeconds: 3600 }, { tweak: (s) => (s.groups[0]!.instances[1]!.created = new Date(TEST_NOW.getTime() - 7200_000).toISOString()) });
     const p = plan(w);

@@ -205,7 +205,8 @@ export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanI
 
 /**
  * What the world looks like after a perfect apply of `plan`: created VMs run and are in state (and use host
- * capacity), deleted ones are gone from hosts and state. Serial goes up by one.
+ * capacity; a stopped warm pool's new VMs are shut off), deleted ones are gone from hosts and state, VMs taken from a
+ * warm pool run as members and returned ones wait in it. Serial goes up by one.
  */
 export function simulateApply(plan: Plan, state: State | null, observations: HostObservation[]): { state: State; observations: HostObservation[] } {
   const deleted = new Set(plan.changes.filter((c) => c.action === "delete").map((c) => c.name));
@@ -237,15 +238,39 @@ export function simulateApply(plan: Plan, state: State | null, observations: Hos
         memoryMiB: c.vm.memoryMiB,
         ...(c.address_v4 ? { address: c.address_v4 } : {}),
         ...(c.template ? { template: c.template } : {}),
+        ...(c.ready?.bootBeacon ? { bootBeacon: true } : {}),
+        ...(c.pool ? { pool: "warm" as const } : {}),
       },
     ]);
     const obs = next.find((o) => o.host === c.host);
     if (obs?.status !== "ok") throw new Error(`plan creates on host ${c.host}, which is not reachable`);
-    obs.vms.push({ name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: c.vm.createdAt, state: "running" });
-    obs.capacity.freeMemoryMiB -= c.vm.memoryMiB;
-    obs.capacity.allocatedVcpus += c.vm.vcpus;
+    const stopped = c.pool?.state === "stopped";
+    obs.vms.push({ name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: c.vm.createdAt, state: stopped ? "stopped" : "running" });
+    if (!stopped) {
+      obs.capacity.freeMemoryMiB -= c.vm.memoryMiB;
+      obs.capacity.allocatedVcpus += c.vm.vcpus;
+    }
     const fit = obs.fits[c.group];
     for (const [k, amount] of Object.entries(fit?.ok ? fit.demand : {})) if (obs.capacity.resources[k]) obs.capacity.resources[k]!.available -= amount;
+  }
+  for (const c of plan.changes) {
+    if (c.action !== "take" && c.action !== "return") continue;
+    const list = byGroup.get(c.group) ?? [];
+    const i = list.findIndex((x) => x.name === c.name);
+    if (i < 0) throw new Error(`plan moves ${c.address}, which is not in state`);
+    const { pool: _pool, ...member } = list[i]!;
+    list[i] = c.action === "take" ? member : { ...member, pool: "warm" };
+    const obs = next.find((o) => o.host === c.host);
+    if (obs?.status !== "ok") throw new Error(`plan moves a VM on host ${c.host}, which is not reachable`);
+    const d = obs.vms.find((v) => v.name === c.name);
+    const power = c.action === "take" ? "running" : c.stop ? "stopped" : d?.state;
+    if (d && power && power !== d.state) {
+      // Starting a VM takes its memory and vCPUs from the host; stopping one gives them back.
+      const sign = power === "running" ? -1 : 1;
+      obs.capacity.freeMemoryMiB += sign * (member.memoryMiB ?? 0);
+      obs.capacity.allocatedVcpus -= sign * (member.vcpus ?? 0);
+      obs.vms[obs.vms.indexOf(d)] = { ...d, state: power };
+    }
   }
   const groups = Object.fromEntries(byGroup);
   return { state: makeState(groups, { lineage: plan.lineage, serial: (state?.serial ?? 0) + 1 }), observations: next };

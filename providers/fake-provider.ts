@@ -33,7 +33,7 @@ export class FakeProvider implements Provider {
   private vms = new Map<string, FakeVm>();
   inFlight = 0;
   maxInFlight = 0;
-  /** The changes asked of it, in order: `create NAME`, `destroy NAME`. */
+  /** The changes asked of it, in order: `create NAME`, `destroy NAME`, `start NAME`, `stop NAME`. */
   readonly calls: string[] = [];
   /** How many times it was observed. */
   observes = 0;
@@ -41,6 +41,8 @@ export class FakeProvider implements Provider {
   failCreate = new Set<string>();
   /** Names whose destroy fails. */
   failDestroy = new Set<string>();
+  /** Names whose start fails. */
+  failStart = new Set<string>();
   /** Every call hangs until its timeout. */
   hang = false;
   /** Time each call takes, ms (0: a turn of the event loop). */
@@ -182,6 +184,39 @@ export class FakeProvider implements Provider {
       await this.step();
       if (this.failDestroy.has(vm.name)) throw new ProviderError(this.host, `destroy of ${vm.name} failed`);
       this.vms.delete(vm.name);
+    });
+  }
+
+  /** The VM of ours asked for, or why not (no VM of that name, or not this instance). */
+  private owned(vm: { name: string; uuid: string }): FakeVm {
+    const v = this.vms.get(vm.name);
+    if (!v) throw new ProviderError(this.host, `no VM named ${vm.name}`, "run premiscale plan again", { code: "not_found" });
+    if (v.foreign || v.vm.uuid !== vm.uuid) {
+      throw new ProviderError(this.host, `VM ${vm.name} is not the one premiscale created; it was left alone`, "remove it from state by hand", { code: "not_owned" });
+    }
+    return v;
+  }
+
+  async startVm(vm: { name: string; uuid: string }, options: CallOptions = {}): Promise<void> {
+    this.calls.push(`start ${vm.name}`);
+    await this.busy(`start ${vm.name}`, async () => {
+      const v = this.owned(vm);
+      if (v.vm.state === "running") return;
+      options.onStep?.("start");
+      await this.step();
+      if (this.failStart.has(vm.name)) throw new ProviderError(this.host, `start of ${vm.name} failed`);
+      v.vm = { ...v.vm, state: "running" };
+    });
+  }
+
+  async stopVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
+    this.calls.push(`stop ${vm.name}`);
+    await this.busy(`stop ${vm.name}`, async () => {
+      const v = this.owned(vm);
+      if (v.vm.state === "stopped") return;
+      options.onStep?.("stop");
+      await this.step();
+      v.vm = { ...v.vm, state: "stopped" };
     });
   }
 

@@ -252,6 +252,67 @@ export function describeProviderContract(name: string, makeHarness: () => Promis
       });
     });
 
+    describe("startVm and stopVm", () => {
+      const stop = (p: Provider, vm: { name: string; uuid: string }, onStep?: (s: ProviderStep) => void) =>
+        p.stopVm({ name: vm.name, uuid: vm.uuid }, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS, ...(onStep ? { onStep } : {}) });
+
+      it("stops a VM it created and keeps everything it owns, then starts it again, each reporting its one step", async () => {
+        const spec = await newSpec(open());
+        await open().createVm(spec);
+        const steps: ProviderStep[] = [];
+        await stop(open(), spec, (s) => steps.push(s));
+        expect(steps).toEqual(["stop"]);
+        expect((await listed(open(), spec)).map((v) => v.state)).toEqual(["stopped"]);
+        const kept = await harness().remains(spec.name);
+        expect(kept).not.toEqual([]);
+        steps.length = 0;
+        await open().startVm({ name: spec.name, uuid: spec.uuid }, { onStep: (s) => steps.push(s) });
+        expect(steps).toEqual(["start"]);
+        expect((await listed(open(), spec)).map((v) => v.state)).toEqual(["running"]);
+        await destroy(open(), spec);
+        expect(await harness().remains(spec.name)).toEqual([]);
+      });
+
+      it("starting a running VM and stopping a stopped one change nothing, and a stopped VM is destroyed like any other", async () => {
+        const spec = await newSpec(open());
+        await open().createVm(spec);
+        const steps: ProviderStep[] = [];
+        await open().startVm({ name: spec.name, uuid: spec.uuid }, { onStep: (s) => steps.push(s) });
+        expect(steps).toEqual([]);
+        expect((await listed(open(), spec)).map((v) => v.state)).toEqual(["running"]);
+        await stop(open(), spec);
+        await stop(open(), spec, (s) => steps.push(s));
+        expect(steps).toEqual([]);
+        expect((await listed(open(), spec)).map((v) => v.state)).toEqual(["stopped"]);
+        await destroy(open(), spec);
+        expect(await harness().remains(spec.name)).toEqual([]);
+      });
+
+      it("refuses to start or stop a VM premiscale did not make, or one of ours asked with another uuid, and leaves them as they were", async () => {
+        const name = foreignName();
+        const uuid = randomUUID();
+        await harness().plantForeign(name, uuid);
+        const before = await harness().remains(name);
+        const p = open();
+        await expect(stop(p, { name, uuid })).rejects.toMatchObject({ code: "not_owned", message: expect.stringContaining(p.host) });
+        await expect(p.startVm({ name, uuid })).rejects.toMatchObject({ code: "not_owned" });
+        expect(await harness().remains(name)).toEqual(before);
+        const spec = await newSpec(open());
+        await open().createVm(spec);
+        await expect(stop(p, { name: spec.name, uuid: randomUUID() })).rejects.toMatchObject({ code: "not_owned" });
+        expect((await listed(open(), spec)).map((v) => v.state)).toEqual(["running"]);
+        await destroy(open(), spec);
+      });
+
+      it("refuses to start or stop a VM that does not exist, naming the host", async () => {
+        const p = open();
+        const ghost = harness().vmSpec({});
+        await expect(p.startVm({ name: ghost.name, uuid: ghost.uuid })).rejects.toMatchObject({ code: "not_found", message: expect.stringContaining(p.host) });
+        await expect(stop(p, ghost)).rejects.toMatchObject({ code: "not_found" });
+        expect(await harness().remains(ghost.name)).toEqual([]);
+      });
+    });
+
     describe("a create that dies half-way", () => {
       for (const step of CREATE_STEPS) {
         for (const then of ["destroy", "create"] as const) {
@@ -362,6 +423,16 @@ export function describeProviderContract(name: string, makeHarness: () => Promis
         const { ms, result } = await timed(() => destroy(p, { name: foreignName(), uuid: randomUUID() }));
         expectGaveUpInTime(ms);
         expectRejectedNamingHost(p, result);
+      });
+
+      it("startVm and stopVm reject, naming the host, once their call timeout has passed", async () => {
+        const p = openHung();
+        const vm = { name: foreignName(), uuid: randomUUID() };
+        for (const call of [() => p.startVm(vm), () => p.stopVm(vm, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS })]) {
+          const { ms, result } = await timed(call);
+          expectGaveUpInTime(ms);
+          expectRejectedNamingHost(p, result);
+        }
       });
 
       it("counters rejects, naming the host, once its call timeout has passed", async () => {

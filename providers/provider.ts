@@ -189,6 +189,18 @@ export interface Provider {
    */
   destroyVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void>;
   /**
+   * Starts a VM of ours that is stopped (a warm pool's VM taken into its group); one that already runs is left
+   * running, a paused one is resumed. Rejects, touching nothing, when the host has no VM of that name (code
+   * `not_found`) or when that VM does not carry premiscale's marker for the same UUID (code `not_owned`).
+   */
+  startVm(vm: { name: string; uuid: string }, options?: CallOptions): Promise<void>;
+  /**
+   * Stops a VM of ours and keeps everything it owns (disks, seed, definition), so `startVm` boots it again: ACPI
+   * shutdown first, forced off after `shutdownTimeoutMs`. A VM already stopped is left so. Rejects, touching nothing,
+   * when the host has no VM of that name (`not_found`) or when it is not this instance (`not_owned`).
+   */
+  stopVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void>;
+  /**
    * Counters of the named VMs, in one call to the host. VMs that do not exist (any more) are left out; the call as a
    * whole rejects only when the host does not answer.
    */

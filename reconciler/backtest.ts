@@ -14,7 +14,7 @@ import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
 import { compare, renderMarkdown, type Trace, type TraceRow } from "../policies/simulate/index.js";
 import { METRIC_NAMES, type MetricName, type ScalingSpec } from "../config/scaling.js";
 import { GitStateStore } from "../state/git-state-store.js";
-import type { State } from "../state/types.js";
+import { membersOf, type State } from "../state/types.js";
 import { git } from "../state/git.js";
 import { policyMetrics } from "../pipeline/make-plan.js";
 
@@ -125,7 +125,7 @@ export async function backtestScalingChanges(o: BacktestOptions): Promise<string
   const hours = `${Math.round((windowSeconds / 3600) * 10) / 10} h`;
   const out: string[] = [];
   for (const { group, before } of changes) {
-    const members = (o.state?.groups.find((g) => g.name === group.name)?.instances ?? []).map((i) => i.name);
+    const members = membersOf(o.state?.groups.find((g) => g.name === group.name)).map((i) => i.name);
     const note = (why: string) => out.push(`Group \`${group.name}\`: no backtest: ${why}.`, "");
     if (members.length === 0) {
       note("it has no members, so there are no recent metrics");

@@ -7,7 +7,7 @@ import type { VmSpec } from "../providers/provider.js";
 import { createCheckInServer, type ServerLogLine } from "./check-in-server.js";
 import { CheckInLedger, loadServerSecret } from "./check-in-ledger.js";
 import { hmacTokenVerifier } from "./instance-token.js";
-import { startReadiness, withPhoneHome, type ReadinessService } from "./readiness.js";
+import { BOOT_BEACON_PATH, startReadiness, withPhoneHome, type ReadinessService } from "./readiness.js";
 
 const UUID = "6f1c1a52-3b7e-4c1e-9a47-0d5f1f5d2a10";
 const spec = (userData: string): VmSpec => ({
@@ -167,6 +167,30 @@ describe("startReadiness", () => {
     services.splice(services.indexOf(r), 1);
     await r.close();
     expect(await ledger.lastSeen(UUID)).toMatch(/^\d{4}-/);
+  });
+
+  it("adds a boot beacon run on every boot, and a wait since a time resolves only on a sign of life after it", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: base }, runtimeDir: dir, logger });
+    services.push(r);
+    const userData = r.prepare(spec("#cloud-config\nwrite_files:\n  - path: /etc/motd\n    content: hi\n"), 0, { bootBeacon: true }).userData;
+    const doc = parse(userData) as { write_files: { path: string; permissions?: string; content: string }[]; premiscale: { boot_beacon_url: string } };
+    expect(doc.write_files[0]).toEqual({ path: "/etc/motd", content: "hi" });
+    expect(doc.write_files[1]).toMatchObject({ path: BOOT_BEACON_PATH, permissions: "0755" });
+    expect(doc.write_files[1]!.content).toContain(`url='${doc.premiscale.boot_beacon_url}'`);
+    expect(doc.write_files[1]!.content).toMatch(/^#!\/bin\/sh\n/);
+    expect(doc.premiscale.boot_beacon_url).toMatch(new RegExp(`^${base}/heartbeat/${UUID}/`));
+    // An old sign of life does not count for a VM started after it.
+    expect((await fetch(doc.premiscale.boot_beacon_url, { method: "POST", body: "boot=1" })).status).toBe(200);
+    await new Promise((res) => setTimeout(res, 50)); // the recorder writes in the background
+    const since = new Date(Date.now() + 5);
+    await new Promise((res) => setTimeout(res, 10));
+    await expect(r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 600, undefined, since)).rejects.toThrow(/web-6f1c1a52 did not say it was up within 1 s of being started/);
+    const waiting = r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 10_000, undefined, since);
+    expect((await fetch(doc.premiscale.boot_beacon_url, { method: "POST", body: "boot=1" })).status).toBe(200);
+    await expect(waiting).resolves.toBeUndefined();
   });
 
   it("keeps one secret for every process that starts at once", async () => {

@@ -12,9 +12,16 @@ const POLL_MS = 250;
 
 /** What apply uses to wait for new VMs: see `ApplyDeps.readiness` in applier/apply-plan.ts. */
 export interface ReadinessService {
-  /** Adds the check-in (and, every `heartbeatSeconds` when above 0, a heartbeat) to the VM's user-data. */
-  prepare(spec: VmSpec, heartbeatSeconds?: number): VmSpec;
-  wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Adds the check-in (and, every `heartbeatSeconds` when above 0, a heartbeat; with `bootBeacon`, a beacon posted
+   * on every boot) to the VM's user-data.
+   */
+  prepare(spec: VmSpec, heartbeatSeconds?: number, options?: { bootBeacon?: boolean }): VmSpec;
+  /**
+   * Resolves once the VM checked in; with `since`, once it was heard from (boot beacon, heartbeat or check-in) after
+   * that time: a VM started again has checked in long ago.
+   */
+  wait(vm: { uuid: string; name: string }, timeoutMs: number, signal?: AbortSignal, since?: Date): Promise<void>;
   /** `own`: this process serves check-ins; `shared`: `premiscale serve` (another process) does. */
   readonly mode: "own" | "shared";
   close(): Promise<void>;
@@ -61,18 +68,31 @@ export async function startReadiness(options: {
   }
   return {
     mode: own ? "own" : "shared",
-    prepare: (spec, heartbeatSeconds = 0) => {
+    prepare: (spec, heartbeatSeconds = 0, options = {}) => {
       const token = instanceToken(secret, spec.uuid);
+      const beat = `${advertiseUrl}/heartbeat/${spec.uuid}/${encodeURIComponent(token)}`;
       let userData = withPhoneHome(spec.userData, phoneHomeConfig(advertiseUrl, token));
-      if (heartbeatSeconds > 0) userData = withHeartbeat(userData, `${advertiseUrl}/heartbeat/${spec.uuid}/${encodeURIComponent(token)}`, heartbeatSeconds);
+      if (heartbeatSeconds > 0) userData = withHeartbeat(userData, beat, heartbeatSeconds);
+      if (options.bootBeacon) userData = withBootBeacon(userData, beat);
       return { ...spec, userData };
     },
-    wait: async (vm, timeoutMs, signal) => {
+    wait: async (vm, timeoutMs, signal, since) => {
       const deadline = Date.now() + timeoutMs;
+      const heard = async (): Promise<boolean> => {
+        if (!since) return Boolean(own ? own.checkIns().some((c) => c.instanceId === vm.uuid) : await ledger.get(vm.uuid));
+        // The server writes every beat and check-in to the ledger (serve's, or ours through the recorder).
+        const seen = await ledger.lastSeen(vm.uuid);
+        return seen !== null && Date.parse(seen) >= since.getTime();
+      };
       for (;;) {
-        if (own ? own.checkIns().some((c) => c.instanceId === vm.uuid) : await ledger.get(vm.uuid)) return;
-        if (signal?.aborted) throw new Error(`stopped waiting for ${vm.name} to check in: apply was interrupted`);
+        if (await heard()) return;
+        if (signal?.aborted) throw new Error(`stopped waiting for ${vm.name} to ${since ? "come up" : "check in"}: apply was interrupted`);
         if (Date.now() >= deadline) {
+          if (since) {
+            throw new Error(
+              `${vm.name} did not say it was up within ${Math.round(timeoutMs / 1000)} s of being started (no boot beacon, heartbeat or check-in reached ${advertiseUrl})`,
+            );
+          }
           throw new Error(
             `${vm.name} did not check in within ${Math.round(timeoutMs / 1000)} s: is cloud-init in its image, and does the guest reach ${advertiseUrl}? ` +
               "(or set the group's readiness.checkIn: false)",
@@ -123,6 +143,44 @@ export function withHeartbeat(userData: string, url: string, seconds: number): s
   const bootcmd = isSeq(existing) ? existing.toJSON() : existing === undefined ? [] : [existing];
   doc.set("bootcmd", doc.createNode([...(bootcmd as unknown[]), ["sh", "-c", loop]]));
   doc.set("premiscale", doc.createNode({ heartbeat_url: url, heartbeat_seconds: seconds }));
+  const body = doc.toString({ lineWidth: 0 });
+  return body.startsWith("#cloud-config") ? body : `#cloud-config\n${body}`;
+}
+
+/** Where cloud-init runs scripts on every boot (its `scripts_per_boot` module, in the final stage, like phone_home). */
+export const BOOT_BEACON_PATH = "/var/lib/cloud/scripts/per-boot/premiscale-boot-beacon";
+
+/**
+ * Adds a boot beacon to #cloud-config user-data: `write_files` puts a script where cloud-init runs scripts on every
+ * boot, and it POSTs once to the heartbeat URL (retrying for a minute). cloud-init's phone_home runs on an instance's
+ * first boot only, so a warm pool VM started again would otherwise never say it is up. The script runs in the final
+ * stage, where phone_home runs: the VM is as far up as a new one is when it checks in. Also written as `premiscale:
+ * {boot_beacon_url}` for guests without cloud-init (the busybox test guest checks in again on every boot instead).
+ */
+export function withBootBeacon(userData: string, url: string): string {
+  const doc = parseDocument(userData);
+  if (doc.errors.length > 0 || !isMap(doc.contents)) {
+    throw new PremiscaleError("the user-data is not a #cloud-config mapping, so a boot beacon cannot be added to it", "user_data_not_cloud_config", "fix the template's user-data, or set readiness.checkIn: false");
+  }
+  const script = [
+    "#!/bin/sh",
+    "# premiscale: say this VM is up, on every boot (a warm pool starts VMs again; phone_home runs on the first boot only)",
+    `url='${url}'`,
+    "i=0",
+    "while [ \"$i\" -lt 30 ]; do",
+    `  python3 -c "import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=b'boot=1'), timeout=10)" "$url" >/dev/null 2>&1 || curl -fsS -m 10 -X POST -d boot=1 "$url" >/dev/null 2>&1 || wget -q -O /dev/null --post-data=boot=1 "$url" >/dev/null 2>&1 && exit 0`,
+    "  i=$((i + 1))",
+    "  sleep 2",
+    "done",
+    "exit 0",
+    "",
+  ].join("\n");
+  const existing = doc.get("write_files");
+  const files = isSeq(existing) ? existing.toJSON() : existing === undefined ? [] : [existing];
+  doc.set("write_files", doc.createNode([...(files as unknown[]), { path: BOOT_BEACON_PATH, permissions: "0755", owner: "root:root", content: script }]));
+  const mine = doc.get("premiscale");
+  const extra = isMap(mine) ? (mine.toJSON() as Record<string, unknown>) : {};
+  doc.set("premiscale", doc.createNode({ ...extra, boot_beacon_url: url }));
   const body = doc.toString({ lineWidth: 0 });
   return body.startsWith("#cloud-config") ? body : `#cloud-config\n${body}`;
 }

@@ -391,6 +391,9 @@ export function serializeGroup(g: GroupState): string {
       ...(i.memoryMiB !== undefined ? { memoryMiB: i.memoryMiB } : {}),
       ...(i.protected ? { protected: true } : {}),
       ...(i.template ? { template: i.template } : {}),
+      ...(i.pool ? { pool: i.pool } : {}),
+      ...(i.bootBeacon ? { bootBeacon: true } : {}),
+      ...(i.stopped ? { stopped: { at: i.stopped.at, state: i.stopped.state } } : {}),
     }));
   return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}), ...(g.rollout ? { rollout: g.rollout } : {}) }, null, 2) + "\n";
 }

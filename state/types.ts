@@ -28,6 +28,26 @@ export interface Instance {
   template?: Record<string, string | number | boolean>;
   /** Scale-in protection: never chosen by scale-in or by lifetime replacement, only by an explicit `-replace`. */
   protected?: boolean;
+  /**
+   * `warm`: the VM waits in its group's warm pool, outside the group (never a member for sizing, metrics or scale-in),
+   * stopped or running as the pool says, until a scale-out takes it. Absent: a member.
+   */
+  pool?: "warm";
+  /**
+   * Its user-data posts a boot beacon on every boot (groups with a warm pool get one), so after starting it again apply
+   * can wait until it is up; cloud-init's phone_home runs on the first boot only.
+   */
+  bootBeacon?: boolean;
+  /**
+   * Found stopped (or crashed) outside premiscale and accepted into state by `apply --refresh-only`: plans leave it
+   * alone (not counted, not replaced) until it runs again or `apply --replace` names it.
+   */
+  stopped?: { at: string; state: "stopped" | "crashed" };
+}
+
+/** The instances of a group that are members (not waiting in its warm pool). */
+export function membersOf(group: Pick<GroupState, "instances"> | undefined): Instance[] {
+  return (group?.instances ?? []).filter((i) => i.pool !== "warm");
 }
 
 /** A recommendation (the maximum over the policies, before stabilisation) at a time (ISO 8601). */

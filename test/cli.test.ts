@@ -139,7 +139,7 @@ describe("premiscale show and apply PLANFILE", () => {
     expect(bad.stderr).toMatch(/bad\.json: plan file is not valid JSON/);
 
     const plan = {
-      format_version: "2.0",
+      format_version: "3.0",
       based_on: { lineage: null, serial: 0, config_digest: "x", config_commit: null },
       lineage: "l",
       created_at: "2026-01-01T00:00:00.000Z",
@@ -212,6 +212,32 @@ describe("premiscale state and force-unlock", () => {
     expect(inst.stderr).toMatch(/--replace web\[web-1\]: group web has no instance web-1/);
   });
 
+  it("plan --refresh-only shows what state would forget, apply --refresh-only records it in one commit, and saved refresh plans apply too", async () => {
+    const dir = await projectDir(configText({ uri: "test:///default", desired: 0 }));
+    // State says two VMs exist; the test host has neither (as if removed by hand).
+    const lock = await new GitStateStore(join(dir, "state")).lock("apply", 1000);
+    await lock.init("lin");
+    const names = ["web-0000000a", "web-0000000b"];
+    for (const name of names) await lock.putInstance("web", { name, uuid: `${name}-uuid`, host: "local", created: "2026-01-01T00:00:00.000Z", status: "running" });
+    await lock.commit("two instances");
+    await lock.release();
+    const normal = await premiscale(dir, ["plan"]);
+    expect(normal.stdout).toContain("To accept them into state, changing no VM: premiscale apply --refresh-only");
+    const plan = await premiscale(dir, ["plan", "-refresh-only", "--detailed-exitcode", "--out", "refresh.plan"]);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(`  ~ web[${names[0]}] on host local: forget it (no longer exists on the host)`);
+    expect(plan.stdout).toContain("Refresh-only: 2 updates to record in state; no VM is changed.");
+    expect((await premiscale(dir, ["apply", "--refresh-only", "refresh.plan"])).stderr).toMatch(/--refresh-only cannot be used with a saved plan/);
+    const applied = await premiscale(dir, ["apply", "refresh.plan"]);
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain("Apply complete! 2 updates recorded in state; no VM was changed.");
+    expect(JSON.parse((await premiscale(dir, ["state", "list", "--json"])).stdout).groups).toEqual([]);
+    const again = await premiscale(dir, ["apply", "--refresh-only", "--auto-approve"]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain("No changes. Your infrastructure still matches the configuration.");
+    expect((await premiscale(dir, ["plan", "--refresh-only", "--replace", "web"])).stderr).toMatch(/--replace cannot be used with --refresh-only/);
+  });
+
   it("--help explains each command", async () => {
     const dir = await projectDir(configText());
     const r = await premiscale(dir, ["apply", "--help"]);
@@ -219,6 +245,8 @@ describe("premiscale state and force-unlock", () => {
     expect(r.stdout).toMatch(/--auto-approve/);
     expect(r.stdout).toMatch(/--parallelism/);
     expect(r.stdout).toMatch(/--lock-timeout/);
+    expect(r.stdout).toMatch(/--refresh-only/);
+    expect((await premiscale(dir, ["plan", "--help"])).stdout).toMatch(/--refresh-only/);
   });
 });
 

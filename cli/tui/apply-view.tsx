@@ -23,6 +23,8 @@ export interface ApplyViewProps {
 
 type Tone = "green" | "red" | "yellow" | "gray" | "cyan";
 
+const ROW_LABELS: Record<string, string> = { create: "+ create", delete: "- destroy", take: "~ take", return: "~ return" };
+
 /** The apply view. */
 export function ApplyView(props: ApplyViewProps): ReactNode {
   const { model, nowMs, startedMs, maxRows = 20, color = true, spinner = true, notes = [] } = props;
@@ -31,12 +33,13 @@ export function ApplyView(props: ApplyViewProps): ReactNode {
   const addressWidth = Math.min(48, Math.max(8, ...model.rows.map((r) => r.address.length))) + 2;
   const hostWidth = Math.max(4, ...model.rows.map((r) => r.host.length));
   const adds = model.rows.filter((r) => r.action === "create").length;
+  const destroys = model.rows.filter((r) => r.action === "delete").length;
   const total = countRows(model.rows);
   return (
     <Box flexDirection="column">
       <Static items={notes.map((text, i) => ({ text, key: `${i}` }))}>{(n) => <Text key={n.key}>{n.text}</Text>}</Static>
       <Text bold>
-        Applying {plural(total.total, "change")}: {adds} to add, {total.total - adds} to destroy
+        Applying {plural(total.total, "change")}: {adds} to add, {total.total - adds - destroys > 0 ? `${total.total - adds - destroys} to change, ` : ""}{destroys} to destroy
       </Text>
       {rows.map((r) => (
         <Row key={r.address} row={r} nowMs={nowMs} addressWidth={addressWidth} hostWidth={hostWidth} tone={tone} spinner={spinner} />
@@ -100,7 +103,7 @@ function Row(props: { row: ApplyRow; nowMs: number; addressWidth: number; hostWi
       </Box>
       <Box width={props.hostWidth + 15} flexShrink={0}>
         <Text>
-          <Text {...tone(r.action === "create" ? "green" : "red")}>{r.action === "create" ? "+ create" : "- destroy"}</Text> on {r.host}
+          <Text {...tone(r.action === "create" ? "green" : r.action === "delete" ? "red" : "yellow")}>{ROW_LABELS[r.action] ?? r.action}</Text> on {r.host}
         </Text>
       </Box>
       <Box width={8} flexShrink={0}>

@@ -29,14 +29,26 @@ export function stepLabel(step: string): string {
   return Object.hasOwn(STEP_LABELS, step) ? STEP_LABELS[step]! : step;
 }
 
-/** `creating` / `destroying`. */
-export function doing(action: Change["action"]): string {
-  return action === "create" ? "creating" : "destroying";
+const ACTION_WORDS: Record<Change["action"], { verb: string; doing: string; done: string }> = {
+  create: { verb: "create", doing: "creating", done: "created" },
+  delete: { verb: "destroy", doing: "destroying", done: "destroyed" },
+  take: { verb: "take from the warm pool", doing: "taking from the warm pool", done: "taken from the warm pool" },
+  return: { verb: "return to the warm pool", doing: "returning to the warm pool", done: "returned to the warm pool" },
+};
+
+/** `create`, `destroy`, `take from the warm pool`, `return to the warm pool`. */
+export function verb(action: Change["action"]): string {
+  return ACTION_WORDS[action]?.verb ?? action;
 }
 
-/** `created` / `destroyed`. */
+/** `creating` / `destroying` / `taking from the warm pool` / `returning to the warm pool`. */
+export function doing(action: Change["action"]): string {
+  return ACTION_WORDS[action]?.doing ?? action;
+}
+
+/** `created` / `destroyed` / `taken from the warm pool` / `returned to the warm pool`. */
 export function done(action: Change["action"]): string {
-  return action === "create" ? "created" : "destroyed";
+  return ACTION_WORDS[action]?.done ?? action;
 }
 
 /**
@@ -53,7 +65,7 @@ export function plainEventLine(e: ApplyEvent, hostCounts?: { host: string; count
     case "apply_complete":
       return `${e.address}: ${done(e.action)} (${formatElapsed(e.elapsedMs)})${progress}`;
     case "apply_errored":
-      return `${e.address}: ${e.action === "create" ? "create" : "destroy"} failed (${formatElapsed(e.elapsedMs)}): ${e.error}${progress}`;
+      return `${e.address}: ${verb(e.action)} failed (${formatElapsed(e.elapsedMs)}): ${e.error}${progress}`;
     case "cleanup_errored":
       return `${e.address}: could not remove the half-created VM: ${e.error} (state keeps it as 'creating'; the next apply removes it)`;
     case "hook_message":
@@ -63,12 +75,11 @@ export function plainEventLine(e: ApplyEvent, hostCounts?: { host: string; count
   }
 }
 
-/** Added and destroyed counts of what succeeded. */
-export function resultCounts(r: Pick<ApplyResult, "succeeded">): { added: number; destroyed: number } {
-  return {
-    added: r.succeeded.filter((c) => c.action === "create").length,
-    destroyed: r.succeeded.filter((c) => c.action === "delete").length,
-  };
+/** Added, changed (warm pool moves) and destroyed counts of what succeeded. */
+export function resultCounts(r: Pick<ApplyResult, "succeeded">): { added: number; changed: number; destroyed: number } {
+  const added = r.succeeded.filter((c) => c.action === "create").length;
+  const destroyed = r.succeeded.filter((c) => c.action === "delete").length;
+  return { added, changed: r.succeeded.length - added - destroyed, destroyed };
 }
 
 /** True when every change succeeded and the state was committed (exit code 0). */
@@ -81,8 +92,8 @@ export function applySucceeded(r: Pick<ApplyResult, "failed" | "commitError">): 
  * `Apply failed: 1 of 3 changes failed. Resources: …` (or `… the state could not be committed. …`).
  */
 export function applySummaryLine(r: ApplyResult): string {
-  const { added, destroyed } = resultCounts(r);
-  const resources = `Resources: ${added} added, 0 changed, ${destroyed} destroyed.`;
+  const { added, changed, destroyed } = resultCounts(r);
+  const resources = `Resources: ${added} added, ${changed} changed, ${destroyed} destroyed.`;
   if (applySucceeded(r)) return `Apply complete! ${resources}`;
   if (r.failed.length === 0) return `Apply failed: the state could not be committed. ${resources}`;
   return `Apply failed: ${r.failed.length} of ${r.failed.length + r.succeeded.length} changes failed. ${resources}`;
@@ -94,11 +105,11 @@ export function applySummaryLine(r: ApplyResult): string {
  */
 export function applyFailureDetails(r: ApplyResult, maxOk = 10): string[] {
   if (applySucceeded(r)) return [];
-  const { added, destroyed } = resultCounts(r);
+  const { added, changed, destroyed } = resultCounts(r);
   const ok =
     r.succeeded.length <= maxOk
       ? r.succeeded.map((c) => `  ok      ${c.action} ${c.address} on ${c.host}`)
-      : [`  ok      ${r.succeeded.length} changes (${added} created, ${destroyed} destroyed; premiscale state list shows them)`];
+      : [`  ok      ${r.succeeded.length} changes (${added} created, ${changed > 0 ? `${changed} moved in or out of a warm pool, ` : ""}${destroyed} destroyed; premiscale state list shows them)`];
   return [
     ...ok,
     ...r.failed.map((f) => `  failed  ${f.change.action} ${f.change.address} on ${f.change.host}: ${f.error}`),

@@ -27,9 +27,9 @@ export function applyEventJson(e: ApplyEvent, now: Date): JsonEvent {
 
 /** The closing `change_summary` of an apply (`operation: "apply"`), with what failed and the state commit. */
 export function applySummaryJson(r: ApplyResult, now: Date): JsonEvent {
-  const { added, destroyed } = resultCounts(r);
+  const { added, changed, destroyed } = resultCounts(r);
   return envelope("change_summary", applySucceeded(r) ? "info" : "error", applySummaryLine(r), now, {
-    changes: { add: added, change: 0, remove: destroyed, operation: "apply" },
+    changes: { add: added, change: changed, remove: destroyed, operation: "apply" },
     failed: r.failed.map((f) => ({ address: f.change.address, action: f.change.action, host: f.change.host, error: f.error })),
     commit: r.commit,
     commitError: r.commitError,
@@ -57,9 +57,14 @@ export function planJsonEvents(plan: Plan, now: Date): JsonEvent[] {
         change: {
           address: c.address, action: c.action, group: c.group, name: c.name, host: c.host, reason: c.reason, detail: c.detail,
           ...(c.waits_for ? { waits_for: c.waits_for } : {}),
+          ...((c.action === "create" || c.action === "delete") && c.pool ? { pool: true } : {}),
+          ...(c.action === "create" && c.replaces ? { replaces: c.replaces } : {}),
         },
       }),
     );
+  }
+  for (const u of plan.refresh ?? []) {
+    out.push(envelope("premiscale.refresh", "info", `${u.address} on host ${u.host}: ${u.action.replace("_", " ")} (${u.detail})`, now, { refresh: { address: u.address, action: u.action, group: u.group, name: u.name, host: u.host, detail: u.detail } }));
   }
   for (const s of plan.shortfalls) {
     out.push(envelope("diagnostic", "warn", `Shortfall: ${describeShortfall(s)}`, now, { diagnostic: { severity: "warning", summary: describeShortfall(s), group: s.group, missing: s.missing } }));

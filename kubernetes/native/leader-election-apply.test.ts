@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { applyPlan } from "../../applier/apply-plan.js";
 import type { LifecycleHook } from "../../applier/lifecycle.js";
-import type { Change, Plan } from "../../planner/plan.js";
+import { PLAN_FORMAT_VERSION, type Change, type Plan } from "../../planner/plan.js";
 import { FakeProvider } from "../../providers/fake-provider.js";
 import type { StateLock } from "../../state/state-store.js";
 import type { Instance, State } from "../../state/types.js";
@@ -104,7 +104,7 @@ function create(name: string): Change {
 }
 
 const planOf = (changes: Change[]): Plan => ({
-  format_version: "2.0",
+  format_version: PLAN_FORMAT_VERSION,
   based_on: { lineage: null, serial: 0, config_digest: "d", config_commit: null },
   lineage: "lin",
   created_at: "2026-12-03T00:00:00.000Z",

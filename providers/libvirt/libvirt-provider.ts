@@ -301,42 +301,66 @@ export class LibvirtProvider implements Provider {
     }
   }
 
+  /**
+   * Looks a domain up and checks it is this instance (its UUID and premiscale's metadata): `absent` when the host has
+   * no domain of that name, else its `virsh domstate` word. Throws, touching nothing, for a domain that is not ours.
+   */
+  private async inspect(vm: { name: string; uuid: string }): Promise<{ absent: true } | { absent: false; state: string }> {
+    const name = q(vm.name);
+    const [uuidR, metaR, stateR] = await this.batch([`domuuid ${name}`, `metadata ${name} ${q(METADATA_NS)}`, `domstate ${name}`]);
+    // Only "no such domain" means gone; any other failure must not be taken as permission to touch its disks.
+    if (!uuidR!.ok && uuidR!.errors.some((e) => NO_SUCH_DOMAIN.test(e))) return { absent: true };
+    if (!uuidR!.ok) throw new ProviderError(this.host, `cannot look up domain ${vm.name}: ${uuidR!.errors.join("; ")}`);
+    const meta = metaR!.ok ? parseMetadata(metaR!.stdout) : null;
+    if (uuidR!.stdout.trim() !== vm.uuid || !meta || meta.instance !== vm.uuid) {
+      throw new ProviderError(
+        this.host,
+        `domain ${vm.name} is not the one premiscale created (uuid ${uuidR!.stdout.trim()}, expected ${vm.uuid}); it was left alone`,
+        "remove it from state by hand if it was replaced outside premiscale",
+        { code: "not_owned" },
+      );
+    }
+    return { absent: false, state: stateR!.stdout.trim() };
+  }
+
+  /** ACPI shutdown, waiting up to `shutdownTimeoutMs` for it to be shut off, then forced off. */
+  private async powerOff(name: string, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
+    options.onStep?.("stop");
+    await this.one(`shutdown ${q(name)}`, [/not running/i]);
+    const deadline = Date.now() + options.shutdownTimeoutMs;
+    while (Date.now() < deadline) {
+      options.signal?.throwIfAborted();
+      const r = await this.one(`domstate ${q(name)}`);
+      if (r.stdout.trim() === "shut off") return;
+      await new Promise((res) => setTimeout(res, 300));
+    }
+    await this.one(`destroy ${q(name)}`, [/not running/i, /not found/i]);
+  }
+
+  async startVm(vm: { name: string; uuid: string }, options: CallOptions = {}): Promise<void> {
+    const found = await this.inspect(vm);
+    if (found.absent) throw new ProviderError(this.host, `no domain named ${vm.name}`, "run premiscale plan again", { code: "not_found" });
+    if (found.state === "running") return;
+    options.signal?.throwIfAborted();
+    options.onStep?.("start");
+    if (found.state === "paused") await this.one(`resume ${q(vm.name)}`, [/not paused/i]);
+    else await this.one(`start ${q(vm.name)}`, [/already active/i]);
+  }
+
+  async stopVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
+    const found = await this.inspect(vm);
+    if (found.absent) throw new ProviderError(this.host, `no domain named ${vm.name}`, "run premiscale plan again", { code: "not_found" });
+    if (found.state === "shut off") return;
+    await this.powerOff(vm.name, options);
+  }
+
   async destroyVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
     const onStep = options.onStep;
     const name = q(vm.name);
-    const [uuidR, metaR, stateR] = await this.batch([
-      `domuuid ${name}`,
-      `metadata ${name} ${q(METADATA_NS)}`,
-      `domstate ${name}`,
-    ]);
-    // Only "no such domain" means gone; any other failure must not be taken as permission to delete its disks.
-    const absent = !uuidR!.ok && uuidR!.errors.some((e) => /failed to get domain|domain not found|no domain with matching/i.test(e));
-    if (!uuidR!.ok && !absent) {
-      throw new ProviderError(this.host, `cannot look up domain ${vm.name}: ${uuidR!.errors.join("; ")}`);
-    }
-    if (!absent) {
-      const meta = metaR!.ok ? parseMetadata(metaR!.stdout) : null;
-      if (uuidR!.stdout.trim() !== vm.uuid || !meta || meta.instance !== vm.uuid) {
-        throw new ProviderError(
-          this.host,
-          `domain ${vm.name} is not the one premiscale created (uuid ${uuidR!.stdout.trim()}, expected ${vm.uuid}); it was left alone`,
-          "remove it from state by hand if it was replaced outside premiscale",
-          { code: "not_owned" },
-        );
-      }
-      const state = stateR!.stdout.trim();
-      if (state !== "shut off") {
-        onStep?.("stop");
-        await this.one(`shutdown ${name}`, [/not running/i]);
-        const deadline = Date.now() + options.shutdownTimeoutMs;
-        while (Date.now() < deadline) {
-          options.signal?.throwIfAborted();
-          const r = await this.one(`domstate ${name}`);
-          if (r.stdout.trim() === "shut off") break;
-          await new Promise((res) => setTimeout(res, 300));
-        }
-        await this.one(`destroy ${name}`, [/not running/i, /not found/i]);
-      }
+    const found = await this.inspect(vm);
+    const absent = found.absent;
+    if (!found.absent) {
+      if (found.state !== "shut off") await this.powerOff(vm.name, options);
       onStep?.("delete");
       const [u] = await this.batch([`undefine ${name} --nvram --managed-save`]);
       if (!u!.ok && u!.errors.some((e) => /unsupported flags/i.test(e))) {

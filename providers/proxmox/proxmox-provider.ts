@@ -654,20 +654,9 @@ export class ProxmoxProvider implements Provider {
         if (!stopReported) {
           stopReported = true;
           onStep?.("stop");
-          if (options.shutdownTimeoutMs > 0) {
-            const seconds = Math.max(1, Math.ceil(options.shutdownTimeoutMs / 1000));
-            try {
-              const upid = await this.client.shutdown(this.node, vmid, { timeoutSeconds: seconds }, opts);
-              await this.client.waitTask(this.node, upid, this.wait(signal, seconds * 1000 + this.timeoutMs));
-            } catch (e) {
-              // A guest that ignores ACPI (or a shutdown that timed out) is powered off below.
-              if (!(e instanceof PveTaskError)) throw e;
-            }
-          }
+          await this.shutdown(vmid, options.shutdownTimeoutMs, signal);
         }
-        if ((await this.client.statusCurrent(this.node, vmid, opts)).status === "running") {
-          await this.client.waitTask(this.node, await this.client.stop(this.node, vmid, { overruleShutdown: true }, opts), this.wait(signal));
-        }
+        await this.powerOff(vmid, signal);
       }
       if (!deleteReported) {
         deleteReported = true;
@@ -682,6 +671,69 @@ export class ProxmoxProvider implements Provider {
         if (!/is running - destroy failed|VM is locked|got timeout/.test(text) || this.clock.now() >= deadline) throw e;
       }
     }
+  }
+
+  /** ACPI shutdown of a running VM, waiting up to `shutdownTimeoutMs`; a guest that ignores it is left to `powerOff`. */
+  private async shutdown(vmid: number, shutdownTimeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (shutdownTimeoutMs <= 0) return;
+    const seconds = Math.max(1, Math.ceil(shutdownTimeoutMs / 1000));
+    try {
+      const upid = await this.client.shutdown(this.node, vmid, { timeoutSeconds: seconds }, signal ? { signal } : {});
+      await this.client.waitTask(this.node, upid, this.wait(signal, seconds * 1000 + this.timeoutMs));
+    } catch (e) {
+      // A guest that ignores ACPI (or a shutdown that timed out) is powered off next.
+      if (!(e instanceof PveTaskError)) throw e;
+    }
+  }
+
+  /** Powers the VM off when it still runs (aborting a shutdown task in flight). */
+  private async powerOff(vmid: number, signal?: AbortSignal): Promise<void> {
+    const opts = signal ? { signal } : {};
+    if ((await this.client.statusCurrent(this.node, vmid, opts)).status !== "running") return;
+    await this.client.waitTask(this.node, await this.client.stop(this.node, vmid, { overruleShutdown: true }, opts), this.wait(signal));
+  }
+
+  // ---- start and stop (warm pools) --------------------------------------------------------------------------------
+
+  /** This instance's VM on this node, waited for while a task holds it; `not_found` when the node has none of that name. */
+  private async ownOne(what: string, vm: { name: string; uuid: string }, signal?: AbortSignal): Promise<{ vmid: number; at: string }> {
+    const [f] = await this.doing(what, () => this.findOwn(vm.name, vm.uuid, signal, false));
+    if (!f) {
+      throw new ProviderError(this.host, `${what}: node ${this.node} has no VM named ${vm.name}; run premiscale plan again`, "run premiscale plan again", { code: "not_found" });
+    }
+    const at = `${what} (VM ${f.vmid} on node ${this.node})`;
+    // A start or shutdown of an earlier apply may still run: act on the state it leaves.
+    if (f.config.lock) await this.doing(at, () => this.waitUnlocked(f.vmid, signal));
+    return { vmid: f.vmid, at };
+  }
+
+  async startVm(vm: { name: string; uuid: string }, options: CallOptions = {}): Promise<void> {
+    const { signal, onStep } = options;
+    const { vmid, at } = await this.ownOne(`start ${vm.name}`, vm, signal);
+    const status = await this.doing(at, async () => (await this.client.statusCurrent(this.node, vmid, signal ? { signal } : {})).status);
+    if (status === "running") return;
+    signal?.throwIfAborted();
+    onStep?.("start");
+    await this.doing(at, async () => {
+      try {
+        await this.client.waitTask(this.node, await this.client.start(this.node, vmid, {}, signal ? { signal } : {}), this.wait(signal));
+      } catch (e) {
+        if (!(e instanceof PveTaskError && /already running/.test(e.exitstatus ?? ""))) throw e;
+      }
+    });
+  }
+
+  async stopVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
+    const { signal, onStep } = options;
+    const { vmid, at } = await this.ownOne(`stop ${vm.name}`, vm, signal);
+    const status = await this.doing(at, async () => (await this.client.statusCurrent(this.node, vmid, signal ? { signal } : {})).status);
+    if (status !== "running") return;
+    signal?.throwIfAborted();
+    onStep?.("stop");
+    await this.doing(at, async () => {
+      await this.shutdown(vmid, options.shutdownTimeoutMs, signal);
+      await this.powerOff(vmid, signal);
+    });
   }
 
   /** Removes the VM's seed ISO, if there is one (there is none with cloudInit: proxmox, or after a finished destroy). */

@@ -65,6 +65,10 @@ export interface GuestConfigOptions {
   cpuOvercommit?: number;
   /** #cloud-config user-data of the template. @default a write_files of /etc/motd */
   userData?: string;
+  /** The base image volume. @default the guest's, or the blank one */
+  baseImage?: string;
+  /** More fields of the group, as YAML at the group's indentation (e.g. `warmPool: {size: 2}`). */
+  groupExtra?: string;
 }
 
 /** A one-host (qemu:///system, plain QEMU), one-group config whose VMs boot a test guest; state in `./state`. */
@@ -98,7 +102,7 @@ groups:
     min: 0
     max: ${o.max ?? 3}
     desired: ${o.desired}
-    hosts: [local]
+    hosts: [local]${o.groupExtra ? `\n${o.groupExtra.trimEnd().split("\n").map((l) => `    ${l}`).join("\n")}` : ""}
     readiness:
       checkIn: ${o.checkIn ?? true}
       timeoutSeconds: ${o.timeoutSeconds ?? 90}${o.heartbeat ? `\n      heartbeatSeconds: ${o.heartbeat.seconds}\n      unhealthyAfterSeconds: ${o.heartbeat.unhealthyAfterSeconds}` : ""}
@@ -106,7 +110,7 @@ groups:
       vcpus: 1
       memoryMiB: ${o.memoryMiB ?? o.guest?.memoryMiB ?? 96}
       disk:
-        baseImage: ${o.guest?.baseImage ?? "premiscale-blank.qcow2"}
+        baseImage: ${o.baseImage ?? o.guest?.baseImage ?? "premiscale-blank.qcow2"}
         sizeGiB: ${o.diskGiB ?? o.guest?.minDiskGiB ?? 1}${boot}
       userData: |
 ${userData}

@@ -1,0 +1,301 @@
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GitStateStore } from "../state/git-state-store.js";
+import type { GroupState, Instance } from "../state/types.js";
+import { premiscale, projectDir } from "./support/cli.js";
+import { freePort, guestConfigText, installGuest, readCheckIns, type GuestConfigOptions, type InstalledGuest } from "./support/guests.js";
+import { virsh } from "./support/libvirt.js";
+
+// Living with a fleet (issue 14) on the real libvirtd with busybox guests, through the built CLI: template
+// roll-outs (surge, a failed roll-out, kill -9 in the middle), a warm pool, and protection against scale-in and
+// lifetime. Each test has its own group name and check-in port; timings are printed.
+
+const BIN = resolve(import.meta.dirname, "../dist/cli/main.js");
+const RUN = randomBytes(3).toString("hex").replace(/\d/g, (d) => "ghijklmnop"[Number(d)]!); // letters only: never mistaken for an instance volume
+const SECOND_BASE = `premiscale-fleet-${RUN}.qcow2`;
+const projects: { dir: string; options: GuestConfigOptions }[] = [];
+let busybox: InstalledGuest;
+
+async function project(options: GuestConfigOptions): Promise<string> {
+  const dir = await projectDir(guestConfigText(options));
+  projects.push({ dir, options });
+  return dir;
+}
+
+const configure = (dir: string, options: GuestConfigOptions) => writeFile(join(dir, "premiscale.yaml"), guestConfigText(options));
+const groupState = async (dir: string, group: string): Promise<GroupState | undefined> => (await new GitStateStore(join(dir, "state")).read())?.groups.find((g) => g.name === group);
+const instancesOf = async (dir: string, group: string): Promise<Instance[]> => (await groupState(dir, group))?.instances ?? [];
+const domainsOf = async (group: string, flag: "--all" | "--state-running" = "--all") =>
+  (await virsh("list", flag, "--name")).split("\n").map((s) => s.trim()).filter((n) => n.startsWith(`${group}-`)).sort();
+
+/** A JSON event line of `apply --json`. */
+type JsonEvent = { type: string; address?: string; action?: string; step?: string; change?: { address: string; action: string; replaces?: string; reason: string } };
+const events = (stdout: string): JsonEvent[] => stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as JsonEvent);
+
+beforeAll(async () => {
+  busybox = await installGuest("busybox");
+  await virsh("vol-create-as", "default", SECOND_BASE, "64M", "--format", "qcow2");
+}, 600_000);
+
+afterAll(async () => {
+  for (const { dir, options } of projects) {
+    // Protected VMs are never scaled in: unprotect them first.
+    const protectedOnes = (await instancesOf(dir, options.group)).filter((i) => i.protected).map((i) => `${options.group}[${i.name}]`);
+    if (protectedOnes.length > 0) await premiscale(dir, ["unprotect", ...protectedOnes]);
+    await configure(dir, { ...options, desired: 0, groupExtra: "" });
+    await premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "5s"]);
+  }
+  await virsh("vol-delete", "--pool", "default", SECOND_BASE).catch(() => undefined);
+}, 300_000);
+
+const options = async (group: string, desired: number, extra: Partial<GuestConfigOptions> = {}): Promise<GuestConfigOptions> => ({
+  group,
+  desired,
+  max: 8,
+  guest: busybox,
+  port: await freePort(),
+  timeoutSeconds: 90,
+  cpuOvercommit: 32, // other tests' VMs share this host's vCPUs; these tests are about order, not room
+  ...extra,
+});
+
+describe("template roll-outs on real VMs", () => {
+  it(
+    "rolls a base-image change across 4 busybox VMs with surge 1, unavailable 0: every old VM goes only after its replacement checked in",
+    async () => {
+      const o = await options("flro", 4);
+      const dir = await project(o);
+      const t0 = Date.now();
+      expect((await premiscale(dir, ["apply", "--auto-approve"])).code).toBe(0);
+      const created = (Date.now() - t0) / 1000;
+      const old = (await instancesOf(dir, "flro")).map((i) => i.name);
+      expect(old).toHaveLength(4);
+
+      await configure(dir, { ...o, baseImage: SECOND_BASE });
+      const plan = await premiscale(dir, ["plan"]);
+      for (const name of old) expect(plan.stdout).toContain(`~ flro[${name}] on host local: made from an older template: settings.libvirt.baseImage "premiscale-blank.qcow2" → "${SECOND_BASE}"`);
+      expect(plan.stdout).toContain("Plan: 4 to add, 0 to change, 4 to destroy.");
+
+      // While the roll-out runs, sample the VMs that are both running and checked in.
+      const child = execa("node", [BIN, "apply", "--auto-approve", "--json", "--shutdown-timeout", "10s"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "" });
+      let running = true;
+      void child.finally(() => (running = false));
+      const samples: number[] = [];
+      const t1 = Date.now();
+      while (running) {
+        const [up, checkIns] = await Promise.all([domainsOf("flro", "--state-running"), readCheckIns(join(dir, "state"))]);
+        const uuids = new Map(await Promise.all(up.map(async (n) => [n, (await virsh("domuuid", n).catch(() => "")).trim()] as const)));
+        samples.push(up.filter((n) => checkIns.has(uuids.get(n)!)).length);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const r = await child;
+      const rolled = (Date.now() - t1) / 1000;
+      expect(r.stderr).not.toMatch(/Error:/);
+      expect(r.exitCode).toBe(0);
+      console.log(`flro: 4 busybox VMs created in ${created.toFixed(1)} s, rolled to a new base image in ${rolled.toFixed(1)} s; ${samples.length} samples, fewest ready ${Math.min(...samples)}`);
+      expect(Math.min(...samples)).toBeGreaterThanOrEqual(4);
+
+      // The order in apply's own events: each old VM's delete starts only after its replacement is complete (checked in).
+      const ev = events(r.stdout);
+      const at = (type: string, address: string) => ev.findIndex((e) => e.type === type && e.address === address);
+      const replacements = ev.filter((e) => e.type === "planned_change" && e.change?.action === "create").map((e) => e.change!);
+      expect(replacements.map((c) => c.replaces).sort()).toEqual(old.map((n) => `flro[${n}]`).sort());
+      for (const c of replacements) {
+        expect(at("apply_complete", c.address), `${c.address} completed`).toBeGreaterThan(-1);
+        expect(at("apply_start", c.replaces!), `${c.replaces} deleted after ${c.address} was ready`).toBeGreaterThan(at("apply_complete", c.address));
+      }
+      // Surge 1: never two replacements in flight at once.
+      let inFlight = 0;
+      for (const e of ev) {
+        if (e.action !== "create") continue;
+        if (e.type === "apply_start") inFlight++;
+        if (e.type === "apply_complete" || e.type === "apply_errored") inFlight--;
+        expect(inFlight).toBeLessThanOrEqual(1);
+      }
+
+      const now = await instancesOf(dir, "flro");
+      expect(now.map((i) => i.name).filter((n) => old.includes(n))).toEqual([]);
+      expect(now.map((i) => i.template?.["settings.libvirt.baseImage"])).toEqual(Array(4).fill(SECOND_BASE));
+      expect(await domainsOf("flro")).toEqual(now.map((i) => i.name).sort());
+      expect((await groupState(dir, "flro"))?.rollout).toBeUndefined();
+      expect((await premiscale(dir, ["plan", "--detailed-exitcode"])).code).toBe(0);
+    },
+    600_000,
+  );
+
+  it(
+    "rolls back a roll-out whose new VMs never check in: the new VM is destroyed, the old ones are untouched, the roll-out is recorded as stopped",
+    async () => {
+      const o = await options("flrb", 2);
+      const dir = await project(o);
+      expect((await premiscale(dir, ["apply", "--auto-approve"])).code).toBe(0);
+      const before = await instancesOf(dir, "flrb");
+      // No kernel to boot: new VMs sit in firmware and never check in (the wait is not part of the template).
+      await configure(dir, { ...o, guest: null, memoryMiB: busybox.memoryMiB, timeoutSeconds: 10 });
+      const t0 = Date.now();
+      const r = await premiscale(dir, ["apply", "--auto-approve"]);
+      console.log(`flrb: failed roll-out rolled back in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      expect(r.code).toBe(1);
+      expect(r.stderr + r.stdout).toMatch(/flrb-[0-9a-f]{8} did not check in within 10 s/);
+      expect(r.stderr + r.stdout).toMatch(/not started: it waits for flrb\[flrb-[0-9a-f]{8}\], which did not finish \(the VM replacing it is not ready\)/);
+
+      const after = await instancesOf(dir, "flrb");
+      expect(after).toEqual(before);
+      expect(await domainsOf("flrb", "--state-running")).toEqual(before.map((i) => i.name).sort());
+      expect(await domainsOf("flrb")).toEqual(before.map((i) => i.name).sort());
+      expect((await groupState(dir, "flrb"))?.rollout).toMatchObject({ total: 2, replaced: 0, failed: { message: expect.stringMatching(/did not check in/) } });
+      const plan = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+      expect(plan.code).toBe(0);
+      expect(plan.stdout).toMatch(/the roll-out of this template stopped at .*the old VMs were left alone/);
+      const list = await premiscale(dir, ["state", "list"]);
+      expect(list.stdout).toMatch(/group flrb: roll-out 0 of 2 replaced, stopped at /);
+    },
+    300_000,
+  );
+
+  it(
+    "converges after apply is killed with SIGKILL in the middle of a roll-out: no leaked VM, every VM on the new template",
+    async () => {
+      const o = await options("flkl", 2);
+      const dir = await project(o);
+      expect((await premiscale(dir, ["apply", "--auto-approve"])).code).toBe(0);
+      const old = (await instancesOf(dir, "flkl")).map((i) => i.name);
+      await configure(dir, { ...o, baseImage: SECOND_BASE });
+
+      // Killed while the first replacement is waiting for its check-in (its create recorded, its VM started).
+      const journal = join(dir, "state", ".premiscale", "journal.jsonl");
+      const child = execa("node", [BIN, "apply", "--auto-approve"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "" });
+      let done = false;
+      void child.finally(() => (done = true));
+      const waiting = () => readFile(journal, "utf8").then((t) => /"step":"ready"/.test(t), () => false);
+      const deadline = Date.now() + 120_000;
+      while (!done && !(await waiting()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      child.kill("SIGKILL");
+      expect((await child).signal).toBe("SIGKILL");
+      const half = await instancesOf(dir, "flkl");
+      expect(half.filter((i) => i.status === "creating")).toHaveLength(1);
+
+      const t0 = Date.now();
+      const again = await premiscale(dir, ["apply", "--auto-approve"]);
+      console.log(`flkl: converged after kill -9 in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      expect(again.code).toBe(0);
+      expect(again.stderr).toMatch(/An earlier apply .* stopped before it finished/);
+      expect(again.stdout).toMatch(/flkl\[flkl-[0-9a-f]{8}\] on host local {3}# interrupted create/);
+
+      const now = await instancesOf(dir, "flkl");
+      expect(now.map((i) => [i.status, i.template?.["settings.libvirt.baseImage"]])).toEqual(Array(2).fill(["running", SECOND_BASE]));
+      expect(now.some((i) => old.includes(i.name))).toBe(false);
+      expect(await domainsOf("flkl")).toEqual(now.map((i) => i.name).sort());
+      expect((await premiscale(dir, ["plan", "--detailed-exitcode"])).code).toBe(0);
+    },
+    600_000,
+  );
+});
+
+describe("a warm pool on real VMs", () => {
+  it(
+    "keeps 2 busybox VMs stopped in the pool, takes one on scale-out, refills, returns one on scale-in, and replaces pool VMs on a template change",
+    async () => {
+      const pool = (size: number) => `warmPool: {size: ${size}, state: stopped, reuseOnScaleIn: true}\nrollout: {strategy: manual}`;
+      const o = await options("flwp", 1, { groupExtra: pool(2) });
+      const dir = await project(o);
+      const t0 = Date.now();
+      const up = await premiscale(dir, ["apply", "--auto-approve"]);
+      expect(up.code).toBe(0);
+      console.log(`flwp: 1 member and a pool of 2 made in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const first = await instancesOf(dir, "flwp");
+      const pooled = first.filter((i) => i.pool === "warm").map((i) => i.name).sort();
+      expect(pooled).toHaveLength(2);
+      expect(first.every((i) => i.bootBeacon && i.status === "running")).toBe(true);
+      for (const n of pooled) expect((await virsh("domstate", n)).trim()).toBe("shut off");
+      const list = await premiscale(dir, ["state", "list"]);
+      expect(list.stdout).toContain("group flwp: 2 VMs waiting in the warm pool (not members)");
+      const idle = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+      expect(idle.code).toBe(0);
+      expect(idle.stdout).toContain("# group flwp: 2 waiting of 2 (stopped)");
+
+      // Scale-out: one pool VM is started and joins (the guest checks in again on boot); the pool is refilled.
+      await configure(dir, { ...o, desired: 2 });
+      const out = await premiscale(dir, ["apply", "--auto-approve", "--json"]);
+      expect(out.code).toBe(0);
+      const ev = events(out.stdout);
+      const take = ev.find((e) => e.type === "apply_complete" && e.action === "take") as JsonEvent & { elapsedMs: number };
+      expect(take).toBeDefined();
+      console.log(`flwp: a pool VM taken (started, up again) in ${(take.elapsedMs / 1000).toFixed(1)} s`);
+      const taken = take.address!.replace(/^flwp\[|\]$/g, "");
+      expect(pooled).toContain(taken);
+      const second = await instancesOf(dir, "flwp");
+      expect(second.filter((i) => i.pool !== "warm").map((i) => i.name)).toContain(taken);
+      expect((await virsh("domstate", taken)).trim()).toBe("running");
+      const pool2 = second.filter((i) => i.pool === "warm");
+      expect(pool2).toHaveLength(2);
+      for (const p of pool2) expect((await virsh("domstate", p.name)).trim()).toBe("shut off");
+
+      // Scale-in with reuseOnScaleIn and room in the pool: the member is stopped and kept, not destroyed.
+      await configure(dir, { ...o, desired: 1, groupExtra: pool(3) });
+      const down = await premiscale(dir, ["apply", "--auto-approve"]);
+      expect(down.code).toBe(0);
+      expect(down.stdout).toMatch(/~ flwp\[flwp-[0-9a-f]{8}\] on host local: return to the warm pool and stop it {3}# scale in/);
+      const third = await instancesOf(dir, "flwp");
+      expect(third.filter((i) => i.pool === "warm")).toHaveLength(3);
+      expect(third.map((i) => i.name).sort()).toEqual(second.map((i) => i.name).sort());
+
+      // A template change replaces the pool's VMs at once; the manual group's member is only shown.
+      await configure(dir, { ...o, desired: 1, groupExtra: pool(3), memoryMiB: busybox.memoryMiB + 16 });
+      const t1 = Date.now();
+      const changed = await premiscale(dir, ["apply", "--auto-approve"]);
+      console.log(`flwp: pool of 3 replaced for a new template in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+      expect(changed.code).toBe(0);
+      const fourth = await instancesOf(dir, "flwp");
+      const members = fourth.filter((i) => i.pool !== "warm");
+      const newPool = fourth.filter((i) => i.pool === "warm");
+      expect(members.map((i) => i.name)).toEqual(third.filter((i) => i.pool !== "warm").map((i) => i.name));
+      expect(newPool).toHaveLength(3);
+      expect(newPool.some((p) => third.some((t) => t.name === p.name))).toBe(false);
+      expect(newPool.every((p) => p.memoryMiB === busybox.memoryMiB + 16)).toBe(true);
+      expect(await domainsOf("flwp")).toEqual(fourth.map((i) => i.name).sort());
+    },
+    600_000,
+  );
+});
+
+describe("protection on real VMs", () => {
+  it(
+    "keeps a protected VM through scale-in and through replacement for its age",
+    async () => {
+      const o = await options("flpr", 3, { guest: null, checkIn: false });
+      const dir = await project(o);
+      expect((await premiscale(dir, ["apply", "--auto-approve"])).code).toBe(0);
+      const names = (await instancesOf(dir, "flpr")).map((i) => i.name).sort();
+      // Scale-in takes the newest first, then by name: the first name is the one it would take.
+      const keep = names[0]!;
+      expect((await premiscale(dir, ["protect", `flpr[${keep}]`])).code).toBe(0);
+      await configure(dir, { ...o, desired: 2 });
+      const down = await premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "1s"]);
+      expect(down.code).toBe(0);
+      const left = (await instancesOf(dir, "flpr")).map((i) => i.name).sort();
+      expect(left).toContain(keep);
+      expect(left).toEqual(names.filter((n) => n !== names[1]));
+
+      // Both are now older than the lifetime (state as if they were made two hours ago): only the unprotected one goes.
+      const lock = await new GitStateStore(join(dir, "state")).lock("test", 1000);
+      for (const i of lock.current().groups[0]!.instances) await lock.putInstance("flpr", { ...i, created: new Date(Date.now() - 7200_000).toISOString() });
+      await lock.commit("test: made two hours ago\n");
+      await lock.release();
+      await configure(dir, { ...o, desired: 2, groupExtra: "maxInstanceLifetimeSeconds: 3600" });
+      const aged = await premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "1s"]);
+      expect(aged.code).toBe(0);
+      expect(aged.stdout).toContain(`~ flpr[${keep}] on host local: older than maxInstanceLifetimeSeconds (3600s) (protected)`);
+      const now = await instancesOf(dir, "flpr");
+      expect(now.map((i) => i.name)).toContain(keep);
+      expect(now.find((i) => i.name === keep)?.protected).toBe(true);
+      expect(now.map((i) => i.name)).not.toContain(left.find((n) => n !== keep));
+      expect(now).toHaveLength(2);
+      expect(await domainsOf("flpr")).toEqual(now.map((i) => i.name).sort());
+    },
+    300_000,
+  );
+});
