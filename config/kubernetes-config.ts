@@ -8,8 +8,9 @@ import { isIP } from "node:net";
 import path from "node:path";
 import type { ConfigIssue } from "./errors.js";
 import type { Schema } from "./provider-kinds.js";
-import type { JoinMethod, KubernetesAutoscalingOptions, KubernetesConfig, KubernetesGroupConfig, KubernetesMode, LeaderElectionConfig, NativeModeConfig, NodeTaint } from "./kubernetes.js";
+import type { KubernetesConfig, KubernetesGroupConfig, NativeModeConfig } from "./kubernetes.js";
 import type { Seg, Source } from "./yaml-source.js";
+import type { PremiscaleConfig } from "./schema-types.js";
 
 /** kubeadm's group for node bootstrap tokens: `kubeadm init` binds it to what a joining kubelet needs. */
 export const KUBEADM_TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token";
@@ -155,40 +156,10 @@ export const groupKubernetesSchema: Schema = obj(
   },
 );
 
-/** The top-level block as written, after the schema filled its defaults. */
-interface RawKubernetes {
-  kubeconfig?: string;
-  context?: string;
-  apiServerEndpoint?: string;
-  caCertHash?: string;
-  callTimeoutSeconds: number;
-  externalGrpc: { listen: string; tls?: { cert: string; key: string; clientCa: string; allowedClients: string[] } };
-  mode: KubernetesMode;
-  native?: RawNative;
-  debounceMs: number;
-  resyncSeconds: number;
-  leaderElection: Omit<LeaderElectionConfig, "namespace"> & { namespace?: string };
-}
-
-/** `kubernetes.native` as written, after the schema filled its defaults. */
-interface RawNative extends Omit<NativeModeConfig, "priorities" | "batchIdleMs" | "batchMaxMs"> {
-  priorities: Record<string, string[]>;
-  batch: { idleMs: number; maxMs: number };
-}
-
-/** A group's block as written, after the schema filled its defaults. */
-interface RawGroupKubernetes {
-  join: JoinMethod;
-  server?: string;
-  labels: Record<string, string>;
-  taints: NodeTaint[];
-  maxPods: number;
-  reserved: { cpuMillis: number; memoryMiB: number };
-  ephemeralStorageGiB?: number;
-  tokenGroups?: string[];
-  tokenTtlSeconds?: number;
-  autoscaling: Omit<KubernetesAutoscalingOptions, "maxNodeProvisionSeconds"> & { maxNodeProvisionSeconds?: number };
-}
+// The blocks as written, after the schema filled their defaults: their types are generated from the schema.
+type RawKubernetes = NonNullable<PremiscaleConfig["kubernetes"]>;
+type RawNative = NonNullable<RawKubernetes["native"]>;
+type RawGroupKubernetes = NonNullable<NonNullable<PremiscaleConfig["groups"]>[number]["kubernetes"]>;
 
 /** Whether a listen host is a loopback address (plaintext is allowed only there). */
 export function isLoopbackHost(host: string): boolean {
