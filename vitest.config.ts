@@ -65,7 +65,9 @@ export default defineConfig({
           globalSetup: ["test/global-setup.ts"],
           include: NEEDS_TOOLS,
           exclude: [LIBVIRT, KUBERNETES, ...NOT_TESTS],
-          testTimeout: 30_000,
+          // These start real processes (the built CLI, git, metrics stores): in CI three CLI tests that take 5-10 s
+          // alone passed 30 s while the config fuzz held a core (2026-12-03). A bound for hangs, not a speed check.
+          testTimeout: 90_000,
         },
       },
       {
