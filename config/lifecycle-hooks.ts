@@ -7,6 +7,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
 import type { ConfigIssue } from "./errors.js";
+import { quote } from "./schema-issues.js";
 import type { LifecycleHookConfig } from "./types.js";
 import type { Seg, Source } from "./yaml-source.js";
 import type { PremiscaleConfig } from "./schema-types.js";
@@ -45,8 +46,8 @@ export function resolveHookProgram(program: string, dir: string, pathVar: string
   }
   return {
     ok: false,
-    message: `hook program ${JSON.stringify(program)} is not on PATH (${dirs.join(":")})`,
-    fix: `install it, or give its path (./${program} is relative to ${dir})`,
+    message: `hook program ${quote(program)} is not on PATH (${dirs.join(":")})`,
+    fix: program.length <= 80 ? `install it, or give its path (./${program} is relative to ${dir})` : `install it, or give its path (./name is relative to ${dir})`,
   };
 }
 

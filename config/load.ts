@@ -168,7 +168,8 @@ function normalise(
         userData = readFile(abs);
       } catch (err) {
         userData = "";
-        const why = err instanceof Error ? err.message : String(err);
+        // Node's message ends in ", open '<path>'": the path is already in ours once.
+        const why = (err instanceof Error ? err.message : String(err)).replace(/, \w+ '[^]*'$/, "");
         issues.push(src.issue([...ts, "userDataFile"], `cannot read user-data file ${abs}: ${why}`, `check the path; it is relative to ${dir}`));
       }
       if (userData) {
@@ -348,7 +349,7 @@ export function parseConfig(
         message:
           e.code === "MULTIPLE_DOCS"
             ? "the file holds more than one YAML document; premiscale reads one"
-            : (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, ""),
+            : yamlErrorLine(e.message),
         fix: "fix the YAML syntax",
       })),
       ...duplicates.map((offset) => ({ file: abs, ...src.pos(offset), path: "", message: DUPLICATE_KEY, fix: "fix the YAML syntax" })),
@@ -390,6 +391,15 @@ export function parseConfig(
   if (issues.length) fail(issues);
   sources.set(config, { src, notices: notices.sort(byPosition) });
   return config;
+}
+
+/**
+ * The first line of a YAML parser error without its position (the issue has it). A file whose lines end in CR alone
+ * is one line to the parser's excerpt, so the line is cut at any line break and at 200 characters.
+ */
+function yamlErrorLine(message: string): string {
+  const first = (message.split(/\r\n|\r|\n/)[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
+  return first.length <= 200 ? first : `${first.slice(0, 200)}…`;
 }
 
 /** Options of `parseConfig` / `loadConfig`. */

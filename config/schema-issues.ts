@@ -8,15 +8,8 @@ import type { ConfigIssue } from "./errors.js";
 import { ABSOLUTE_PATH_PATTERN, ENV_NAME_PATTERN, NAME_PATTERN } from "./schema.js";
 import { fmtPath, type Seg, type Source } from "./yaml-source.js";
 
-/** A value as written in a message: strings quoted. */
-export const quote = (s: string): string => JSON.stringify(s);
-/** A value for "got …" in a message. */
-export function show(v: unknown): string {
-  if (v === null || v === undefined) return "nothing";
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a mapping";
-  return typeof v === "string" ? quote(v) : String(v);
-}
+export { quote, show } from "./show.js";
+import { quote, SHOW_CHARS, show } from "./show.js";
 const TYPE_WORDS: Record<string, string> = {
   integer: "an integer",
   number: "a number",
@@ -92,12 +85,13 @@ export function schemaIssue(src: Source, schema: Record<string, unknown>, e: Err
       return src.issue(segs, `must be at most ${String(p.limit)} characters, ${got}`);
     case "pattern":
       if (p.pattern === NAME_PATTERN) {
-        const better = trimDashes(String(e.data).toLowerCase().replace(/[^a-z0-9-]+/g, "-"));
+        // Cut to 40 characters, the shortest limit of a name (groups'), so the suggestion is itself a valid name.
+        const better = trimDashes(trimDashes(String(e.data).toLowerCase().replace(/[^a-z0-9-]+/g, "-")).slice(0, 40));
         return src.issue(segs, `must be lowercase letters, digits and "-", starting and ending with a letter or digit, ${got}`, better ? `e.g. ${quote(better)}` : undefined);
       }
       if (p.pattern === ABSOLUTE_PATH_PATTERN) return src.issue(segs, `must be an absolute path on the host, ${got}`);
       if (p.pattern === ENV_NAME_PATTERN) {
-        const better = String(e.data).toUpperCase().replace(/[^A-Z0-9_]+/g, "_").replace(/^(?=[0-9])/, "_");
+        const better = String(e.data).toUpperCase().replace(/[^A-Z0-9_]+/g, "_").replace(/^(?=[0-9])/, "_").slice(0, SHOW_CHARS);
         return src.issue(segs, `must be the name of an environment variable (capital letters, digits and "_", not starting with a digit), ${got}`, `e.g. ${quote(better)}`);
       }
       return src.issue(segs, `must match ${String(p.pattern)}, ${got}`);

@@ -1,5 +1,6 @@
 import { distance } from "./closest.js";
 import { isTimeZone, parseCron } from "./cron.js";
+import { show } from "./show.js";
 import { MAX_STABILIZATION_WINDOW_SECONDS, METRIC_NAMES, POLICY_DEFAULTS, type ScalingSpec, type Step, type StepScalingPolicy } from "./scaling.js";
 
 /** One problem in a scaling configuration, with the dot path of the field relative to it (`policies[1].metric`). */
@@ -27,7 +28,7 @@ class Issues {
   num(path: string, v: unknown, rule: NumberRule): void {
     if (v === undefined) return;
     const { min, max, above, int } = rule;
-    if (typeof v !== "number" || !Number.isFinite(v)) return this.add(path, `must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v)) return this.add(path, `must be a number, got ${show(v)}`);
     if (int && !Number.isInteger(v)) return this.add(path, `must be a whole number, got ${v}`);
     if (min !== undefined && (above ? v <= min : v < min)) return this.add(path, `must be ${above ? "greater than" : "at least"} ${min}, got ${v}`);
     if (max !== undefined && v > max) this.add(path, `must be at most ${max}, got ${v}`);
@@ -75,7 +76,7 @@ function checkSteps(p: StepScalingPolicy, at: string, issues: Issues): void {
  */
 export function validateScaling(spec: ScalingSpec, bounds?: { min: number; max: number }): ScalingIssue[] {
   const issues = new Issues();
-  if (spec.mode !== undefined && !["on", "off", "scale-out-only"].includes(spec.mode)) issues.add("mode", `must be on, off or scale-out-only, got ${JSON.stringify(spec.mode)}`);
+  if (spec.mode !== undefined && !["on", "off", "scale-out-only"].includes(spec.mode)) issues.add("mode", `must be on, off or scale-out-only, got ${show(spec.mode)}`);
   issues.num("warmupSeconds", spec.warmupSeconds, { min: 0 });
 
   (spec.policies ?? []).forEach((p, i) => {
@@ -83,7 +84,7 @@ export function validateScaling(spec: ScalingSpec, bounds?: { min: number; max: 
     if (p.type === "target-tracking" || p.type === "step" || p.type === "threshold") {
       if (!(METRIC_NAMES as readonly string[]).includes(p.metric)) {
         const near = [...METRIC_NAMES].sort((a, b) => distance(p.metric ?? "", a) - distance(p.metric ?? "", b))[0];
-        issues.add(`${at}.metric`, `unknown metric ${JSON.stringify(p.metric)}; known: ${METRIC_NAMES.join(", ")}`, `did you mean ${near}?`);
+        issues.add(`${at}.metric`, `unknown metric ${show(p.metric)}; known: ${METRIC_NAMES.join(", ")}`, `did you mean ${near}?`);
       }
     }
     switch (p.type) {
@@ -98,7 +99,7 @@ export function validateScaling(spec: ScalingSpec, bounds?: { min: number; max: 
         issues.num(`${at}.windowSeconds`, p.windowSeconds, { min: 0, above: true });
         issues.num(`${at}.minAdjustmentMagnitude`, p.minAdjustmentMagnitude, { min: 1, int: true });
         if (p.adjustmentType !== undefined && !["ChangeInCapacity", "ExactCapacity", "PercentChangeInCapacity"].includes(p.adjustmentType)) {
-          issues.add(`${at}.adjustmentType`, `must be ChangeInCapacity, ExactCapacity or PercentChangeInCapacity, got ${JSON.stringify(p.adjustmentType)}`);
+          issues.add(`${at}.adjustmentType`, `must be ChangeInCapacity, ExactCapacity or PercentChangeInCapacity, got ${show(p.adjustmentType)}`);
         }
         checkSteps(p, at, issues);
         break;
@@ -115,13 +116,15 @@ export function validateScaling(spec: ScalingSpec, bounds?: { min: number; max: 
       }
       case "schedule": {
         const tz = p.timezone ?? POLICY_DEFAULTS.timezone;
-        if (!isTimeZone(tz)) issues.add(`${at}.timezone`, `unknown time zone ${JSON.stringify(tz)}`, "use an IANA name such as Europe/Berlin or UTC");
+        if (!isTimeZone(tz)) issues.add(`${at}.timezone`, `unknown time zone ${show(tz)}`, "use an IANA name such as Europe/Berlin or UTC");
         else {
           try {
-            if (parseCron(p.cron, tz).nextRun(new Date(0)) === null) issues.add(`${at}.cron`, `${JSON.stringify(p.cron)} never runs`);
+            if (parseCron(p.cron, tz).nextRun(new Date(0)) === null) issues.add(`${at}.cron`, `${show(p.cron)} never runs`);
           } catch (e) {
-            const msg = (e instanceof Error ? e.message : String(e)).replace(/^CronPattern: /, "");
-            issues.add(`${at}.cron`, `invalid cron ${JSON.stringify(p.cron)}: ${msg}`, 'five fields: minute hour day-of-month month day-of-week, e.g. "0 8 * * 1-5"');
+            // The parser's message repeats the pattern: cut, as show() cuts the value.
+            const full = (e instanceof Error ? e.message : String(e)).replace(/^CronPattern: /, "");
+            const msg = full.length <= 200 ? full : `${full.slice(0, 200)}…`;
+            issues.add(`${at}.cron`, `invalid cron ${show(p.cron)}: ${msg}`, 'five fields: minute hour day-of-month month day-of-week, e.g. "0 8 * * 1-5"');
           }
         }
         if (p.minSize === undefined && p.maxSize === undefined && p.desired === undefined) issues.add(at, "sets nothing: give minSize, maxSize or desired");
@@ -135,7 +138,7 @@ export function validateScaling(spec: ScalingSpec, bounds?: { min: number; max: 
         break;
       }
       default:
-        issues.add(`${at}.type`, `unknown policy type ${JSON.stringify((p as { type?: unknown }).type)}; known: target-tracking, step, threshold, schedule`);
+        issues.add(`${at}.type`, `unknown policy type ${show((p as { type?: unknown }).type)}; known: target-tracking, step, threshold, schedule`);
     }
   });
 
@@ -144,10 +147,10 @@ export function validateScaling(spec: ScalingSpec, bounds?: { min: number; max: 
     if (!r) continue;
     const at = `behavior.${dir}`;
     issues.num(`${at}.stabilizationWindowSeconds`, r.stabilizationWindowSeconds, { min: 0, max: MAX_STABILIZATION_WINDOW_SECONDS });
-    if (r.selectPolicy !== undefined && !["Max", "Min", "Disabled"].includes(r.selectPolicy)) issues.add(`${at}.selectPolicy`, `must be Max, Min or Disabled, got ${JSON.stringify(r.selectPolicy)}`);
+    if (r.selectPolicy !== undefined && !["Max", "Min", "Disabled"].includes(r.selectPolicy)) issues.add(`${at}.selectPolicy`, `must be Max, Min or Disabled, got ${show(r.selectPolicy)}`);
     if (r.policies?.length === 0 && r.selectPolicy !== "Disabled") issues.add(`${at}.policies`, "needs at least one rate limit", "or set selectPolicy: Disabled");
     r.policies?.forEach((l, i) => {
-      if (l.type !== "Pods" && l.type !== "Percent") issues.add(`${at}.policies[${i}].type`, `must be Pods or Percent, got ${JSON.stringify(l.type)}`);
+      if (l.type !== "Pods" && l.type !== "Percent") issues.add(`${at}.policies[${i}].type`, `must be Pods or Percent, got ${show(l.type)}`);
       issues.num(`${at}.policies[${i}].value`, l.value, { min: 0, above: true, int: l.type === "Pods" });
       issues.num(`${at}.policies[${i}].periodSeconds`, l.periodSeconds, { min: 0, above: true, max: 1800 });
     });

@@ -93,6 +93,10 @@ const HINTS: Record<string, fc.Arbitrary<Json>> = {
   ),
   "groups[].scaling.policies[].timezone": mostly(fc.constantFrom("UTC", "Europe/Berlin", "America/St_Johns"), fc.constantFrom("Mars/Phobos", "Etc/GMT+14", "utc", "")),
   "groups[].scaling.policies[].metric": mostly(fc.constantFrom("cpu", "memory", "net_rx_bytes", "disk_read_bytes"), fc.constantFrom("cpu_percent", "", "CPU")),
+  "groups[].lifecycleHooks[].http.url": mostly(
+    fc.constantFrom("http://127.0.0.1:8080/hook", "https://hooks.example/premiscale"),
+    fc.constantFrom("http://", "https://]", "ftp://x/", "not a url", ""),
+  ),
   "gitops.webhook.secretEnv": mostly(fc.constant("WEBHOOK_SECRET"), fc.constantFrom("lower", "1A")),
 };
 
@@ -208,6 +212,8 @@ export function cohere(input: Cfg): Cfg {
     if (h.accelerator === "auto") h.accelerator = "qemu";
   });
   const kindOf = new Map(hosts.map((h) => [h.name, h.kind === "proxmox" ? "proxmox" : "libvirt"]));
+  const k8s = c.kubernetes && typeof c.kubernetes === "object" && !Array.isArray(c.kubernetes) ? (c.kubernetes as Cfg) : undefined;
+  if (k8s) cohereKubernetes(k8s);
   objects(c.groups).forEach((g, gi) => {
     g.name = `g${gi}`;
     if (hosts.length) g.hosts = hosts.filter((_, i) => i % (gi + 1) === 0).map((h) => h.name);
@@ -216,6 +222,18 @@ export function cohere(input: Cfg): Cfg {
     if (typeof g.min === "number") g.min = Math.min(g.min, max);
     if (typeof g.desired === "number") g.desired = Math.max(Math.min(g.desired, max), typeof g.min === "number" ? g.min : 0);
     if (g.scaling) delete g.desired;
+    // A Kubernetes node group: the cluster decides its size (no desired, no scaling), under a top-level block, and
+    // never under review; k3s and rke2 joins name their server.
+    const gk = g.kubernetes && typeof g.kubernetes === "object" && !Array.isArray(g.kubernetes) ? (g.kubernetes as Cfg) : undefined;
+    if (gk && (!k8s || (c.gitops as Cfg | undefined)?.mode === "review")) delete g.kubernetes;
+    else if (gk) {
+      delete g.desired;
+      delete g.scaling;
+      if ((gk.join === "k3s" || gk.join === "rke2") && typeof gk.server !== "string") gk.server = "https://10.0.0.1:6443";
+    }
+    const pool = g.warmPool && typeof g.warmPool === "object" && !Array.isArray(g.warmPool) ? (g.warmPool as Cfg) : undefined;
+    if (pool && pool.size !== undefined) delete pool.maxPrepared;
+    if (pool && typeof pool.maxPrepared === "number") pool.maxPrepared = Math.max(pool.maxPrepared, typeof g.min === "number" ? g.min : 0);
     const t = (g.template ?? {}) as Cfg;
     // Likewise the template fields the kinds of the group's hosts require (libvirt: a disk on a base image; proxmox:
     // a template to clone), and none of a kind the group has no host of.
@@ -255,6 +273,27 @@ export function cohere(input: Cfg): Cfg {
     }
   });
   return c;
+}
+
+/** The rules of config/kubernetes-config.ts: a loopback or TLS listener, native settings only in native mode, leases in order. */
+function cohereKubernetes(k: Cfg): void {
+  const grpc = k.externalGrpc && typeof k.externalGrpc === "object" && !Array.isArray(k.externalGrpc) ? (k.externalGrpc as Cfg) : undefined;
+  if (grpc && typeof grpc.listen === "string" && !/^127\.0\.0\.1:([1-9]\d{0,3}|[1-5]\d{4})$/.test(grpc.listen)) grpc.listen = "127.0.0.1:8972";
+  if (k.mode !== "native") delete k.native;
+  const n = k.native && typeof k.native === "object" && !Array.isArray(k.native) ? (k.native as Cfg) : undefined;
+  if (n) {
+    if (Array.isArray(n.expander)) n.expander = [...new Set(n.expander)].filter((e) => e !== "priority" || (n.priorities && typeof n.priorities === "object" && Object.keys(n.priorities).length > 0));
+    if (Array.isArray(n.expander) && n.expander.length === 0) delete n.expander;
+    if (n.priorities && typeof n.priorities === "object") n.priorities = { "10": ["^g"] };
+    const b = n.batch && typeof n.batch === "object" && !Array.isArray(n.batch) ? (n.batch as Cfg) : undefined;
+    // The schema's defaults are idleMs 1000 and maxMs 10000 (Karpenter's).
+    if (b && typeof b.idleMs === "number") b.maxMs = Math.max(typeof b.maxMs === "number" ? b.maxMs : 10_000, b.idleMs);
+    else if (b && typeof b.maxMs === "number") b.idleMs = Math.min(1000, b.maxMs);
+  }
+  // client-go's defaults (15, 10, 2) when any of the three is set: they are ordered.
+  if (k.leaderElection && typeof k.leaderElection === "object" && !Array.isArray(k.leaderElection)) {
+    Object.assign(k.leaderElection, { leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 });
+  }
 }
 
 /** The scaling rules of policies/validate.ts: steps contiguous, thresholds ordered, schedule sizes within bounds. */
