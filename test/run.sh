@@ -21,6 +21,9 @@ npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const skipped = r.numPendingTests + r.numTodoTests;
+  // Where the time went: the ten slowest files (each file runs its tests one after another).
+  const files = r.testResults.map((f) => ({ name: require("path").relative(process.cwd(), f.name), s: (f.endTime - f.startTime) / 1000 })).sort((a, b) => b.s - a.s);
+  console.log("slowest files: " + files.slice(0, 10).map((f) => `${f.name} ${f.s.toFixed(0)} s`).join(", "));
   console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' "$report" || true
 exit "$status"
