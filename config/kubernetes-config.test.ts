@@ -121,7 +121,7 @@ describe("the kubernetes blocks", () => {
         { priority: 10, patterns: ["^web-", "^api-"] },
         { priority: 1, patterns: [".*"] },
       ],
-      scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%" },
+      scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%", budgets: [] },
       maxTotalUnreadyPercentage: 45,
       okTotalUnreadyCount: 3,
       batchIdleMs: 1000,
@@ -142,5 +142,39 @@ describe("the kubernetes blocks", () => {
     ]);
     expect(issues(config(`${TOP}\n  mode: native\n  native: { scaleDown: { budget: lots } }`, GROUP)).join("\n")).toMatch(/kubernetes\.native\.scaleDown\.budget/);
     expect(issues(config(`${TOP}\n  mode: native\n  native: { batch: { idleMs: 5000, maxMs: 1000 } }`, GROUP))[0]).toMatch(/^5:kubernetes\.native\.batch\.maxMs: batch\.maxMs 1000 is shorter than batch\.idleMs 5000/);
+  });
+
+  it("read disruption budgets on a schedule, globally and per group, with their durations in seconds", () => {
+    const top = `${TOP}\n  mode: native\n  native:\n    scaleDown:\n      budgets:\n        - { nodes: "0", schedule: "0 9 * * 1-5", duration: 8h }`;
+    const group = `${GROUP}\n      autoscaling:\n        disruptionBudgets:\n          - { nodes: "50%", schedule: "@weekly", timezone: Europe/Berlin, duration: 1h30m }`;
+    const c = parse(config(top, group));
+    expect(c.kubernetes!.native!.scaleDown.budgets).toEqual([{ nodes: "0", schedule: "0 9 * * 1-5", timezone: "UTC", duration: "8h", durationSeconds: 28_800 }]);
+    expect(c.groups[0]!.kubernetes!.autoscaling.disruptionBudgets).toEqual([{ nodes: "50%", schedule: "@weekly", timezone: "Europe/Berlin", duration: "1h30m", durationSeconds: 5400 }]);
+    expect(parse(config(`${TOP}\n  mode: native`, GROUP)).kubernetes!.native!.scaleDown.budgets).toEqual([]);
+  });
+
+  it("refuse a scheduled budget whose cron, time zone or duration is wrong, at its line and column", () => {
+    const withIssues = (text: string) => {
+      try {
+        parse(text);
+      } catch (e) {
+        if (e instanceof ConfigError) return e.issues.map((i) => `${i.line}:${i.column}:${i.path}: ${i.message}${i.fix ? ` (${i.fix})` : ""}`);
+        throw e;
+      }
+      return [];
+    };
+    const top = (budget: string) => `${TOP}\n  mode: native\n  native:\n    scaleDown:\n      budgets:\n        - nodes: "0"\n${budget}`;
+    expect(withIssues(config(top(`          schedule: "0 25 * * *"\n          duration: 8h`), GROUP))).toEqual([
+      '9:21:kubernetes.native.scaleDown.budgets[0].schedule: invalid cron "0 25 * * *": Invalid value for hour: 25 (five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5")',
+    ]);
+    expect(withIssues(config(top(`          schedule: "0 9 * * 1-5"\n          duration: 8 hours`), GROUP))).toEqual([
+      '10:21:kubernetes.native.scaleDown.budgets[0].duration: duration "8 hours" is not hours and minutes (write e.g. 8h, 30m or 1h30m (Karpenter\'s form; more than zero))',
+    ]);
+    expect(withIssues(config(top(`          schedule: "0 9 * * 1-5"\n          duration: 0h\n          timezone: Mars/Olympus`), GROUP))).toEqual([
+      '10:21:kubernetes.native.scaleDown.budgets[0].duration: duration "0h" is not hours and minutes (write e.g. 8h, 30m or 1h30m (Karpenter\'s form; more than zero))',
+      '11:21:kubernetes.native.scaleDown.budgets[0].timezone: unknown time zone "Mars/Olympus" (use an IANA name such as Europe/Berlin, or leave timezone out for UTC)',
+    ]);
+    expect(withIssues(config(top("          schedule: \"0 9 * * 1-5\""), GROUP)).join("\n")).toMatch(/kubernetes\.native\.scaleDown\.budgets\[0\].*duration/);
+    expect(withIssues(config(TOP, `${GROUP}\n      autoscaling:\n        disruptionBudgets: [{ nodes: "1", schedule: "0 0 31 2 *", duration: 1h }]`))[0]).toMatch(/^20:53:groups\[0\]\.kubernetes\.autoscaling\.disruptionBudgets\[0\]\.schedule: "0 0 31 2 \*" never runs/);
   });
 });

@@ -8,7 +8,8 @@ import { isIP } from "node:net";
 import path from "node:path";
 import type { ConfigIssue } from "./errors.js";
 import type { Schema } from "./provider-kinds.js";
-import type { KubernetesConfig, KubernetesGroupConfig, NativeModeConfig } from "./kubernetes.js";
+import { isTimeZone, parseCron } from "./cron.js";
+import type { KubernetesConfig, KubernetesGroupConfig, NativeModeConfig, ScheduledDisruptionBudget } from "./kubernetes.js";
 import type { Seg, Source } from "./yaml-source.js";
 import type { PremiscaleConfig } from "./schema-types.js";
 
@@ -26,6 +27,24 @@ const str = (description: string, extra: Schema = {}): Schema => ({ type: "strin
 const int = (description: string, extra: Schema = {}): Schema => ({ type: "integer", description, ...extra });
 
 const BUDGET = "^([0-9]+|[0-9]{1,3}%)$";
+
+/** Schema of a list of budgets on a schedule (Karpenter's NodePool `budgets` with `schedule` and `duration`). */
+const scheduledBudgetsSchema = (description: string, extra: Schema = {}): Schema => ({
+  type: "array",
+  maxItems: 50,
+  description,
+  items: obj(
+    "A disruption budget in force for `duration` after each time `schedule` fires; the most restrictive budget in force wins.",
+    {
+      nodes: str("How many of the group's nodes may go at once while it is in force: a count (0 stops scale-down) or a share of its nodes (10%, rounded up).", { pattern: BUDGET }),
+      schedule: str('When it comes into force: a five-field cron (minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5") or @daily, @weekly...'),
+      timezone: str("IANA time zone the schedule is read in (Europe/Berlin).", { default: "UTC" }),
+      duration: str("How long it stays in force after each run of the schedule: hours and minutes (8h, 30m, 1h30m)."),
+    },
+    { required: ["nodes", "schedule", "duration"] },
+  ),
+  ...extra,
+});
 
 /** Schema of `kubernetes.native` (cluster-autoscaler's flags and defaults where it has them). */
 const nativeSchema: Schema = obj(
@@ -55,7 +74,8 @@ const nativeSchema: Schema = obj(
         delayAfterAddSeconds: int("No scale-down this long after a scale-up.", { minimum: 0, default: 600 }),
         delayAfterDeleteSeconds: int("No scale-down this long after a scale-down (0: the scan interval).", { minimum: 0, default: 0 }),
         delayAfterFailureSeconds: int("No scale-down this long after a failure.", { minimum: 0, default: 180 }),
-        budget: str("Disruption budget per group: how many of its nodes may go at once, a count (2) or a share of its nodes (10%, rounded up, at least 1).", { pattern: BUDGET, default: "10%" }),
+        budget: str("Disruption budget per group: how many of its nodes may go at once, a count (2) or a share of its nodes (10%, rounded up).", { pattern: BUDGET, default: "10%" }),
+        budgets: scheduledBudgetsSchema("Disruption budgets on a schedule, per group unless the group sets kubernetes.autoscaling.disruptionBudgets: while one is in force, the most restrictive of it and budget applies (nodes: \"0\" on \"0 9 * * 1-5\" for 8h: no scale-down in business hours).", { default: [] }),
       },
       { default: {} },
     ),
@@ -150,6 +170,7 @@ export const groupKubernetesSchema: Schema = obj(
         zeroOrMaxNodeScaling: { type: "boolean", description: "Scale the group between 0 and max at once." },
         ignoreDaemonSetsUtilization: { type: "boolean", description: "Leave DaemonSet pods out of the utilisation." },
         disruptionBudget: str("Native mode: how many of this group's nodes may go at once, a count (2) or a share of its nodes (10%). Default: kubernetes.native.scaleDown.budget.", { pattern: BUDGET }),
+        disruptionBudgets: scheduledBudgetsSchema("Native mode: this group's disruption budgets on a schedule, instead of kubernetes.native.scaleDown.budgets (an empty list: none)."),
       },
       { default: {} },
     ),
@@ -225,7 +246,7 @@ const NATIVE_DEFAULTS: RawNative = {
   scanIntervalSeconds: 10,
   expander: ["least-waste"],
   priorities: {},
-  scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%" },
+  scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%", budgets: [] },
   maxTotalUnreadyPercentage: 45,
   okTotalUnreadyCount: 3,
   batch: { idleMs: 1000, maxMs: 10_000 },
@@ -256,13 +277,40 @@ function normaliseNative(src: Source, raw: RawNative | undefined, issues: Config
     scanIntervalSeconds: n.scanIntervalSeconds,
     expander: [...n.expander],
     priorities,
-    scaleDown: { ...n.scaleDown },
+    scaleDown: { ...n.scaleDown, budgets: normaliseBudgets(src, [...at, "scaleDown", "budgets"], n.scaleDown.budgets, issues) },
     maxTotalUnreadyPercentage: n.maxTotalUnreadyPercentage,
     okTotalUnreadyCount: n.okTotalUnreadyCount,
     batchIdleMs: n.batch.idleMs,
     batchMaxMs: n.batch.maxMs,
     pollMs: n.pollMs,
   };
+}
+
+/** "8h", "30m", "1h30m" in seconds; null for anything else (or zero). */
+export function budgetDurationSeconds(text: string): number | null {
+  const m = /^(?:([0-9]+)h)?(?:([0-9]+)m)?$/.exec(text.trim());
+  if (!m || (m[1] === undefined && m[2] === undefined)) return null;
+  const s = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60;
+  return s > 0 ? s : null;
+}
+
+/** A list of budgets on a schedule, checked: a cron that parses and runs, a known time zone, a duration. */
+function normaliseBudgets(src: Source, at: Seg[], raw: readonly { nodes: string; schedule: string; timezone: string; duration: string }[], issues: ConfigIssue[]): ScheduledDisruptionBudget[] {
+  return raw.map((b, i) => {
+    const here: Seg[] = [...at, i];
+    if (!isTimeZone(b.timezone)) issues.push(src.issue([...here, "timezone"], `unknown time zone ${JSON.stringify(b.timezone)}`, "use an IANA name such as Europe/Berlin, or leave timezone out for UTC"));
+    else {
+      try {
+        if (parseCron(b.schedule, b.timezone).nextRun(new Date(0)) === null) issues.push(src.issue([...here, "schedule"], `${JSON.stringify(b.schedule)} never runs`, 'give a cron that fires, e.g. "0 9 * * 1-5"'));
+      } catch (e) {
+        const msg = (e instanceof Error ? e.message : String(e)).replace(/^CronPattern: /, "");
+        issues.push(src.issue([...here, "schedule"], `invalid cron ${JSON.stringify(b.schedule)}: ${msg}`, 'five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5"'));
+      }
+    }
+    const seconds = budgetDurationSeconds(b.duration);
+    if (seconds === null) issues.push(src.issue([...here, "duration"], `duration ${JSON.stringify(b.duration)} is not hours and minutes`, "write e.g. 8h, 30m or 1h30m (Karpenter's form; more than zero)"));
+    return { nodes: b.nodes, schedule: b.schedule, timezone: b.timezone, duration: b.duration, durationSeconds: seconds ?? 0 };
+  });
 }
 
 /**
@@ -295,7 +343,7 @@ export function normaliseGroupKubernetes(
   }
   if ((raw.join === "k3s" || raw.join === "rke2") && !raw.server) issues.push(src.issue([...ks, "join"], `join: ${raw.join} needs the server URL its agents register with`, `add kubernetes.server: https://<server>:${raw.join === "rke2" ? 9345 : 6443}`));
   const defaultGroup = raw.join === "k3s" || raw.join === "rke2" ? K3S_TOKEN_GROUP : KUBEADM_TOKEN_GROUP;
-  const { maxNodeProvisionSeconds, ...autoscaling } = raw.autoscaling;
+  const { maxNodeProvisionSeconds, disruptionBudgets, ...autoscaling } = raw.autoscaling;
   return {
     join: raw.join,
     ...(raw.server ? { server: raw.server } : {}),
@@ -307,6 +355,10 @@ export function normaliseGroupKubernetes(
     ...(raw.ephemeralStorageGiB !== undefined ? { ephemeralStorageGiB: raw.ephemeralStorageGiB } : {}),
     tokenGroups: raw.tokenGroups ? [...raw.tokenGroups] : [defaultGroup],
     tokenTtlSeconds: raw.tokenTtlSeconds ?? group.readiness.timeoutSeconds,
-    autoscaling: { ...autoscaling, maxNodeProvisionSeconds: maxNodeProvisionSeconds ?? group.readiness.timeoutSeconds + 60 },
+    autoscaling: {
+      ...autoscaling,
+      ...(disruptionBudgets ? { disruptionBudgets: normaliseBudgets(src, [...ks, "autoscaling", "disruptionBudgets"], disruptionBudgets, issues) } : {}),
+      maxNodeProvisionSeconds: maxNodeProvisionSeconds ?? group.readiness.timeoutSeconds + 60,
+    },
   };
 }

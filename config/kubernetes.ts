@@ -29,6 +29,22 @@ export interface ExternalGrpcTls {
 /** Who decides the node groups' sizes: cluster-autoscaler over externalgrpc (issue 11), or premiscale itself (issue 12). */
 export type KubernetesMode = "cluster-autoscaler" | "native";
 
+/**
+ * A disruption budget in force only for a while after each time its cron fires (Karpenter's NodePool budgets with
+ * `schedule` and `duration`): the most restrictive budget in force wins, so `nodes: "0"` blocks scale-down then.
+ */
+export interface ScheduledDisruptionBudget {
+  /** A node count (`"0"`, `"2"`) or a share of the group's nodes (`"10%"`, rounded up). */
+  nodes: string;
+  /** Five-field cron (`0 9 * * 1-5`) or `@daily`…, read in `timezone`. */
+  schedule: string;
+  /** @default "UTC" */
+  timezone: string;
+  /** How long it is in force after each run, as written (`8h`, `30m`, `1h30m`). */
+  duration: string;
+  durationSeconds: number;
+}
+
 /** Native mode's options (`kubernetes.native`), with cluster-autoscaler's defaults. */
 export interface NativeModeConfig {
   /** @default 10 (--scan-interval) */
@@ -52,6 +68,8 @@ export interface NativeModeConfig {
     delayAfterFailureSeconds: number;
     /** Per group unless the group sets its own: a node count or a share of the group's nodes. @default "10%" */
     budget: string;
+    /** Budgets on a schedule, per group unless the group sets its own list (the most restrictive in force wins). @default [] */
+    budgets: ScheduledDisruptionBudget[];
   };
   /** @default 45 */
   maxTotalUnreadyPercentage: number;
@@ -130,6 +148,8 @@ export interface KubernetesAutoscalingOptions {
   ignoreDaemonSetsUtilization?: boolean;
   /** Native mode: the group's disruption budget (a node count or a share of its nodes); default kubernetes.native.scaleDown.budget. */
   disruptionBudget?: string;
+  /** Native mode: the group's budgets on a schedule, instead of kubernetes.native.scaleDown.budgets. */
+  disruptionBudgets?: ScheduledDisruptionBudget[];
 }
 
 /** A group's `kubernetes:` block: the group is a cluster-autoscaler node group. */

@@ -231,9 +231,34 @@ export interface PremiscaleConfig {
          */
         delayAfterFailureSeconds: number;
         /**
-         * Disruption budget per group: how many of its nodes may go at once, a count (2) or a share of its nodes (10%, rounded up, at least 1).
+         * Disruption budget per group: how many of its nodes may go at once, a count (2) or a share of its nodes (10%, rounded up).
          */
         budget: string;
+        /**
+         * Disruption budgets on a schedule, per group unless the group sets kubernetes.autoscaling.disruptionBudgets: while one is in force, the most restrictive of it and budget applies (nodes: "0" on "0 9 * * 1-5" for 8h: no scale-down in business hours).
+         *
+         * @maxItems 50
+         *
+         * Items: A disruption budget in force for `duration` after each time `schedule` fires; the most restrictive budget in force wins.
+         */
+        budgets: {
+          /**
+           * How many of the group's nodes may go at once while it is in force: a count (0 stops scale-down) or a share of its nodes (10%, rounded up).
+           */
+          nodes: string;
+          /**
+           * When it comes into force: a five-field cron (minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5") or @daily, @weekly...
+           */
+          schedule: string;
+          /**
+           * IANA time zone the schedule is read in (Europe/Berlin).
+           */
+          timezone: string;
+          /**
+           * How long it stays in force after each run of the schedule: hours and minutes (8h, 30m, 1h30m).
+           */
+          duration: string;
+        }[];
       };
       /**
        * Halt scaling when more than this share of nodes is unready (and more than okTotalUnreadyCount).
@@ -915,6 +940,31 @@ export interface PremiscaleConfig {
          * Native mode: how many of this group's nodes may go at once, a count (2) or a share of its nodes (10%). Default: kubernetes.native.scaleDown.budget.
          */
         disruptionBudget?: string;
+        /**
+         * Native mode: this group's disruption budgets on a schedule, instead of kubernetes.native.scaleDown.budgets (an empty list: none).
+         *
+         * @maxItems 50
+         *
+         * Items: A disruption budget in force for `duration` after each time `schedule` fires; the most restrictive budget in force wins.
+         */
+        disruptionBudgets?: {
+          /**
+           * How many of the group's nodes may go at once while it is in force: a count (0 stops scale-down) or a share of its nodes (10%, rounded up).
+           */
+          nodes: string;
+          /**
+           * When it comes into force: a five-field cron (minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5") or @daily, @weekly...
+           */
+          schedule: string;
+          /**
+           * IANA time zone the schedule is read in (Europe/Berlin).
+           */
+          timezone: string;
+          /**
+           * How long it stays in force after each run of the schedule: hours and minutes (8h, 30m, 1h30m).
+           */
+          duration: string;
+        }[];
       };
     };
     /**

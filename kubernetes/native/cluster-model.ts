@@ -57,6 +57,12 @@ export interface SimPod {
   unschedulable?: { message: string; since?: string };
   /** Which owner it has, `Kind/name` (for reasons and drain decisions). */
   owner?: string;
+  /** Its labels (PodDisruptionBudgets select pods by them). Absent: none. */
+  labels?: Record<string, string>;
+  /** `status.phase`; a bound pod still `Pending` is evicted without asking its PDB (the Eviction API's rule). */
+  phase?: string;
+  /** Its `Ready` condition is True (a PDB counts only ready pods as healthy). Absent: not known, taken as ready. */
+  ready?: boolean;
 }
 
 /** A node as the simulations see it. */
@@ -142,6 +148,9 @@ export function podFromApi(p: ApiObject): SimPod {
     ...(safe === "true" ? { safeToEvict: true } : safe === "false" ? { safeToEvict: false } : {}),
     ...(cond?.status === "False" && cond.reason === "Unschedulable" ? { unschedulable: { message: String(cond.message ?? ""), ...(cond.lastTransitionTime ? { since: cond.lastTransitionTime } : {}) } } : {}),
     ...(owner ? { owner: `${owner.kind}/${owner.name}` } : {}),
+    ...(meta.labels ? { labels: { ...meta.labels } } : {}),
+    ...(p.status?.phase ? { phase: String(p.status.phase) } : {}),
+    ready: (p.status?.conditions ?? []).some((c: ApiObject) => c.type === "Ready" && c.status === "True"),
   };
 }
 

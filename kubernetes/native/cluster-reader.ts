@@ -1,12 +1,13 @@
 /**
  * Reads the cluster for native mode through the API (kube-api.ts: the configured kubeconfig, a timeout per call):
- * Nodes, the pods that hold or want resources, and DaemonSets; and, polled often, the pods the scheduler marked
+ * Nodes, the pods that hold or want resources, DaemonSets and PodDisruptionBudgets; and, polled often, the pods the scheduler marked
  * `PodScheduled=False` with reason `Unschedulable` (read from the condition, never guessed from Pending). Lists are
  * paged (500 a page).
  */
 import type { KubeApi } from "../kube-api.js";
 import { KubeApiError, statusMessage } from "../kube-api.js";
 import { daemonSetPod, isActive, nodeFromApi, podFromApi } from "./cluster-model.js";
+import { pdbFromApi } from "./pdb-tracker.js";
 import type { ClusterSnapshot } from "./decide-native.js";
 
 // The API's objects; cluster-model.ts reads the fields it needs.
@@ -18,6 +19,7 @@ const RIGHTS: Record<string, string> = {
   "/api/v1/nodes": "list on nodes",
   "/api/v1/pods": "list on pods (all namespaces)",
   "/apis/apps/v1/daemonsets": "list on daemonsets.apps (all namespaces)",
+  "/apis/policy/v1/poddisruptionbudgets": "list on poddisruptionbudgets.policy (all namespaces)",
 };
 
 /** Every item of a list, page by page. */
@@ -38,14 +40,15 @@ export async function listAll(api: KubeApi, path: string, query: Record<string, 
   return items;
 }
 
-/** Nodes, active pods (bound, and pending with their condition) and DaemonSets' pods, read in parallel. */
+/** Nodes, active pods (bound, and pending with their condition), DaemonSets' pods and PDBs, read in parallel. */
 export async function readCluster(api: KubeApi): Promise<ClusterSnapshot> {
-  const [nodes, pods, daemonSets] = await Promise.all([
+  const [nodes, pods, daemonSets, pdbs] = await Promise.all([
     listAll(api, "/api/v1/nodes"),
     listAll(api, "/api/v1/pods", { fieldSelector: "status.phase!=Succeeded,status.phase!=Failed" }),
     listAll(api, "/apis/apps/v1/daemonsets"),
+    listAll(api, "/apis/policy/v1/poddisruptionbudgets"),
   ]);
-  return { nodes: nodes.map(nodeFromApi), pods: pods.filter(isActive).map(podFromApi), daemonSets: daemonSets.map(daemonSetPod) };
+  return { nodes: nodes.map(nodeFromApi), pods: pods.filter(isActive).map(podFromApi), daemonSets: daemonSets.map(daemonSetPod), pdbs: pdbs.map(pdbFromApi) };
 }
 
 /** The uids of the pods the scheduler could not place now (unbound, Pending, PodScheduled=False/Unschedulable). */

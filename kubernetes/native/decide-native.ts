@@ -12,7 +12,9 @@ import type { Member } from "../../policies/aggregate.js";
 import type { SimNode, SimPod } from "./cluster-model.js";
 import type { ExpanderName, PriorityRule } from "./expander.js";
 import { groupTemplate } from "./group-template.js";
-import { computeScaleDown, formatDuration, type NodeVerdict, type ScaleDownGroup } from "./scale-down.js";
+import { scheduledBudget, type ScheduledBudget } from "./disruption-budget.js";
+import type { SimPdb } from "./pdb-tracker.js";
+import { computeScaleDown, formatDuration, keptNotes, type NodeVerdict, type ScaleDownGroup } from "./scale-down.js";
 import { computeScaleUp, namePods, type ScaleUpGroup, type Unplaceable } from "./scale-up.js";
 import { clusterHealth, groupBackoff, scaleDownDelay, type NativeMemory, type SafetyOptions } from "./safety.js";
 
@@ -29,6 +31,8 @@ export interface NativeOptions extends SafetyOptions {
     unneededMs: number;
     /** Per group, unless the group sets its own. @default "10%" */
     budget: string;
+    /** Budgets on a schedule, per group unless the group sets its own list; the most restrictive in force wins. @default [] */
+    budgets: ScheduledBudget[];
   };
 }
 
@@ -39,6 +43,8 @@ export interface ClusterSnapshot {
   pods: SimPod[];
   /** The pods the cluster's DaemonSets would put on a node. */
   daemonSets: SimPod[];
+  /** The PodDisruptionBudgets: scale-down never plans more evictions than they allow. */
+  pdbs: SimPdb[];
 }
 
 /** What one scan decides for one group. */
@@ -151,6 +157,7 @@ export function decideNative(input: NativeInput): NativeResult {
     const down = computeScaleDown({
       nodes: cluster.nodes,
       pods: bound,
+      pdbs: cluster.pdbs,
       groups: groups.map((g): ScaleDownGroup => {
         const a = g.kubernetes!.autoscaling;
         return {
@@ -160,6 +167,7 @@ export function decideNative(input: NativeInput): NativeResult {
           threshold: a.scaleDownUtilizationThreshold ?? o.scaleDown.utilizationThreshold,
           unneededMs: a.scaleDownUnneededSeconds !== undefined ? a.scaleDownUnneededSeconds * 1000 : o.scaleDown.unneededMs,
           budget: a.disruptionBudget ?? o.scaleDown.budget,
+          scheduledBudgets: a.disruptionBudgets ? a.disruptionBudgets.map(scheduledBudget) : o.scaleDown.budgets,
           ...(a.ignoreDaemonSetsUtilization ? { ignoreDaemonSetsUtilization: true } : {}),
         };
       }),
@@ -180,6 +188,7 @@ export function decideNative(input: NativeInput): NativeResult {
     const parts = [`${d.current} VM${d.current === 1 ? "" : "s"}`];
     if (pending.length === 0) parts.push("no unschedulable pods");
     if (waiting.length > 0) parts.push(`unneeded: ${waiting.map(([n, v]) => `${n} ${Math.round(v.utilisation * 100)}% (${formatDuration(v.waitMs)} to go)`).join(", ")}`);
+    parts.push(...keptNotes(result.nodes, mine.map(([n]) => n)));
     if (result.scaleDownSkipped && o.scaleDown.enabled && result.scaleDownSkipped !== "this scan scales up") parts.push(result.scaleDownSkipped);
     d.reason = parts.join("; ");
   }

@@ -72,7 +72,7 @@ describe("the native loop", () => {
     const loop = new NativeLoop({
       timers,
       now: () => new Date(Date.UTC(2026, 11, 3) + timers.now),
-      readCluster: async () => ({ nodes: [], pods: pods(), daemonSets: [] }),
+      readCluster: async () => ({ nodes: [], pods: pods(), daemonSets: [], pdbs: [] }),
       listPending: async () => pods().map((p) => p.uid),
       scan: async (input) => (scans.push(input), { memory: { ...input.memory, lastScaleUp: input.now.toISOString() }, again: false }),
     });

@@ -8,6 +8,7 @@ import type { GroupConfig } from "../../config/types.js";
 import type { Member } from "../../policies/aggregate.js";
 import type { Decision, DecisionSource } from "../../policies/decision.js";
 import type { NativeOptions, NativeResult } from "./decide-native.js";
+import { scheduledBudget } from "./disruption-budget.js";
 
 /** `Decision.source` of node groups in native mode. */
 export const NATIVE_SOURCE = "kubernetes-native";
@@ -25,7 +26,7 @@ export function nativeOptions(n: NativeModeConfig): NativeOptions {
     maxBackoffMs: 1_800_000,
     expander: [...n.expander],
     priorities: n.priorities.map((p) => ({ priority: p.priority, patterns: [...p.patterns] })),
-    scaleDown: { enabled: n.scaleDown.enabled, utilizationThreshold: n.scaleDown.utilizationThreshold, unneededMs: n.scaleDown.unneededSeconds * 1000, budget: n.scaleDown.budget },
+    scaleDown: { enabled: n.scaleDown.enabled, utilizationThreshold: n.scaleDown.utilizationThreshold, unneededMs: n.scaleDown.unneededSeconds * 1000, budget: n.scaleDown.budget, budgets: n.scaleDown.budgets.map(scheduledBudget) },
   };
 }
 

@@ -33,7 +33,7 @@ const NATIVE: NativeModeConfig = {
   scanIntervalSeconds: 3,
   expander: ["least-waste"],
   priorities: [],
-  scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%" },
+  scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%", budgets: [] },
   maxTotalUnreadyPercentage: 45,
   okTotalUnreadyCount: 3,
   batchIdleMs: 1000,

@@ -3,18 +3,28 @@
  *
  *   each Ready node of a group ─▶ utilisation = max(cpu, memory requests ÷ allocatable) < threshold?
  *        ─▶ not `scale-down-disabled`, no pod `safe-to-evict: "false"`
- *        ─▶ least used first: do its pods (not DaemonSet, not mirror) fit on the nodes that stay (same predicates)?
- *           yes: it is unneeded, its pods are moved in the simulation (the nodes they land on get fuller, so they
- *           may no longer be under the threshold: four half-empty nodes become two, not zero)
+ *        ─▶ least used first: may its pods (not DaemonSet, not mirror) be evicted within what the PodDisruptionBudgets
+ *           have left after the nodes taken before it (pdb-tracker.ts), and do they fit on the nodes that stay
+ *           (same predicates)? yes: it is unneeded, its evictions are taken from the PDBs and its pods are moved in
+ *           the simulation (the nodes they land on get fuller, so they may no longer be under the threshold: four
+ *           half-empty nodes become two, not zero)
  *        ─▶ unneeded for `unneededMs` in a row (the first time it was seen unneeded is carried between scans)
- *        ─▶ within the group's min size and its disruption budget (`10%` of its nodes by default, at least 1,
- *           less its nodes being deleted) ─▶ removed, all of a group's in one plan
+ *        ─▶ within the group's min size and its disruption budget now (disruption-budget.ts: `10%` of its nodes by
+ *           default, rounded up; the most restrictive scheduled budget in force; less its nodes being deleted)
+ *           ─▶ removed, all of a group's in one plan
+ *
+ * The PDBs are counted over every node the simulation takes, across groups, whether it goes in this plan or waits
+ * for its unneeded time: no plan needs more evictions from a PDB than its `disruptionsAllowed`.
  *
  * Never the last node with pods: pods that move need a node that stays, and the cluster always keeps one Ready node.
  */
 import { bindPods, freeOf } from "./cluster-state.js";
 import { podKey, type Resources, type SimNode, type SimPod } from "./cluster-model.js";
+import { budgetNodes, budgetNow, type ScheduledBudget } from "./disruption-budget.js";
+import { PdbTracker, type SimPdb } from "./pdb-tracker.js";
 import { namePods } from "./scale-up.js";
+
+export { budgetNodes };
 
 /** A group that may shrink. */
 export interface ScaleDownGroup {
@@ -28,6 +38,8 @@ export interface ScaleDownGroup {
   unneededMs: number;
   /** The disruption budget: a node count (`"2"`) or a share of the group's nodes (`"10%"`, rounded up). */
   budget: string;
+  /** Budgets in force on a schedule; the most restrictive in force wins. @default [] */
+  scheduledBudgets?: readonly ScheduledBudget[];
   /** Its nodes being deleted now (they count against the budget). @default 0 */
   deleting?: number;
   /** Leave DaemonSet pods out of the utilisation. @default false (cluster-autoscaler's default) */
@@ -39,6 +51,8 @@ export interface ScaleDownInput {
   nodes: readonly SimNode[];
   /** Pods bound to nodes (active). */
   pods: readonly SimPod[];
+  /** The cluster's PodDisruptionBudgets. @default [] */
+  pdbs?: readonly SimPdb[];
   groups: readonly ScaleDownGroup[];
   /** The group of a node (undefined: not premiscale's; it stays and takes moved pods). */
   groupOf(node: SimNode): string | undefined;
@@ -51,7 +65,7 @@ export interface ScaleDownInput {
 export type NodeVerdict =
   | { verdict: "remove"; utilisation: number; movedTo: Record<string, string> }
   | { verdict: "unneeded"; utilisation: number; since: string; waitMs: number }
-  | { verdict: "keep"; utilisation: number; why: string };
+  | { verdict: "keep"; utilisation: number; why: string; by?: "pdb" | "budget" };
 
 /** A group's removals. */
 export interface GroupScaleDown {
@@ -82,17 +96,21 @@ export function utilisation(node: SimNode, pods: readonly SimPod[]): { value: nu
   return { value: Math.max(c, m), cpu: c, memory: m };
 }
 
-/** Nodes a budget allows among `nodes`: a count, or a percentage rounded up; at least 1 for a group with nodes. */
-export function budgetNodes(budget: string, nodes: number): number {
-  const m = /^(\d+)(%?)$/.exec(budget.trim());
-  if (!m) return 1;
-  const n = Number(m[1]);
-  if (!m[2]) return n;
-  return nodes === 0 ? 0 : Math.max(1, Math.ceil((n * nodes) / 100 - 1e-9));
-}
-
 const pct = (x: number) => `${Math.round(x * 100)}%`;
 const movable = (p: SimPod) => !p.daemonSet && !p.mirror;
+
+/**
+ * The nodes kept for a PDB or the disruption budget among `names`, as "web-c kept: pod … is covered by PDB …", for
+ * the reasons of a scan: what an operator needs to know to see why a group did not shrink.
+ */
+export function keptNotes(verdicts: Readonly<Record<string, NodeVerdict>>, names: readonly string[]): string[] {
+  const byWhy = new Map<string, string[]>();
+  for (const n of names) {
+    const v = verdicts[n];
+    if (v?.verdict === "keep" && v.by) (byWhy.get(v.why) ?? byWhy.set(v.why, []).get(v.why)!).push(n);
+  }
+  return [...byWhy].map(([why, ns]) => `${ns.join(", ")} kept: ${why}`);
+}
 
 /** "10m0s" from milliseconds. */
 export function formatDuration(ms: number): string {
@@ -135,7 +153,9 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
   }
   candidates.sort((a, b) => a.u - b.u || a.node.name.localeCompare(b.node.name));
 
-  // The simulation: take candidates least used first; each goes only if its pods fit on the nodes that stay.
+  // The simulation: take candidates least used first; each goes only if its pods may be evicted within the PDBs and
+  // fit on the nodes that stay.
+  const pdbs = new PdbTracker(input.pdbs ?? []);
   const removed = new Set<string>();
   const removedOf = new Map<string, number>();
   const moves = new Map<string, Record<string, string>>();
@@ -157,6 +177,11 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
       continue;
     }
     const pods = (podsOn.get(node.name) ?? []).filter(movable);
+    const refused = pdbs.check(pods);
+    if (refused) {
+      verdicts[node.name] = { verdict: "keep", utilisation: u.value, why: refused.why, by: "pdb" };
+      continue;
+    }
     const trial = new Map<string, Resources>([...free].map(([k, v]) => [k, { ...v }]));
     const placed = bindPods(pods, targets, trial);
     const stuck = pods.filter((p) => !placed.has(p.uid));
@@ -164,6 +189,7 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
       verdicts[node.name] = { verdict: "keep", utilisation: u.value, why: `pod ${namePods(stuck)} fits on no other node` };
       continue;
     }
+    pdbs.take(pods, node.name);
     for (const [k, v] of trial) free.set(k, v);
     for (const p of pods) {
       const to = placed.get(p.uid)!;
@@ -182,7 +208,8 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
   const remove: GroupScaleDown[] = [];
   for (const [gname, nodes] of [...ofGroup].sort((a, b) => a[0].localeCompare(b[0]))) {
     const g = groups.get(gname)!;
-    const allowed = Math.max(0, budgetNodes(g.budget, nodes.length) - (g.deleting ?? 0));
+    const budget = budgetNow(g.budget, g.scheduledBudgets ?? [], nodes.length, input.now);
+    const allowed = Math.max(0, budget.allowed - (g.deleting ?? 0));
     const going: string[] = [];
     const ready: { name: string; u: number; since: number }[] = [];
     for (const { node, u } of candidates) {
@@ -197,7 +224,7 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
       if (going.length < allowed) {
         going.push(r.name);
         verdicts[r.name] = { verdict: "remove", utilisation: r.u, movedTo: moves.get(r.name) ?? {} };
-      } else verdicts[r.name] = { verdict: "keep", utilisation: r.u, why: `disruption budget ${g.budget} of ${nodes.length} nodes (${allowed} now) is used` };
+      } else verdicts[r.name] = { verdict: "keep", utilisation: r.u, why: `${budget.by} of ${nodes.length} nodes (${allowed} now) is used`, by: "budget" };
     }
     if (going.length === 0) continue;
     const parts = going.map((n) => {
@@ -209,7 +236,7 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
     remove.push({
       group: gname,
       nodes: going,
-      reason: `${going.length} node${going.length === 1 ? "" : "s"} under ${pct(g.threshold)} for ${formatDuration(g.unneededMs)}: -${going.length} on ${gname}: ${parts.join("; ")}${going.length > 1 ? " (consolidated in one plan)" : ""}`,
+      reason: [`${going.length} node${going.length === 1 ? "" : "s"} under ${pct(g.threshold)} for ${formatDuration(g.unneededMs)}: -${going.length} on ${gname}: ${parts.join("; ")}${going.length > 1 ? " (consolidated in one plan)" : ""}`, ...keptNotes(verdicts, nodes.map((n) => n.name))].join("; "),
     });
   }
   return { remove, nodes: verdicts, unneededSince };

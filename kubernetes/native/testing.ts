@@ -3,6 +3,7 @@ import type { NodeTaint } from "../../config/kubernetes.js";
 import type { GroupConfig } from "../../config/types.js";
 import { kubeTestConfig } from "../testing/config.js";
 import type { SimNode, SimPod, Toleration } from "./cluster-model.js";
+import type { SimPdb } from "./pdb-tracker.js";
 import { GROUP_LABEL } from "../template-node.js";
 
 const base = kubeTestConfig({ min: 0, max: 10 }).groups[0]!;
@@ -62,6 +63,11 @@ export function testNode(name: string, group: string | undefined, cpu = 2000, me
     createdAt: "2026-12-03T10:00:00Z",
     ...o,
   };
+}
+
+/** A PodDisruptionBudget in `default` selecting `app: <app>`, allowing `allowed` disruptions. */
+export function testPdb(name: string, app: string, allowed: number, o: Partial<SimPdb> = {}): SimPdb {
+  return { namespace: "default", name, selector: { matchLabels: { app } }, disruptionsAllowed: allowed, currentHealthy: 3, desiredHealthy: 3 - allowed, alwaysAllowUnhealthy: false, stale: false, ...o };
 }
 
 /** Timers that run only when the test advances them (for the batcher and the loop). */
