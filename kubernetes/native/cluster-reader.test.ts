@@ -37,6 +37,20 @@ describe("the cluster reader", () => {
     expect(pods).toMatchObject({ message: expect.stringContaining("HTTP 403: pods is forbidden"), hint: "premiscale's kubeconfig needs list on pods (all namespaces) for native mode (grant it in its ClusterRole)" });
   });
 
+  it("reads the PodDisruptionBudgets of every namespace with the nodes, pods and DaemonSets, and names the right to grant when refused", async () => {
+    const empty = { status: 200, body: { items: [], metadata: {} } };
+    const pdb = { metadata: { name: "web-pdb", namespace: "shop", generation: 1 }, spec: { selector: { matchLabels: { app: "web" } } }, status: { observedGeneration: 1, disruptionsAllowed: 1, currentHealthy: 4, desiredHealthy: 3 } };
+    const api = fakeApi({
+      "/api/v1/nodes?limit=500": empty,
+      "/api/v1/pods?fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed&limit=500": empty,
+      "/apis/apps/v1/daemonsets?limit=500": empty,
+      "/apis/policy/v1/poddisruptionbudgets?limit=500": { status: 200, body: { items: [pdb], metadata: {} } },
+    });
+    expect((await readCluster(api)).pdbs).toEqual([{ namespace: "shop", name: "web-pdb", selector: { matchLabels: { app: "web" } }, disruptionsAllowed: 1, currentHealthy: 4, desiredHealthy: 3, alwaysAllowUnhealthy: false, stale: false }]);
+    const refused = fakeApi({ "/apis/policy/v1/poddisruptionbudgets?limit=500": { status: 403, body: { message: "forbidden" } } });
+    await expect(listAll(refused, "/apis/policy/v1/poddisruptionbudgets")).rejects.toMatchObject({ hint: "premiscale's kubeconfig needs list on poddisruptionbudgets.policy (all namespaces) for native mode (grant it in its ClusterRole)" });
+  });
+
   it("takes only pods the scheduler marked Unschedulable as pending, not every Pending pod", async () => {
     const api = fakeApi({
       "/api/v1/pods?fieldSelector=spec.nodeName%3D%2Cstatus.phase%3DPending&limit=500": {
