@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { ClusterSnapshot } from "./decide-native.js";
+import { decideNative, type ClusterSnapshot, type NativeOptions } from "./decide-native.js";
 import { NativeLoop, type NativeScanInput } from "./native-loop.js";
 import { PodBatcher } from "./pod-batcher.js";
-import { ManualTimers, pendingPod } from "./testing.js";
+import { DEFAULT_SAFETY } from "./safety.js";
+import { ManualTimers, pendingPod, testGroup, testNode } from "./testing.js";
 
 describe("the pod batcher", () => {
   function harness() {
@@ -109,5 +110,42 @@ describe("the native loop", () => {
     expect(during).toBe(1);
     expect(loop.batches).toBe(1);
     await loop.stop();
+  });
+
+  it("reports a pod no template can ever hold once per scan interval, batches it once, and never scales up for it", async () => {
+    const options: NativeOptions = { ...DEFAULT_SAFETY, expander: ["least-waste"], priorities: [], scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededMs: 600_000, budget: "10%", budgets: [] } };
+    const web = testGroup("web", { vcpus: 2, max: 5 });
+    const huge = pendingPod("huge", 64_000, 256);
+    const timers = new ManualTimers();
+    const reports: { at: number; trigger: string; pods: string[]; groups: Record<string, string>[]; adds: number }[] = [];
+    const loop = new NativeLoop({
+      timers,
+      now: () => new Date(Date.UTC(2026, 11, 3) + timers.now),
+      readCluster: async () => ({ nodes: [testNode("web-a", "web")], pods: [huge], daemonSets: [], pdbs: [] }),
+      listPending: async () => [huge.uid],
+      scan: async (input) => {
+        const r = decideNative({ groups: [web], members: new Map([["web", [{ name: "web-a", createdAt: "2026-12-01T00:00:00Z", ready: true }]]]), cluster: input.cluster, held: input.held, memory: input.memory, now: input.now, options });
+        reports.push({ at: timers.now, trigger: input.trigger, pods: r.unplaceable.map((u) => u.pod.name), groups: r.unplaceable.map((u) => u.groups), adds: [...r.decisions.values()].reduce((n, d) => n + d.add, 0) });
+        return { memory: r.memory, again: false };
+      },
+    });
+    loop.start();
+    await timers.advance(60_000);
+    await loop.stop();
+    // The start scan sees it first and leaves it to its batch; the batch's scan 1 s later reports it, then each scan
+    // every 10 s, however often the pending pods are polled (every 500 ms: 120 polls here).
+    expect(reports[0]).toMatchObject({ at: 0, trigger: "start", pods: [], adds: 0 });
+    const reported = reports.filter((r) => r.pods.length > 0);
+    expect(reported.map((r) => [r.at, r.trigger])).toEqual([
+      [1000, "pods"],
+      [11_000, "scan"],
+      [21_000, "scan"],
+      [31_000, "scan"],
+      [41_000, "scan"],
+      [51_000, "scan"],
+    ]);
+    expect(reported.every((r) => r.pods.join() === "huge" && r.groups[0]!.web === "cpu" && r.adds === 0)).toBe(true);
+    expect(reports).toHaveLength(7);
+    expect(loop.batches).toBe(1);
   });
 });
