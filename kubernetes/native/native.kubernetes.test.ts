@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubernetesConfig, NativeModeConfig } from "../../config/kubernetes.js";
 import type { Config, GroupConfig } from "../../config/types.js";
-import { runNativeScan, startNativeProvider, type NativeEvent, type NativeScanDeps } from "../../pipeline/native-provider.js";
+import type { LifecycleHook } from "../../applier/lifecycle.js";
+import { nodeGroupMembers, runNativeScan, startNativeProvider, type NativeEvent, type NativeScanDeps } from "../../pipeline/native-provider.js";
 import { makeConfig } from "../../planner/testing.js";
 import type { Member } from "../../policies/aggregate.js";
 import { FakeProvider } from "../../providers/fake-provider.js";
@@ -17,8 +18,10 @@ import { git } from "../../state/git.js";
 import { GitStateStore } from "../../state/git-state-store.js";
 import { KWOK_NODE_LABEL, startKubeCluster, waitFor, type KubeCluster } from "../../test/support/kube-cluster.js";
 import { openKubeApi, type KubeApi } from "../kube-api.js";
+import { providerIdOf } from "../provider-id.js";
 import { GROUP_LABEL } from "../template-node.js";
 import { listUnschedulable, readCluster } from "./cluster-reader.js";
+import { drainHook } from "./drain.js";
 import { decideNative, type NativeResult } from "./decide-native.js";
 import { NativeLoop } from "./native-loop.js";
 import { nativeOptions, nativeSource } from "./native-source.js";
@@ -93,11 +96,12 @@ function pod(name: string, cpu: string, memory: string, spec: Record<string, unk
   };
 }
 
-async function kwokNode(name: string, group: string, cpu: string, memory: string) {
+async function kwokNode(name: string, group: string, cpu: string, memory: string, o: { labels?: Record<string, string>; providerID?: string } = {}) {
   await create("/api/v1/nodes", {
     apiVersion: "v1",
     kind: "Node",
-    metadata: { name, labels: { ...KWOK, [GROUP_LABEL]: group, "kubernetes.io/hostname": name } },
+    metadata: { name, labels: { ...KWOK, [GROUP_LABEL]: group, "kubernetes.io/hostname": name, ...o.labels } },
+    ...(o.providerID ? { spec: { providerID: o.providerID } } : {}),
     status: { capacity: { cpu, memory, pods: "110" }, allocatable: { cpu, memory, pods: "110" } },
   });
   await waitFor(
@@ -267,4 +271,134 @@ describe("native mode on the real test cluster", () => {
       await deleteTestPods();
     }
   });
+
+  it("consolidates four half-empty nodes into two under a PDB allowing one disruption, never breaking it, and not while a scheduled budget of 0 is in force", async () => {
+    // One group of its own (nodes labelled pool=cons, so no other test's pods or nodes mix in), every node of it
+    // allowed to go at once (disruptionBudget 100%): only the PDB and the scheduled budget hold the plan back.
+    // Scale-down with no waiting (unneeded time and delays 0); a budget of 0 every day 09:00-17:00 UTC.
+    const POOL = { pool: "cons" };
+    const native: NativeModeConfig = {
+      ...NATIVE,
+      scanIntervalSeconds: 1,
+      scaleDown: { ...NATIVE.scaleDown, unneededSeconds: 0, delayAfterAddSeconds: 0, budgets: [{ nodes: "0", schedule: "0 9 * * *", timezone: "UTC", duration: "8h", durationSeconds: 8 * 3600 }] },
+    };
+    const base = makeConfig({ groups: [{ name: "cons", desired: undefined, min: 0, max: 10, template: { vcpus: 2, memoryMiB: 4096 }, kubernetes: k8s({ labels: { ...KWOK, ...POOL }, autoscaling: { maxNodeProvisionSeconds: 900, disruptionBudget: "100%" } }) }] });
+    const consConfig: Config = { ...base, file: join(dir, "premiscale.yaml"), state: { path: join(dir, "cons-state") }, kubernetes: { ...config.kubernetes!, native } };
+    const ns = "consolidate";
+    const host = new FakeProvider("a");
+    // Every eviction the drains ask for, with the API server's answer (a 429 would be a PDB refusing it).
+    const evictions: { pod: string; status: number }[] = [];
+    const recording: KubeApi = {
+      server: api.server,
+      request: async (method, path, body) => {
+        const r = await api.request(method, path, body);
+        if (method === "POST" && path.endsWith("/eviction")) evictions.push({ pod: path.split("/")[5]!, status: r.status });
+        return r;
+      },
+    };
+    const drained: string[] = [];
+    const inner = drainHook({ api: recording, callTimeoutSeconds: 10, pollMs: 200 });
+    const drain: LifecycleHook = { ...inner, run: async (ctx) => { const out = await inner.run(ctx); drained.push(`${out.result}: ${out.message ?? ""}`); return out; } };
+    const deps: NativeScanDeps = { config: consConfig, providers: new Map([["a", host]]), env: {}, hooks: () => [], drain, lastPlanAt: { at: 0 } };
+    const scan = async (now: Date, memory = emptyMemory()) => runNativeScan(deps, { trigger: "scan", cluster: await readCluster(api), held: new Set(), memory, now }, new AbortController().signal);
+    const members = async () => nodeGroupMembers(consConfig, await new GitStateStore(consConfig.state.path).read());
+    const running = async () => {
+      const r = await cluster.request("GET", `/api/v1/namespaces/${ns}/pods?labelSelector=app%3Dweb`);
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      return (r.body.items as any[]).filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === "Running" && p.status.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"));
+    };
+    const pdbAllows = (n: number) =>
+      waitFor(async () => {
+        const r = await cluster.request("GET", `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/web-pdb`);
+        return r.body.status?.observedGeneration === r.body.metadata.generation && r.body.status.disruptionsAllowed === n && (await running()).length === 4;
+      }, { timeoutMs: WAIT, what: `4 web pods Ready and PDB web-pdb allowing ${n}` });
+
+    // Four VMs the real way: four pending pods that need a node each (1.2 CPU of 2), one scan, four KWOK Nodes.
+    for (let i = 0; i < 4; i++) await create(`/api/v1/namespaces/${NS}/pods`, pod(`boot-${i}`, "1200m", "256Mi", { nodeSelector: { ...KWOK, ...POOL } }));
+    await unschedulable(["boot-0", "boot-1", "boot-2", "boot-3"]);
+    expect((await scan(new Date())).result).toMatchObject({ outcome: "applied", added: 4 });
+    const vms = (await new GitStateStore(consConfig.state.path).read())!.groups.find((g) => g.name === "cons")!.instances;
+    for (const vm of vms) await kwokNode(vm.name, "cons", "2", "4Gi", { labels: POOL, providerID: providerIdOf("cons", vm.uuid) });
+    await deleteTestPods();
+    // A new Node carries node.kubernetes.io/not-ready:NoSchedule until the node lifecycle controller sees it Ready:
+    // the scheduler would pack the replicas onto the nodes already free of it.
+    await waitFor(async () => {
+      const items = (await cluster.request("GET", "/api/v1/nodes?labelSelector=pool%3Dcons")).body.items as { spec?: { taints?: unknown[] } }[];
+      return items.length === 4 && items.every((n) => (n.spec?.taints ?? []).length === 0);
+    }, { timeoutMs: WAIT, what: "the 4 cons nodes without taints" });
+
+    // The workload: 4 replicas of 0.8 CPU, spread one per node by the scheduler (40% each), under a PDB that keeps 3.
+    expect((await cluster.request("POST", "/api/v1/namespaces", { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } } })).status).toBe(201);
+    await create(`/apis/apps/v1/namespaces/${ns}/replicasets`, {
+      apiVersion: "apps/v1",
+      kind: "ReplicaSet",
+      metadata: { name: "web", namespace: ns },
+      spec: {
+        replicas: 4,
+        selector: { matchLabels: { app: "web" } },
+        template: { metadata: { labels: { app: "web" } }, spec: { nodeSelector: { ...KWOK, ...POOL }, terminationGracePeriodSeconds: 0, containers: [{ name: "app", image: "registry.invalid/premiscale/app:test", resources: { requests: { cpu: "800m", memory: "256Mi" } } }] } },
+      },
+    });
+    await create(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`, { apiVersion: "policy/v1", kind: "PodDisruptionBudget", metadata: { name: "web-pdb", namespace: ns }, spec: { minAvailable: 3, selector: { matchLabels: { app: "web" } } } });
+    await pdbAllows(1);
+    const spread = (await running()).map((p) => `${p.metadata.name}@${p.spec.nodeName}`);
+    expect(new Set(spread.map((x) => x.split("@")[1])).size, `the scheduler spread the 4 replicas over the 4 nodes: ${spread.join(", ")}`).toBe(4);
+    // The PDB's status through the whole consolidation: never fewer healthy pods than it wants.
+    const samples: { allowed: number; healthy: number; desired: number }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const r = await cluster.request("GET", `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/web-pdb`);
+        samples.push({ allowed: r.body.status.disruptionsAllowed, healthy: r.body.status.currentHealthy, desired: r.body.status.desiredHealthy });
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    })();
+
+    try {
+      // 12:00 UTC: the scheduled budget of 0 is in force. The nodes are unneeded, but nothing goes and nothing is evicted.
+      const noon = new Date("2026-12-03T12:00:00Z");
+      const held = await scan(noon);
+      expect(held.result).toMatchObject({ destroyed: 0, decisions: [] });
+      const heldWhy = decideNative({ groups: consConfig.groups, members: await members(), cluster: await readCluster(api), memory: emptyMemory(), now: noon, options: nativeOptions(native) }).decisions.get("cons")!.reason;
+      expect(heldWhy).toMatch(/kept: scheduled disruption budget 0 \("0 9 \* \* \*" UTC for 8h, until 2026-12-03T17:00Z\) of 4 nodes \(0 now\) is used/);
+      expect(evictions).toEqual([]);
+
+      // 18:00: the window is over. Without the PDB the simulation would take two nodes at once (two evictions); the
+      // PDB allows one, so one node goes and the reason names the PDB that keeps the other.
+      const evening = new Date("2026-12-03T18:00:00Z");
+      const snapshot = await readCluster(api);
+      const blind = decideNative({ groups: consConfig.groups, members: await members(), cluster: { ...snapshot, pdbs: [] }, memory: held.next.memory, now: evening, options: nativeOptions(native) });
+      expect(blind.decisions.get("cons")!.remove).toHaveLength(2);
+      const first = await scan(evening, held.next.memory);
+      expect(first.result, JSON.stringify(first.result)).toMatchObject({ outcome: "applied", destroyed: 1, failed: [] });
+      expect(first.result.decisions).toHaveLength(1);
+      expect(first.result.decisions[0]!.remove).toHaveLength(1);
+      expect(first.result.decisions[0]!.reason).toMatch(/kept: pod consolidate\/web-\S+ is covered by PDB web-pdb, 1 disruption allowed \(0 left once cons-[0-9a-f]{8} goes\)/);
+      expect(evictions).toHaveLength(1);
+      await pdbAllows(1);
+
+      // The evicted replica runs again elsewhere and the PDB allows one again: the next scan takes one more node.
+      const second = await scan(new Date(evening.getTime() + 10_000), first.next.memory);
+      expect(second.result, JSON.stringify(second.result)).toMatchObject({ outcome: "applied", destroyed: 1, failed: [] });
+      await pdbAllows(1);
+      // Two nodes at 80% are left: nothing more to consolidate.
+      const third = await scan(new Date(evening.getTime() + 20_000), second.next.memory);
+      expect(third.result).toMatchObject({ destroyed: 0, decisions: [] });
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+
+    expect(evictions.map((e) => e.status), "every eviction was accepted at once: none was refused by the PDB (429)").toEqual([201, 201]);
+    expect(drained.every((d) => d.startsWith("continue: drained and deleted Node")), drained.join("\n")).toBe(true);
+    expect(samples.length).toBeGreaterThan(3);
+    expect(samples.every((x) => x.allowed >= 0 && x.healthy >= x.desired && x.desired === 3), JSON.stringify(samples.filter((x) => x.healthy < x.desired))).toBe(true);
+    const left = (await members()).get("cons")!.map((m) => m.name).sort();
+    expect(left).toHaveLength(2);
+    const nodes = ((await cluster.request("GET", "/api/v1/nodes?labelSelector=pool%3Dcons")).body.items as { metadata: { name: string } }[]).map((n) => n.metadata.name).sort();
+    expect(nodes).toEqual(left);
+    expect(new Set((await running()).map((p) => p.spec.nodeName))).toEqual(new Set(left));
+    expect(host.calls.filter((c) => c.startsWith("destroy"))).toHaveLength(2);
+    await cluster.request("DELETE", `/apis/apps/v1/namespaces/${ns}/replicasets/web`);
+  }, 240_000);
 });
