@@ -19,6 +19,7 @@ import { decideNative, type NativeGroupDecision, type NativeResult } from "../ku
 import { NativeLoop, type NativeScanInput, type NativeScanOutcome, type NativeTrigger } from "../kubernetes/native/native-loop.js";
 import { nativeOptions, nativeSource } from "../kubernetes/native/native-source.js";
 import { recordResults } from "../kubernetes/native/safety.js";
+import { keptNotes } from "../kubernetes/native/scale-down.js";
 import { podKey } from "../kubernetes/native/cluster-model.js";
 import type { Member } from "../policies/aggregate.js";
 import { makeProvider } from "../providers/index.js";
@@ -41,6 +42,8 @@ export interface NativeScanResult {
   failed: { address: string; error: string }[];
   /** Pods no group can take: `namespace/name` and per group why. */
   unplaceable: { pod: string; groups: Record<string, string> }[];
+  /** Nodes of a group that scale-down would take but a PodDisruptionBudget or the disruption budget keeps: "web-c kept: …". */
+  kept: string[];
   halted?: string;
   commit: string | null;
   error?: string;
@@ -101,7 +104,7 @@ export async function runNativeScan(deps: NativeScanDeps, input: NativeScanInput
   const native = config.kubernetes?.native;
   if (!native) throw new Error("runNativeScan needs a config with kubernetes.mode: native");
   const groups = nodeGroupNames(config);
-  const result: NativeScanResult = { outcome: "no_changes", trigger: input.trigger, decisions: [], added: 0, destroyed: 0, failed: [], unplaceable: [], commit: null, durationMs: 0 };
+  const result: NativeScanResult = { outcome: "no_changes", trigger: input.trigger, decisions: [], added: 0, destroyed: 0, failed: [], unplaceable: [], kept: [], commit: null, durationMs: 0 };
   const done = (r: Partial<NativeScanResult>, next: NativeScanOutcome) => ({ result: Object.assign(result, r, { durationMs: performance.now() - started }), next });
   const stateStore = new GitStateStore(config.state.path);
   let lock;
@@ -124,6 +127,7 @@ export async function runNativeScan(deps: NativeScanDeps, input: NativeScanInput
     });
     result.decisions = changes(decided).map(({ group, current, add, remove, code, reason }) => ({ group, current, add, remove, code, reason }));
     result.unplaceable = decided.unplaceable.map((u) => ({ pod: podKey(u.pod), groups: u.groups }));
+    result.kept = keptNotes(decided.nodes, Object.keys(decided.nodes));
     if (decided.halted) result.halted = decided.halted;
     const due = !deps.lastPlanAt || input.now.getTime() - deps.lastPlanAt.at >= (config.kubernetes?.resyncSeconds ?? 60) * 1000;
     if (result.decisions.length === 0 && input.trigger !== "start" && input.trigger !== "retry" && !due) {

@@ -359,6 +359,10 @@ describe("native mode on the real test cluster", () => {
       const noon = new Date("2026-12-03T12:00:00Z");
       const held = await scan(noon);
       expect(held.result).toMatchObject({ destroyed: 0, decisions: [] });
+      // The one node the PDB would let go is held by the budget; the others by the PDB.
+      expect(held.result.kept).toHaveLength(3);
+      expect(held.result.kept[0]).toMatch(/^cons-[0-9a-f]{8} kept: scheduled disruption budget 0 \("0 9 \* \* \*" UTC for 8h, until 2026-12-03T17:00Z\) of 4 nodes \(0 now\) is used$/);
+      expect(held.result.kept.slice(1).every((k) => / kept: pod consolidate\/web-\S+ is covered by PDB web-pdb, 1 disruption allowed \(0 left once cons-[0-9a-f]{8} goes\)$/.test(k))).toBe(true);
       const heldWhy = decideNative({ groups: consConfig.groups, members: await members(), cluster: await readCluster(api), memory: emptyMemory(), now: noon, options: nativeOptions(native) }).decisions.get("cons")!.reason;
       expect(heldWhy).toMatch(/kept: scheduled disruption budget 0 \("0 9 \* \* \*" UTC for 8h, until 2026-12-03T17:00Z\) of 4 nodes \(0 now\) is used/);
       expect(evictions).toEqual([]);
@@ -374,6 +378,7 @@ describe("native mode on the real test cluster", () => {
       expect(first.result.decisions).toHaveLength(1);
       expect(first.result.decisions[0]!.remove).toHaveLength(1);
       expect(first.result.decisions[0]!.reason).toMatch(/kept: pod consolidate\/web-\S+ is covered by PDB web-pdb, 1 disruption allowed \(0 left once cons-[0-9a-f]{8} goes\)/);
+      expect(first.result.kept.join("\n")).toMatch(/cons-[0-9a-f]{8} kept: pod consolidate\/web-\S+ is covered by PDB web-pdb, 1 disruption allowed \(0 left once/);
       expect(evictions).toHaveLength(1);
       await pdbAllows(1);
 
