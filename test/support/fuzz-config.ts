@@ -73,6 +73,15 @@ const USER_DATA_FILES = [
 /** Mostly values that pass, sometimes ones that do not: each config has dozens of fields, so bad ones must be rare. */
 const mostly = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<T>): fc.Arbitrary<T> => fc.oneof({ arbitrary: good, weight: 39 }, { arbitrary: bad, weight: 1 });
 
+/** The cron, time zone and duration of a scheduled disruption budget at `at`. */
+function budgetHints(at: string): Record<string, fc.Arbitrary<Json>> {
+  return {
+    [`${at}.schedule`]: mostly(fc.constantFrom("0 9 * * 1-5", "*/30 * * * *", "@daily", "0 22 * * SAT"), fc.constantFrom("0 0 30 2 *", "0 25 * * *", "* * *", "@reboot")),
+    [`${at}.timezone`]: mostly(fc.constantFrom("UTC", "Europe/Berlin", "America/St_Johns"), fc.constantFrom("Mars/Phobos", "utc", "")),
+    [`${at}.duration`]: mostly(fc.constantFrom("8h", "30m", "1h30m", "24h"), fc.constantFrom("0h", "8", "8 hours", "1d", "")),
+  };
+}
+
 /** Formats the schema states only in descriptions; everything else comes from the schema itself. */
 const HINTS: Record<string, fc.Arbitrary<Json>> = {
   "hosts[].uri": mostly(
@@ -97,6 +106,9 @@ const HINTS: Record<string, fc.Arbitrary<Json>> = {
     fc.constantFrom("http://127.0.0.1:8080/hook", "https://hooks.example/premiscale"),
     fc.constantFrom("http://", "https://]", "ftp://x/", "not a url", ""),
   ),
+  // Disruption budgets on a schedule (kubernetes/native): a cron, a time zone and a duration, as in prose.
+  ...budgetHints("kubernetes.native.scaleDown.budgets[]"),
+  ...budgetHints("groups[].kubernetes.autoscaling.disruptionBudgets[]"),
   "gitops.webhook.secretEnv": mostly(fc.constant("WEBHOOK_SECRET"), fc.constantFrom("lower", "1A")),
 };
 
