@@ -318,6 +318,13 @@ describe("parseConfig", () => {
     expect(issue.message).toBe("cannot read user-data file /cfg/missing.yaml: ENOENT: no such file or directory");
   });
 
+  it("cuts a user-data path of thousands of characters in its message", () => {
+    const issue = only(BASE + `      userDataFile: ${"a".repeat(3000)}\n`);
+    expect(issue.path).toBe("groups[0].template.userDataFile");
+    expect(issue.message).toMatch(/^cannot read user-data file \/cfg\/a{195}… \(3,005 characters\): /);
+    expect(issue.message.length).toBeLessThan(400);
+  });
+
   it("refuses userData together with userDataFile", () => {
     expect(only(withUserData("hi\n") + "      userDataFile: x\n")).toMatchObject({ path: "groups[0].template.userDataFile", message: "userData and userDataFile are mutually exclusive" });
   });

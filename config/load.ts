@@ -170,7 +170,9 @@ function normalise(
         userData = "";
         // Node's message ends in ", open '<path>'": the path is already in ours once.
         const why = (err instanceof Error ? err.message : String(err)).replace(/, \w+ '[^]*'$/, "");
-        issues.push(src.issue([...ts, "userDataFile"], `cannot read user-data file ${abs}: ${why}`, `check the path; it is relative to ${dir}`));
+        // A path of thousands of characters (ENAMETOOLONG) is cut like any quoted value: the error stays readable.
+        const shown = abs.length <= 200 ? abs : `${abs.slice(0, 200)}… (${abs.length.toLocaleString("en-US")} characters)`;
+        issues.push(src.issue([...ts, "userDataFile"], `cannot read user-data file ${shown}: ${why}`, `check the path; it is relative to ${dir}`));
       }
       if (userData) {
         const r = userDataIssues(src, [...ts, "userDataFile"], userData, env, path.relative(dir, abs));
