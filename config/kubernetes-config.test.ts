@@ -168,13 +168,18 @@ describe("the kubernetes blocks", () => {
       '9:21:kubernetes.native.scaleDown.budgets[0].schedule: invalid cron "0 25 * * *": Invalid value for hour: 25 (five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5")',
     ]);
     expect(withIssues(config(top(`          schedule: "0 9 * * 1-5"\n          duration: 8 hours`), GROUP))).toEqual([
-      '10:21:kubernetes.native.scaleDown.budgets[0].duration: duration "8 hours" is not hours and minutes (write e.g. 8h, 30m or 1h30m (Karpenter\'s form; more than zero))',
+      '10:21:kubernetes.native.scaleDown.budgets[0].duration: duration "8 hours" is not hours and minutes up to a year (write e.g. 8h, 30m or 1h30m (Karpenter\'s form; more than zero, at most 8784h))',
     ]);
     expect(withIssues(config(top(`          schedule: "0 9 * * 1-5"\n          duration: 0h\n          timezone: Mars/Olympus`), GROUP))).toEqual([
-      '10:21:kubernetes.native.scaleDown.budgets[0].duration: duration "0h" is not hours and minutes (write e.g. 8h, 30m or 1h30m (Karpenter\'s form; more than zero))',
+      '10:21:kubernetes.native.scaleDown.budgets[0].duration: duration "0h" is not hours and minutes up to a year (write e.g. 8h, 30m or 1h30m (Karpenter\'s form; more than zero, at most 8784h))',
       '11:21:kubernetes.native.scaleDown.budgets[0].timezone: unknown time zone "Mars/Olympus" (use an IANA name such as Europe/Berlin, or leave timezone out for UTC)',
     ]);
     expect(withIssues(config(top("          schedule: \"0 9 * * 1-5\""), GROUP)).join("\n")).toMatch(/kubernetes\.native\.scaleDown\.budgets\[0\].*duration/);
+    expect(withIssues(config(top(`          schedule: "0 9 * * 1-5"\n          duration: 99999999999999999999h`), GROUP))[0]).toMatch(/^10:21:kubernetes\.native\.scaleDown\.budgets\[0\]\.duration: duration "9+h" is not hours and minutes up to a year/);
+    // A value of thousands of characters is cut in the message.
+    const long = withIssues(config(top(`          schedule: "${"1".repeat(5000)} * * * *"\n          duration: 8h`), GROUP))[0]!;
+    expect(long).toMatch(/invalid cron "1{80}"… \(5,008 characters\)/);
+    expect(long.length).toBeLessThan(600);
     expect(withIssues(config(TOP, `${GROUP}\n      autoscaling:\n        disruptionBudgets: [{ nodes: "1", schedule: "0 0 31 2 *", duration: 1h }]`))[0]).toMatch(/^20:53:groups\[0\]\.kubernetes\.autoscaling\.disruptionBudgets\[0\]\.schedule: "0 0 31 2 \*" never runs/);
   });
 });

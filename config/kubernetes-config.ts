@@ -9,6 +9,7 @@ import path from "node:path";
 import type { ConfigIssue } from "./errors.js";
 import type { Schema } from "./provider-kinds.js";
 import { isTimeZone, parseCron } from "./cron.js";
+import { show } from "./show.js";
 import type { KubernetesConfig, KubernetesGroupConfig, NativeModeConfig, ScheduledDisruptionBudget } from "./kubernetes.js";
 import type { Seg, Source } from "./yaml-source.js";
 import type { PremiscaleConfig } from "./schema-types.js";
@@ -286,29 +287,34 @@ function normaliseNative(src: Source, raw: RawNative | undefined, issues: Config
   };
 }
 
-/** "8h", "30m", "1h30m" in seconds; null for anything else (or zero). */
+/** The longest window a scheduled budget may have: a leap year (longer is always in force: drop the schedule). */
+const MAX_BUDGET_SECONDS = 366 * 86_400;
+
+/** "8h", "30m", "1h30m" in seconds; null for anything else, zero, or more than a leap year. */
 export function budgetDurationSeconds(text: string): number | null {
   const m = /^(?:([0-9]+)h)?(?:([0-9]+)m)?$/.exec(text.trim());
   if (!m || (m[1] === undefined && m[2] === undefined)) return null;
   const s = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60;
-  return s > 0 ? s : null;
+  return s > 0 && s <= MAX_BUDGET_SECONDS ? s : null;
 }
 
 /** A list of budgets on a schedule, checked: a cron that parses and runs, a known time zone, a duration. */
 function normaliseBudgets(src: Source, at: Seg[], raw: readonly { nodes: string; schedule: string; timezone: string; duration: string }[], issues: ConfigIssue[]): ScheduledDisruptionBudget[] {
   return raw.map((b, i) => {
     const here: Seg[] = [...at, i];
-    if (!isTimeZone(b.timezone)) issues.push(src.issue([...here, "timezone"], `unknown time zone ${JSON.stringify(b.timezone)}`, "use an IANA name such as Europe/Berlin, or leave timezone out for UTC"));
+    if (!isTimeZone(b.timezone)) issues.push(src.issue([...here, "timezone"], `unknown time zone ${show(b.timezone)}`, "use an IANA name such as Europe/Berlin, or leave timezone out for UTC"));
     else {
       try {
-        if (parseCron(b.schedule, b.timezone).nextRun(new Date(0)) === null) issues.push(src.issue([...here, "schedule"], `${JSON.stringify(b.schedule)} never runs`, 'give a cron that fires, e.g. "0 9 * * 1-5"'));
+        if (parseCron(b.schedule, b.timezone).nextRun(new Date(0)) === null) issues.push(src.issue([...here, "schedule"], `${show(b.schedule)} never runs`, 'give a cron that fires, e.g. "0 9 * * 1-5"'));
       } catch (e) {
-        const msg = (e instanceof Error ? e.message : String(e)).replace(/^CronPattern: /, "");
-        issues.push(src.issue([...here, "schedule"], `invalid cron ${JSON.stringify(b.schedule)}: ${msg}`, 'five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5"'));
+        // The parser's message may repeat the pattern: cut, as show() cuts the value.
+        const full = (e instanceof Error ? e.message : String(e)).replace(/^CronPattern: /, "");
+        const msg = full.length <= 200 ? full : `${full.slice(0, 200)}…`;
+        issues.push(src.issue([...here, "schedule"], `invalid cron ${show(b.schedule)}: ${msg}`, 'five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5"'));
       }
     }
     const seconds = budgetDurationSeconds(b.duration);
-    if (seconds === null) issues.push(src.issue([...here, "duration"], `duration ${JSON.stringify(b.duration)} is not hours and minutes`, "write e.g. 8h, 30m or 1h30m (Karpenter's form; more than zero)"));
+    if (seconds === null) issues.push(src.issue([...here, "duration"], `duration ${show(b.duration)} is not hours and minutes up to a year`, "write e.g. 8h, 30m or 1h30m (Karpenter's form; more than zero, at most 8784h)"));
     return { nodes: b.nodes, schedule: b.schedule, timezone: b.timezone, duration: b.duration, durationSeconds: seconds ?? 0 };
   });
 }
