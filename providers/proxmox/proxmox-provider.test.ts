@@ -2,7 +2,7 @@
 // and PVE's behaviour as read in its sources, but it is not a real Proxmox VE. What every adapter must do is the
 // contract suite's (proxmox-provider.contract.test.ts); here is what is PVE's own: one call per observation, nodes
 // offline or hung, templates per node or on shared storage, the seed ISO or PVE's cloud-init keys, clone and
-// delete races, the guest agent, counters.
+// delete races, the guest agent, pause and resume, counters.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
