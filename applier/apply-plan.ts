@@ -233,7 +233,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           memoryMiB: change.vm.memoryMiB,
           ...(change.template ? { template: change.template } : {}),
           ...(change.ready?.bootBeacon ? { bootBeacon: true } : {}),
-          ...(change.pool ? { pool: "warm" as const } : {}),
+          ...(change.pool ? { pool: "warm" as const, poolState: change.pool.state } : {}),
         };
         const ready = change.ready;
         // Recorded before the first hook or host call, so a crash at any later point leaves a record to clean up.
@@ -246,8 +246,10 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           await provider.createVm(spec, { onStep });
           const up = await runPoint("until-ready", { ...(ready ? { ready } : {}) });
           if (up) throw new HookAbandoned(up);
-          // A stopped pool's VM waits shut off, its first boot (and cloud-init's once-per-instance work) done.
+          // A stopped pool's VM waits shut off, its first boot (and cloud-init's once-per-instance work) done; a paused
+          // pool's waits suspended in memory, checked in and ready to run on.
           if (change.pool?.state === "stopped") await provider.stopVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs, onStep });
+          else if (change.pool?.state === "paused") await provider.pauseVm({ name: change.name, uuid: change.uuid }, { onStep });
         } catch (e) {
           if (options.signal?.aborted) throw e; // stopping: the `creating` record stays and the next apply replaces it
           await abandon(e);
@@ -255,7 +257,9 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "running" }));
       } else if (change.action === "take") {
         if (!known || known.pool !== "warm") throw new Error(`${change.address} is not in the warm pool any more: run premiscale plan again`);
-        const { pool: _pool, ...member } = known;
+        const { pool: _pool, poolState: _waited, ...rest } = known;
+        // Heartbeats are judged from now on: a VM that waited paused last beat before its pause.
+        const member = { ...rest, joined: now().toISOString() };
         // Recorded as a member being made before the first host call: after a crash the next plan removes and replaces it.
         await record(() => deps.lock.putInstance(change.group, { ...member, status: "creating" }));
         try {
@@ -278,9 +282,12 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           throw new Error(`kept: hook ${kept.hook} did not let it go: ${kept.message ?? kept.result}`);
         }
         if (change.stop) await provider.stopVm({ name: change.name, uuid: change.uuid }, { shutdownTimeoutMs, onStep });
+        else if (change.pause) await provider.pauseVm({ name: change.name, uuid: change.uuid }, { onStep });
         const after = await runPoint("after-destroy");
         if (after) throw new Error(`after-destroy hook ${after.hook} did not finish: ${after.message ?? after.result}; the next apply removes it`);
-        await record(() => deps.lock.putInstance(change.group, { ...known, status: "running", pool: "warm" }));
+        const { joined: _joined, ...pooled } = known;
+        const poolState = change.stop ? "stopped" : change.pause ? "paused" : "running";
+        await record(() => deps.lock.putInstance(change.group, { ...pooled, status: "running", pool: "warm", poolState }));
       } else {
         // Recorded before the first hook or host call: a destroy cut short is finished by the next apply, not replaced.
         if (known && known.status !== "deleting") await record(() => deps.lock.putInstance(change.group, { ...known, status: "deleting" }));

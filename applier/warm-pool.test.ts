@@ -10,13 +10,14 @@ import type { Instance } from "../state/types.js";
 import { applyPlan, readinessHooks, type ApplyEvent, type Readiness } from "./apply-plan.js";
 import type { LifecycleHook } from "./lifecycle.js";
 
-// Warm pool moves in apply (issue 14): pool VMs are made, readied and stopped; taken (started, waited for by their
-// boot beacon, launching hooks) and returned (terminating hooks, stopped); only the check-in runs for pool VMs.
+// Warm pool moves in apply (issue 14): pool VMs are made, readied and stopped (or paused); taken (started, waited for
+// by their boot beacon, or resumed; launching hooks) and returned (terminating hooks, stopped or paused); only the
+// check-in runs for pool VMs.
 
 const uuidOf = (name: string) => `${name}-0000-0000-0000-000000000000`;
 const base = (name: string) => ({ address: `web[${name}]`, group: "web", name, uuid: uuidOf(name), host: "a", detail: "test" });
 
-function fill(name: string, state: "stopped" | "running" = "stopped"): Change {
+function fill(name: string, state: "stopped" | "running" | "paused" = "stopped"): Change {
   return {
     ...base(name),
     action: "create",
@@ -29,7 +30,7 @@ function fill(name: string, state: "stopped" | "running" = "stopped"): Change {
 
 function planOf(changes: Change[]): Plan {
   return {
-    format_version: "3.0",
+    format_version: "3.1",
     based_on: { lineage: "lin", serial: 1, config_digest: "d", config_commit: null },
     lineage: "lin",
     created_at: "2026-11-23T00:00:00.000Z",
@@ -175,6 +176,73 @@ describe("applyPlan: warm pools", () => {
     expect(r.failed.map((f) => f.error)).toEqual([expect.stringMatching(/^kept: hook user-before-destroy/)]);
     expect(provider.calls).toEqual([]);
     expect((await store.read())?.groups[0]?.instances).toEqual([instance("web-1")]);
+  });
+
+  it("makes a paused pool VM: readied with its check-in, then paused, and recorded in the pool as paused", async () => {
+    const { store, provider, providers, lock } = await setup();
+    const { readiness, asked } = fakeReadiness();
+    const events: ApplyEvent[] = [];
+    const r = await applyPlan(planOf([fill("web-p1", "paused")]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => readinessHooks(readiness) }, { onEvent: (e) => void events.push(e) });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(asked).toEqual([{ name: "web-p1", beacon: true }, { name: "web-p1" }]);
+    expect(provider.calls).toEqual(["create web-p1", "pause web-p1"]);
+    expect(provider.domains.get("web-p1")?.state).toBe("paused");
+    expect(events.filter((e) => e.type === "apply_progress").map((e) => (e as { step: string }).step)).toEqual(["create-disk", "configure", "start", "ready", "pause"]);
+    expect((await store.read())?.groups[0]?.instances).toEqual([expect.objectContaining({ name: "web-p1", status: "running", pool: "warm", poolState: "paused" })]);
+  });
+
+  it("gives up a paused pool VM whose pause fails: destroyed, out of state, the change failed", async () => {
+    const { store, provider, providers, lock } = await setup();
+    const { readiness } = fakeReadiness();
+    provider.failPause.add("web-p1");
+    let seen: Instance | undefined;
+    const onEvent = (e: ApplyEvent) => {
+      if (e.type === "apply_progress" && e.step === "pause") seen = lock.current().groups[0]?.instances[0];
+    };
+    const r = await applyPlan(planOf([fill("web-p1", "paused")]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => readinessHooks(readiness) }, { onEvent });
+    await lock.release();
+    // Until it is paused it is only `creating`: a crash there leaves a record the next plan removes.
+    expect(seen).toMatchObject({ name: "web-p1", status: "creating", pool: "warm" });
+    expect(r.failed.map((f) => f.error)).toEqual(["host a: pause of web-p1 failed"]);
+    expect(provider.domains.size).toBe(0);
+    expect((await store.read())?.groups[0]?.instances ?? []).toEqual([]);
+  });
+
+  it("takes a paused pool VM: resumes it, waits for nothing, runs the launching hooks, and records a member with its join time", async () => {
+    const { store, provider, providers, lock } = await setup([instance("web-p1", { pool: "warm", poolState: "paused" })]);
+    provider.setState("web-p1", "paused");
+    const { readiness, asked } = fakeReadiness();
+    const runs: string[] = [];
+    const before = Date.now();
+    const take: Change = { ...base("web-p1"), action: "take", reason: "scale_out", start: true, resume: true };
+    const r = await applyPlan(planOf([take]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => [...readinessHooks(readiness), userHook("until-ready", runs)] });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(provider.calls).toEqual(["start web-p1"]);
+    expect(provider.domains.get("web-p1")?.state).toBe("running");
+    expect(asked).toEqual([]);
+    expect(runs).toEqual(["until-ready web-p1"]);
+    const [rec] = (await store.read())!.groups[0]!.instances;
+    expect(rec).toMatchObject({ name: "web-p1", status: "running" });
+    expect(rec?.pool).toBeUndefined();
+    expect(rec?.poolState).toBeUndefined();
+    expect(Date.parse(rec!.joined!)).toBeGreaterThanOrEqual(before - 1);
+  });
+
+  it("returns a member to a paused pool: terminating hooks, paused, recorded in the pool as paused without its join time", async () => {
+    const { store, provider, providers, lock } = await setup([instance("web-1", { joined: "2026-11-23T00:05:00.000Z" })]);
+    const runs: string[] = [];
+    const ret: Change = { ...base("web-1"), action: "return", reason: "scale_in", stop: false, pause: true };
+    const r = await applyPlan(planOf([ret]), { providers, lock, hostLimits: new Map(), env: {}, hooks: () => [userHook("before-destroy", runs), userHook("after-destroy", runs)] });
+    await lock.release();
+    expect(r.failed).toEqual([]);
+    expect(runs).toEqual(["before-destroy web-1", "after-destroy web-1"]);
+    expect(provider.calls).toEqual(["pause web-1"]);
+    expect(provider.domains.get("web-1")?.state).toBe("paused");
+    const [rec] = (await store.read())!.groups[0]!.instances;
+    expect(rec).toMatchObject({ name: "web-1", status: "running", pool: "warm", poolState: "paused" });
+    expect(rec?.joined).toBeUndefined();
   });
 
   it("destroys a pool VM without the group's hooks (it never joined the group)", async () => {

@@ -325,9 +325,11 @@ export async function runStateList(io: Output, file: string | undefined, opts: {
     io.out(`No state yet in ${config.state.path}: the first apply creates it.`);
     return OK;
   }
-  // A warm pool's VMs are listed with their group, marked in POOL; STATUS says when refresh-only accepted a stop.
+  // A warm pool's VMs are listed with their group, marked in POOL with how apply left them waiting (stopped, running,
+  // paused); STATUS says when refresh-only accepted a stop. `plan` shows what the hosts say now.
   const status = (i: Instance) => (i.stopped ? `${i.status}, ${i.stopped.state} (accepted ${i.stopped.at})` : i.status);
-  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, status(i), i.pool ?? "", i.created, i.address ?? "", i.protected ? "yes" : "", i.uuid]));
+  const pool = (i: Instance) => (i.pool ? `${i.pool}${i.poolState ? ` (${i.poolState})` : ""}` : "");
+  const rows = state.groups.flatMap((g) => g.instances.map((i) => [g.name, i.name, i.host, status(i), pool(i), i.created, i.address ?? "", i.protected ? "yes" : "", i.uuid]));
   io.out(`State ${config.state.path} (lineage ${state.lineage}, serial ${state.serial})`);
   if (rows.length === 0) {
     io.out("No instances.");
@@ -335,8 +337,12 @@ export async function runStateList(io: Output, file: string | undefined, opts: {
   }
   io.out(table([["GROUP", "NAME", "HOST", "STATUS", "POOL", "CREATED", "ADDRESS", "PROTECTED", "UUID"], ...rows]));
   for (const g of state.groups) {
-    const pooled = g.instances.filter((i) => i.pool === "warm").length;
-    if (pooled > 0) io.out(`group ${g.name}: ${pooled} VM${pooled === 1 ? "" : "s"} waiting in the warm pool (not members)`);
+    const pooled = g.instances.filter((i) => i.pool === "warm");
+    if (pooled.length === 0) continue;
+    const by = new Map<string, number>();
+    for (const i of pooled) by.set(i.poolState ?? "state not recorded", (by.get(i.poolState ?? "state not recorded") ?? 0) + 1);
+    const how = [...by].map(([k, n]) => `${n} ${k}`).join(", ");
+    io.out(`group ${g.name}: ${pooled.length} VM${pooled.length === 1 ? "" : "s"} waiting in the warm pool (not members): ${how}`);
   }
   for (const g of state.groups.filter((x) => x.rollout)) {
     const r = g.rollout!;

@@ -123,14 +123,15 @@ describe("parseConfig", () => {
     });
   });
 
-  it("reads a group's warm pool with its defaults, and refuses size together with maxPrepared", () => {
+  it("reads a group's warm pool with its defaults and its three states, and refuses size together with maxPrepared or an unknown state", () => {
     const withPool = (pool: string) => BASE.replace("    hosts: [local]", `    hosts: [local]\n    warmPool: ${pool}`);
     expect(parse(withPool("{size: 2}")).groups[0]!.warmPool).toEqual({ size: 2, state: "stopped", reuseOnScaleIn: false });
     expect(parse(withPool("{maxPrepared: 3, state: running, reuseOnScaleIn: true}")).groups[0]!.warmPool).toEqual({ maxPrepared: 3, state: "running", reuseOnScaleIn: true });
     expect(parse(withPool("{}")).groups[0]!.warmPool).toEqual({ state: "stopped", reuseOnScaleIn: false });
     expect(parse(BASE).groups[0]!.warmPool).toBeUndefined();
     expect(only(withPool("{size: 2, maxPrepared: 3}"))).toMatchObject({ path: "groups[0].warmPool.maxPrepared", message: "size and maxPrepared are mutually exclusive" });
-    expect(only(withPool("{state: paused}"))).toMatchObject({ path: "groups[0].warmPool.state" });
+    expect(parse(withPool("{size: 1, state: paused, reuseOnScaleIn: true}")).groups[0]!.warmPool).toEqual({ size: 1, state: "paused", reuseOnScaleIn: true });
+    expect(only(withPool("{state: hibernated}"))).toMatchObject({ path: "groups[0].warmPool.state" });
   });
 
   it("accepts accelerator auto for a host on this machine and refuses it for a remote one", () => {

@@ -780,11 +780,11 @@ export interface PremiscaleConfig {
        */
       maxPrepared?: number;
       /**
-       * stopped: shut off after their first boot, started when taken (the guest signals each boot); running: kept running, ready at once when taken.
+       * stopped: shut off after their first boot, started when taken (the guest signals each boot); running: kept running, ready at once when taken; paused: suspended in memory after their first boot (no guest CPU while waiting, their memory held), resumed when taken.
        */
-      state: "stopped" | "running";
+      state: "stopped" | "running" | "paused";
       /**
-       * Scale-in returns members to the pool (stopped, for a stopped pool) instead of destroying them, while the pool has room.
+       * Scale-in returns members to the pool (stopped or paused, as the pool keeps them) instead of destroying them, while the pool has room.
        */
       reuseOnScaleIn: boolean;
     };

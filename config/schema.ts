@@ -287,8 +287,14 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
       {
         size: int("Pool VMs to keep.", { minimum: 0 }),
         maxPrepared: int("Members and pool VMs together at most: the pool holds maxPrepared minus the desired size.", { minimum: 1 }),
-        state: { type: "string", enum: ["stopped", "running"], default: "stopped", description: "stopped: shut off after their first boot, started when taken (the guest signals each boot); running: kept running, ready at once when taken." },
-        reuseOnScaleIn: { type: "boolean", default: false, description: "Scale-in returns members to the pool (stopped, for a stopped pool) instead of destroying them, while the pool has room." },
+        state: {
+          type: "string",
+          enum: ["stopped", "running", "paused"],
+          default: "stopped",
+          description:
+            "stopped: shut off after their first boot, started when taken (the guest signals each boot); running: kept running, ready at once when taken; paused: suspended in memory after their first boot (no guest CPU while waiting, their memory held), resumed when taken.",
+        },
+        reuseOnScaleIn: { type: "boolean", default: false, description: "Scale-in returns members to the pool (stopped or paused, as the pool keeps them) instead of destroying them, while the pool has room." },
       },
     ),
     lifecycleHooks: list("Users' hooks around each VM's launch and termination, run in this order at each point.", lifecycleHook, { default: [] }),

@@ -82,7 +82,7 @@ export interface GroupConfig {
 }
 
 /**
- * A group's warm pool: VMs created (booted once, checked in) and kept stopped or running outside the group; a
+ * A group's warm pool: VMs created (booted once, checked in) and kept stopped, running or paused outside the group; a
  * scale-out takes one instead of creating a VM from scratch, and the pool is refilled.
  */
 export interface WarmPoolConfig {
@@ -93,8 +93,11 @@ export interface WarmPoolConfig {
    * Used when `size` is absent; absent too: the group's `max`.
    */
   maxPrepared?: number;
-  /** What pool VMs do while they wait. @default "stopped" */
-  state: "stopped" | "running";
+  /**
+   * What pool VMs do while they wait: shut off, running, or paused (suspended in memory: no guest CPU, memory held,
+   * resumed in place when taken). @default "stopped"
+   */
+  state: "stopped" | "running" | "paused";
   /** Scale-in returns members to the pool (in the pool's state) instead of destroying them, while it has room. @default false */
   reuseOnScaleIn: boolean;
 }

@@ -15,6 +15,7 @@ import {
   type GroupPlan,
   type Plan,
   type PlanError,
+  type PoolState,
   type Shortfall,
 } from "./plan.js";
 import { seededRng } from "./random.js";
@@ -287,8 +288,10 @@ function replaceUnhealthy(w: Work, group: GroupConfig, present: Instance[], heal
     return;
   }
   const now = w.input.now.getTime();
+  // Silence counts from the later of the last beat and the VM joining the group: a VM taken from a paused pool last
+  // beat before its pause, however long ago, and beats again only once it runs.
   const silent = healthy
-    .map((i) => ({ i, since: time(seen.get(i.name) ?? i.created) }))
+    .map((i) => ({ i, since: Math.max(time(seen.get(i.name) ?? i.created), i.joined ? time(i.joined) : 0) }))
     .filter((x) => now - x.since > unhealthyAfterSeconds * 1000)
     .sort((a, b) => a.since - b.since || byName(a.i.name, b.i.name));
   const cap = Math.max(1, Math.floor(present.length / 4));
@@ -424,13 +427,16 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
       trimmed++;
     }
   }
-  // A stopped pool VM holds no memory or vCPUs now, but will when taken: its host keeps room for it.
+  // A stopped pool VM holds no memory or vCPUs now, but will when taken: its host keeps room for it. A running or
+  // paused one holds them already (a paused guest keeps its memory; its vCPUs count as allocated), so the host's
+  // observed free memory and vCPUs have it: booking it again would count it twice.
   for (const p of kept) {
-    if (poolStateOf(w, p) === "running") continue;
+    if (poolStateOf(w, p) !== "stopped") continue;
     w.used.set(p.host, addUse(w.used.get(p.host) ?? NO_USE, { vcpus: p.vcpus ?? group.template.vcpus, memoryMiB: p.memoryMiB ?? group.template.memoryMiB, resources: {} }));
   }
   if (group.warmPool || pooled.length > 0) {
-    plan.pool = { state: group.warmPool?.state ?? "stopped", size, vms: pooled.map((p) => p.name), take: taken, fill: Math.max(0, size - have), return: returned, trim: trimmed + pool.removed };
+    const states = Object.fromEntries(pooled.map((p) => [p.name, w.observations.get(p.host)?.status !== "ok" ? ("unknown" as const) : (domainOf(w, p)?.state ?? ("missing" as const))]));
+    plan.pool = { state: group.warmPool?.state ?? "stopped", size, vms: pooled.map((p) => p.name), states, take: taken, fill: Math.max(0, size - have), return: returned, trim: trimmed + pool.removed };
   }
   const left = stale.filter((s) => !removed.includes(s.instance));
   if (left.length > 0) {
@@ -448,10 +454,10 @@ export function poolSize(group: GroupConfig, desired: number): number {
   return wp.size ?? Math.max(0, (wp.maxPrepared ?? group.max) - desired);
 }
 
-/** Whether a pool VM's domain runs (running or paused) or not, as observed. */
-function poolStateOf(w: Work, p: Instance): "running" | "stopped" {
-  const d = domainOf(w, p);
-  return d?.state === "running" || d?.state === "paused" ? "running" : "stopped";
+/** What a pool VM's domain does, as observed: running, paused (both hold their host's memory and vCPUs) or not. */
+function poolStateOf(w: Work, p: Instance): PoolState {
+  const s = domainOf(w, p)?.state;
+  return s === "running" || s === "paused" ? s : "stopped";
 }
 
 /**
@@ -503,15 +509,21 @@ function checkPool(w: Work, group: GroupConfig, pooled: Instance[], requested: (
       remove("pool_trim", "stopped, and its guest posts no boot beacon, so it could not be waited for once started: remove it");
     } else usable.push(p);
   }
-  const rank = (p: Instance) => (poolStateOf(w, p) === "running" ? 0 : 1);
+  // Running VMs are members at once, paused ones a resume later, stopped ones only after a boot.
+  const rank = (p: Instance) => ({ running: 0, paused: 1, stopped: 2 })[poolStateOf(w, p)];
   usable.sort((a, b) => rank(a) - rank(b) || time(a.created) - time(b.created) || byName(a.name, b.name));
   return { usable, unchecked, removed };
 }
 
-/** A pool VM joins the group: started when it is not running, and waited for when it was stopped. */
+/**
+ * A pool VM joins the group: started when it is not running, and waited for when it was stopped (it boots). A paused
+ * one is resumed, with nothing to wait for; in a paused pool a VM seen running is "started" too (startVm leaves a
+ * running VM alone): a host may report a pause late (Proxmox VE's resource list lags by up to ~10 s).
+ */
 function takeChange(w: Work, group: GroupConfig, p: Instance, reason: ActionReason, detail: string): Change {
   const state = domainOf(w, p)?.state;
-  const start = state !== "running";
+  const resume = state === "paused" || (state === "running" && group.warmPool?.state === "paused");
+  const start = state !== "running" || resume;
   return {
     action: "take",
     address: `${group.name}[${p.name}]`,
@@ -520,8 +532,9 @@ function takeChange(w: Work, group: GroupConfig, p: Instance, reason: ActionReas
     uuid: p.uuid,
     host: p.host,
     reason,
-    detail: `${detail}: taken from the warm pool${start ? " and started" : ""}`,
+    detail: `${detail}: taken from the warm pool${resume ? " and resumed" : start ? " and started" : ""}`,
     start,
+    ...(resume ? { resume: true as const } : {}),
     ...(state === "stopped" && group.readiness.checkIn ? { ready: { timeoutSeconds: group.readiness.timeoutSeconds } } : {}),
   };
 }
@@ -643,7 +656,17 @@ function scaleIn(
     const at = { group: group.name, name: victim.name, host: victim.host };
     if (mayReturn(victim)) {
       const stop = group.warmPool?.state === "stopped";
-      w.changes.push({ action: "return", address: `${group.name}[${victim.name}]`, ...at, uuid: victim.uuid, reason: "scale_in", detail: `${why}: back to the warm pool${stop ? ", stopped" : ""}`, stop });
+      const pause = group.warmPool?.state === "paused";
+      w.changes.push({
+        action: "return",
+        address: `${group.name}[${victim.name}]`,
+        ...at,
+        uuid: victim.uuid,
+        reason: "scale_in",
+        detail: `${why}: back to the warm pool${stop ? ", stopped" : pause ? ", paused" : ""}`,
+        stop,
+        ...(pause ? { pause: true as const } : {}),
+      });
     } else planDelete(w, at, victim.uuid, "scale_in", why, { gone: false, domain: domainOf(w, victim), instance: victim, group });
   };
   for (const victim of named.slice(0, count)) take(victim, `${detail}: named by ${decision.source ?? "its decision"}`);

@@ -1,14 +1,16 @@
 /**
  * The plan: plain, versioned data that says which VMs to create and destroy and why.
  * `format_version` changes its major part only with an incompatible change; readers ignore unknown fields.
+ * 3.1: paused warm pools (`pool.state` paused, `take.resume`, `return.pause`, `GroupPlan.pool.states`). A 3.0 reader
+ * applying such a plan leaves those pool VMs running instead of paused: a pool that costs CPU, nothing broken.
  */
 import type { Decision } from "../policies/decision.js";
-import type { VmSpec } from "../providers/provider.js";
+import type { VmRunState, VmSpec } from "../providers/provider.js";
 import type { Instance } from "../state/types.js";
 import type { TemplateFingerprint } from "./template-fingerprint.js";
 
 /** Major.minor of the plan JSON this release writes. */
-export const PLAN_FORMAT_VERSION = "3.0";
+export const PLAN_FORMAT_VERSION = "3.1";
 
 /** Why a change is in the plan (machine-readable). */
 export type ActionReason =
@@ -23,8 +25,11 @@ export type ActionReason =
   | "replace_drift" // made from a template that has changed since: a roll-out replaces it (create first, then delete)
   | "replace_lifetime" // older than the group's maxInstanceLifetime: replaced the same way
   | "replace_requested" // named by `apply -replace`: replaced the same way, protected or not
-  | "pool_fill" // a VM made for the group's warm pool (booted once, checked in, then stopped or left running)
+  | "pool_fill" // a VM made for the group's warm pool (booted once, checked in, then stopped, paused or left running)
   | "pool_trim"; // a warm pool VM the pool no longer needs (or that could not be started and waited for)
+
+/** What a group's warm pool VMs do while they wait (`warmPool.state`). */
+export type PoolState = "stopped" | "running" | "paused";
 
 /** A VM template as carried in the plan: user-data keeps its `${env:NAME}` placeholders until apply. */
 export type PlannedVm = Omit<VmSpec, "userData"> & { userData: string; secretEnv: string[] };
@@ -61,10 +66,10 @@ export type Change =
        */
       ready?: { timeoutSeconds: number; heartbeatSeconds?: number; bootBeacon?: boolean };
       /**
-       * A VM for the group's warm pool, not a member: made and readied like any, then stopped when the pool's state is
-       * `stopped`; recorded in state as a pool VM. Absent: a member.
+       * A VM for the group's warm pool, not a member: made and readied like any, then stopped or paused when the
+       * pool's state says so; recorded in state as a pool VM. Absent: a member.
        */
-      pool?: { state: "stopped" | "running" };
+      pool?: { state: PoolState };
       /** What it is made from (recorded in state, so a later template change shows as drift). */
       template?: TemplateFingerprint;
       /** The instance (address) this VM replaces in a roll-out; that one is deleted once this one is ready. */
@@ -80,16 +85,20 @@ export type Change =
   | (ChangeBase & {
       /** A warm pool VM joins the group: started if it is not running (and waited for), then the launching hooks run. */
       action: "take";
-      /** Its domain is not running: start it. */
+      /** Start it (startVm): its domain is not running, or its pool keeps VMs paused (a host may report a pause late). */
       start: boolean;
+      /** It is paused (or its pool keeps VMs paused): starting it resumes it where it stopped, no boot to wait for. */
+      resume?: true;
       /** After starting it, apply waits this long for its boot beacon; absent: ready once started. */
       ready?: { timeoutSeconds: number };
     })
   | (ChangeBase & {
-      /** A member goes back to the warm pool instead of being destroyed (reuseOnScaleIn): terminating hooks, then stopped. */
+      /** A member goes back to the warm pool instead of being destroyed (reuseOnScaleIn): terminating hooks, then stopped or paused. */
       action: "return";
       /** The pool keeps its VMs stopped: shut it down. */
       stop: boolean;
+      /** The pool keeps its VMs paused: pause it. */
+      pause?: true;
     });
 
 /** A change to state alone that `apply --refresh-only` records: what is on the hosts, accepted as it is. */
@@ -163,11 +172,16 @@ export interface GroupPlan {
   /** The group's warm pool, when it has one (or still has pool VMs). */
   pool?: {
     /** What pool VMs do while they wait. */
-    state: "stopped" | "running";
+    state: PoolState;
     /** Pool VMs the pool should hold (after this plan's takes). */
     size: number;
     /** Pool VMs there are before this plan, usable or not: by name. */
     vms: string[];
+    /**
+     * Each of those as its host reports it now (`running`, `paused`, `stopped`, `crashed`, `other`), `missing` when
+     * its host does not have it, `unknown` when its host was not observed. Absent in 3.0 plans.
+     */
+    states?: Record<string, VmRunState | "missing" | "unknown">;
     /** Taken into the group, made, returned and removed by this plan. */
     take: number;
     fill: number;

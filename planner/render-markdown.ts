@@ -116,7 +116,7 @@ function changeLine(c: Change): string {
   if (c.action === "take" || c.action === "return") return `! ${c.address} on host ${c.host}: ${poolMove(c)}${why}`;
   if (c.action === "create") {
     const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
-    return `+ ${c.address} on host ${c.host} (${size})${c.pool ? " into the warm pool" : ""}${why}`;
+    return `+ ${c.address} on host ${c.host} (${size})${c.pool ? ` into the warm pool${c.pool.state === "running" ? "" : `, ${c.pool.state} once ready`}` : ""}${why}`;
   }
   return `- ${c.address} on host ${c.host}${c.pool ? " (warm pool)" : ""}${c.gone ? " (already gone: forget it)" : ""}${why}`;
 }

@@ -114,22 +114,27 @@ function changeLine(c: Change, paint: (color: keyof typeof ansi, text: string) =
     const size = `${c.vm.vcpus} vCPU${c.vm.vcpus === 1 ? "" : "s"}, ${c.vm.memoryMiB} MiB${c.address_v4 ? `, ${c.address_v4}` : ""}`;
     // A roll-out's replacement is Terraform's create-before-destroy `+/-`.
     if (c.replaces) return `${paint("yellow", "+/-")} ${c.address} on host ${c.host} (${size}) replaces ${c.replaces}${why}`;
-    return `  ${paint("green", "+")} ${c.address} on host ${c.host} (${size})${c.pool ? ` into the warm pool${c.pool.state === "stopped" ? ", stopped once ready" : ""}` : ""}${why}`;
+    return `  ${paint("green", "+")} ${c.address} on host ${c.host} (${size})${c.pool ? ` into the warm pool${c.pool.state === "running" ? "" : `, ${c.pool.state} once ready`}` : ""}${why}`;
   }
   return `  ${paint("red", "-")} ${c.address} on host ${c.host}${c.pool ? " (warm pool)" : ""}${c.gone ? " (already gone: forget it)" : ""}${why}`;
 }
 
-/** What a take or a return does, in words: "take from the warm pool and start it". */
+/** What a take or a return does, in words: "take from the warm pool and start it", "… and resume it". */
 export function poolMove(c: Extract<Change, { action: "take" | "return" }>): string {
-  return c.action === "take" ? `take from the warm pool${c.start ? " and start it" : ""}` : `return to the warm pool${c.stop ? " and stop it" : ""}`;
+  if (c.action === "take") return `take from the warm pool${c.resume ? " and resume it" : c.start ? " and start it" : ""}`;
+  return `return to the warm pool${c.stop ? " and stop it" : c.pause ? " and pause it" : ""}`;
 }
 
-/** A group's warm pool before and after the plan: "2 → 1 waiting of 2 (stopped)". */
+/**
+ * A group's warm pool before and after the plan, and how each of its VMs is now: "2 → 1 waiting of 2 (paused):
+ * web-1a2b3c4d paused, web-5e6f7a8b running".
+ */
 export function poolLine(plan: Plan, g: GroupPlan): string {
   const p = g.pool!;
   const fills = plan.changes.filter((c) => c.group === g.name && c.action === "create" && c.pool).length;
   const after = p.vms.length - p.take - p.trim + p.return + fills;
-  return `${p.vms.length === after ? `${after}` : `${p.vms.length} → ${after}`} waiting of ${p.size} (${p.state})`;
+  const now = p.states && p.vms.length > 0 ? `: ${p.vms.map((n) => `${n} ${p.states![n] ?? "unknown"}`).join(", ")}` : "";
+  return `${p.vms.length === after ? `${after}` : `${p.vms.length} → ${after}`} waiting of ${p.size} (${p.state})${now}`;
 }
 
 const REFRESH_WORDS: Record<RefreshUpdate["action"], string> = {

@@ -205,8 +205,9 @@ export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanI
 
 /**
  * What the world looks like after a perfect apply of `plan`: created VMs run and are in state (and use host
- * capacity; a stopped warm pool's new VMs are shut off), deleted ones are gone from hosts and state, VMs taken from a
- * warm pool run as members and returned ones wait in it. Serial goes up by one.
+ * capacity; a stopped warm pool's new VMs are shut off and give it back, a paused pool's are paused and keep it),
+ * deleted ones are gone from hosts and state, VMs taken from a warm pool run as members and returned ones wait in it.
+ * Serial goes up by one.
  */
 export function simulateApply(plan: Plan, state: State | null, observations: HostObservation[]): { state: State; observations: HostObservation[] } {
   const deleted = new Set(plan.changes.filter((c) => c.action === "delete").map((c) => c.name));
@@ -239,13 +240,14 @@ export function simulateApply(plan: Plan, state: State | null, observations: Hos
         ...(c.address_v4 ? { address: c.address_v4 } : {}),
         ...(c.template ? { template: c.template } : {}),
         ...(c.ready?.bootBeacon ? { bootBeacon: true } : {}),
-        ...(c.pool ? { pool: "warm" as const } : {}),
+        ...(c.pool ? { pool: "warm" as const, poolState: c.pool.state } : {}),
       },
     ]);
     const obs = next.find((o) => o.host === c.host);
     if (obs?.status !== "ok") throw new Error(`plan creates on host ${c.host}, which is not reachable`);
     const stopped = c.pool?.state === "stopped";
-    obs.vms.push({ name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: c.vm.createdAt, state: stopped ? "stopped" : "running" });
+    const power = stopped ? "stopped" : c.pool?.state === "paused" ? "paused" : "running";
+    obs.vms.push({ name: c.name, uuid: c.uuid, group: c.group, lineage: plan.lineage, createdAt: c.vm.createdAt, state: power });
     if (!stopped) {
       obs.capacity.freeMemoryMiB -= c.vm.memoryMiB;
       obs.capacity.allocatedVcpus += c.vm.vcpus;
@@ -258,17 +260,21 @@ export function simulateApply(plan: Plan, state: State | null, observations: Hos
     const list = byGroup.get(c.group) ?? [];
     const i = list.findIndex((x) => x.name === c.name);
     if (i < 0) throw new Error(`plan moves ${c.address}, which is not in state`);
-    const { pool: _pool, ...member } = list[i]!;
-    list[i] = c.action === "take" ? member : { ...member, pool: "warm" };
+    const { pool: _pool, poolState: _waited, joined: _joined, ...member } = list[i]!;
+    list[i] = c.action === "take" ? { ...member, joined: plan.created_at } : { ...member, pool: "warm", poolState: c.stop ? "stopped" : c.pause ? "paused" : "running" };
     const obs = next.find((o) => o.host === c.host);
     if (obs?.status !== "ok") throw new Error(`plan moves a VM on host ${c.host}, which is not reachable`);
     const d = obs.vms.find((v) => v.name === c.name);
-    const power = c.action === "take" ? "running" : c.stop ? "stopped" : d?.state;
+    const power = c.action === "take" ? "running" : c.stop ? "stopped" : c.pause ? "paused" : d?.state;
     if (d && power && power !== d.state) {
-      // Starting a VM takes its memory and vCPUs from the host; stopping one gives them back.
-      const sign = power === "running" ? -1 : 1;
-      obs.capacity.freeMemoryMiB += sign * (member.memoryMiB ?? 0);
-      obs.capacity.allocatedVcpus -= sign * (member.vcpus ?? 0);
+      // Starting a VM takes its memory and vCPUs from the host; stopping one gives them back. Pausing or resuming
+      // changes neither: a paused VM keeps both.
+      const holds = (s: string) => s === "running" || s === "paused";
+      if (holds(power) !== holds(d.state)) {
+        const sign = holds(power) ? -1 : 1;
+        obs.capacity.freeMemoryMiB += sign * (member.memoryMiB ?? 0);
+        obs.capacity.allocatedVcpus -= sign * (member.vcpus ?? 0);
+      }
       obs.vms[obs.vms.indexOf(d)] = { ...d, state: power };
     }
   }

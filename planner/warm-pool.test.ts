@@ -216,6 +216,110 @@ describe("warm pools", () => {
     expect(idle).toContain("No changes.");
   });
 
+  describe("paused pools", () => {
+    const paused = (desired: number, p: Partial<WarmPoolConfig> = {}) => makeConfig({ groups: [group({ desired, warmPool: pool({ state: "paused", ...p }) })] });
+    const observedState = (w: { observations: HostObservation[] }, name: string) => {
+      for (const o of w.observations) if (o.status === "ok") for (const d of o.vms) if (d.name === name) return d.state;
+      return undefined;
+    };
+
+    it("fills the pool with VMs paused once ready, takes them by resuming them with nothing to wait for, refills, and converges", () => {
+      const config = paused(1);
+      const first = computePlan(makeInput({ config }));
+      expect(first.changes.filter((c): c is Create => c.action === "create" && Boolean(c.pool)).map((c) => c.pool)).toEqual([{ state: "paused" }, { state: "paused" }]);
+      const w = converge(config);
+      expect(poolNames(w.state).map((n) => observedState(w, n))).toEqual(["paused", "paused"]);
+      expect(w.state.groups[0]!.instances.filter((i) => i.pool === "warm").map((i) => i.poolState)).toEqual(["paused", "paused"]);
+      const p = planOf(paused(2), w);
+      const takes = p.changes.filter((c): c is Take => c.action === "take");
+      expect(takes.map((t) => [t.start, t.resume, t.ready ?? null])).toEqual([[true, true, null]]);
+      expect(takes[0]!.detail).toMatch(/: taken from the warm pool and resumed$/);
+      expect(p.changes.filter((c) => c.action === "create").map((c) => [c.reason, c.action === "create" && c.pool?.state])).toEqual([["pool_fill", "paused"]]);
+      const after = simulateApply(p, w.state, makeInput({ config: paused(2), observations: w.observations }).observations);
+      expect(observedState(after, takes[0]!.name)).toBe("running");
+      expect(after.state.groups[0]!.instances.find((i) => i.name === takes[0]!.name)).toMatchObject({ joined: p.created_at });
+      expect(planOf(paused(2), after).changes).toEqual([]);
+    });
+
+    it("takes running pool VMs first, then paused ones, then stopped ones", () => {
+      const w = converge(paused(0, { size: 3 }));
+      const [a, b, c] = poolNames(w.state).sort() as [string, string, string];
+      const states: Record<string, "running" | "paused" | "stopped"> = { [a]: "stopped", [b]: "paused", [c]: "running" };
+      const obs = w.observations.map((o) => (o.status === "ok" ? { ...o, vms: o.vms.map((d) => (states[d.name] ? { ...d, state: states[d.name]! } : d)) } : o));
+      for (const [n, order] of [[1, [c]], [2, [c, b]], [3, [c, b, a]]] as const) {
+        const p = planOf(paused(n, { size: 3 }), { state: w.state, observations: obs });
+        expect(p.changes.filter((x): x is Take => x.action === "take").map((t) => t.name).sort()).toEqual([...order].sort());
+      }
+      const all = planOf(paused(3, { size: 3 }), { state: w.state, observations: obs }).changes.filter((x): x is Take => x.action === "take");
+      expect(Object.fromEntries(all.map((t) => [t.name, [t.start, t.resume ?? false, t.ready ?? null]]))).toEqual({
+        [a]: [true, false, { timeoutSeconds: 120 }],
+        [b]: [true, true, null],
+        // A paused pool's VM reported running is resumed too: a host may report a pause late, and starting a running VM changes nothing.
+        [c]: [true, true, null],
+      });
+    });
+
+    it("returns scale-in victims to a paused pool paused, without asking for a boot beacon", () => {
+      const w = converge(paused(2, { size: 1, reuseOnScaleIn: true }));
+      for (const i of w.state.groups[0]!.instances) delete i.bootBeacon;
+      const p = planOf(paused(1, { size: 2, reuseOnScaleIn: true }), w);
+      const ret = p.changes.find((c) => c.action === "return");
+      expect(ret).toMatchObject({ stop: false, pause: true, detail: expect.stringMatching(/: back to the warm pool, paused$/) });
+      const after = simulateApply(p, w.state, makeInput({ config: paused(1, { size: 2, reuseOnScaleIn: true }), observations: w.observations }).observations);
+      expect(observedState(after, ret!.name)).toBe("paused");
+      expect(after.state.groups[0]!.instances.find((i) => i.name === ret!.name)).toMatchObject({ pool: "warm", poolState: "paused" });
+      expect(planOf(paused(1, { size: 2, reuseOnScaleIn: true }), after).changes).toEqual([]);
+    });
+
+    it("counts a paused pool VM's memory once: its host's free memory already lacks it, so it is not booked again", () => {
+      // 512 MiB reserved, 128 MiB per VM: room for 4 VMs. 1 member and 2 paused pool VMs hold 3 of them; a db VM takes the last.
+      const w = converge(paused(1), { state: null, observations: [makeObservation("a", { capacity: { freeMemoryMiB: 512 + 4 * 128 } })] });
+      const free = w.observations[0]!.status === "ok" ? w.observations[0]!.capacity.freeMemoryMiB : 0;
+      expect(free).toBe(512 + 128);
+      const withDb = makeConfig({ groups: [group({ desired: 1, warmPool: pool({ state: "paused" }) }), { name: "db", desired: 2 }] });
+      const p = planOf(withDb, w);
+      expect(p.changes.filter((c) => c.group === "db").map((c) => c.action)).toEqual(["create"]);
+      expect(p.shortfalls).toEqual([expect.objectContaining({ group: "db", missing: 1, reason: expect.stringMatching(/memory/) })]);
+      // A paused pool VM that is removed gives its memory back, like a running one.
+      const trimmed = planOf(makeConfig({ groups: [group({ desired: 1, warmPool: pool({ state: "paused", size: 1 }) }), { name: "db", desired: 2 }] }), w);
+      expect(trimmed.changes.filter((c) => c.group === "db").map((c) => [c.action, c.waits_for ?? []])).toEqual([
+        ["create", []],
+        ["create", [expect.stringMatching(/^web\[/)]],
+      ]);
+      expect(trimmed.shortfalls).toEqual([]);
+    });
+
+    it("judges a VM taken from the pool by heartbeats from when it joined, not from its last beat before the pause", () => {
+      const hb = { checkIn: true, timeoutSeconds: 120, heartbeatSeconds: 10, unhealthyAfterSeconds: 30 };
+      const config = makeConfig({ groups: [group({ desired: 2, readiness: hb, warmPool: pool({ state: "paused", size: 0 }) })] });
+      const w = converge(config);
+      const [old, taken] = memberNames(w.state).sort() as [string, string];
+      const at = (s: number) => new Date(TEST_NOW.getTime() - s * 1000).toISOString();
+      const withJoined = (joinedAgo: number): State => ({
+        ...w.state,
+        groups: [{ ...w.state.groups[0]!, instances: w.state.groups[0]!.instances.map((i) => (i.name === taken ? { ...i, joined: at(joinedAgo) } : i)) }],
+      });
+      const lastSeen = new Map([[old, at(5)], [taken, at(3600)]]);
+      const fresh = planOf(config, { state: withJoined(10), observations: w.observations }, { lastSeen, now: TEST_NOW });
+      expect(fresh.drift).toEqual([]);
+      expect(fresh.changes).toEqual([]);
+      const silent = planOf(config, { state: withJoined(100), observations: w.observations }, { lastSeen, now: TEST_NOW });
+      expect(silent.drift).toEqual([expect.objectContaining({ kind: "unhealthy", name: taken, detail: expect.stringMatching(/^not heard from for 100s/) })]);
+    });
+
+    it("shows each pool VM's state in the text plan, the takes as resumes and the fills as paused once ready", () => {
+      const w = converge(paused(1));
+      const [a, b] = poolNames(w.state).sort() as [string, string];
+      const text = renderPlanText(planOf(paused(2), w));
+      expect(text).toMatch(new RegExp(`# group web: 1 → 2 \\(desired: 2 in config\\); warm pool 2 waiting of 2 \\(paused\\): ${a} paused, ${b} paused`));
+      expect(text).toMatch(/~ web\[web-[0-9a-f]{8}\] on host a: take from the warm pool and resume it {3}# scale out/);
+      expect(text).toMatch(/\+ web\[web-[0-9a-f]{8}\] on host a \(1 vCPU, 128 MiB\) into the warm pool, paused once ready {3}# pool fill/);
+      const gone = w.observations.map((o) => (o.status === "ok" ? { ...o, vms: o.vms.filter((d) => d.name !== a) } : o));
+      const idle = planOf(paused(1), { state: w.state, observations: gone });
+      expect(idle.groups[0]?.pool?.states).toEqual({ [a]: "missing", [b]: "paused" });
+    });
+  });
+
   it("leaves a suspended group's pool alone", () => {
     const w = converge(makeConfig({ groups: [group({ desired: 1 })] }));
     expect(planOf(makeConfig({ groups: [group({ desired: 3, suspend: true })] }), w).changes).toEqual([]);

@@ -33,7 +33,7 @@ export class FakeProvider implements Provider {
   private vms = new Map<string, FakeVm>();
   inFlight = 0;
   maxInFlight = 0;
-  /** The changes asked of it, in order: `create NAME`, `destroy NAME`, `start NAME`, `stop NAME`. */
+  /** The changes asked of it, in order: `create NAME`, `destroy NAME`, `start NAME`, `pause NAME`, `stop NAME`. */
   readonly calls: string[] = [];
   /** How many times it was observed. */
   observes = 0;
@@ -43,6 +43,8 @@ export class FakeProvider implements Provider {
   failDestroy = new Set<string>();
   /** Names whose start fails. */
   failStart = new Set<string>();
+  /** Names whose pause fails. */
+  failPause = new Set<string>();
   /** Every call hangs until its timeout. */
   hang = false;
   /** Time each call takes, ms (0: a turn of the event loop). */
@@ -206,6 +208,21 @@ export class FakeProvider implements Provider {
       await this.step();
       if (this.failStart.has(vm.name)) throw new ProviderError(this.host, `start of ${vm.name} failed`);
       v.vm = { ...v.vm, state: "running" };
+    });
+  }
+
+  async pauseVm(vm: { name: string; uuid: string }, options: CallOptions = {}): Promise<void> {
+    this.calls.push(`pause ${vm.name}`);
+    await this.busy(`pause ${vm.name}`, async () => {
+      const v = this.owned(vm);
+      if (v.vm.state === "paused") return;
+      if (v.vm.state !== "running") {
+        throw new ProviderError(this.host, `VM ${vm.name} is ${v.vm.state}, so it cannot be paused`, "only a running VM can be paused; run premiscale plan again", { code: "not_running" });
+      }
+      options.onStep?.("pause");
+      await this.step();
+      if (this.failPause.has(vm.name)) throw new ProviderError(this.host, `pause of ${vm.name} failed`);
+      v.vm = { ...v.vm, state: "paused" };
     });
   }
 

@@ -313,6 +313,78 @@ export function describeProviderContract(name: string, makeHarness: () => Promis
       });
     });
 
+    describe("pauseVm", () => {
+      const pause = (p: Provider, vm: { name: string; uuid: string }, onStep?: (s: ProviderStep) => void) =>
+        p.pauseVm({ name: vm.name, uuid: vm.uuid }, onStep ? { onStep } : {});
+      const states = async (p: Provider, vm: { name: string; uuid: string }) => (await listed(p, vm)).map((v) => v.state);
+
+      it("pauses a running VM it created (step pause), lists it paused with everything kept, and startVm resumes it (step start)", async () => {
+        const spec = await newSpec(open());
+        await open().createVm(spec);
+        const steps: ProviderStep[] = [];
+        await pause(open(), spec, (s) => steps.push(s));
+        expect(steps).toEqual(["pause"]);
+        expect(await states(open(), spec)).toEqual(["paused"]);
+        expect(await harness().remains(spec.name)).not.toEqual([]);
+        steps.length = 0;
+        await open().startVm({ name: spec.name, uuid: spec.uuid }, { onStep: (s) => steps.push(s) });
+        expect(steps).toEqual(["start"]);
+        expect(await states(open(), spec)).toEqual(["running"]);
+        await destroy(open(), spec);
+        expect(await harness().remains(spec.name)).toEqual([]);
+      });
+
+      it("pausing a paused VM changes nothing, and a paused VM is stopped like a running one (kept, stopped)", async () => {
+        const spec = await newSpec(open());
+        await open().createVm(spec);
+        await pause(open(), spec);
+        const steps: ProviderStep[] = [];
+        await pause(open(), spec, (s) => steps.push(s));
+        expect(steps).toEqual([]);
+        expect(await states(open(), spec)).toEqual(["paused"]);
+        await open().stopVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS, onStep: (s) => steps.push(s) });
+        expect(steps).toEqual(["stop"]);
+        expect(await states(open(), spec)).toEqual(["stopped"]);
+        expect(await harness().remains(spec.name)).not.toEqual([]);
+        await destroy(open(), spec);
+        expect(await harness().remains(spec.name)).toEqual([]);
+      });
+
+      it("destroys a paused VM at once, without waiting for a shutdown its guest cannot run", async () => {
+        const spec = await newSpec(open());
+        await open().createVm(spec);
+        await pause(open(), spec);
+        const steps: ProviderStep[] = [];
+        const { ms, result } = await timed(() => open().destroyVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: 30_000, onStep: (s) => steps.push(s) }));
+        expect(result.status).toBe("fulfilled");
+        expect(ms).toBeLessThan(15_000);
+        expect(inOrder(steps, DESTROY_STEPS)).toBe(true);
+        expect(await harness().remains(spec.name)).toEqual([]);
+      });
+
+      it("refuses to pause a stopped VM, a VM that does not exist, a VM premiscale did not make, or one of ours asked with another uuid, leaving each as it was", async () => {
+        const p = open();
+        const spec = await newSpec(open());
+        await open().createVm(spec);
+        await open().stopVm({ name: spec.name, uuid: spec.uuid }, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS });
+        await expect(pause(p, spec)).rejects.toMatchObject({ code: "not_running", message: expect.stringContaining(p.host) });
+        expect(await states(open(), spec)).toEqual(["stopped"]);
+        await open().startVm({ name: spec.name, uuid: spec.uuid });
+        await expect(pause(p, { name: spec.name, uuid: randomUUID() })).rejects.toMatchObject({ code: "not_owned" });
+        expect(await states(open(), spec)).toEqual(["running"]);
+        const ghost = harness().vmSpec({});
+        await expect(pause(p, ghost)).rejects.toMatchObject({ code: "not_found", message: expect.stringContaining(p.host) });
+        expect(await harness().remains(ghost.name)).toEqual([]);
+        const name = foreignName();
+        const uuid = randomUUID();
+        await harness().plantForeign(name, uuid);
+        const before = await harness().remains(name);
+        await expect(pause(p, { name, uuid })).rejects.toMatchObject({ code: "not_owned" });
+        expect(await harness().remains(name)).toEqual(before);
+        await destroy(open(), spec);
+      });
+    });
+
     describe("a create that dies half-way", () => {
       for (const step of CREATE_STEPS) {
         for (const then of ["destroy", "create"] as const) {
@@ -425,10 +497,10 @@ export function describeProviderContract(name: string, makeHarness: () => Promis
         expectRejectedNamingHost(p, result);
       });
 
-      it("startVm and stopVm reject, naming the host, once their call timeout has passed", async () => {
+      it("startVm, pauseVm and stopVm reject, naming the host, once their call timeout has passed", async () => {
         const p = openHung();
         const vm = { name: foreignName(), uuid: randomUUID() };
-        for (const call of [() => p.startVm(vm), () => p.stopVm(vm, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS })]) {
+        for (const call of [() => p.startVm(vm), () => p.pauseVm(vm), () => p.stopVm(vm, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS })]) {
           const { ms, result } = await timed(call);
           expectGaveUpInTime(ms);
           expectRejectedNamingHost(p, result);

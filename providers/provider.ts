@@ -121,7 +121,7 @@ export interface VmSpec {
  * Steps an adapter reports while it works (for journals and progress), in the order they happen. Each adapter maps
  * its own calls onto them: libvirt's overlay volume is `create-disk`, its seed and `define` are `configure`.
  */
-export type ProviderStep = "create-disk" | "configure" | "start" | "stop" | "delete";
+export type ProviderStep = "create-disk" | "configure" | "start" | "pause" | "stop" | "delete";
 
 /** Raw cumulative counters of one VM at one moment; a field the host did not report is `undefined` (never 0). */
 export interface VmCounters {
@@ -184,20 +184,31 @@ export interface Provider {
   createVm(spec: VmSpec, options?: CallOptions): Promise<void>;
   /**
    * Stops and removes a VM and everything it owns on the host: ACPI shutdown first, forced off after
-   * `shutdownTimeoutMs`. Refuses (rejects, touching nothing) a VM of that name that does not carry premiscale's marker
-   * for the same UUID. A VM that is already gone is not an error, and its leftovers are still removed.
+   * `shutdownTimeoutMs`; a paused VM is forced off at once (its guest cannot run a shutdown, and one sent to it would be
+   * delivered whenever it ran again). Refuses (rejects, touching nothing) a VM of that name that does not carry
+   * premiscale's marker for the same UUID. A VM that is already gone is not an error, and its leftovers are still
+   * removed.
    */
   destroyVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void>;
   /**
    * Starts a VM of ours that is stopped (a warm pool's VM taken into its group); one that already runs is left
-   * running, a paused one is resumed. Rejects, touching nothing, when the host has no VM of that name (code
-   * `not_found`) or when that VM does not carry premiscale's marker for the same UUID (code `not_owned`).
+   * running, a paused one is resumed where it stopped (no boot), reporting the step `start` either way. Rejects,
+   * touching nothing, when the host has no VM of that name (code `not_found`) or when that VM does not carry
+   * premiscale's marker for the same UUID (code `not_owned`).
    */
   startVm(vm: { name: string; uuid: string }, options?: CallOptions): Promise<void>;
   /**
+   * Pauses a running VM of ours in memory (a paused warm pool): its vCPUs stop, its memory, disks and devices stay as
+   * they are, and `startVm` resumes it where it stopped. Reports the step `pause`. A VM already paused is left so.
+   * Rejects, touching nothing, when the VM does not run (code `not_running`: only a running guest can be paused), when
+   * the host has no VM of that name (`not_found`) or when it is not this instance (`not_owned`).
+   */
+  pauseVm(vm: { name: string; uuid: string }, options?: CallOptions): Promise<void>;
+  /**
    * Stops a VM of ours and keeps everything it owns (disks, seed, definition), so `startVm` boots it again: ACPI
-   * shutdown first, forced off after `shutdownTimeoutMs`. A VM already stopped is left so. Rejects, touching nothing,
-   * when the host has no VM of that name (`not_found`) or when it is not this instance (`not_owned`).
+   * shutdown first, forced off after `shutdownTimeoutMs`; a paused VM is resumed first, so its guest can shut down
+   * cleanly. A VM already stopped is left so. Rejects, touching nothing, when the host has no VM of that name
+   * (`not_found`) or when it is not this instance (`not_owned`).
    */
   stopVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void>;
   /**

@@ -392,6 +392,8 @@ export function serializeGroup(g: GroupState): string {
       ...(i.protected ? { protected: true } : {}),
       ...(i.template ? { template: i.template } : {}),
       ...(i.pool ? { pool: i.pool } : {}),
+      ...(i.poolState ? { poolState: i.poolState } : {}),
+      ...(i.joined ? { joined: i.joined } : {}),
       ...(i.bootBeacon ? { bootBeacon: true } : {}),
       ...(i.stopped ? { stopped: { at: i.stopped.at, state: i.stopped.state } } : {}),
     }));

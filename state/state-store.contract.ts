@@ -51,12 +51,13 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       expect((await store.read())?.groups).toEqual([{ name: "web", instances: [], history }]);
     });
 
-    it("keeps a group's roll-out record and an instance's template, protection, warm pool and accepted stop, and removes the record when asked", async () => {
+    it("keeps a group's roll-out record and an instance's template, protection, warm pool (and how it waits), join time and accepted stop, and removes the record when asked", async () => {
       const store = await makeStore();
       const lock = await store.lock("apply", 1000);
       await lock.init("l");
       await lock.putInstance("web", { ...instance("web-1"), template: { memoryMiB: 128, "settings.libvirt.baseImage": "a.qcow2" }, protected: true });
-      await lock.putInstance("web", { ...instance("web-p"), pool: "warm", bootBeacon: true });
+      await lock.putInstance("web", { ...instance("web-p"), pool: "warm", poolState: "paused", bootBeacon: true });
+      await lock.putInstance("web", { ...instance("web-t"), joined: "2026-11-23T01:00:00.000Z" });
       await lock.putInstance("web", { ...instance("web-s"), stopped: { at: "2026-11-23T00:00:00.000Z", state: "stopped" } });
       const rollout = { template: "sha256:abc", total: 4, replaced: 1, checkpointAt: "2026-11-23T00:00:00.000Z" };
       await lock.putRollout("web", rollout);
@@ -64,8 +65,9 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       const read = (await store.read())?.groups[0];
       expect(read?.rollout).toEqual(rollout);
       expect(read?.instances[0]).toMatchObject({ template: { memoryMiB: 128, "settings.libvirt.baseImage": "a.qcow2" }, protected: true });
-      expect(read?.instances[1]).toMatchObject({ name: "web-p", pool: "warm", bootBeacon: true });
+      expect(read?.instances[1]).toMatchObject({ name: "web-p", pool: "warm", poolState: "paused", bootBeacon: true });
       expect(read?.instances[2]).toMatchObject({ name: "web-s", stopped: { at: "2026-11-23T00:00:00.000Z", state: "stopped" } });
+      expect(read?.instances[3]).toMatchObject({ name: "web-t", joined: "2026-11-23T01:00:00.000Z" });
       const again = await store.lock("apply", 1000);
       await again.putRollout("web", undefined);
       await again.release();

@@ -30,9 +30,19 @@ export interface Instance {
   protected?: boolean;
   /**
    * `warm`: the VM waits in its group's warm pool, outside the group (never a member for sizing, metrics or scale-in),
-   * stopped or running as the pool says, until a scale-out takes it. Absent: a member.
+   * stopped, running or paused as the pool says, until a scale-out takes it. Absent: a member.
    */
   pool?: "warm";
+  /**
+   * How apply left a warm pool VM to wait (the pool's state when it was made or returned): `state list` shows it.
+   * Absent in older state, and for members.
+   */
+  poolState?: "stopped" | "running" | "paused";
+  /**
+   * When a warm pool VM joined the group (taken by a scale-out): heartbeats are judged from then on, since a VM that
+   * waited paused last beat before its pause. Absent: made as a member.
+   */
+  joined?: string;
   /**
    * Its user-data posts a boot beacon on every boot (groups with a warm pool get one), so after starting it again apply
    * can wait until it is up; cloud-init's phone_home runs on the first boot only.

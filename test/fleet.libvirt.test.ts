@@ -8,6 +8,7 @@ import type { GroupState, Instance } from "../state/types.js";
 import { premiscale, projectDir } from "./support/cli.js";
 import { freePort, guestConfigText, installGuest, readCheckIns, type GuestConfigOptions, type InstalledGuest } from "./support/guests.js";
 import { virsh } from "./support/libvirt.js";
+import { killLeftovers, spawnPremiscale } from "./support/serve.js";
 
 // Living with a fleet (issue 14) on the real libvirtd with busybox guests, through the built CLI: template
 // roll-outs (surge, a failed roll-out, kill -9 in the middle), a warm pool, and protection against scale-in and
@@ -41,6 +42,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  await killLeftovers();
   for (const { dir, options } of projects) {
     // Protected VMs are never scaled in: unprotect them first.
     const protectedOnes = (await instancesOf(dir, options.group)).filter((i) => i.protected).map((i) => `${options.group}[${i.name}]`);
@@ -257,6 +259,141 @@ describe("a warm pool on real VMs", () => {
       expect(newPool.some((p) => third.some((t) => t.name === p.name))).toBe(false);
       expect(newPool.every((p) => p.memoryMiB === busybox.memoryMiB + 16)).toBe(true);
       expect(await domainsOf("flwp")).toEqual(fourth.map((i) => i.name).sort());
+    },
+    600_000,
+  );
+});
+
+describe("a paused warm pool on real VMs", () => {
+  /** When the instance was last heard from, per serve's ledger (`<state>/.premiscale/check-ins/<uuid>.seen`), or "". */
+  const seenAt = (dir: string, uuid: string) => readFile(join(dir, "state", ".premiscale", "check-ins", `${uuid}.seen`), "utf8").then((t) => t.trim(), () => "");
+  /** Polls (a real guest, a real process) until `seen` says the instance was heard from after `after`, or the deadline. */
+  const heardAfter = async (dir: string, uuid: string, after: string, ms = 60_000) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const seen = await seenAt(dir, uuid);
+      if (seen > after || Date.now() > deadline) return seen;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  const cpuTimeNs = async (name: string) => Number(/cpu\.time=(\d+)/.exec(await virsh("domstats", "--cpu-total", name))?.[1] ?? NaN);
+
+  it(
+    "keeps a busybox VM paused in the pool (no heartbeats while it waits), resumes it on scale-out (running, heartbeating to serve again), refills the pool paused, and returns a member paused on scale-in",
+    async () => {
+      const pool = (size: number) => `warmPool: {size: ${size}, state: paused, reuseOnScaleIn: true}`;
+      const o = await options("pzwp", 0, { groupExtra: pool(1), heartbeat: { seconds: 2, unhealthyAfterSeconds: 20 } });
+      const dir = await project(o);
+      // serve takes the check-ins and heartbeats for the whole test; apply reads its ledger.
+      const serve = spawnPremiscale(dir, ["serve"], {}, { dieWithParent: true });
+      try {
+        await serve.waitForLog((l) => l.event === "listening", 20_000);
+        const t0 = Date.now();
+        const up = await premiscale(dir, ["apply", "--auto-approve"]);
+        expect(up.code, up.stderr).toBe(0);
+        console.log(`pzwp: a pool of 1 made, checked in and paused in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        const [p1] = await instancesOf(dir, "pzwp");
+        expect(p1).toMatchObject({ status: "running", pool: "warm", poolState: "paused" });
+        expect((await virsh("domstate", p1!.name)).trim()).toBe("paused");
+        const list = await premiscale(dir, ["state", "list"]);
+        expect(list.stdout).toMatch(new RegExp(`pzwp +${p1!.name} +local +running +warm \\(paused\\)`));
+        expect(list.stdout).toContain("group pzwp: 1 VM waiting in the warm pool (not members): 1 paused");
+        const idle = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+        expect(idle.code).toBe(0);
+        expect(idle.stdout).toContain(`# group pzwp: 1 waiting of 1 (paused): ${p1!.name} paused`);
+
+        // Paused, the guest does not run: no heartbeat reaches serve, and QEMU spends (next to) no CPU on it.
+        const before = await seenAt(dir, p1!.uuid);
+        const cpu0 = await cpuTimeNs(p1!.name);
+        await new Promise((r) => setTimeout(r, 6000)); // three heartbeat periods of a guest that does not run
+        expect(await seenAt(dir, p1!.uuid)).toBe(before);
+        console.log(`pzwp: the paused pool VM used ${((await cpuTimeNs(p1!.name)) - cpu0) / 1e6} ms of host CPU in 6 s`);
+
+        // Scale-out: the pool VM is resumed and joins at once; it runs on where it stopped and beats again.
+        await configure(dir, { ...o, desired: 1 });
+        const takenAt = new Date().toISOString();
+        const out = await premiscale(dir, ["apply", "--auto-approve", "--json"]);
+        expect(out.code, out.stderr).toBe(0);
+        const ev = events(out.stdout);
+        const take = ev.find((e) => e.type === "apply_complete" && e.action === "take") as JsonEvent & { elapsedMs: number };
+        expect(take?.address).toBe(`pzwp[${p1!.name}]`);
+        expect(ev.filter((e) => e.type === "apply_progress" && e.address === take.address).map((e) => e.step)).toEqual(["start"]);
+        console.log(`pzwp: the paused pool VM taken (resumed) in ${(take.elapsedMs / 1000).toFixed(2)} s`);
+        expect((await virsh("domstate", p1!.name)).trim()).toBe("running");
+        const member = (await instancesOf(dir, "pzwp")).find((i) => i.name === p1!.name);
+        expect(member?.pool).toBeUndefined();
+        expect((member?.joined ?? "") >= takenAt).toBe(true);
+        expect(await heardAfter(dir, p1!.uuid, takenAt), "a heartbeat after the resume").toMatch(/^\d{4}-/);
+        // The refill: a new pool VM, booted, checked in and paused in the same apply.
+        const second = await instancesOf(dir, "pzwp");
+        const [p2] = second.filter((i) => i.pool === "warm");
+        expect(p2).toMatchObject({ status: "running", poolState: "paused" });
+        expect((await virsh("domstate", p2!.name)).trim()).toBe("paused");
+        expect((await readCheckIns(join(dir, "state"))).has(p2!.uuid)).toBe(true);
+        // Its heartbeats keep it healthy, judged from when it joined: nothing to do.
+        const after = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+        expect(after.code, after.stdout).toBe(0);
+
+        // Scale-in with room in the pool: the member goes back paused (terminating hooks, then suspended), not destroyed.
+        await configure(dir, { ...o, desired: 0, groupExtra: pool(2) });
+        const down = await premiscale(dir, ["apply", "--auto-approve"]);
+        expect(down.code, down.stderr).toBe(0);
+        expect(down.stdout).toContain(`~ pzwp[${p1!.name}] on host local: return to the warm pool and pause it   # scale in`);
+        expect((await virsh("domstate", p1!.name)).trim()).toBe("paused");
+        const third = await instancesOf(dir, "pzwp");
+        expect(third.map((i) => [i.name, i.pool, i.poolState, i.joined]).sort()).toEqual(
+          [
+            [p1!.name, "warm", "paused", undefined],
+            [p2!.name, "warm", "paused", undefined],
+          ].sort(),
+        );
+        expect(await domainsOf("pzwp")).toEqual(third.map((i) => i.name).sort());
+      } finally {
+        await serve.stop("SIGTERM");
+      }
+      // Emptying the pool destroys paused VMs at once (no ACPI shutdown a paused guest cannot run).
+      await configure(dir, { ...o, desired: 0, groupExtra: "" });
+      const t1 = Date.now();
+      const gone = await premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "60s"]);
+      expect(gone.code, gone.stderr).toBe(0);
+      const emptied = (Date.now() - t1) / 1000;
+      console.log(`pzwp: 2 paused pool VMs destroyed in ${emptied.toFixed(1)} s (shutdown timeout 60 s)`);
+      expect(emptied).toBeLessThan(50);
+      expect(await domainsOf("pzwp")).toEqual([]);
+      expect(await instancesOf(dir, "pzwp")).toEqual([]);
+    },
+    600_000,
+  );
+
+  it(
+    "converges after apply is killed with SIGKILL while a paused pool VM is being made: the half-made one is removed and a new one waits paused",
+    async () => {
+      const o = await options("pzkl", 0, { groupExtra: "warmPool: {size: 1, state: paused}" });
+      const dir = await project(o);
+      const journal = join(dir, "state", ".premiscale", "journal.jsonl");
+      const child = execa("node", [BIN, "apply", "--auto-approve"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "" });
+      let done = false;
+      void child.finally(() => (done = true));
+      // Killed once the pool VM was started and waits for its check-in: recorded, not yet paused.
+      const waiting = () => readFile(journal, "utf8").then((t) => /"step":"ready"/.test(t), () => false);
+      const deadline = Date.now() + 120_000;
+      while (!done && !(await waiting()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      child.kill("SIGKILL");
+      expect((await child).signal).toBe("SIGKILL");
+      const half = await instancesOf(dir, "pzkl");
+      expect(half).toEqual([expect.objectContaining({ status: "creating", pool: "warm", poolState: "paused" })]);
+
+      const t0 = Date.now();
+      const again = await premiscale(dir, ["apply", "--auto-approve"]);
+      console.log(`pzkl: converged after kill -9 in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toMatch(new RegExp(`- pzkl\\[${half[0]!.name}\\] on host local \\(warm pool\\) {3}# interrupted create`));
+      const now = await instancesOf(dir, "pzkl");
+      expect(now).toEqual([expect.objectContaining({ status: "running", pool: "warm", poolState: "paused" })]);
+      expect(now[0]!.name).not.toBe(half[0]!.name);
+      expect((await virsh("domstate", now[0]!.name)).trim()).toBe("paused");
+      expect(await domainsOf("pzkl")).toEqual([now[0]!.name]);
+      expect((await premiscale(dir, ["plan", "--detailed-exitcode"])).code).toBe(0);
     },
     600_000,
   );

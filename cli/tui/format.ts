@@ -18,6 +18,7 @@ const STEP_LABELS: Record<string, string> = {
   "create-disk": "creating disk",
   configure: "configuring",
   start: "starting",
+  pause: "pausing",
   ready: "waiting for check-in",
   stop: "stopping",
   delete: "deleting",

@@ -323,9 +323,16 @@ export class LibvirtProvider implements Provider {
     return { absent: false, state: stateR!.stdout.trim() };
   }
 
-  /** ACPI shutdown, waiting up to `shutdownTimeoutMs` for it to be shut off, then forced off. */
-  private async powerOff(name: string, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
+  /**
+   * ACPI shutdown, waiting up to `shutdownTimeoutMs` for it to be shut off, then forced off. A paused domain is forced
+   * off at once: QEMU would keep the ACPI request until the guest runs again and deliver it then.
+   */
+  private async powerOff(name: string, state: string, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
     options.onStep?.("stop");
+    if (state === "paused") {
+      await this.one(`destroy ${q(name)}`, [/not running/i, /not found/i]);
+      return;
+    }
     await this.one(`shutdown ${q(name)}`, [/not running/i]);
     const deadline = Date.now() + options.shutdownTimeoutMs;
     while (Date.now() < deadline) {
@@ -347,11 +354,26 @@ export class LibvirtProvider implements Provider {
     else await this.one(`start ${q(vm.name)}`, [/already active/i]);
   }
 
+  async pauseVm(vm: { name: string; uuid: string }, options: CallOptions = {}): Promise<void> {
+    const found = await this.inspect(vm);
+    if (found.absent) throw new ProviderError(this.host, `no domain named ${vm.name}`, "run premiscale plan again", { code: "not_found" });
+    if (found.state === "paused") return;
+    if (found.state !== "running") {
+      throw new ProviderError(this.host, `domain ${vm.name} is ${found.state}, so it cannot be paused`, "only a running domain can be paused; run premiscale plan again", { code: "not_running" });
+    }
+    options.signal?.throwIfAborted();
+    options.onStep?.("pause");
+    // virDomainSuspend: QEMU stops the vCPUs; memory and devices stay, and `resume` continues where it stopped.
+    await this.one(`suspend ${q(vm.name)}`);
+  }
+
   async stopVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
     const found = await this.inspect(vm);
     if (found.absent) throw new ProviderError(this.host, `no domain named ${vm.name}`, "run premiscale plan again", { code: "not_found" });
     if (found.state === "shut off") return;
-    await this.powerOff(vm.name, options);
+    // The VM is kept: its guest gets to shut down cleanly, so a paused one runs again first.
+    if (found.state === "paused") await this.one(`resume ${q(vm.name)}`, [/not paused/i]);
+    await this.powerOff(vm.name, "running", options);
   }
 
   async destroyVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
@@ -360,7 +382,7 @@ export class LibvirtProvider implements Provider {
     const found = await this.inspect(vm);
     const absent = found.absent;
     if (!found.absent) {
-      if (found.state !== "shut off") await this.powerOff(vm.name, options);
+      if (found.state !== "shut off") await this.powerOff(vm.name, found.state, options);
       onStep?.("delete");
       const [u] = await this.batch([`undefine ${name} --nvram --managed-save`]);
       if (!u!.ok && u!.errors.some((e) => /unsupported flags/i.test(e))) {

@@ -2,7 +2,7 @@
 // and PVE's behaviour as read in its sources, but it is not a real Proxmox VE. What every adapter must do is the
 // contract suite's (proxmox-provider.contract.test.ts); here is what is PVE's own: one call per observation, nodes
 // offline or hung, templates per node or on shared storage, the seed ISO or PVE's cloud-init keys, clone and
-// delete races, the guest agent, counters.
+// delete races, the guest agent, pause and resume, counters.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -415,6 +415,60 @@ describe("destroyVm", () => {
     await p.createVm(s);
     const e = await failure(p.destroyVm(s, { shutdownTimeoutMs: 1000 }));
     expect(e.message).toMatch(/destroy web-[0-9a-f]{8}: removing its cloud-init seed: DELETE \/nodes\/pve1\/storage\/local\/content\/local:iso\/web-[0-9a-f]{8}-seed\.iso failed: 403 Permission check failed \(\/storage\/local, Datastore\.Allocate\)/);
+  });
+});
+
+describe("pause and resume (a paused warm pool)", () => {
+  it("pauses in memory with a qmpause task (never todisk), lists the VM paused with its vCPUs and memory still taken, and resumes it with qmresume", async () => {
+    const d = await cluster();
+    const p = provider(d, "pve1");
+    const s = await spec(p);
+    await p.createVm(s);
+    const steps: string[] = [];
+    await p.pauseVm(s, { onStep: (x) => steps.push(x) });
+    expect(steps).toEqual(["pause"]);
+    const suspend = d.requests.find((r) => r.route === "POST /nodes/{node}/qemu/{vmid}/status/suspend")!;
+    expect(suspend.params).not.toHaveProperty("todisk");
+    const vmid = vmNamed(d, s.name).vmid;
+    expect(d.inspectVm(vmid)).toMatchObject({ status: "running", qmpstatus: "paused" });
+    const known = new Map([[s.name, { uuid: s.uuid, group: "web", lineage: s.lineage, createdAt: s.createdAt }]]);
+    const o = await observe(p, query(), known);
+    expect(o.vms.map((v) => v.state)).toEqual(["paused"]);
+    expect(o.capacity).toMatchObject({ allocatedVcpus: 2, freeMemoryMiB: 32768 - 2048 - 1024 });
+    await p.startVm(s, { onStep: (x) => steps.push(x) });
+    expect(steps).toEqual(["pause", "start"]);
+    expect(d.inspectVm(vmid)).toMatchObject({ status: "running", qmpstatus: "running" });
+    expect(d.taskList().filter((t) => ["qmpause", "qmresume", "qmstart"].includes(t.type)).map((t) => `${t.type} ${t.exitstatus}`)).toEqual(["qmstart OK", "qmpause OK", "qmresume OK"]);
+  });
+
+  it("stops a paused VM by resuming it first (PVE refuses to shut a paused VM down), and destroys one without a shutdown", async () => {
+    const d = await cluster();
+    const p = provider(d, "pve1");
+    const a = await spec(p);
+    const b = await spec(p);
+    await p.createVm(a);
+    await p.createVm(b);
+    await p.pauseVm(a);
+    await p.pauseVm(b);
+    await p.stopVm(a, { shutdownTimeoutMs: 5000 });
+    expect(d.inspectVm(vmNamed(d, a.name).vmid)).toMatchObject({ status: "stopped", qmpstatus: "stopped" });
+    const aid = String(vmNamed(d, a.name).vmid);
+    expect(d.taskList().filter((t) => t.id === aid && ["qmresume", "qmshutdown", "qmstop"].includes(t.type)).map((t) => t.type)).toEqual(["qmresume", "qmshutdown"]);
+    const bid = String(vmNamed(d, b.name).vmid);
+    await p.destroyVm(b, { shutdownTimeoutMs: 60_000 });
+    expect(d.taskList().filter((t) => t.id === bid && ["qmresume", "qmshutdown", "qmstop", "qmdestroy"].includes(t.type)).map((t) => t.type)).toEqual(["qmstop", "qmdestroy"]);
+    expect(remainsOf(d, b.name)).toEqual([]);
+  });
+
+  it("refuses to pause a stopped VM with not_running, before PVE is asked to", async () => {
+    const d = await cluster();
+    const p = provider(d, "pve1");
+    const s = await spec(p);
+    await p.createVm(s);
+    await p.stopVm(s, { shutdownTimeoutMs: 1000 });
+    const e = await failure(p.pauseVm(s));
+    expect(e).toMatchObject({ code: "not_running", message: expect.stringMatching(/^host pve1: pause web-[0-9a-f]{8} \(VM \d+ on node pve1\): the VM is stopped, so it cannot be paused/) });
+    expect(d.requests.some((r) => r.route === "POST /nodes/{node}/qemu/{vmid}/status/suspend")).toBe(false);
   });
 });
 

@@ -19,7 +19,7 @@ import { describeTemplateRef, proxmoxHost, proxmoxNode, type ProxmoxHostSettings
 import { OWNER_TAG, instanceFromTags, markerDescription, parseMarker, splitTags, vmTags, type Marker } from "./marker.js";
 import { cloneWithFreshId, systemClock, type CloneClient, type PveClient, type PveClock, type PveConfigChanges, type WaitTaskOptions } from "./pve-client.js";
 import { PveApiError, PveConnectionError, PveTaskError } from "./pve-errors.js";
-import type { PveClusterResource, PveNodeResource, PveStorageResource, PveVmConfig, PveVmResource } from "./pve-types.js";
+import type { PveClusterResource, PveNodeResource, PveStorageResource, PveVmConfig, PveVmResource, PveVmStatus } from "./pve-types.js";
 import { pveBool } from "./pve-types.js";
 import { SeedBuildError, buildSeedIso, renderNetworkConfig, seedFileName, seedFiles } from "./seed.js";
 
@@ -201,7 +201,8 @@ export class ProxmoxProvider implements Provider {
       cpus: me.maxcpu ?? 0,
       memoryMiB: Math.floor(maxmem / MiB),
       freeMemoryMiB: Math.max(0, Math.floor((maxmem - (me.mem ?? 0)) / MiB)),
-      allocatedVcpus: vms.filter((v) => v.status === "running").reduce((a, v) => a + (v.maxcpu ?? 0), 0),
+      // Every VM whose QEMU runs holds its vCPUs, a paused one too (its status is its QMP status: paused, …).
+      allocatedVcpus: vms.filter((v) => v.status !== "stopped" && v.status !== "unknown").reduce((a, v) => a + (v.maxcpu ?? 0), 0),
       resources,
     };
     const fits: Record<string, TemplateFit> = {};
@@ -649,12 +650,13 @@ export class ProxmoxProvider implements Provider {
       if (this.clock.now() >= deadline && round > 1) {
         throw new ProviderError(this.host, `VM ${vmid} (${vm.name}) on node ${this.node} is still there after ${round - 1} deletes`, `remove it by hand (\`qm destroy ${vmid} --purge\` on ${this.node})`);
       }
-      const status = (await this.client.statusCurrent(this.node, vmid, opts)).status;
-      if (status === "running") {
+      const current = await this.client.statusCurrent(this.node, vmid, opts);
+      if (current.status === "running") {
         if (!stopReported) {
           stopReported = true;
           onStep?.("stop");
-          await this.shutdown(vmid, options.shutdownTimeoutMs, signal);
+          // PVE refuses to shut a paused VM down (the request would power it off whenever it ran again): power it off.
+          if (!isPaused(current)) await this.shutdown(vmid, options.shutdownTimeoutMs, signal);
         }
         await this.powerOff(vmid, signal);
       }
@@ -710,10 +712,15 @@ export class ProxmoxProvider implements Provider {
   async startVm(vm: { name: string; uuid: string }, options: CallOptions = {}): Promise<void> {
     const { signal, onStep } = options;
     const { vmid, at } = await this.ownOne(`start ${vm.name}`, vm, signal);
-    const status = await this.doing(at, async () => (await this.client.statusCurrent(this.node, vmid, signal ? { signal } : {})).status);
-    if (status === "running") return;
+    // status/current asks QEMU now; /cluster/resources may still say running for a VM paused a moment ago.
+    const current = await this.doing(at, () => this.client.statusCurrent(this.node, vmid, signal ? { signal } : {}));
+    if (current.status === "running" && !isPaused(current)) return;
     signal?.throwIfAborted();
     onStep?.("start");
+    if (current.status === "running") {
+      await this.doing(at, async () => this.client.waitTask(this.node, await this.client.resume(this.node, vmid, signal ? { signal } : {}), this.wait(signal)));
+      return;
+    }
     await this.doing(at, async () => {
       try {
         await this.client.waitTask(this.node, await this.client.start(this.node, vmid, {}, signal ? { signal } : {}), this.wait(signal));
@@ -723,14 +730,30 @@ export class ProxmoxProvider implements Provider {
     });
   }
 
+  async pauseVm(vm: { name: string; uuid: string }, options: CallOptions = {}): Promise<void> {
+    const { signal, onStep } = options;
+    const { vmid, at } = await this.ownOne(`pause ${vm.name}`, vm, signal);
+    const current = await this.doing(at, () => this.client.statusCurrent(this.node, vmid, signal ? { signal } : {}));
+    if (current.status !== "running") {
+      throw new ProviderError(this.host, `${at}: the VM is stopped, so it cannot be paused`, "only a running VM can be paused; run premiscale plan again", { code: "not_running" });
+    }
+    if (isPaused(current)) return;
+    signal?.throwIfAborted();
+    onStep?.("pause");
+    // vm_suspend without todisk: QMP `stop`, the VM stays in the node's memory (todisk would hibernate it instead).
+    await this.doing(at, async () => this.client.waitTask(this.node, await this.client.suspend(this.node, vmid, signal ? { signal } : {}), this.wait(signal)));
+  }
+
   async stopVm(vm: { name: string; uuid: string }, options: CallOptions & { shutdownTimeoutMs: number }): Promise<void> {
     const { signal, onStep } = options;
     const { vmid, at } = await this.ownOne(`stop ${vm.name}`, vm, signal);
-    const status = await this.doing(at, async () => (await this.client.statusCurrent(this.node, vmid, signal ? { signal } : {})).status);
-    if (status !== "running") return;
+    const current = await this.doing(at, () => this.client.statusCurrent(this.node, vmid, signal ? { signal } : {}));
+    if (current.status !== "running") return;
     signal?.throwIfAborted();
     onStep?.("stop");
     await this.doing(at, async () => {
+      // The VM is kept, so its guest shuts down cleanly: a paused one runs again first (PVE refuses to shut it down).
+      if (isPaused(current)) await this.client.waitTask(this.node, await this.client.resume(this.node, vmid, signal ? { signal } : {}), this.wait(signal));
       await this.shutdown(vmid, options.shutdownTimeoutMs, signal);
       await this.powerOff(vmid, signal);
     });
@@ -820,8 +843,15 @@ function runState(v: PveVmResource): VmRunState {
   if (v.lock === "clone" || v.lock === "create") return "other";
   if (v.lock === "suspended" || v.lock === "suspending") return "paused";
   if (v.status === "running") return "running";
+  // A VM's status here is its QMP status as pvestatd last broadcast it (up to ~10 s old).
+  if (v.status === "paused") return "paused";
   if (v.status === "stopped") return "stopped";
   return "other";
+}
+
+/** Whether status/current says the VM's QEMU runs with its vCPUs stopped (paused, or a guest in S3 / not started yet). */
+function isPaused(s: PveVmStatus): boolean {
+  return s.status === "running" && (s.qmpstatus === "paused" || s.qmpstatus === "suspended" || s.qmpstatus === "prelaunch");
 }
 
 function smbiosUuid(cfg: PveVmConfig): string | null {

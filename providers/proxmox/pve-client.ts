@@ -459,6 +459,19 @@ export class PveClient {
     );
   }
 
+  /**
+   * `POST …/status/suspend` without `todisk`: pauses the VM in memory (QMP `stop`) → UPID of `qmpause`. PVE refuses
+   * a VM that does not run ("VM N not running") before it starts a task. (`todisk` hibernates instead: never used.)
+   */
+  suspend(node: string, vmid: number, opts?: PveCallOptions): Promise<string> {
+    return this.http.call<string>("POST", `/nodes/${seg(node)}/qemu/${vmid}/status/suspend`, {}, opts);
+  }
+
+  /** `POST …/status/resume`: continues a paused VM (QMP `cont`; nothing when it runs) → UPID of `qmresume`. */
+  resume(node: string, vmid: number, opts?: PveCallOptions): Promise<string> {
+    return this.http.call<string>("POST", `/nodes/${seg(node)}/qemu/${vmid}/status/resume`, {}, opts);
+  }
+
   /** `DELETE /nodes/{node}/qemu/{vmid}` → UPID of `qmdestroy`. PVE refuses while the VM runs. */
   deleteVm(
     node: string,

@@ -47,6 +47,10 @@ beforeAll(async () => {
   double.setGuest(id, { interfaces: [{ name: "eth0", "ip-addresses": [{ "ip-address-type": "ipv4", "ip-address": "10.0.0.5", prefix: 24 }] }], exec: () => ({ exitcode: 0, out: "running\n" }) });
   await wait("pve1", await client.start("pve1", id, { timeoutSeconds: 60 }));
   await client.statusCurrent("pve1", id);
+  await wait("pve1", await client.suspend("pve1", id));
+  await client.clusterResources("vm");
+  await client.statusCurrent("pve1", id);
+  await wait("pve1", await client.resume("pve1", id));
   await client.agentNetworkGetInterfaces("pve1", id);
   await client.agentRun("pve1", id, ["systemctl", "is-system-running"], { timeoutMs: 10_000, clock });
   await wait("pve1", await client.shutdown("pve1", id, { timeoutSeconds: 30, forceStop: true }));

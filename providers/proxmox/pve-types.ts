@@ -34,7 +34,10 @@ export interface PveVmResource {
   id: string;
   vmid: number;
   node: string;
-  /** running | stopped | unknown (unknown when its node sends no data, e.g. offline). */
+  /**
+   * stopped, or for a VM whose QEMU runs its QMP status as pvestatd last saw it (every ~10 s): running, paused,
+   * suspended, prelaunch…; unknown when its node sends no data (e.g. offline).
+   */
   status: string;
   name?: string;
   template?: PveBool;
@@ -99,7 +102,9 @@ export interface PveVmListEntry {
 /** `GET /nodes/{node}/qemu/{vmid}/status/current`. */
 export interface PveVmStatus {
   vmid: number;
+  /** Whether the VM's QEMU process runs: a paused VM is `running` here. */
   status: "running" | "stopped";
+  /** QMP `query-status` now: running, paused, suspended (guest S3), prelaunch…; the same as `status` when stopped. */
   qmpstatus?: string;
   name?: string;
   /** 1 when the config enables the guest agent (not whether it answers). */

@@ -21,7 +21,11 @@
  *   exists" before and inside the task, the 1 s lock on the new id, pmxcfs refusing an id that exists on another node),
  *   config get/set with digest and per-key privileges, `sshkeys` format urlencoded, start/shutdown/stop/destroy tasks
  *   and their messages, delete refused while running, resize never shrinking, guest agent availability checks,
- *   exec/exec-status with decoded output. Quorum: without a majority of nodes online, writes fail as on PVE.
+ *   exec/exec-status with decoded output; pause and resume (QemuServer/RunState.pm `vm_suspend` without `todisk`,
+ *   `vm_resume`: `qmpause` and `qmresume` tasks, "VM N not running" before the task, the VM's lock checked in it, a
+ *   paused VM's QMP status `paused` in `status/current` and, through pvestatd's broadcast, as its `status` in
+ *   `/cluster/resources`; a shutdown of a paused VM refused, or a stop with `forceStop`). Quorum: without a majority
+ *   of nodes online, writes fail as on PVE.
  * - pve-storage (API2/Storage/Status.pm, Content.pm): upload of iso (extension checked, storage must allow `iso`),
  *   an `imgcopy` task, content listing.
  *
@@ -32,7 +36,8 @@
  * beyond existence, HA, replication, migration; pending config changes (everything applies at once); hotplug; storage
  * space running out; real disk contents and ISO checks (any bytes are an ISO); PVE's blocking waits (`background_delay`
  * and a PUT that meets a held lock answer at once instead of waiting); VM status on an offline node (reported
- * "unknown"); the exact wording of pmxcfs errors without quorum for config and delete; SDN beyond `SDN.Use` on the
+ * "unknown"); pvestatd's delay (PVE's `/cluster/resources` shows a VM paused or resumed up to ~10 s late; here at
+ * once); hibernation (`todisk`, `lock: suspended`); the exact wording of pmxcfs errors without quorum for config and delete; SDN beyond `SDN.Use` on the
  * `localnetwork` zone's bridges. Parameters it knows but does not model (e.g. `bwlimit`, `snapname`) answer 501.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
@@ -252,6 +257,8 @@ interface VmState {
   node: string;
   config: Record<string, string>;
   status: "running" | "stopped";
+  /** QMP status `paused` (`vm_suspend` without `todisk`): the QEMU process runs, its vCPUs do not. */
+  paused?: boolean;
   startedAt: number;
   guest: PveDoubleGuest;
   pool?: string;
@@ -281,6 +288,11 @@ class PveFail extends Error {
   ) {
     super(message);
   }
+}
+
+/** A VM's QMP run state as qemu-server's vmstatus reports it (`qmpstatus`, the same as `status` when it does not run). */
+function qmpStatus(v: VmState): string {
+  return v.status === "running" && v.paused ? "paused" : v.status;
 }
 
 function fail(message: string): never {
@@ -441,6 +453,22 @@ const ROUTES: Route[] = [
     vmPerm(["VM.PowerMgmt"]),
     (d, c) => d.power(c, "qmstop"),
     { unmodelled: ["skiplock", "keepActive"] },
+  ),
+  route(
+    "POST",
+    "/nodes/{node}/qemu/{vmid}/status/suspend",
+    { node: NODE, skiplock: SKIPLOCK, statestorage: "string? format(pve-storage-id)", todisk: "boolean?", vmid: VMID },
+    vmPerm(["VM.PowerMgmt"]),
+    (d, c) => d.pause(c),
+    { unmodelled: ["skiplock", "statestorage", "todisk"] },
+  ),
+  route(
+    "POST",
+    "/nodes/{node}/qemu/{vmid}/status/resume",
+    { nocheck: "boolean?", node: NODE, skiplock: SKIPLOCK, vmid: VMID },
+    vmPerm(["VM.PowerMgmt"]),
+    (d, c) => d.resume(c),
+    { unmodelled: ["skiplock", "nocheck"] },
   ),
   route("GET", "/nodes/{node}/qemu/{vmid}/status/current", { node: NODE, vmid: VMID }, vmPerm(["VM.Audit"]), (d, c) => d.statusCurrent(c)),
   route(
@@ -624,10 +652,10 @@ export class PveDouble {
   }
 
   /** A VM as the double holds it (config as stored, status, node), or undefined. */
-  inspectVm(vmid: number): { node: string; status: string; config: Readonly<Record<string, string>> } | undefined {
+  inspectVm(vmid: number): { node: string; status: string; qmpstatus: string; config: Readonly<Record<string, string>> } | undefined {
     this.advance();
     const v = this.vms.get(vmid);
-    return v ? { node: v.node, status: v.status, config: { ...v.config } } : undefined;
+    return v ? { node: v.node, status: v.status, qmpstatus: qmpStatus(v), config: { ...v.config } } : undefined;
   }
 
   /** Volumes on a storage (volids). */
@@ -976,8 +1004,9 @@ export class PveDouble {
         if (online) {
           const disk = this.disks(v)[0];
           Object.assign(e, {
-            status: v.status, name: v.config.name, template: v.config.template === "1" ? 1 : 0,
-            maxcpu: Number(v.config.cores ?? 1) * Number(v.config.sockets ?? 1), cpu: v.status === "running" ? 0.02 : 0,
+            // pvestatd broadcasts the QMP status (`qmpstatus || status`), which is what this field shows.
+            status: qmpStatus(v), name: v.config.name, template: v.config.template === "1" ? 1 : 0,
+            maxcpu: Number(v.config.cores ?? 1) * Number(v.config.sockets ?? 1), cpu: v.status === "running" && !v.paused ? 0.02 : 0,
             maxmem: Number(v.config.memory ?? 512) * 1024 ** 2, mem: v.status === "running" ? Number(v.config.memory ?? 512) * 1024 ** 2 * 0.4 : 0,
             maxdisk: disk?.sizeBytes ?? 0, disk: 0, netin: 0, netout: 0, diskread: 0, diskwrite: 0,
             uptime: v.status === "running" ? Math.floor((this.now() - v.startedAt) / 1000) : 0,
@@ -1279,7 +1308,10 @@ export class PveDouble {
     const vmid = Number(c.params.vmid);
     const v = this.loadVm(node, vmid);
     if (type === "qmstart") this.requireQuorum();
-    void v;
+    // qemu-server's vm_shutdown: an ACPI request to a paused guest would wait out its timeout and power the VM off
+    // whenever it ran again, so it is refused, or turned into a stop with forceStop.
+    const pausedStop = type === "qmshutdown" && v.status === "running" && Boolean(v.paused);
+    if (pausedStop && c.params.forceStop !== 1) fail("VM is paused - cannot shutdown");
     if (type === "qmstop" && c.params["overrule-shutdown"] === 1) {
       for (const t of this.tasks) {
         if (t.type === "qmshutdown" && t.id === String(vmid) && t.phase !== "stopped") this.endTask(t, this.now(), "interrupted by signal");
@@ -1298,7 +1330,7 @@ export class PveDouble {
           return;
         }
         if (vm.status !== "running") return { durationMs: 0 };
-        if (type === "qmshutdown") {
+        if (type === "qmshutdown" && !pausedStop) {
           const guestMs = vm.guest.acpiShutdownMs ?? 0;
           return { durationMs: Math.min(guestMs, (timeoutS ?? 60) * 1000) };
         }
@@ -1311,12 +1343,59 @@ export class PveDouble {
           vm.startedAt = this.now();
           return;
         }
-        if (type === "qmshutdown" && vm.status === "running" && (vm.guest.acpiShutdownMs ?? 0) > (timeoutS ?? 60) * 1000) {
+        if (type === "qmshutdown" && !pausedStop && vm.status === "running" && (vm.guest.acpiShutdownMs ?? 0) > (timeoutS ?? 60) * 1000) {
           if (c.params.forceStop !== 1) return "VM quit/powerdown failed - got timeout";
           vm.status = "stopped";
+          vm.paused = false;
           return "WARNINGS: 1";
         }
         vm.status = "stopped";
+        vm.paused = false;
+      },
+    }).upid;
+  }
+
+  /**
+   * `vm_suspend` without `todisk` (task `qmpause`): QMP `stop`. Refused before the task when the VM does not run; the
+   * task checks the VM's lock (a backup's excepted) as it runs. A paused VM is paused again harmlessly.
+   */
+  pause(c: Ctx): string {
+    const node = String(c.params.node);
+    const vmid = Number(c.params.vmid);
+    const v = this.loadVm(node, vmid);
+    if (v.status !== "running") fail(`VM ${vmid} not running`);
+    return this.fork(node, "qmpause", String(vmid), c.token, {
+      lockKey: `vm:${vmid}`,
+      onStart: () => {
+        const vm = this.vms.get(vmid);
+        if (!vm) return `Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`;
+        if (vm.config.lock && vm.config.lock !== "backup") return `VM is locked (${vm.config.lock})`;
+      },
+      onEnd: () => {
+        const vm = this.vms.get(vmid);
+        if (!vm || vm.status !== "running") return `VM ${vmid} qmp command 'stop' failed - unable to connect to VM ${vmid} qmp socket - No such file or directory`;
+        vm.paused = true;
+      },
+    }).upid;
+  }
+
+  /** `vm_resume` (task `qmresume`): QMP `cont`, nothing when the VM runs already; refused before the task when it does not run. */
+  resume(c: Ctx): string {
+    const node = String(c.params.node);
+    const vmid = Number(c.params.vmid);
+    const v = this.loadVm(node, vmid);
+    if (v.status !== "running") fail(`VM ${vmid} not running`);
+    return this.fork(node, "qmresume", String(vmid), c.token, {
+      lockKey: `vm:${vmid}`,
+      onStart: () => {
+        if (!this.vms.get(vmid)) return `Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`;
+      },
+      onEnd: () => {
+        const vm = this.vms.get(vmid);
+        if (!vm || vm.status !== "running") return `VM ${vmid} qmp command 'query-status' failed - unable to connect to VM ${vmid} qmp socket - No such file or directory`;
+        if (!vm.paused) return;
+        if (vm.config.lock && vm.config.lock !== "backup") return `VM is locked (${vm.config.lock})`;
+        vm.paused = false;
       },
     }).upid;
   }
@@ -1324,7 +1403,7 @@ export class PveDouble {
   statusCurrent(c: Ctx): Record<string, unknown> {
     const v = this.loadVm(String(c.params.node), Number(c.params.vmid));
     const e: Record<string, unknown> = {
-      vmid: v.vmid, status: v.status, qmpstatus: v.status, name: v.config.name, ha: { managed: 0 },
+      vmid: v.vmid, status: v.status, qmpstatus: qmpStatus(v), name: v.config.name, ha: { managed: 0 },
       cpus: Number(v.config.cores ?? 1) * Number(v.config.sockets ?? 1), maxmem: Number(v.config.memory ?? 512) * 1024 ** 2,
       maxdisk: this.disks(v)[0]?.sizeBytes ?? 0, mem: 0, cpu: 0, diskread: 0, diskwrite: 0, netin: 0, netout: 0,
       uptime: v.status === "running" ? Math.floor((this.now() - v.startedAt) / 1000) : 0,
