@@ -30,7 +30,7 @@ function create(name: string, host: string, userData = "#cloud-config\n", secret
 
 function planOf(changes: Change[]): Plan {
   return {
-    format_version: "3.0",
+    format_version: "3.1",
     based_on: { lineage: null, serial: 0, config_digest: "d", config_commit: null },
     lineage: "lin",
     created_at: "2026-11-23T00:00:00.000Z",

@@ -72,7 +72,7 @@ describe("applyPlan with lifecycle hooks", () => {
   const create = (name: string): Change => ({ action: "create", address: `web[${name}]`, group: "web", name, uuid: `${name}-uuid`, host: "a", reason: "scale_out", detail: "d", vm: vm(name) });
   const del = (name: string): Change => ({ action: "delete", address: `web[${name}]`, group: "web", name, uuid: `${name}-uuid`, host: "a", reason: "scale_in", detail: "d", gone: false });
   const plan = (changes: Change[]): Plan => ({
-    format_version: "3.0", based_on: { lineage: null, serial: 0, config_digest: "d", config_commit: null }, lineage: "lin", created_at: "t", expires_at: "t",
+    format_version: "3.1", based_on: { lineage: null, serial: 0, config_digest: "d", config_commit: null }, lineage: "lin", created_at: "t", expires_at: "t",
     targets: null, drift: [], warnings: [], errors: [], shortfalls: [], groups: [{ name: "web", current: 0, desired: 1, reason: "r" }], changes, summary: { add: 0, change: 0, destroy: 0 },
   });
 

@@ -29,7 +29,7 @@ function fill(name: string, state: "stopped" | "running" = "stopped"): Change {
 
 function planOf(changes: Change[]): Plan {
   return {
-    format_version: "3.0",
+    format_version: "3.1",
     based_on: { lineage: "lin", serial: 1, config_digest: "d", config_commit: null },
     lineage: "lin",
     created_at: "2026-11-23T00:00:00.000Z",

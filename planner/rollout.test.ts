@@ -29,7 +29,7 @@ const plan = (w: ReturnType<typeof rolled>, extra: Partial<Parameters<typeof mak
   computePlan(makeInput({ config: w.config, state: w.state, observations: w.observations, newUuid: uuidSequence(100), ...extra }));
 
 const bigger: Partial<GroupSpec> = { template: { memoryMiB: 256 } };
-const rollout = (r: Partial<GroupConfig["rollout"]>): Partial<GroupSpec> => ({ rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, ...r } });
+const rollout = (r: Partial<GroupConfig["rollout"]>): Partial<GroupSpec> => ({ rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true, ...r } });
 
 describe("template drift", () => {
   it("shows each VM made from an older template with the field that changed", () => {
@@ -68,7 +68,16 @@ describe("template drift", () => {
     expect(creates[1]!.waits_for).toEqual([creates[0]!.address, `web[${a}]`].sort());
     expect(byName.get(b)?.waits_for).toEqual([creates[1]!.address]);
     expect(creates[2]!.waits_for).toEqual([creates[1]!.address, `web[${b}]`].sort());
-    expect(p.groups[0]?.rollout).toEqual({ template: expect.stringMatching(/^sha256:/), total: 3, replaced: 0, planned: 3 });
+    expect(p.groups[0]?.rollout).toEqual({
+      template: expect.stringMatching(/^sha256:/),
+      total: 3,
+      replaced: 0,
+      planned: 3,
+      config: expect.stringMatching(/^sha256:/),
+      start: true,
+      // What a roll-back would go back to: the template the group settled on when it was made.
+      previous: { ...w.state.groups[0]!.template!, memoryMiB: 128 },
+    });
     expect(p.summary).toEqual({ add: 3, change: 0, destroy: 3 });
   });
 
