@@ -706,6 +706,11 @@ function rollBackStale(w: Work, group: GroupConfig, back: Rollback, chosen: Stal
     `group ${group.name} runs its previous template ${back.previous.digest}, not the config's ${r.config}: ${rb.reason} (${rb.at}), so the roll-out was rolled back. ` +
       `The config's template is not tried again until it changes: fix it, or revert it to the previous one (premiscale apply --replace ${group.name} tries it again as it is)`,
   );
+  for (const host of [...new Set(group.hosts)]) {
+    const obs = w.observations.get(host);
+    const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
+    if (fit && !fit.ok) w.warnings.push(`group ${group.name}: the previous template cannot be made on host ${host} (${fit.reason}): its VMs there are not rolled back, and it takes no new VM`);
+  }
   let go = chosen;
   if (rb.failed && behind > 0) {
     w.warnings.push(
