@@ -703,7 +703,7 @@ function rollBackStale(w: Work, group: GroupConfig, back: Rollback, chosen: Stal
   const rb = r.rollback!;
   const behind = chosen.filter((s) => s.reason === "replace_rollback").length;
   w.warnings.push(
-    `group ${group.name} runs its previous template ${back.previous.digest}, not the config's ${r.config}: ${rb.reason} (${rb.at}), so the roll-out was rolled back. ` +
+    `group ${group.name} runs its previous template ${back.previous.digest}, not the config's ${r.config}, since ${rb.at}: ${rb.reason}. ` +
       `The config's template is not tried again until it changes: fix it, or revert it to the previous one (premiscale apply --replace ${group.name} tries it again as it is)`,
   );
   for (const host of [...new Set(group.hosts)]) {

@@ -277,7 +277,7 @@ describe("roll-back of a failed roll-out", () => {
     expect(p.groups[0]!.rollback).toMatchObject({ planned: 0, reason: w.reason });
     expect(p.groups[0]!.template).toBeUndefined(); // the record stays the previous template; the refusal stays in state
     expect(p.warnings).toContain(
-      `group web runs its previous template ${w.rollout.previous!.digest}, not the config's ${w.rollout.config}: ${w.reason} (2025-06-01T11:00:00.000Z), so the roll-out was rolled back. ` +
+      `group web runs its previous template ${w.rollout.previous!.digest}, not the config's ${w.rollout.config}, since 2025-06-01T11:00:00.000Z: ${w.reason}. ` +
         "The config's template is not tried again until it changes: fix it, or revert it to the previous one (premiscale apply --replace web tries it again as it is)",
     );
     expect(back.state.groups[0]!.instances.map((i) => i.memoryMiB)).toEqual([128, 128, 128]);

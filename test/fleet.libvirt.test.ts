@@ -152,7 +152,7 @@ describe("template roll-outs on real VMs", () => {
       // Nothing was replaced, so there is nothing to go back: the plan only says what the group runs and why.
       const plan = await premiscale(dir, ["plan", "--detailed-exitcode"]);
       expect(plan.code).toBe(0);
-      expect(plan.stdout).toMatch(/group flrb runs its previous template sha256:\w+, not the config's sha256:\w+: roll-out of template .* failed: .*did not check in within 10 s/);
+      expect(plan.stdout).toMatch(/group flrb runs its previous template sha256:\w+, not the config's sha256:\w+, since \S+: roll-out of template .* failed: .*did not check in within 10 s/);
       const list = await premiscale(dir, ["state", "list"]);
       expect(list.stdout).toMatch(/group flrb: roll-out 0 of 2 replaced, stopped at .*; rolled back to template sha256:\w+ at /);
     },
@@ -220,7 +220,7 @@ describe("template roll-outs on real VMs", () => {
         expect(plan.code).toBe(2);
         expect(plan.stdout).toContain(`~ flbk[${replaced[0]!.name}] on host local: not made from the previous template, which the group goes back to: memoryMiB ${busybox.memoryMiB + 16} → ${busybox.memoryMiB}`);
         expect(plan.stdout).toMatch(new RegExp(`\\+/- flbk\\[flbk-[0-9a-f]{8}\\] on host local \\(1 vCPU, ${busybox.memoryMiB} MiB\\) replaces flbk\\[${replaced[0]!.name}\\] {3}# replace rollback`));
-        expect(plan.stdout).toMatch(/group flbk runs its previous template sha256:\w+, not the config's sha256:\w+: roll-out of template sha256:\w+ failed: .*did not check in within 45 s/);
+        expect(plan.stdout).toMatch(/group flbk runs its previous template sha256:\w+, not the config's sha256:\w+, since \S+: roll-out of template sha256:\w+ failed: .*did not check in within 45 s/);
         expect(plan.stdout).toContain("Plan: 1 to add, 0 to change, 1 to destroy.");
 
         await proxy.restore();
