@@ -11,6 +11,7 @@ const NEEDS_TOOLS = [
   "applier/apply-plan.test.ts",
   "applier/apply-refresh.test.ts",
   "applier/warm-pool.test.ts",
+  "applier/rollback.test.ts",
   "applier/lifecycle.test.ts",
   "cli/metrics-command.test.ts",
   "cli/reconcile.test.ts",

@@ -1,8 +1,9 @@
 import { substituteEnv } from "../config/user-data.js";
 import { emptyHistory, recordDecision, recordEvent } from "../policies/history.js";
-import type { Change, Plan } from "../planner/plan.js";
+import type { Change, GroupPlan, Plan } from "../planner/plan.js";
 import type { Provider, ProviderStep, VmSpec } from "../providers/provider.js";
 import type { StateLock } from "../state/state-store.js";
+import type { RolloutState } from "../state/types.js";
 import { randomUUID } from "node:crypto";
 import type { ApplyJournal, JournalEntry } from "./journal.js";
 import { runHook, type HookContext, type HookPoint, type HookRun, type HookTarget, type LifecycleHook } from "./lifecycle.js";
@@ -152,6 +153,11 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   const journal = (entry: DistributiveOmit<JournalEntry, "apply" | "at">) =>
     deps.journal?.append({ ...entry, apply: applyId, at: now().toISOString() } as JournalEntry);
   journal({ type: "apply_begin", pid: process.pid, changes: plan.changes.length, based_on_serial: plan.based_on.serial });
+  // A roll-out is in state, with the template a roll-back goes back to, before any of its changes runs: a crash at any
+  // later point still knows where the group came from.
+  for (const g of plan.groups) {
+    if (g.rollout?.start && plan.changes.some((c) => c.group === g.name)) await deps.lock.putRollout(g.name, rolloutRecord(g.rollout, g.rollout.replaced));
+  }
 
   const result: ApplyResult = { succeeded: [], failed: [], commit: null, commitError: null };
   // State writes are serialised (each rewrites a file and the serial); one that fails fails only its own change.
@@ -161,6 +167,27 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
     writes = next.catch(() => undefined);
     return next;
   };
+
+  /**
+   * A roll-out's replacement was given up: the roll-out failed. Recorded at once (before the VM is destroyed), so the
+   * next plan rolls back even if this apply dies now; a roll-back's replacement that is given up stops the roll-back.
+   * Only the first failure of a group is kept.
+   */
+  const noteFailure = (change: Extract<Change, { action: "create" }>, error: unknown): Promise<void> =>
+    record(async () => {
+      const g = plan.groups.find((x) => x.name === change.group);
+      const current = deps.lock.current().groups.find((x) => x.name === change.group)?.rollout;
+      const at = now().toISOString();
+      const what = `${change.address}: ${message(error)}`;
+      if (change.reason === "replace_rollback" && g?.rollback) {
+        if (!current?.rollback || current.rollback.failed) return;
+        await deps.lock.putRollout(change.group, { ...current, rollback: { ...current.rollback, failed: { at, message: what } } });
+      } else if ((change.reason === "replace_drift" || change.reason === "replace_lifetime") && change.replaces && g?.rollout?.previous) {
+        const base = current?.template === g.rollout.template ? current : rolloutRecord(g.rollout, g.rollout.replaced);
+        if (base.failed) return;
+        await deps.lock.putRollout(change.group, { ...base, failed: { at, message: what }, rollback: { at, reason: `roll-out of template ${g.rollout.config} failed: ${what}` } });
+      }
+    });
 
   const run = async (change: Change) => {
     const provider = deps.providers.get(change.host);
@@ -252,6 +279,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
           else if (change.pool?.state === "paused") await provider.pauseVm({ name: change.name, uuid: change.uuid }, { onStep });
         } catch (e) {
           if (options.signal?.aborted) throw e; // stopping: the `creating` record stays and the next apply replaces it
+          await noteFailure(change, e).catch((w) => emit({ type: "cleanup_errored", address: change.address, error: `recording the roll-out's failure: ${message(w)}` }));
           await abandon(e);
         }
         await record(() => deps.lock.putInstance(change.group, { ...instance, status: "running" }));
@@ -344,6 +372,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps, options: ApplyOptio
   await writes;
   await recordHistory(plan, deps.lock, result, now());
   await recordRollouts(plan, deps.lock, result, now());
+  await recordTemplates(plan, deps.lock, result);
   journal({ type: "apply_end", succeeded: result.succeeded.length, failed: result.failed.length });
   try {
     result.commit = await deps.lock.commit(commitMessage(plan, result));
@@ -376,10 +405,16 @@ export async function recordHistory(plan: Plan, lock: StateLock, result: Pick<Ap
   }
 }
 
+/** A roll-out's record as the plan describes it, with `replaced` VMs replaced so far. */
+function rolloutRecord(r: NonNullable<GroupPlan["rollout"]>, replaced: number): RolloutState {
+  return { template: r.template, total: r.total, replaced, ...(r.config ? { config: r.config } : {}), ...(r.previous ? { previous: r.previous } : {}) };
+}
+
 /**
  * Records how far each group's template roll-out got (planner/compute-plan.ts `staleInstances` reads it back): the
  * VMs replaced, the checkpoint reached (the next batch waits out the pause from now), or that it stopped because a
- * replacement failed (the old VMs stay; it does not start again until the template changes or -replace asks).
+ * replacement failed (the old VMs stay; it does not start again until the template changes or -replace asks). A
+ * failure recorded as it happened (with its roll-back) is kept, with the count brought up to date.
  */
 export async function recordRollouts(plan: Plan, lock: StateLock, result: Pick<ApplyResult, "succeeded" | "failed">, now: Date): Promise<void> {
   const replacing = new Set(["replace_drift", "replace_lifetime"]);
@@ -390,26 +425,48 @@ export async function recordRollouts(plan: Plan, lock: StateLock, result: Pick<A
     const member = (c: Change) => c.group === g.name && !((c.action === "create" || c.action === "delete") && c.pool) && replacing.has(c.reason);
     const failed = result.failed.filter((f) => member(f.change));
     const replaced = r.replaced + result.succeeded.filter((c) => c.action === "delete" && member(c)).length;
-    if (failed.length > 0) {
-      await lock.putRollout(g.name, { template: r.template, total: r.total, replaced, failed: { at: now.toISOString(), message: `${failed[0]!.change.address}: ${failed[0]!.error}` } });
+    const current = lock.current().groups.find((x) => x.name === g.name)?.rollout;
+    if (current?.template === r.template && current.failed) {
+      await lock.putRollout(g.name, { ...current, replaced });
+    } else if (failed.length > 0) {
+      await lock.putRollout(g.name, { ...rolloutRecord(r, replaced), failed: { at: now.toISOString(), message: `${failed[0]!.change.address}: ${failed[0]!.error}` } });
     } else if (replaced >= r.total) {
       await lock.putRollout(g.name, undefined);
     } else {
-      await lock.putRollout(g.name, { template: r.template, total: r.total, replaced, ...(r.checkpoint !== undefined ? { checkpointAt: now.toISOString() } : {}) });
+      await lock.putRollout(g.name, { ...rolloutRecord(r, replaced), ...(r.checkpoint !== undefined ? { checkpointAt: now.toISOString() } : {}) });
     }
   }
 }
 
 /**
+ * Records the template a group settled on (`GroupPlan.template`: every member is made from it once the plan's changes
+ * of the group succeeded), which a later failed roll-out goes back to, and ends the group's roll-out record: it is
+ * finished, or was about a template the config no longer names. `result` null: a plan without changes.
+ */
+export async function recordTemplates(plan: Plan, lock: StateLock, result: Pick<ApplyResult, "failed"> | null): Promise<void> {
+  for (const g of plan.groups) {
+    if (!g.template || result?.failed.some((f) => f.change.group === g.name)) continue;
+    await lock.putTemplate(g.name, g.template);
+    await lock.putRollout(g.name, undefined);
+  }
+}
+
+/**
  * For a plan with nothing to change: a policy-driven group's new recommendation is still worth remembering
- * (stabilisation windows read it), so it is written to state and committed on its own, only when it differs from
- * the last one recorded. Returns the commit, or null when nothing was written.
+ * (stabilisation windows read it), and so is the template a group settled on (what a later failed roll-out goes back
+ * to; state written before roll-backs has none), so they are written to state and committed on their own, only when
+ * they differ from what is recorded. Returns the commit, or null when nothing was written.
  */
 export async function commitRecommendations(plan: Plan, lock: StateLock, now: Date): Promise<string | null> {
-  if (!plan.based_on.lineage || !plan.groups.some((g) => g.decision?.details)) return null;
+  if (!plan.based_on.lineage || !plan.groups.some((g) => g.decision?.details || g.template)) return null;
   await recordHistory(plan, lock, null, now);
-  const lines = plan.groups.filter((g) => g.decision).map((g) => `${g.name}: ${g.current} (${g.reason})`);
-  return lock.commit(`premiscale: record scaling recommendations\n\n${lines.join("\n")}\n`);
+  await recordTemplates(plan, lock, null);
+  const lines = [
+    ...plan.groups.filter((g) => g.decision).map((g) => `${g.name}: ${g.current} (${g.reason})`),
+    ...plan.groups.filter((g) => g.template).map((g) => `${g.name}: runs template ${g.template!.digest}`),
+  ];
+  const what = plan.groups.some((g) => g.template) ? (plan.groups.some((g) => g.decision) ? "scaling recommendations and templates" : "templates") : "scaling recommendations";
+  return lock.commit(`premiscale: record ${what}\n\n${lines.join("\n")}\n`);
 }
 
 /** Fills `${env:NAME}` placeholders; the filled text exists only in memory and in the VM's seed. */

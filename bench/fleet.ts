@@ -45,7 +45,7 @@ export function makeFleet(groups: number, perGroup: number, hosts: number, hosts
       networking: { mode: "dhcp" },
       readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
-      rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+      rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true },
       lifecycleHooks: [],
     });
     const instances = [];

@@ -191,7 +191,7 @@ export async function runApply(
         }
       } else if (plan.changes.length === 0) {
         const commit = await commitRecommendations(plan, lock, new Date());
-        if (commit) io.err(`Recorded the scaling recommendations in state: ${commit.slice(0, 12)}`);
+        if (commit) io.err(`Recorded the scaling recommendations (and templates) in state: ${commit.slice(0, 12)}`);
         return reportUnreachable(io, ctx, unreachable) ? ERROR : plan.shortfalls.length > 0 ? PARTIAL : OK;
       }
       if (!opts.autoApprove) {
@@ -346,7 +346,10 @@ export async function runStateList(io: Output, file: string | undefined, opts: {
   }
   for (const g of state.groups.filter((x) => x.rollout)) {
     const r = g.rollout!;
-    io.out(`group ${g.name}: roll-out ${r.replaced} of ${r.total} replaced${r.failed ? `, stopped at ${r.failed.at}: ${r.failed.message}` : r.checkpointAt ? `, checkpoint reached at ${r.checkpointAt}` : ""}`);
+    const back = r.rollback
+      ? `; rolled back to template ${r.previous?.digest ?? "?"} at ${r.rollback.at}: ${r.rollback.reason}${r.rollback.failed ? `; the roll-back stopped at ${r.rollback.failed.at}: ${r.rollback.failed.message}` : ""}`
+      : "";
+    io.out(`group ${g.name}: roll-out ${r.replaced} of ${r.total} replaced${r.failed ? `, stopped at ${r.failed.at}: ${r.failed.message}` : r.checkpointAt ? `, checkpoint reached at ${r.checkpointAt}` : ""}${back}`);
   }
   return OK;
 }

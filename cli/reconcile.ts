@@ -159,7 +159,7 @@ export function describeEvent(e: ReconcileEvent): { text: string; level: "info" 
     case "state_pushed":
       return info(`Pushed ${e.commit.slice(0, 12)} to the config repository.`);
     case "recommendations_recorded":
-      return info(`Recorded the scaling recommendations in state: ${e.commit.slice(0, 12)}.`);
+      return info(`Recorded the scaling recommendations (and templates) in state: ${e.commit.slice(0, 12)}.`);
     case "pass_failed":
       return { text: `Error: ${e.error.message}${e.error.hint ? `\n  ${e.error.hint}` : ""}`, level: "error" };
     case "pass_done":

@@ -100,7 +100,7 @@ describe("parseConfig", () => {
           networking: { mode: "dhcp" },
           readiness: { checkIn: true, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
           suspend: false,
-          rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+          rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true },
           lifecycleHooks: [],
         },
       ],
@@ -115,7 +115,7 @@ describe("parseConfig", () => {
 
   it("reads a group's roll-out settings, and names a malformed surge", () => {
     const g = parse(BASE.replace("    hosts: [local]", "    hosts: [local]\n    rollout: {maxSurge: 25%, checkpoints: [50, 20]}\n    maxInstanceLifetimeSeconds: 86400")).groups[0]!;
-    expect(g.rollout).toEqual({ strategy: "rolling", maxSurge: "25%", maxUnavailable: 0, checkpoints: [20, 50], checkpointPauseSeconds: 0 });
+    expect(g.rollout).toEqual({ strategy: "rolling", maxSurge: "25%", maxUnavailable: 0, checkpoints: [20, 50], checkpointPauseSeconds: 0, rollback: true });
     expect(g.maxInstanceLifetimeSeconds).toBe(86400);
     expect(only(BASE.replace("    hosts: [local]", "    hosts: [local]\n    rollout: {maxSurge: lots}"))).toMatchObject({
       path: "groups[0].rollout.maxSurge",

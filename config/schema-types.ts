@@ -762,6 +762,10 @@ export interface PremiscaleConfig {
        * How long a roll-out pauses at each checkpoint.
        */
       checkpointPauseSeconds: number;
+      /**
+       * When a roll-out's new VMs fail (no check-in, a hook abandons one, the host refuses one), replace the VMs it already replaced with the template the group ran before, and refuse the failed template until the config's template changes (AWS instance refresh's auto roll-back). false: a failed roll-out stops where it is.
+       */
+      rollback: boolean;
     };
     /**
      * VMs older than this are replaced through the roll-out path (protected ones excepted).

@@ -278,8 +278,14 @@ function group(kinds: readonly ProviderConfigFragment[]): Schema {
         maxUnavailable: countOrPercent("VMs that may be gone before their replacement is ready: a number or a percentage (rounded down).", 0),
         checkpoints: list("Percentages of the roll-out after which it pauses (AWS instance refresh), e.g. [20, 50, 100].", { type: "integer", minimum: 1, maximum: 100 }, { default: [] }),
         checkpointPauseSeconds: int("How long a roll-out pauses at each checkpoint.", { minimum: 0, default: 0 }),
+        rollback: {
+          type: "boolean",
+          default: true,
+          description:
+            "When a roll-out's new VMs fail (no check-in, a hook abandons one, the host refuses one), replace the VMs it already replaced with the template the group ran before, and refuse the failed template until the config's template changes (AWS instance refresh's auto roll-back). false: a failed roll-out stops where it is.",
+        },
       },
-      { default: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 } },
+      { default: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true } },
     ),
     maxInstanceLifetimeSeconds: int("VMs older than this are replaced through the roll-out path (protected ones excepted).", { minimum: 60 }),
     warmPool: obj(

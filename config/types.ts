@@ -114,6 +114,11 @@ export interface RolloutConfig {
   checkpoints: number[];
   /** @default 0 */
   checkpointPauseSeconds: number;
+  /**
+   * When the roll-out's new VMs fail, replace the VMs it already replaced with the template the group ran before, and
+   * refuse the failed template until the config's template changes. @default true
+   */
+  rollback: boolean;
 }
 
 /**

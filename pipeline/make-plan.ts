@@ -11,6 +11,7 @@ import type { GroupMetrics, MetricsSource } from "../metrics/types.js";
 import { computePlan } from "../planner/compute-plan.js";
 import type { Plan } from "../planner/plan.js";
 import { computeRefreshPlan } from "../planner/refresh-plan.js";
+import { previousFitKey, rolledBackTo } from "../planner/rollback.js";
 import { policySource } from "../policies/decide-group.js";
 import { decideWith, type DecisionSource } from "../policies/decision.js";
 import { emptyHistory } from "../policies/history.js";
@@ -25,7 +26,8 @@ import { hasAutoscalerSource, kubernetesSources, portableKubernetes } from "./ku
 
 /**
  * Observes the given hosts in parallel; each host has its own timeouts, so a hung one delays only itself. Each host
- * is asked about the templates of the config's groups that may place VMs on it.
+ * is asked about the templates of the config's groups that may place VMs on it, and a rolled-back group's previous
+ * template.
  */
 export async function observeHosts(
   providers: ReadonlyMap<string, Provider>,
@@ -44,6 +46,11 @@ export async function observeHosts(
       const templates = new Map<string, TemplateQuery>(
         groups.filter((g) => g.hosts.includes(h.name)).map((g) => [g.name, { vcpus: g.template.vcpus, memoryMiB: g.template.memoryMiB, settings: g.template.settings[h.kind] }]),
       );
+      // A rolled-back group makes its VMs from its previous template: the host says whether that still fits (its base image may be gone).
+      for (const g of groups.filter((g) => g.hosts.includes(h.name))) {
+        const previous = rolledBackTo(g, state?.groups.find((x) => x.name === g.name));
+        if (previous) templates.set(previousFitKey(g.name), { vcpus: previous.vcpus, memoryMiB: previous.memoryMiB, settings: previous.settings[h.kind] });
+      }
       return providers.get(h.name)!.observe({ known, templates });
     }),
   );

@@ -24,7 +24,8 @@ describe("computePlan", () => {
     expect(plan.lineage).toBe("22222222-2222-4222-8222-222222222222");
     expect(plan.based_on).toEqual({ lineage: null, serial: 0, config_digest: "sha256:test", config_commit: null });
     expect(plan.summary).toEqual({ add: 2, change: 0, destroy: 0 });
-    expect(plan.groups).toEqual([{ name: "web", current: 0, desired: 2, reason: "desired: 2 in config" }]);
+    // Once made, every member runs the config's template: the plan proposes recording it (what a failed roll-out goes back to).
+    expect(plan.groups).toEqual([{ name: "web", current: 0, desired: 2, reason: "desired: 2 in config", template: { ...config.groups[0]!.template, digest: expect.stringMatching(/^sha256:[0-9a-f]{12}$/) } }]);
     const [first] = creates(plan.changes);
     expect(first).toMatchObject({
       action: "create",

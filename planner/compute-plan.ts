@@ -2,7 +2,7 @@ import type { Config, GroupConfig } from "../config/types.js";
 import type { Member } from "../policies/aggregate.js";
 import type { Decision } from "../policies/decision.js";
 import type { HostObservation, OwnedVm, VmNetwork } from "../providers/provider.js";
-import type { Instance, State } from "../state/types.js";
+import type { Instance, RolloutState, State, TemplateRecord } from "../state/types.js";
 import { freeAddresses } from "./new-vm.js";
 import { addUse, assessHost, NO_USE, type HostUse } from "./placement/capacity.js";
 import { placementStrategies } from "./placement/index.js";
@@ -19,7 +19,8 @@ import {
   type Shortfall,
 } from "./plan.js";
 import { seededRng } from "./random.js";
-import { fingerprintChanges, fingerprintId, templateFingerprint, type TemplateFingerprint } from "./template-fingerprint.js";
+import { effectiveGroup, previousFitKey, rolledBackTo, templateRecord } from "./rollback.js";
+import { fingerprintChanges, fingerprintId, templateDigest, templateFingerprint, type TemplateFingerprint } from "./template-fingerprint.js";
 
 /** Everything `computePlan` needs; the clock, UUIDs and the random seed come in here so planning is pure. */
 export interface PlanInput {
@@ -85,6 +86,10 @@ interface Work {
   poolFills: PoolFill[];
   /** Each group's template as made on each host (`group\0host`), or null where it does not fit. */
   fingerprints: Map<string, TemplateFingerprint | null>;
+  /** Groups whose roll-out failed and is rolled back, by name. */
+  rollbacks: Map<string, Rollback>;
+  /** Groups that may settle on their template with this plan: checked once every change is known. */
+  settles: { group: GroupConfig; plan: GroupPlan }[];
   drift: Drift[];
   warnings: string[];
   errors: PlanError[];
@@ -95,8 +100,18 @@ interface Work {
 /** One out-of-date instance and why it is replaced. */
 interface Stale {
   instance: Instance;
-  reason: "replace_drift" | "replace_lifetime" | "replace_requested";
+  reason: "replace_drift" | "replace_lifetime" | "replace_requested" | "replace_rollback";
   why: string;
+}
+
+/**
+ * A group whose roll-out of the config's template failed and was rolled back (state `rollout.rollback`): the plan
+ * makes its VMs from `previous`, unless `--replace GROUP` asks for the config's template once more (`retry`).
+ */
+interface Rollback {
+  record: RolloutState;
+  previous: TemplateRecord;
+  retry: boolean;
 }
 
 /** A group's replacements this plan, in order, with its surge and unavailability limits. */
@@ -136,7 +151,8 @@ const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
  * Diffs what the decisions want against what state and the hosts say, and returns the plan: which VMs to
  * delete and create, where, and why. Pure: the same input always gives the same plan.
  */
-export function computePlan(input: PlanInput): Plan {
+export function computePlan(given: PlanInput): Plan {
+  const { input, rollbacks } = withRollbacks(given);
   const { config, state, now } = input;
   const lineage = state?.lineage ?? input.newLineage;
   const targets = input.targets ?? null;
@@ -153,6 +169,8 @@ export function computePlan(input: PlanInput): Plan {
     rollouts: [],
     poolFills: [],
     fingerprints: new Map(),
+    rollbacks,
+    settles: [],
     drift: [],
     warnings: [],
     errors: [],
@@ -201,6 +219,7 @@ export function computePlan(input: PlanInput): Plan {
   for (const request of w.scaleOuts) scaleOut(w, request);
   for (const request of w.rollouts) rollOut(w, request);
   for (const request of w.poolFills) fillPool(w, request);
+  for (const { group, plan } of w.settles) settle(w, group, plan);
 
   const groupOrder = (g: string): number => {
     const i = config.groups.findIndex((c) => c.name === g);
@@ -233,6 +252,50 @@ export function computePlan(input: PlanInput): Plan {
     changes: w.changes,
     summary: { add: creates, change: w.changes.length - creates - deletes, destroy: deletes },
   };
+}
+
+/**
+ * The input as plans see it while groups are rolled back: such a group's config names its previous template, and the
+ * hosts' fit for it is the one they gave for the previous template (`previousFitKey`). Other groups are untouched.
+ */
+function withRollbacks(input: PlanInput): { input: PlanInput; rollbacks: Map<string, Rollback> } {
+  const rollbacks = new Map<string, Rollback>();
+  let observations = input.observations;
+  const groups = input.config.groups.map((g) => {
+    const record = input.state?.groups.find((x) => x.name === g.name)?.rollout;
+    const previous = rolledBackTo(g, input.state?.groups.find((x) => x.name === g.name));
+    if (!previous || !record) return g;
+    const retry = (input.replace ?? []).includes(g.name);
+    rollbacks.set(g.name, { record, previous, retry });
+    if (retry) return g;
+    const key = previousFitKey(g.name);
+    observations = observations.map((o) =>
+      o.status === "ok" && g.hosts.includes(o.host)
+        ? { ...o, fits: { ...o.fits, [g.name]: o.fits[key] ?? { ok: false, reason: "not asked about the group's previous template" } } }
+        : o,
+    );
+    return effectiveGroup(g, previous);
+  });
+  if (rollbacks.size === 0) return { input, rollbacks };
+  return { input: { ...input, config: { ...input.config, groups }, observations }, rollbacks };
+}
+
+/**
+ * Proposes the group's template record (`GroupPlan.template`) when, once this plan's changes succeed, every member it
+ * keeps is made from the group's template as made on its host: none out of date, none on a host not checked, none
+ * from before fingerprints. Only when state's record differs, or a roll-out record is left to end.
+ */
+function settle(w: Work, group: GroupConfig, plan: GroupPlan): void {
+  const gs = w.input.state?.groups.find((g) => g.name === group.name);
+  const leaving = new Set(w.changes.filter((c) => c.group === group.name && (c.action === "delete" || c.action === "return")).map((c) => c.name));
+  const members = (gs?.instances ?? []).filter((i) => i.pool !== "warm" && !leaving.has(i.name));
+  const upToDate = members.every((i) => {
+    const target = templateOn(w, group, i.host);
+    return i.template !== undefined && target !== undefined && fingerprintChanges(i.template, target).length === 0;
+  });
+  if (!upToDate) return;
+  if (gs?.template?.digest === templateDigest(group.template) && !gs.rollout) return;
+  plan.template = templateRecord(group.template);
 }
 
 /**
@@ -384,6 +447,8 @@ function planGroup(w: Work, group: GroupConfig): GroupPlan {
   const plan: GroupPlan = { name: group.name, current: current + named.length, desired, reason: decision.reason, ...(decision.details ? { decision } : {}) };
 
   const stale = staleInstances(w, group, healthy, instances, plan);
+  const rolledBack = w.rollbacks.get(group.name);
+  if (!rolledBack || rolledBack.retry) w.settles.push({ group, plan });
   const why = `desired ${desired} ${desired < current ? "<" : ">"} current ${current} (${decision.reason})`;
   const pool = checkPool(w, group, pooled, requested);
   const size = poolSize(group, desired);
@@ -564,11 +629,16 @@ function rolloutLimits(group: GroupConfig, size: number): { surge: number; unava
  * The healthy instances to replace this plan, in the order they go (asked for with `-replace` first, then the
  * oldest): made from an older template (drift), older than the group's lifetime, or named by `-replace`. Drift is
  * shown for every out-of-date instance; the strategy, protection, a failed roll-out and checkpoints decide how many
- * are replaced now. Records what it decided in the group's plan (`rollout`).
+ * are replaced now. Records what it decided in the group's plan (`rollout`). A rolled-back group's members not made
+ * from its previous template are replaced back (`replace_rollback`), and its plan says why (`rollback`).
  */
 function staleInstances(w: Work, group: GroupConfig, healthy: Instance[], instances: Instance[], plan: GroupPlan): Stale[] {
   const now = w.input.now.getTime();
-  const requested = (i: Instance) => (w.input.replace ?? []).some((r) => r === group.name || r === `${group.name}[${i.name}]`);
+  const rb = w.rollbacks.get(group.name);
+  const back = rb && !rb.retry ? rb : undefined;
+  // In a rolled-back group, --replace GROUP asks for the refused template again (a new roll-out), not for every VM.
+  const wholeGroup = !rb && (w.input.replace ?? []).includes(group.name);
+  const requested = (i: Instance) => wholeGroup || (w.input.replace ?? []).includes(`${group.name}[${i.name}]`);
   const targetOn = (host: string): TemplateFingerprint | undefined => templateOn(w, group, host);
   const all: Stale[] = [];
   let untracked = 0;
@@ -579,21 +649,31 @@ function staleInstances(w: Work, group: GroupConfig, healthy: Instance[], instan
     if (!i.template) untracked++;
     const age = now - (Date.parse(i.created) || now);
     const expired = group.maxInstanceLifetimeSeconds !== undefined && age > group.maxInstanceLifetimeSeconds * 1000;
-    if (changed.length > 0) w.drift.push({ kind: "out_of_date", ...at, detail: `made from an older template: ${changed.join("; ")}${i.protected ? " (protected)" : ""}` });
-    else if (expired) w.drift.push({ kind: "expired", ...at, detail: `older than maxInstanceLifetimeSeconds (${group.maxInstanceLifetimeSeconds}s)${i.protected ? " (protected)" : ""}` });
+    const guarded = i.protected ? " (protected)" : "";
+    if (changed.length > 0) {
+      const detail = back ? `not made from the previous template, which the group goes back to: ${changed.join("; ")}` : `made from an older template: ${changed.join("; ")}`;
+      w.drift.push({ kind: "out_of_date", ...at, detail: `${detail}${guarded}` });
+    } else if (expired) w.drift.push({ kind: "expired", ...at, detail: `older than maxInstanceLifetimeSeconds (${group.maxInstanceLifetimeSeconds}s)${guarded}` });
     if (requested(i)) all.push({ instance: i, reason: "replace_requested", why: "apply -replace" });
     else if (i.protected) continue;
+    else if (changed.length > 0 && back) all.push({ instance: i, reason: "replace_rollback", why: `${back.record.rollback!.reason}: back to the previous template: ${changed.join("; ")}` });
     else if (changed.length > 0) all.push({ instance: i, reason: "replace_drift", why: `template changed: ${changed.join("; ")}` });
     else if (expired) all.push({ instance: i, reason: "replace_lifetime", why: `older than ${group.maxInstanceLifetimeSeconds}s` });
   }
   if (untracked > 0 && healthy.some((i) => i.template)) {
     w.warnings.push(`group ${group.name}: ${plural(untracked, "instance")} predate template tracking and are not checked for drift (premiscale apply --replace ${group.name} replaces them)`);
   }
-  const forced = all.filter((s) => s.reason === "replace_requested");
+  const forced = all.filter((s) => s.reason === "replace_requested").sort((a, b) => byName(a.instance.name, b.instance.name));
   let chosen = all.filter((s) => s.reason !== "replace_requested").sort((a, b) => time(a.instance.created) - time(b.instance.created) || byName(a.instance.name, b.instance.name));
+  if (back) return [...forced, ...rollBackStale(w, group, back, chosen, plan)];
+
   const targetId = fingerprintId(Object.fromEntries([...new Set(group.hosts)].map((h) => [h, targetOn(h) ? fingerprintId(targetOn(h)!) : "-"])));
-  const record = w.input.state?.groups.find((g) => g.name === group.name)?.rollout;
-  const same = record?.template === targetId;
+  const state = w.input.state?.groups.find((g) => g.name === group.name);
+  const record = state?.rollout;
+  // A retry (--replace GROUP after a roll-back) is a new roll-out of the same template.
+  const same = !rb && record?.template === targetId;
+  const digest = templateDigest(group.template);
+  const previous = rb ? rb.previous : group.rollout.rollback && state?.template && state.template.digest !== digest ? state.template : undefined;
   if (chosen.length > 0 && group.rollout.strategy === "manual") {
     w.warnings.push(`group ${group.name}: ${plural(chosen.length, "VM")} out of date, roll-out is manual: premiscale apply --replace ${group.name} (or ${group.name}[NAME]) replaces them`);
     chosen = [];
@@ -616,7 +696,47 @@ function staleInstances(w: Work, group: GroupConfig, healthy: Instance[], instan
   if (chosen.length > 0 && !plan.rollout) {
     plan.rollout = { template: targetId, total: same ? record!.total : chosen.length, replaced: same ? record!.replaced : 0, planned: chosen.length };
   }
-  return [...forced.sort((a, b) => byName(a.instance.name, b.instance.name)), ...chosen];
+  if (plan.rollout) {
+    plan.rollout = { ...plan.rollout, config: digest, ...(same ? {} : { start: true as const }), ...(previous ? { previous } : {}) };
+    if (!same && group.rollout.rollback && !state?.template && chosen.some((s) => s.reason === "replace_drift")) {
+      w.warnings.push(`group ${group.name}: this roll-out cannot be rolled back if its new VMs fail: state has no record of the template the group ran before (it is recorded once every member runs one template; state written before roll-backs has none yet)`);
+    }
+  }
+  return [...forced, ...chosen];
+}
+
+/**
+ * A rolled-back group's replacements: every member not made from the previous template goes back to it, in one
+ * roll-out with the group's surge and unavailability (checkpoints are for new templates, not for going back), unless
+ * the roll-back's own VMs failed too (it stopped) or the roll-out is manual. Every plan says that the group runs
+ * another template than its config names, why, and what to do.
+ */
+function rollBackStale(w: Work, group: GroupConfig, back: Rollback, chosen: Stale[], plan: GroupPlan): Stale[] {
+  const r = back.record;
+  const rb = r.rollback!;
+  const behind = chosen.filter((s) => s.reason === "replace_rollback").length;
+  w.warnings.push(
+    `group ${group.name} runs its previous template ${back.previous.digest}, not the config's ${r.config}, since ${rb.at}: ${rb.reason}. ` +
+      `The config's template is not tried again until it changes: fix it, or revert it to the previous one (premiscale apply --replace ${group.name} tries it again as it is)`,
+  );
+  for (const host of [...new Set(group.hosts)]) {
+    const obs = w.observations.get(host);
+    const fit = obs?.status === "ok" ? obs.fits[group.name] : undefined;
+    if (fit && !fit.ok) w.warnings.push(`group ${group.name}: the previous template cannot be made on host ${host} (${fit.reason}): its VMs there are not rolled back, and it takes no new VM`);
+  }
+  let go = chosen;
+  if (rb.failed && behind > 0) {
+    w.warnings.push(
+      `group ${group.name}: the roll-back stopped at ${rb.failed.at} (${rb.failed.message}); ${plural(behind, "VM")} still ${behind === 1 ? "runs" : "run"} another template than the previous one. ` +
+        `Fix what keeps the previous template from coming up; premiscale apply --replace ${group.name}[NAME] replaces one with it`,
+    );
+    go = chosen.filter((s) => s.reason !== "replace_rollback");
+  } else if (behind > 0 && group.rollout.strategy === "manual") {
+    w.warnings.push(`group ${group.name}: ${plural(behind, "VM")} to roll back, roll-out is manual: premiscale apply --replace ${group.name}[NAME] replaces one with the previous template`);
+    go = chosen.filter((s) => s.reason !== "replace_rollback");
+  }
+  plan.rollback = { from: r.config!, to: back.previous.digest, reason: rb.reason, planned: go.filter((s) => s.reason === "replace_rollback").length, ...(rb.failed ? { stopped: rb.failed } : {}) };
+  return go;
 }
 
 /**

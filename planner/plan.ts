@@ -3,13 +3,18 @@
  * `format_version` changes its major part only with an incompatible change; readers ignore unknown fields.
  * 3.1: paused warm pools (`pool.state` paused, `take.resume`, `return.pause`, `GroupPlan.pool.states`). A 3.0 reader
  * applying such a plan leaves those pool VMs running instead of paused: a pool that costs CPU, nothing broken.
+ * Also 3.1: roll-backs (see PLAN_FORMAT_VERSION).
  */
 import type { Decision } from "../policies/decision.js";
 import type { VmRunState, VmSpec } from "../providers/provider.js";
-import type { Instance } from "../state/types.js";
+import type { Instance, TemplateRecord } from "../state/types.js";
 import type { TemplateFingerprint } from "./template-fingerprint.js";
 
-/** Major.minor of the plan JSON this release writes. */
+/**
+ * Major.minor of the plan JSON this release writes. 3.1: roll-backs (`replace_rollback`, `GroupPlan.rollback`,
+ * `GroupPlan.template`, and `config`/`start`/`previous` in `GroupPlan.rollout`); a 3.0 reader applies such a plan's
+ * changes right and only misses the roll-out records, so the major part stays.
+ */
 export const PLAN_FORMAT_VERSION = "3.1";
 
 /** Why a change is in the plan (machine-readable). */
@@ -25,6 +30,7 @@ export type ActionReason =
   | "replace_drift" // made from a template that has changed since: a roll-out replaces it (create first, then delete)
   | "replace_lifetime" // older than the group's maxInstanceLifetime: replaced the same way
   | "replace_requested" // named by `apply -replace`: replaced the same way, protected or not
+  | "replace_rollback" // made from the template of a roll-out that failed: replaced the same way with the previous template
   | "pool_fill" // a VM made for the group's warm pool (booted once, checked in, then stopped, paused or left running)
   | "pool_trim"; // a warm pool VM the pool no longer needs (or that could not be started and waited for)
 
@@ -168,7 +174,33 @@ export interface GroupPlan {
     planned: number;
     /** The checkpoint (percent) this plan reaches, when the group has checkpoints. */
     checkpoint?: number;
+    /** Digest of the config template rolled out (planner/template-fingerprint.ts `templateDigest`). */
+    config?: string;
+    /** This plan begins the roll-out: apply records it (with `previous`) before any change. */
+    start?: true;
+    /** What a roll-back goes back to if the roll-out's new VMs fail: the group's template record (roll-back on). */
+    previous?: TemplateRecord;
   };
+  /**
+   * The group is rolled back: a roll-out of the config's template failed, and the group runs (and gets new VMs from)
+   * the previous template until the config's template changes.
+   */
+  rollback?: {
+    /** Digest of the refused template (the config's) and of the one the group goes back to. */
+    from: string;
+    to: string;
+    /** Why: "roll-out of template sha256:… failed: web[web-1]: …". */
+    reason: string;
+    /** VMs this plan replaces back; 0 when none is left, or the roll-back stopped. */
+    planned: number;
+    /** The roll-back's own VMs failed too: it stopped. */
+    stopped?: { at: string; message: string };
+  };
+  /**
+   * The group's template record to keep in state once every change of this group in the plan succeeded: every member
+   * is then made from it (what a later roll-out that fails goes back to). Absent when nothing is to be recorded.
+   */
+  template?: TemplateRecord;
   /** The group's warm pool, when it has one (or still has pool VMs). */
   pool?: {
     /** What pool VMs do while they wait. */

@@ -12,10 +12,10 @@ import { makeConfig, makeInput, makeObservation, simulateApply, TEST_NOW, uuidSe
 type GroupSpec = Parameters<typeof makeConfig>[0] extends infer O ? (O extends { groups?: (infer G)[] } ? G : never) : never;
 
 /** A world where `count` VMs of group web were made from the original template, then the config changed by `change`. */
-function rolled(count: number, change: Partial<GroupSpec>, opts: { hosts?: string[]; rollout?: RolloutState; tweak?: (s: State) => void } = {}) {
+function rolled(count: number, change: Partial<GroupSpec>, opts: { hosts?: string[]; rollout?: RolloutState; tweak?: (s: State) => void; volumes?: string[] } = {}) {
   const hosts = opts.hosts ?? ["a"];
   const before = makeConfig({ hosts, groups: [{ desired: count }] });
-  const observations = hosts.map((h) => makeObservation(h));
+  const observations = hosts.map((h) => makeObservation(h, opts.volumes ? { capacity: { volumes: opts.volumes } } : {}));
   const first = computePlan(makeInput({ config: before, observations }));
   const applied = simulateApply(first, null, makeInput({ config: before, observations }).observations);
   const state = applied.state;
@@ -29,7 +29,7 @@ const plan = (w: ReturnType<typeof rolled>, extra: Partial<Parameters<typeof mak
   computePlan(makeInput({ config: w.config, state: w.state, observations: w.observations, newUuid: uuidSequence(100), ...extra }));
 
 const bigger: Partial<GroupSpec> = { template: { memoryMiB: 256 } };
-const rollout = (r: Partial<GroupConfig["rollout"]>): Partial<GroupSpec> => ({ rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, ...r } });
+const rollout = (r: Partial<GroupConfig["rollout"]>): Partial<GroupSpec> => ({ rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true, ...r } });
 
 describe("template drift", () => {
   it("shows each VM made from an older template with the field that changed", () => {
@@ -68,7 +68,16 @@ describe("template drift", () => {
     expect(creates[1]!.waits_for).toEqual([creates[0]!.address, `web[${a}]`].sort());
     expect(byName.get(b)?.waits_for).toEqual([creates[1]!.address]);
     expect(creates[2]!.waits_for).toEqual([creates[1]!.address, `web[${b}]`].sort());
-    expect(p.groups[0]?.rollout).toEqual({ template: expect.stringMatching(/^sha256:/), total: 3, replaced: 0, planned: 3 });
+    expect(p.groups[0]?.rollout).toEqual({
+      template: expect.stringMatching(/^sha256:/),
+      total: 3,
+      replaced: 0,
+      planned: 3,
+      config: expect.stringMatching(/^sha256:/),
+      start: true,
+      // What a roll-back would go back to: the template the group settled on when it was made.
+      previous: { ...w.state.groups[0]!.template!, memoryMiB: 128 },
+    });
     expect(p.summary).toEqual({ add: 3, change: 0, destroy: 3 });
   });
 
@@ -172,5 +181,175 @@ describe("template drift", () => {
     const p = computePlan(makeInput({ config: w.config, state: w.state, observations: full, newUuid: uuidSequence(100) }));
     expect(p.changes).toEqual([]);
     expect(p.warnings.find((x) => x.includes("roll-out stopped"))).toMatch(/no room for a replacement of .*free memory.*maxUnavailable/);
+  });
+});
+
+/**
+ * A group of `count` VMs made from the original template, of which the first `onNew` were replaced by a roll-out to
+ * `change` before one of its replacements failed and the roll-out was rolled back (as apply records it).
+ */
+function failedRollOut(count: number, onNew: number, change: Partial<GroupSpec>, opts: { rollbackFailed?: boolean; volumes?: string[] } = {}) {
+  const w = rolled(count, change, opts.volumes ? { volumes: opts.volumes } : {});
+  const p = plan(w);
+  const r = p.groups[0]!.rollout!;
+  const creates = p.changes.filter((c): c is Extract<Change, { action: "create" }> => c.action === "create").slice(0, onNew);
+  const done = new Set([...creates.map((c) => c.address), ...creates.map((c) => c.replaces!)]);
+  const partial: Plan = { ...p, groups: p.groups.map(({ template: _t, ...g }) => g), changes: p.changes.filter((c) => done.has(c.address)) };
+  const after = simulateApply(partial, w.state, w.observations);
+  const failedVm = `web[web-${"f".repeat(8)}]`;
+  const reason = `roll-out of template ${r.config} failed: ${failedVm}: web-ffffffff did not check in within 900 s`;
+  after.state.groups[0]!.rollout = {
+    template: r.template,
+    config: r.config!,
+    total: count,
+    replaced: onNew,
+    previous: r.previous!,
+    failed: { at: "2025-06-01T11:00:00.000Z", message: `${failedVm}: web-ffffffff did not check in within 900 s` },
+    rollback: { at: "2025-06-01T11:00:00.000Z", reason, ...(opts.rollbackFailed ? { failed: { at: "2025-06-01T11:30:00.000Z", message: "web[web-eeeeeeee]: web-eeeeeeee did not check in within 900 s" } } : {}) },
+  };
+  const newNames = creates.map((c) => c.name);
+  return { ...w, state: after.state, observations: after.observations, newNames, oldNames: w.names, reason, rollout: r };
+}
+
+describe("roll-back of a failed roll-out", () => {
+  it("pins the template the group settled on when a roll-out starts, so a roll-back knows where to go back to", () => {
+    const w = rolled(2, bigger);
+    expect(w.state.groups[0]!.template).toMatchObject({ memoryMiB: 128, digest: expect.stringMatching(/^sha256:/) });
+    const r = plan(w).groups[0]!.rollout!;
+    expect(r).toMatchObject({ start: true, previous: w.state.groups[0]!.template });
+    expect(r.config).not.toBe(r.previous!.digest);
+  });
+
+  it("does not pin a previous template when roll-back is off, and warns when state has none to pin", () => {
+    const off = plan(rolled(2, { ...bigger, ...rollout({ rollback: false }) })).groups[0]!.rollout!;
+    expect(off.previous).toBeUndefined();
+    const none = rolled(2, bigger, { tweak: (s) => delete s.groups[0]!.template });
+    const p = plan(none);
+    expect(p.groups[0]!.rollout!.previous).toBeUndefined();
+    expect(p.warnings.find((x) => x.includes("cannot be rolled back"))).toMatch(/no record of the template the group ran before/);
+  });
+
+  it("replaces the VMs the failed roll-out made with the previous template, create before destroy, saying why", () => {
+    const w = failedRollOut(3, 1, bigger);
+    const p = plan(w);
+    const [b1] = w.newNames as [string];
+    const creates = p.changes.filter((c): c is Extract<Change, { action: "create" }> => c.action === "create");
+    expect(creates.map((c) => [c.reason, c.replaces, c.vm.memoryMiB])).toEqual([["replace_rollback", `web[${b1}]`, 128]]);
+    expect(creates[0]!.detail).toMatch(/roll-out of template sha256:\w+ failed: web\[web-ffffffff\]: web-ffffffff did not check in within 900 s: back to the previous template: memoryMiB 256 → 128/);
+    expect(creates[0]!.template).toEqual(w.state.groups[0]!.instances.find((i) => i.name === w.oldNames[1])!.template);
+    const del = p.changes.find((c) => c.action === "delete")!;
+    expect([del.name, del.reason, del.waits_for]).toEqual([b1, "replace_rollback", [creates[0]!.address]]);
+    expect(p.drift).toEqual([expect.objectContaining({ kind: "out_of_date", name: b1, detail: "not made from the previous template, which the group goes back to: memoryMiB 256 → 128" })]);
+    expect(p.groups[0]!.rollback).toEqual({ from: w.rollout.config, to: w.rollout.previous!.digest, reason: w.reason, planned: 1 });
+    expect(p.groups[0]!.rollout).toBeUndefined();
+    expect(p.warnings.find((x) => x.startsWith("group web runs its previous template"))).toContain("fix it, or revert it to the previous one");
+    const text = renderPlanText(p);
+    expect(text).toContain(`+/- ${creates[0]!.address} on host a (1 vCPU, 128 MiB) replaces web[${b1}]   # replace rollback`);
+    expect(text).toContain(`  - web[${b1}] on host a   # replace rollback, waits for ${creates[0]!.address}`);
+  });
+
+  it("goes back with the group's surge and unavailability, and ignores checkpoints", () => {
+    const w = failedRollOut(4, 2, { ...bigger, ...rollout({ maxSurge: 0, maxUnavailable: 1, checkpoints: [50], checkpointPauseSeconds: 3600 }) });
+    const p = plan(w);
+    const [b1, b2] = w.newNames as [string, string];
+    const first = p.changes.find((c) => c.name === b1)!;
+    expect(first.waits_for).toBeUndefined(); // maxUnavailable 1: deleted first
+    const c1 = p.changes.find((c) => c.action === "create" && c.replaces === `web[${b1}]`)!;
+    expect(c1.waits_for).toEqual([`web[${b1}]`]);
+    const second = p.changes.find((c) => c.name === b2)!;
+    expect(second.waits_for).toEqual([c1.address, `web[${b1}]`].sort());
+    expect(p.groups[0]!.rollback?.planned).toBe(2);
+  });
+
+  it("makes a rolled-back group's new VMs from the previous template too", () => {
+    const w = failedRollOut(2, 1, bigger);
+    const p = plan({ ...w, config: makeConfig({ groups: [{ desired: 3, ...bigger }] }) });
+    const out = p.changes.filter((c): c is Extract<Change, { action: "create" }> => c.action === "create" && c.reason === "scale_out");
+    expect(out.map((c) => c.vm.memoryMiB)).toEqual([128]);
+  });
+
+  it("refuses the failed template once the group is back: no changes, and every plan says what runs and what to do", () => {
+    const w = failedRollOut(3, 1, bigger);
+    const back = simulateApply(plan(w), w.state, w.observations);
+    const p = plan({ ...w, state: back.state, observations: back.observations });
+    expect(p.changes).toEqual([]);
+    expect(p.drift).toEqual([]);
+    expect(p.groups[0]!.rollback).toMatchObject({ planned: 0, reason: w.reason });
+    expect(p.groups[0]!.template).toBeUndefined(); // the record stays the previous template; the refusal stays in state
+    expect(p.warnings).toContain(
+      `group web runs its previous template ${w.rollout.previous!.digest}, not the config's ${w.rollout.config}, since 2025-06-01T11:00:00.000Z: ${w.reason}. ` +
+        "The config's template is not tried again until it changes: fix it, or revert it to the previous one (premiscale apply --replace web tries it again as it is)",
+    );
+    expect(back.state.groups[0]!.instances.map((i) => i.memoryMiB)).toEqual([128, 128, 128]);
+  });
+
+  it("starts a new roll-out from the settled template when the config's template changes again", () => {
+    const w = failedRollOut(3, 1, bigger);
+    const p = plan({ ...w, config: makeConfig({ groups: [{ desired: 3, template: { memoryMiB: 512 } }] }) });
+    expect(p.groups[0]!.rollback).toBeUndefined();
+    expect(p.groups[0]!.rollout).toMatchObject({ start: true, total: 3, replaced: 0, previous: w.rollout.previous });
+    expect(p.changes.filter((c) => c.action === "create").map((c) => (c as Extract<Change, { action: "create" }>).vm.memoryMiB)).toEqual([512, 512, 512]);
+  });
+
+  it("reverting the config to the previous template replaces the failed template's VMs as an ordinary roll-out, then settles", () => {
+    const w = failedRollOut(3, 1, bigger);
+    const p = plan({ ...w, config: makeConfig({ groups: [{ desired: 3 }] }) });
+    expect(p.groups[0]!.rollback).toBeUndefined();
+    expect(p.changes.filter((c) => c.action === "delete").map((c) => [c.name, c.reason])).toEqual([[w.newNames[0], "replace_drift"]]);
+    expect(p.groups[0]!.rollout).toMatchObject({ start: true, total: 1 });
+    expect(p.groups[0]!.rollout!.previous).toBeUndefined(); // nothing older to go back to
+    expect(p.groups[0]!.template?.digest).toBe(w.rollout.previous!.digest); // once done, the record ends the failed roll-out's record
+  });
+
+  it("--replace GROUP tries the refused template again: a new roll-out that can roll back again", () => {
+    const w = failedRollOut(3, 1, bigger);
+    const p = plan(w, { replace: ["web"] });
+    expect(p.groups[0]!.rollback).toBeUndefined();
+    expect(p.groups[0]!.rollout).toMatchObject({ start: true, total: 2, replaced: 0, config: w.rollout.config, previous: w.rollout.previous });
+    expect(p.changes.filter((c) => c.action === "delete").map((c) => [c.name, c.reason]).sort()).toEqual(w.oldNames.slice(1).map((n) => [n, "replace_drift"]).sort());
+  });
+
+  it("--replace GROUP[NAME] in a rolled-back group replaces that VM with the previous template", () => {
+    const w = failedRollOut(3, 0, bigger);
+    const p = plan(w, { replace: [`web[${w.oldNames[0]}]`] });
+    const c = p.changes.find((x): x is Extract<Change, { action: "create" }> => x.action === "create")!;
+    expect([c.reason, c.vm.memoryMiB]).toEqual(["replace_requested", 128]);
+  });
+
+  it("stops a roll-back whose own VMs failed too, and says so: nothing flaps", () => {
+    const w = failedRollOut(3, 2, bigger, { rollbackFailed: true });
+    const p = plan(w);
+    expect(p.changes).toEqual([]);
+    expect(p.groups[0]!.rollback).toMatchObject({ planned: 0, stopped: { message: expect.stringMatching(/web-eeeeeeee did not check in/) } });
+    expect(p.warnings.find((x) => x.includes("the roll-back stopped"))).toMatch(/2 VMs still run another template than the previous one.*apply --replace web\[NAME\]/);
+  });
+
+  it("with rollback: false, a failed roll-out stops where it is, as before", () => {
+    const w = failedRollOut(3, 1, bigger);
+    const p = plan({ ...w, config: makeConfig({ groups: [{ desired: 3, ...bigger, ...rollout({ rollback: false }) }] }) });
+    expect(p.changes).toEqual([]);
+    expect(p.groups[0]!.rollback).toBeUndefined();
+    expect(p.warnings.find((x) => x.includes("roll-out of this template stopped"))).toMatch(/old VMs were left alone/);
+  });
+
+  it("rolls back only where the previous template still fits: a host without its base image takes none", () => {
+    const w = failedRollOut(2, 1, { template: { memoryMiB: 256, disk: { baseImage: "new.qcow2", sizeGiB: 1 } } }, { volumes: ["base.qcow2", "new.qcow2"] });
+    // Someone deleted the old base image since: the hosts say the previous template fits nowhere.
+    const observations = w.observations.map((o) => (o.status === "ok" ? { ...o, volumes: ["new.qcow2"], fits: {} } : o));
+    const p = computePlan(makeInput({ config: w.config, state: w.state, observations, newUuid: uuidSequence(100) }));
+    expect(p.changes).toEqual([]);
+    expect(p.warnings).toContain(`group web: the previous template cannot be made on host a (base image "base.qcow2" not in pool "default"): its VMs there are not rolled back, and it takes no new VM`);
+  });
+
+  it("proposes recording the group's template once every member runs it, and not while members are out of date", () => {
+    const manual = rolled(2, { ...bigger, ...rollout({ strategy: "manual" }) });
+    expect(plan(manual).groups[0]!.template).toBeUndefined();
+    const w = rolled(2, bigger);
+    const p = plan(w);
+    expect(p.groups[0]!.template).toMatchObject({ memoryMiB: 256, digest: p.groups[0]!.rollout!.config });
+    const done = simulateApply(p, w.state, w.observations);
+    expect(done.state.groups[0]!.template?.memoryMiB).toBe(256);
+    expect(done.state.groups[0]!.rollout).toBeUndefined();
+    expect(plan({ ...w, state: done.state, observations: done.observations }).groups[0]!.template).toBeUndefined();
   });
 });

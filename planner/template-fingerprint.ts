@@ -3,7 +3,7 @@
  * that changed (`memoryMiB 128 → 256`), like Terraform's `-/+ replace`. Pure.
  */
 import { createHash } from "node:crypto";
-import type { GroupConfig } from "../config/types.js";
+import type { GroupConfig, VmTemplate } from "../config/types.js";
 import type { ProviderSettings } from "../providers/provider.js";
 
 /** Field path → value (numbers and short strings as they are, long strings as a short hash). */
@@ -39,4 +39,15 @@ export function fingerprintChanges(was: TemplateFingerprint, now: TemplateFinger
 /** A short stable id of a fingerprint (for roll-out records). */
 export function fingerprintId(fp: TemplateFingerprint): string {
   return short(JSON.stringify(Object.entries(fp).sort(([a], [b]) => (a < b ? -1 : 1))));
+}
+
+/**
+ * A short stable id of a config template itself (size, user-data, the kinds' settings): the same whatever the hosts
+ * answer, so roll-out records and roll-backs name templates by it.
+ */
+export function templateDigest(template: VmTemplate): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v !== null && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  const { vcpus, memoryMiB, userData, secretEnv, settings } = template;
+  return short(JSON.stringify(canonical({ vcpus, memoryMiB, userData, secretEnv, settings })));
 }

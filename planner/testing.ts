@@ -4,9 +4,10 @@ import type { Decision } from "../policies/decision.js";
 import { decideWith } from "../policies/decision.js";
 import { configSource, decideFromConfig } from "../policies/static.js";
 import type { HostCapacity, HostObservation, OwnedVm, TemplateFit } from "../providers/provider.js";
-import type { Instance, State } from "../state/types.js";
+import type { GroupState, Instance, State } from "../state/types.js";
 import type { PlanInput } from "./compute-plan.js";
 import type { Plan } from "./plan.js";
+import { previousFitKey, rolledBackTo } from "./rollback.js";
 
 /** Default lineage of test states. */
 export const TEST_LINEAGE = "11111111-1111-4111-8111-111111111111";
@@ -75,7 +76,7 @@ export function makeConfig(
       networking: { mode: "dhcp" },
       readiness: { checkIn: false, timeoutSeconds: 900, heartbeatSeconds: 0, unhealthyAfterSeconds: 180 },
       suspend: false,
-      rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 },
+      rollout: { strategy: "rolling", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true },
       lifecycleHooks: [],
       ...g,
       template: makeTemplate(g.template),
@@ -143,19 +144,27 @@ export function makeObservation(
   };
 }
 
-/** The `test` kind's answer for each group that may use the host (what an adapter's `observe` does). */
-export function withFits(obs: HostObservation, config: Config): HostObservation {
+/**
+ * The `test` kind's answer for each group that may use the host (what an adapter's `observe` does), and for the
+ * previous template of each group `state` says is rolled back (as the pipeline asks).
+ */
+export function withFits(obs: HostObservation, config: Config, state: State | null = null): HostObservation {
   if (obs.status !== "ok") return obs;
   const t = obs as TestObservation;
   const pool = t.pool ?? "default";
   const key = `pool:${pool}`;
+  const fitOf = (template: Pick<VmTemplate, "settings">): TemplateFit => {
+    const disk = (template.settings[TEST_KIND] as TestTemplate | undefined)?.disk;
+    if (!disk) return { ok: false, reason: "the template has no test settings" };
+    if (!obs.capacity.resources[key]) return { ok: false, reason: `pool "${pool}" not found` };
+    if (!(t.volumes ?? []).includes(disk.baseImage)) return { ok: false, reason: `base image "${disk.baseImage}" not in pool "${pool}"` };
+    return { ok: true, demand: { [key]: disk.sizeGiB * GiB }, settings: { [TEST_KIND]: { pool, baseImage: disk.baseImage, diskSizeGiB: disk.sizeGiB } } };
+  };
   const fits: Record<string, TemplateFit> = {};
   for (const g of config.groups.filter((g) => g.hosts.includes(obs.host))) {
-    const disk = (g.template.settings[TEST_KIND] as TestTemplate | undefined)?.disk;
-    if (!disk) fits[g.name] = { ok: false, reason: "the template has no test settings" };
-    else if (!obs.capacity.resources[key]) fits[g.name] = { ok: false, reason: `pool "${pool}" not found` };
-    else if (!(t.volumes ?? []).includes(disk.baseImage)) fits[g.name] = { ok: false, reason: `base image "${disk.baseImage}" not in pool "${pool}"` };
-    else fits[g.name] = { ok: true, demand: { [key]: disk.sizeGiB * GiB }, settings: { [TEST_KIND]: { pool, baseImage: disk.baseImage, diskSizeGiB: disk.sizeGiB } } };
+    fits[g.name] = fitOf(g.template);
+    const previous = rolledBackTo(g, state?.groups.find((x) => x.name === g.name));
+    if (previous) fits[previousFitKey(g.name)] = fitOf(previous);
   }
   return { ...obs, fits: { ...fits, ...obs.fits } };
 }
@@ -189,7 +198,7 @@ export const configDecisions = (config: Config): Decision[] => decideFromConfig(
  * pipeline asks adapters), decisions from config, TEST_NOW.
  */
 export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanInput {
-  const observations = (input.observations ?? input.config.hosts.map((h) => makeObservation(h.name))).map((o) => withFits(o, input.config));
+  const observations = (input.observations ?? input.config.hosts.map((h) => makeObservation(h.name))).map((o) => withFits(o, input.config, input.state ?? null));
   return {
     configDigest: "sha256:test",
     configCommit: null,
@@ -207,7 +216,8 @@ export function makeInput(input: Partial<PlanInput> & { config: Config }): PlanI
  * What the world looks like after a perfect apply of `plan`: created VMs run and are in state (and use host
  * capacity; a stopped warm pool's new VMs are shut off and give it back, a paused pool's are paused and keep it),
  * deleted ones are gone from hosts and state, VMs taken from a warm pool run as members and returned ones wait in it.
- * Serial goes up by one.
+ * Roll-out records and the groups' template records are written as apply writes them, and histories kept. Serial
+ * goes up by one.
  */
 export function simulateApply(plan: Plan, state: State | null, observations: HostObservation[]): { state: State; observations: HostObservation[] } {
   const deleted = new Set(plan.changes.filter((c) => c.action === "delete").map((c) => c.name));
@@ -279,5 +289,22 @@ export function simulateApply(plan: Plan, state: State | null, observations: Hos
     }
   }
   const groups = Object.fromEntries(byGroup);
-  return { state: makeState(groups, { lineage: plan.lineage, serial: (state?.serial ?? 0) + 1 }), observations: next };
+  const made = makeState(groups, { lineage: plan.lineage, serial: (state?.serial ?? 0) + 1 });
+  made.groups = made.groups.map((g): GroupState => {
+    const old = state?.groups.find((x) => x.name === g.name);
+    const p = plan.groups.find((x) => x.name === g.name);
+    let rollout = old?.rollout;
+    const r = p?.rollout;
+    if (r) {
+      const replaced = r.replaced + plan.changes.filter((c) => c.group === g.name && c.action === "delete" && (c.reason === "replace_drift" || c.reason === "replace_lifetime")).length;
+      rollout =
+        replaced >= r.total
+          ? undefined
+          : { template: r.template, total: r.total, replaced, ...(r.config ? { config: r.config } : {}), ...(r.previous ? { previous: r.previous } : {}), ...(r.checkpoint !== undefined ? { checkpointAt: plan.created_at } : {}) };
+    }
+    const template = p?.template ?? old?.template;
+    if (p?.template) rollout = undefined;
+    return { ...g, ...(old?.history ? { history: old.history } : {}), ...(rollout ? { rollout } : {}), ...(template && g.instances.length > 0 ? { template } : {}) };
+  });
+  return { state: made, observations: next };
 }

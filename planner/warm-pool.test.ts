@@ -118,8 +118,8 @@ describe("warm pools", () => {
   });
 
   it("replaces pool VMs made from an older template at once, and refills the pool with the new one", () => {
-    const w = converge(makeConfig({ groups: [group({ desired: 1, rollout: { strategy: "manual", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 } })] }));
-    const config = makeConfig({ groups: [group({ desired: 1, template: { memoryMiB: 256 }, rollout: { strategy: "manual", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0 } })] });
+    const w = converge(makeConfig({ groups: [group({ desired: 1, rollout: { strategy: "manual", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true } })] }));
+    const config = makeConfig({ groups: [group({ desired: 1, template: { memoryMiB: 256 }, rollout: { strategy: "manual", maxSurge: 1, maxUnavailable: 0, checkpoints: [], checkpointPauseSeconds: 0, rollback: true } })] });
     const p = planOf(config, w);
     const deletes = p.changes.filter((c) => c.action === "delete");
     expect(deletes.map((d) => [d.name, d.reason, d.action === "delete" && d.pool]).sort()).toEqual(poolNames(w.state).sort().map((n) => [n, "replace_drift", true]));

@@ -7,7 +7,7 @@ import { VERSION } from "../config/version.js";
 import { processAlive, sweepTempFiles, tempPathFor, writeFileAtomic } from "./atomic-file.js";
 import { commitIdentity, git } from "./git.js";
 import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
-import { STATE_VERSION, type GroupState, type History, type Instance, type RolloutState, type State } from "./types.js";
+import { STATE_VERSION, type GroupState, type History, type Instance, type RolloutState, type State, type TemplateRecord } from "./types.js";
 
 const ROOT_FILE = "state.json";
 const GROUPS_DIR = "groups";
@@ -311,6 +311,16 @@ class GitStateLock implements StateLock {
     await this.writeGroup(rollout ? { ...rest, rollout } : rest);
   }
 
+  async putTemplate(group: string, template: TemplateRecord | undefined): Promise<void> {
+    const s = this.current();
+    const old = s.groups.find((g) => g.name === group);
+    // A template record alone keeps no group file: a group without members settles again when it gets some.
+    if (!old) return;
+    if (JSON.stringify(old.template ?? null) === JSON.stringify(template ?? null)) return;
+    const { template: _old, ...rest } = old;
+    await this.writeGroup(template ? { ...rest, template } : rest);
+  }
+
   private async writeGroup(g: GroupState): Promise<void> {
     const s = this.current();
     const groups = s.groups.filter((x) => x.name !== g.name);
@@ -397,7 +407,13 @@ export function serializeGroup(g: GroupState): string {
       ...(i.bootBeacon ? { bootBeacon: true } : {}),
       ...(i.stopped ? { stopped: { at: i.stopped.at, state: i.stopped.state } } : {}),
     }));
-  return JSON.stringify({ name: g.name, instances, ...(g.history ? { history: g.history } : {}), ...(g.rollout ? { rollout: g.rollout } : {}) }, null, 2) + "\n";
+  return (
+    JSON.stringify(
+      { name: g.name, instances, ...(g.history ? { history: g.history } : {}), ...(g.rollout ? { rollout: g.rollout } : {}), ...(g.template ? { template: g.template } : {}) },
+      null,
+      2,
+    ) + "\n"
+  );
 }
 
 function parseJson(text: string, path: string): unknown {

@@ -74,6 +74,28 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       expect((await store.read())?.groups[0]?.rollout).toBeUndefined();
     });
 
+    it("keeps a group's template record and a roll-out's pinned previous template and roll-back, and drops the record with the group's last member", async () => {
+      const store = await makeStore();
+      const lock = await store.lock("apply", 1000);
+      await lock.init("l");
+      const template = { digest: "sha256:aaa", vcpus: 1, memoryMiB: 128, userData: "#cloud-config\npassword: ${env:PW}\n", secretEnv: ["PW"], settings: { libvirt: { disk: { baseImage: "a.qcow2", sizeGiB: 2 } } } };
+      await lock.putTemplate("web", template); // no group yet: nothing to keep it in
+      expect(lock.current().groups).toEqual([]);
+      await lock.putInstance("web", instance("web-1"));
+      await lock.putTemplate("web", template);
+      const rollout = { template: "sha256:bbb", config: "sha256:ccc", total: 2, replaced: 1, previous: template, failed: { at: "2026-11-23T00:00:00.000Z", message: "web[web-2]: did not check in" }, rollback: { at: "2026-11-23T00:00:00.000Z", reason: "roll-out of template sha256:ccc failed" } };
+      await lock.putRollout("web", rollout);
+      await lock.release();
+      const read = (await store.read())?.groups[0];
+      expect(read?.template).toEqual(template);
+      expect(read?.rollout).toEqual(rollout);
+      const again = await store.lock("apply", 1000);
+      await again.putRollout("web", undefined);
+      await again.removeInstance("web", "web-1");
+      await again.release();
+      expect((await store.read())?.groups).toEqual([]);
+    });
+
     it("keeps instances sorted by name whatever the order they were written in", async () => {
       const store = await makeStore();
       const lock = await store.lock("apply", 1000);

@@ -1,4 +1,4 @@
-import type { GroupState, History, Instance, RolloutState, State } from "./types.js";
+import type { GroupState, History, Instance, RolloutState, State, TemplateRecord } from "./types.js";
 
 /** Who holds a lock, as recorded in it (Terraform's lock info). */
 export interface LockInfo {
@@ -38,6 +38,8 @@ export interface StateLock {
   putHistory(group: string, history: History): Promise<void>;
   /** Replaces (or, with undefined, removes) where the group's template roll-out stands. */
   putRollout(group: string, rollout: RolloutState | undefined): Promise<void>;
+  /** Replaces (or, with undefined, removes) the group's template record; it alone does not keep a group's file. */
+  putTemplate(group: string, template: TemplateRecord | undefined): Promise<void>;
   /** Commits what changed under this lock; returns the commit id, or null when nothing changed. */
   commit(message: string): Promise<string | null>;
   release(): Promise<void>;

@@ -1,4 +1,5 @@
 /** The git-tracked state: what premiscale believes it owns. */
+import type { VmTemplate } from "../config/types.js";
 
 /** The only state format version this release reads and writes. */
 export const STATE_VERSION = 1;
@@ -90,8 +91,22 @@ export interface GroupState {
    * stabilisation windows, cooldowns and delays; absent for groups without policies.
    */
   history?: History;
-  /** The group's template roll-out, while one is under way or after one failed (planner/rollout.ts). */
+  /** The group's template roll-out, while one is under way or after one failed (planner/compute-plan.ts). */
   rollout?: RolloutState;
+  /**
+   * The template every member was made from when the group last settled (none out of date): what a roll-out that
+   * fails goes back to. Absent in state written before roll-backs, and for a group that never settled.
+   */
+  template?: TemplateRecord;
+}
+
+/**
+ * A group's template as its config wrote it (normalised), kept whole so that VMs can be made from it again after the
+ * config moved on: user-data keeps its `${env:NAME}` placeholders (never a secret).
+ */
+export interface TemplateRecord extends VmTemplate {
+  /** `sha256:…` of the template (planner/template-fingerprint.ts `templateDigest`): the same whatever the hosts say. */
+  digest: string;
 }
 
 /** Where a roll-out to a new template stands. */
@@ -106,6 +121,18 @@ export interface RolloutState {
   checkpointAt?: string;
   /** Set when new VMs of the roll-out did not become ready: it stops (the old ones stay) until the template changes. */
   failed?: { at: string; message: string };
+  /** Digest of the config template rolled out (`TemplateRecord.digest`). Absent in state written before roll-backs. */
+  config?: string;
+  /**
+   * The group's template record when the roll-out started: what a roll-back goes back to. Absent when roll-back is
+   * off, or no record differed from the new template.
+   */
+  previous?: TemplateRecord;
+  /**
+   * The roll-out failed and the group goes back to `previous`: when, and why (plans show it). `failed`: a VM of the
+   * roll-back did not come up either, so it stopped too.
+   */
+  rollback?: { at: string; reason: string; failed?: { at: string; message: string } };
 }
 
 /** The whole state as read. */

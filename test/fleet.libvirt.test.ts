@@ -9,9 +9,10 @@ import { premiscale, projectDir } from "./support/cli.js";
 import { freePort, guestConfigText, installGuest, readCheckIns, type GuestConfigOptions, type InstalledGuest } from "./support/guests.js";
 import { virsh } from "./support/libvirt.js";
 import { killLeftovers, spawnPremiscale } from "./support/serve.js";
+import { startTcpProxy } from "./support/tcp-proxy.js";
 
 // Living with a fleet (issue 14) on the real libvirtd with busybox guests, through the built CLI: template
-// roll-outs (surge, a failed roll-out, kill -9 in the middle), a warm pool, and protection against scale-in and
+// roll-outs (surge, a failed roll-out and its roll-back, kill -9 in the middle), a warm pool, and protection against scale-in and
 // lifetime. Each test has its own group name and check-in port; timings are printed.
 
 const BIN = resolve(import.meta.dirname, "../dist/cli/main.js");
@@ -129,7 +130,7 @@ describe("template roll-outs on real VMs", () => {
   );
 
   it(
-    "rolls back a roll-out whose new VMs never check in: the new VM is destroyed, the old ones are untouched, the roll-out is recorded as stopped",
+    "a roll-out whose first new VM never checks in: the new VM is destroyed, the old ones are untouched, and the group stays on its template, refusing the new one",
     async () => {
       const o = await options("flrb", 2);
       const dir = await project(o);
@@ -148,14 +149,107 @@ describe("template roll-outs on real VMs", () => {
       expect(after).toEqual(before);
       expect(await domainsOf("flrb", "--state-running")).toEqual(before.map((i) => i.name).sort());
       expect(await domainsOf("flrb")).toEqual(before.map((i) => i.name).sort());
-      expect((await groupState(dir, "flrb"))?.rollout).toMatchObject({ total: 2, replaced: 0, failed: { message: expect.stringMatching(/did not check in/) } });
+      const record = (await groupState(dir, "flrb"))?.rollout;
+      expect(record).toMatchObject({ total: 2, replaced: 0, failed: { message: expect.stringMatching(/did not check in/) }, rollback: { reason: expect.stringMatching(/^roll-out of template sha256:\w+ failed: flrb\[flrb-[0-9a-f]{8}\]: .*did not check in within 10 s/) } });
+      // Nothing was replaced, so there is nothing to go back: the plan only says what the group runs and why.
       const plan = await premiscale(dir, ["plan", "--detailed-exitcode"]);
       expect(plan.code).toBe(0);
-      expect(plan.stdout).toMatch(/the roll-out of this template stopped at .*the old VMs were left alone/);
+      expect(plan.stdout).toMatch(/group flrb runs its previous template sha256:\w+, not the config's sha256:\w+, since \S+: roll-out of template .* failed: .*did not check in within 10 s/);
       const list = await premiscale(dir, ["state", "list"]);
-      expect(list.stdout).toMatch(/group flrb: roll-out 0 of 2 replaced, stopped at /);
+      expect(list.stdout).toMatch(/group flrb: roll-out 0 of 2 replaced, stopped at .*; rolled back to template sha256:\w+ at /);
     },
     300_000,
+  );
+
+  it(
+    "rolls back a roll-out whose second replacement never checks in: the VM it replaced goes back to the previous template, the group never below 3, nothing leaked",
+    async () => {
+      // Check-ins reach apply through a proxy the test cuts once the first replacement is up: from then on new VMs
+      // never check in, as if the new template broke them; the proxy is restored for the roll-back.
+      const port = await freePort();
+      const proxy = await startTcpProxy({ host: "127.0.0.1", port }, "http");
+      try {
+        const o = await options("flbk", 3, { port, advertiseUrl: `http://10.0.2.2:${proxy.port}`, timeoutSeconds: 45 });
+        const dir = await project(o);
+        expect((await premiscale(dir, ["apply", "--auto-approve"])).code).toBe(0);
+        const first = await instancesOf(dir, "flbk");
+        expect(first.map((i) => i.memoryMiB)).toEqual([busybox.memoryMiB, busybox.memoryMiB, busybox.memoryMiB]);
+        expect((await groupState(dir, "flbk"))?.template?.memoryMiB).toBe(busybox.memoryMiB);
+
+        /** Runs `apply --json` while sampling how many of the group's VMs are running and checked in; `onEvent` sees each event. */
+        const watched = async (onEvent: (e: JsonEvent) => void = () => undefined) => {
+          const child = execa("node", [BIN, "apply", "--auto-approve", "--json", "--shutdown-timeout", "10s"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "" });
+          let running = true;
+          void child.finally(() => (running = false));
+          const samples: number[] = [];
+          const t = Date.now();
+          let out = "";
+          child.stdout!.on("data", (chunk: Buffer) => {
+            out += String(chunk);
+            const lines = out.split("\n");
+            out = lines.pop()!;
+            for (const l of lines) if (l.startsWith("{")) onEvent(JSON.parse(l) as JsonEvent);
+          });
+          while (running) {
+            const [up, checkIns] = await Promise.all([domainsOf("flbk", "--state-running"), readCheckIns(join(dir, "state"))]);
+            const uuids = new Map(await Promise.all(up.map(async (n) => [n, (await virsh("domuuid", n).catch(() => "")).trim()] as const)));
+            samples.push(up.filter((n) => checkIns.has(uuids.get(n)!)).length);
+            await new Promise((r) => setTimeout(r, 300));
+          }
+          const r = await child;
+          return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr, samples, seconds: (Date.now() - t) / 1000 };
+        };
+
+        await configure(dir, { ...o, memoryMiB: busybox.memoryMiB + 16 });
+        let cut = false;
+        const rollOut = await watched((e) => {
+          if (!cut && e.type === "apply_complete" && e.action === "create") {
+            cut = true;
+            void proxy.cut();
+          }
+        });
+        expect(cut).toBe(true);
+        expect(rollOut.code).toBe(1);
+        expect(rollOut.stdout).toMatch(/flbk-[0-9a-f]{8} did not check in within 45 s/);
+        const mixed = await instancesOf(dir, "flbk");
+        const replaced = mixed.filter((i) => i.memoryMiB === busybox.memoryMiB + 16);
+        expect(replaced).toHaveLength(1);
+        expect(mixed.filter((i) => first.some((f) => f.name === i.name)).map((i) => i.name)).toHaveLength(2);
+        expect((await groupState(dir, "flbk"))?.rollout).toMatchObject({ replaced: 1, total: 3, rollback: { reason: expect.stringMatching(/^roll-out of template sha256:\w+ failed: flbk\[flbk-[0-9a-f]{8}\]: flbk-[0-9a-f]{8} did not check in within 45 s/) } });
+
+        // The next plan shows the roll-back: the replaced VM, back to the previous template, create before destroy.
+        const plan = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+        expect(plan.code).toBe(2);
+        expect(plan.stdout).toContain(`~ flbk[${replaced[0]!.name}] on host local: not made from the previous template, which the group goes back to: memoryMiB ${busybox.memoryMiB + 16} → ${busybox.memoryMiB}`);
+        expect(plan.stdout).toMatch(new RegExp(`\\+/- flbk\\[flbk-[0-9a-f]{8}\\] on host local \\(1 vCPU, ${busybox.memoryMiB} MiB\\) replaces flbk\\[${replaced[0]!.name}\\] {3}# replace rollback`));
+        expect(plan.stdout).toMatch(/group flbk runs its previous template sha256:\w+, not the config's sha256:\w+, since \S+: roll-out of template sha256:\w+ failed: .*did not check in within 45 s/);
+        expect(plan.stdout).toContain("Plan: 1 to add, 0 to change, 1 to destroy.");
+
+        await proxy.restore();
+        const back = await watched();
+        expect(back.code).toBe(0);
+        console.log(
+          `flbk: roll-out of 3 failed at its second VM in ${rollOut.seconds.toFixed(1)} s (fewest ready ${Math.min(...rollOut.samples)} of ${rollOut.samples.length} samples); ` +
+            `rolled back in ${back.seconds.toFixed(1)} s (fewest ready ${Math.min(...back.samples)} of ${back.samples.length} samples)`,
+        );
+        expect(Math.min(...rollOut.samples)).toBeGreaterThanOrEqual(3);
+        expect(Math.min(...back.samples)).toBeGreaterThanOrEqual(3);
+
+        const now = await instancesOf(dir, "flbk");
+        expect(now.map((i) => [i.status, i.memoryMiB])).toEqual(Array(3).fill(["running", busybox.memoryMiB]));
+        expect(now.map((i) => i.name)).not.toContain(replaced[0]!.name);
+        expect(await domainsOf("flbk")).toEqual(now.map((i) => i.name).sort());
+        const volumes = (await virsh("vol-list", "default")).split("\n").map((l) => l.trim().split(/\s+/)[0] ?? "").filter((v) => v.startsWith("flbk-"));
+        expect(volumes.sort()).toEqual(now.flatMap((i) => [`${i.name}-seed.iso`, `${i.name}.qcow2`]).sort());
+        const idle = await premiscale(dir, ["plan", "--detailed-exitcode"]);
+        expect(idle.code).toBe(0);
+        expect(idle.stdout).toMatch(/group flbk runs its previous template/);
+        expect((await premiscale(dir, ["state", "list"])).stdout).toMatch(/group flbk: roll-out 1 of 3 replaced, stopped at .*; rolled back to template sha256:\w+ at /);
+      } finally {
+        await proxy.close();
+      }
+    },
+    600_000,
   );
 
   it(

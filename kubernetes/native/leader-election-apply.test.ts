@@ -82,6 +82,7 @@ function memoryLock(): StateLock & { state: State } {
     },
     putHistory: async () => undefined,
     putRollout: async () => undefined,
+    putTemplate: async () => undefined,
     commit: async () => "c0ffee",
     release: async () => undefined,
   };

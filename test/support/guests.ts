@@ -69,6 +69,8 @@ export interface GuestConfigOptions {
   baseImage?: string;
   /** More fields of the group, as YAML at the group's indentation (e.g. `warmPool: {size: 2}`). */
   groupExtra?: string;
+  /** `server.advertiseUrl`: where guests post check-ins (e.g. a proxy a test can cut). @default the server itself */
+  advertiseUrl?: string;
 }
 
 /** A one-host (qemu:///system, plain QEMU), one-group config whose VMs boot a test guest; state in `./state`. */
@@ -89,7 +91,7 @@ export function guestConfigText(o: GuestConfigOptions): string {
 state:
   path: ./state
 server:
-  listen: 127.0.0.1:${o.port}
+  listen: 127.0.0.1:${o.port}${o.advertiseUrl ? `\n  advertiseUrl: ${o.advertiseUrl}` : ""}
 hosts:
   - name: local
     uri: qemu:///system
