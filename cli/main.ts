@@ -72,7 +72,9 @@ export function buildProgram(io: Output, setExit: (code: number) => void): Comma
     .argument("[planfile]", "a plan saved by `premiscale plan --out`; applying it counts as approval")
     .description(
       "Make the hosts match the config: plan, show the plan, ask, then create and destroy VMs in parallel and " +
-        "commit the new state to git. Without a terminal, --auto-approve is required.",
+        "commit the new state to git. Without a terminal, --auto-approve is required. " +
+        "Exit codes: 0 success, 1 error, 3 partial (every change that could be made was made, but a group stays " +
+        "short because no host has room).",
     )
     .option("--auto-approve", "apply without asking")
     .addOption(new Option("--parallelism <n>", "changes in flight at once (each host also has maxParallel)").default(10).argParser(parseWholeNumber("--parallelism", 1)))
