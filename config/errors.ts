@@ -27,15 +27,23 @@ export interface ConfigIssue {
   fix?: string;
 }
 
+/** The most characters of an issue's message or fix: a value of a megabyte must not make an unreadable error. */
+const ISSUE_TEXT_MAX = 1_000;
+const cut = (s: string): string => (s.length <= ISSUE_TEXT_MAX ? s : `${s.slice(0, ISSUE_TEXT_MAX)}… (${(s.length - ISSUE_TEXT_MAX).toLocaleString("en-US")} more characters)`);
+
 /** The config file is malformed or breaks a rule. */
 export class ConfigError extends PremiscaleError {
   override name = "ConfigError";
-  constructor(readonly issues: ConfigIssue[]) {
+  readonly issues: ConfigIssue[];
+  /** Issues are kept as given, except that a message or fix longer than 1,000 characters is cut (values, paths). */
+  constructor(issues: ConfigIssue[]) {
+    issues = issues.map((i) => (i.message.length <= ISSUE_TEXT_MAX && (i.fix ?? "").length <= ISSUE_TEXT_MAX ? i : { ...i, message: cut(i.message), ...(i.fix !== undefined ? { fix: cut(i.fix) } : {}) }));
     super(
       issues.map((i) => `${i.file}:${i.line}:${i.column}: ${i.path ? i.path + ": " : ""}${i.message}`).join("\n"),
       "config_invalid",
       issues.find((i) => i.fix)?.fix,
     );
+    this.issues = issues;
   }
 }
 

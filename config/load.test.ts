@@ -525,6 +525,16 @@ describe("large files", () => {
     expect(name.find((i) => i.fix)?.fix).toBe(`e.g. "${"web-".repeat(10).slice(0, 39)}"`);
   });
 
+  it("cuts any issue's message or fix over 1,000 characters, whatever rule wrote it (a 2,000-character path, say)", () => {
+    const long = "/cfg/" + "a".repeat(2_000);
+    const e = new ConfigError([{ file: FILE, line: 3, column: 5, path: "hosts[0].api.caFile", message: `${long} does not exist`, fix: `copy it; the path is relative to ${long}` }]);
+    expect(e.issues[0]!.message).toBe(`${`${long} does not exist`.slice(0, 1_000)}… (1,020 more characters)`);
+    expect(e.issues[0]!.fix!.length).toBeLessThan(1_050);
+    expect(e.message.length).toBeLessThan(1_100);
+    const short = new ConfigError([{ file: FILE, line: 1, column: 1, path: "", message: "m", fix: "f" }]);
+    expect(short.issues[0]).toEqual({ file: FILE, line: 1, column: 1, path: "", message: "m", fix: "f" });
+  });
+
   it("keeps a YAML syntax error to one short line when the file's lines end in CR alone", () => {
     const text = BASE.replace("hosts: [local]", "hosts: [local").replace(/\n/g, "\r") + "# " + "z".repeat(100_000) + "\r";
     const found = issues(text);
