@@ -35,6 +35,19 @@ const domainsOf = async (group: string, flag: "--all" | "--state-running" = "--a
 
 /** A JSON event line of `apply --json`. */
 type JsonEvent = { type: string; address?: string; action?: string; step?: string; change?: { address: string; action: string; replaces?: string; reason: string } };
+/**
+ * How many of the group's VMs run and have checked in, right now. In this order on purpose: the running domains
+ * first, the check-ins last, so an old VM deleted meanwhile is only missed when its replacement (running at the
+ * listing, checked in before the delete began) is counted instead. Read concurrently, the check-ins could be older
+ * than the listing and the sample one short under load, as CI saw once.
+ */
+async function readyNow(dir: string, group: string): Promise<number> {
+  const up = await domainsOf(group, "--state-running");
+  const uuids = new Map(await Promise.all(up.map(async (n) => [n, (await virsh("domuuid", n).catch(() => "")).trim()] as const)));
+  const checkIns = await readCheckIns(join(dir, "state"));
+  return up.filter((n) => checkIns.has(uuids.get(n)!)).length;
+}
+
 const events = (stdout: string): JsonEvent[] => stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as JsonEvent);
 
 beforeAll(async () => {
@@ -89,9 +102,7 @@ describe("template roll-outs on real VMs", () => {
       const samples: number[] = [];
       const t1 = Date.now();
       while (running) {
-        const [up, checkIns] = await Promise.all([domainsOf("flro", "--state-running"), readCheckIns(join(dir, "state"))]);
-        const uuids = new Map(await Promise.all(up.map(async (n) => [n, (await virsh("domuuid", n).catch(() => "")).trim()] as const)));
-        samples.push(up.filter((n) => checkIns.has(uuids.get(n)!)).length);
+        samples.push(await readyNow(dir, "flro"));
         await new Promise((r) => setTimeout(r, 300));
       }
       const r = await child;
@@ -191,9 +202,7 @@ describe("template roll-outs on real VMs", () => {
             for (const l of lines) if (l.startsWith("{")) onEvent(JSON.parse(l) as JsonEvent);
           });
           while (running) {
-            const [up, checkIns] = await Promise.all([domainsOf("flbk", "--state-running"), readCheckIns(join(dir, "state"))]);
-            const uuids = new Map(await Promise.all(up.map(async (n) => [n, (await virsh("domuuid", n).catch(() => "")).trim()] as const)));
-            samples.push(up.filter((n) => checkIns.has(uuids.get(n)!)).length);
+            samples.push(await readyNow(dir, "flbk"));
             await new Promise((r) => setTimeout(r, 300));
           }
           const r = await child;
