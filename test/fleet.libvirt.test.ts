@@ -36,16 +36,17 @@ const domainsOf = async (group: string, flag: "--all" | "--state-running" = "--a
 /** A JSON event line of `apply --json`. */
 type JsonEvent = { type: string; address?: string; action?: string; step?: string; change?: { address: string; action: string; replaces?: string; reason: string } };
 /**
- * How many of the group's VMs run and have checked in, right now. In this order on purpose: the running domains
- * first, the check-ins last, so an old VM deleted meanwhile is only missed when its replacement (running at the
- * listing, checked in before the delete began) is counted instead. Read concurrently, the check-ins could be older
- * than the listing and the sample one short under load, as CI saw once.
+ * How many of the group's VMs run and have checked in, right now: a VM counts from its first check-in seen (kept in
+ * `seen`) until it stops running. The check-in folder alone is not that: premiscale forgets an old VM's check-in when
+ * it starts deleting it (the domain still runs through its shutdown), and apply acts on a new VM's check-in in memory
+ * while its file's fsync may land a moment later. The running domains are listed first and the check-ins read last,
+ * so a replacement that was up when the list was taken is not missed.
  */
-async function readyNow(dir: string, group: string): Promise<number> {
+async function readyNow(dir: string, group: string, seen: Set<string>): Promise<number> {
   const up = await domainsOf(group, "--state-running");
   const uuids = new Map(await Promise.all(up.map(async (n) => [n, (await virsh("domuuid", n).catch(() => "")).trim()] as const)));
-  const checkIns = await readCheckIns(join(dir, "state"));
-  return up.filter((n) => checkIns.has(uuids.get(n)!)).length;
+  for (const id of (await readCheckIns(join(dir, "state"))).keys()) seen.add(id);
+  return up.filter((n) => seen.has(uuids.get(n)!)).length;
 }
 
 const events = (stdout: string): JsonEvent[] => stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as JsonEvent);
@@ -100,9 +101,10 @@ describe("template roll-outs on real VMs", () => {
       let running = true;
       void child.finally(() => (running = false));
       const samples: number[] = [];
+      const seen = new Set<string>();
       const t1 = Date.now();
       while (running) {
-        samples.push(await readyNow(dir, "flro"));
+        samples.push(await readyNow(dir, "flro", seen));
         await new Promise((r) => setTimeout(r, 300));
       }
       const r = await child;
@@ -193,6 +195,7 @@ describe("template roll-outs on real VMs", () => {
           let running = true;
           void child.finally(() => (running = false));
           const samples: number[] = [];
+          const seen = new Set<string>();
           const t = Date.now();
           let out = "";
           child.stdout!.on("data", (chunk: Buffer) => {
@@ -202,7 +205,7 @@ describe("template roll-outs on real VMs", () => {
             for (const l of lines) if (l.startsWith("{")) onEvent(JSON.parse(l) as JsonEvent);
           });
           while (running) {
-            samples.push(await readyNow(dir, "flbk"));
+            samples.push(await readyNow(dir, "flbk", seen));
             await new Promise((r) => setTimeout(r, 300));
           }
           const r = await child;

@@ -125,7 +125,10 @@ export async function readCheckIns(stateDir: string): Promise<Map<string, CheckI
   const files = await readdir(dir).catch(() => [] as string[]);
   const out = new Map<string, CheckIn>();
   for (const f of files.filter((f) => f.endsWith(".json"))) {
-    const c = JSON.parse(await readFile(join(dir, f), "utf8")) as CheckIn;
+    // A file can go between readdir and readFile (premiscale forgets a VM's check-in when it starts deleting it).
+    const text = await readFile(join(dir, f), "utf8").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)));
+    if (text === undefined) continue;
+    const c = JSON.parse(text) as CheckIn;
     out.set(c.instanceId, c);
   }
   return out;
