@@ -1,41 +1,8 @@
+import { ManualTimers, settle } from "./testing/manual-timers.js";
 import { describe, expect, it } from "vitest";
-import { AutoscalerLoop, type LoopTimers, type PassTrigger } from "./autoscaler-loop.js";
+import { AutoscalerLoop, type PassTrigger } from "./autoscaler-loop.js";
 
-/** Timers that run only when the test advances them. */
-class ManualTimers implements LoopTimers {
-  now = 0;
-  private queue: { at: number; fn: () => void; id: number }[] = [];
-  private ids = 0;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.ids;
-    this.queue.push({ at: this.now + ms, fn, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.queue = this.queue.filter((t) => t.id !== handle);
-  }
-  /** The delays of the timers pending now. */
-  pending(): number[] {
-    return this.queue.map((t) => t.at - this.now);
-  }
-  async advance(ms: number): Promise<void> {
-    const until = this.now + ms;
-    for (;;) {
-      const next = [...this.queue].sort((a, b) => a.at - b.at)[0];
-      if (!next || next.at > until) break;
-      this.queue = this.queue.filter((t) => t !== next);
-      this.now = next.at;
-      next.fn();
-      await flush();
-    }
-    this.now = until;
-    await flush();
-  }
-}
-
-const flush = async () => {
-  for (let i = 0; i < 10; i++) await Promise.resolve();
-};
+const flush = settle;
 
 function harness(o: { again?: () => boolean } = {}) {
   const timers = new ManualTimers();

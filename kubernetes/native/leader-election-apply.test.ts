@@ -1,3 +1,4 @@
+import { ManualTimers, settleIo } from "../testing/manual-timers.js";
 import { describe, expect, it } from "vitest";
 import { applyPlan } from "../../applier/apply-plan.js";
 import type { LifecycleHook } from "../../applier/lifecycle.js";
@@ -6,7 +7,7 @@ import { FakeProvider } from "../../providers/fake-provider.js";
 import type { StateLock } from "../../state/state-store.js";
 import type { Instance, State } from "../../state/types.js";
 import type { KubeApi, KubeResponse } from "../kube-api.js";
-import { leaderElection, type ElectionTimers } from "./leader-election.js";
+import { leaderElection } from "./leader-election.js";
 
 // How the applier consults leadership: the signal handed to onStartedLeading is applyPlan's `signal` (serve passes
 // it through startAutoscalerProvider into every pass). A leader that loses the Lease while a change is in a hook
@@ -14,32 +15,6 @@ import { leaderElection, type ElectionTimers } from "./leader-election.js";
 // Real applyPlan and lifecycle hooks; a fake host that records its calls; state in memory; the election's clock
 // driven by hand (the provider's and hook's own timers are real, and short).
 
-class ManualTimers implements ElectionTimers {
-  now = 0;
-  private queue: { at: number; fn: () => void; id: number }[] = [];
-  private ids = 0;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.ids;
-    this.queue.push({ at: this.now + ms, fn, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.queue = this.queue.filter((t) => t.id !== handle);
-  }
-  async advance(ms: number): Promise<void> {
-    const until = this.now + ms;
-    for (;;) {
-      await new Promise<void>((r) => setImmediate(r));
-      const next = [...this.queue].sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!next || next.at > until) break;
-      this.queue = this.queue.filter((t) => t !== next);
-      this.now = next.at;
-      next.fn();
-    }
-    this.now = until;
-    await new Promise<void>((r) => setImmediate(r));
-  }
-}
 
 /** A Lease API that can be cut off; one holder at a time is all this test needs. */
 function leaseApi() {
@@ -122,7 +97,7 @@ const planOf = (changes: Change[]): Plan => ({
 
 describe("leadership and the applier", () => {
   it("a leader that loses the Lease while a change is in its before-create hook makes no host call afterwards", async () => {
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     const { api, state } = leaseApi();
     const host = new FakeProvider("a");
     const lock = memoryLock();

@@ -1,51 +1,13 @@
+import { ManualTimers, settleIo } from "../testing/manual-timers.js";
 import { describe, expect, it } from "vitest";
 import type { KubeApi, KubeResponse } from "../kube-api.js";
-import { checkElectionTiming, leaderElection, microTime, type ElectionTimers, type LeaderElectionEvent, type LeaderElector } from "./leader-election.js";
+import { checkElectionTiming, leaderElection, microTime, type LeaderElectionEvent, type LeaderElector } from "./leader-election.js";
 
 // The algorithm against an in-memory Lease store that behaves like the API server where it matters (404 before
 // create, 409 on a create race or a stale resourceVersion), driven by one manual clock: every wait is a timer the
 // test advances, so the timing rules are checked to the millisecond. The real API server is in
 // test/native-drain-election.kubernetes.test.ts.
 
-/** Timers that run only when the test advances them; `now` is the local clock of every elector. */
-class ManualTimers implements ElectionTimers {
-  now = 0;
-  private queue: { at: number; fn: () => void; id: number }[] = [];
-  private ids = 0;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.ids;
-    this.queue.push({ at: this.now + ms, fn, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.queue = this.queue.filter((t) => t.id !== handle);
-  }
-  async advance(ms: number): Promise<void> {
-    const until = this.now + ms;
-    await settle();
-    for (;;) {
-      const next = [...this.queue].sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!next || next.at > until) break;
-      this.queue = this.queue.filter((t) => t !== next);
-      this.now = next.at;
-      next.fn();
-      await settle();
-    }
-    this.now = until;
-    await settle();
-  }
-  /** Advances in steps of `step` ms until `cond` holds (returns the time) or `limit` ms passed (returns null). */
-  async until(cond: () => boolean, limit: number, step = 10): Promise<number | null> {
-    const end = this.now + limit;
-    while (this.now < end) {
-      if (cond()) return this.now;
-      await this.advance(step);
-    }
-    return cond() ? this.now : null;
-  }
-}
-
-const settle = () => new Promise<void>((r) => setImmediate(r));
 
 /** One Lease in memory, API-server-like: resourceVersion bumps on every write, conditional PUT. */
 class LeaseStore {
@@ -122,7 +84,7 @@ function candidate(store: LeaseStore, timers: ManualTimers, identity: string, o:
 describe("leader election on a Lease", () => {
   it("a lone candidate creates the Lease at once and leads, with client-go's defaults written in it", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     const a = candidate(store, timers, "a");
     await timers.advance(0);
     expect(a.elector.leading).toBe(true);
@@ -136,7 +98,7 @@ describe("leader election on a Lease", () => {
 
   it("the leader renews every retry period, conditional on the version it wrote (no read in between)", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     const a = candidate(store, timers, "a");
     await timers.advance(0);
     const calls = a.state.calls;
@@ -149,7 +111,7 @@ describe("leader election on a Lease", () => {
 
   it("a second candidate waits while the holder renews, however far off the holder's clock is", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     // The holder's renewTime says 2001: a candidate comparing it with its own clock would take over at once.
     const a = candidate(store, timers, "a", { wall: () => new Date(Date.UTC(2001, 0, 1) + timers.now) });
     await timers.advance(0);
@@ -165,7 +127,7 @@ describe("leader election on a Lease", () => {
 
   it("takes over an abandoned Lease only once it has not changed for the lease duration as observed locally", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     // A holder that died: its Lease says it renewed "now" by a clock one hour ahead of ours.
     store.lease = {
       apiVersion: "coordination.k8s.io/v1",
@@ -187,7 +149,7 @@ describe("leader election on a Lease", () => {
 
   it("a leader that cannot renew stops leading at the renew deadline, before the other candidate may take over", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     const a = candidate(store, timers, "a");
     await timers.advance(0);
     const b = candidate(store, timers, "b", { random: () => 0 });
@@ -213,7 +175,7 @@ describe("leader election on a Lease", () => {
 
   it("a renewal call that hangs counts as failed at the renew deadline: the signal aborts while the call is still out", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     const a = candidate(store, timers, "a");
     await timers.advance(0);
     a.state.hang = true;
@@ -230,7 +192,7 @@ describe("leader election on a Lease", () => {
 
   it("on stop, aborts the work, waits for it, then releases the Lease so the other takes over at its next retry", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     let finishWork!: () => void;
     const work = new Promise<void>((r) => (finishWork = r));
     const a = candidate(store, timers, "a", { stopHold: work });
@@ -258,7 +220,7 @@ describe("leader election on a Lease", () => {
 
   it("never has two leaders: five candidates, leaders cut off and restored at random, for ten simulated minutes", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     let seed = 42;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     const cs = ["a", "b", "c", "d", "e"].map((id) => candidate(store, timers, id, { random: rand }));
@@ -284,7 +246,7 @@ describe("leader election on a Lease", () => {
 
   it("reports a 403 once, naming the verb, the resource and the namespace, however often it retries", async () => {
     const store = new LeaseStore();
-    const timers = new ManualTimers();
+    const timers = new ManualTimers(settleIo);
     const a = candidate(store, timers, "a");
     a.state.forbidden = true;
     await timers.advance(30_000);

@@ -70,36 +70,4 @@ export function testPdb(name: string, app: string, allowed: number, o: Partial<S
   return { namespace: "default", name, selector: { matchLabels: { app } }, disruptionsAllowed: allowed, currentHealthy: 3, desiredHealthy: 3 - allowed, alwaysAllowUnhealthy: false, stale: false, ...o };
 }
 
-/** Timers that run only when the test advances them (for the batcher and the loop). */
-export class ManualTimers {
-  now = 0;
-  private queue: { at: number; fn: () => void; id: number }[] = [];
-  private ids = 0;
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.ids;
-    this.queue.push({ at: this.now + ms, fn, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.queue = this.queue.filter((t) => t.id !== handle);
-  }
-  /** Runs every timer due within `ms`, in time order, letting promises settle after each. */
-  async advance(ms: number): Promise<void> {
-    const until = this.now + ms;
-    for (;;) {
-      const next = [...this.queue].sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!next || next.at > until) break;
-      this.queue = this.queue.filter((t) => t !== next);
-      this.now = next.at;
-      next.fn();
-      await settle();
-    }
-    this.now = until;
-    await settle();
-  }
-}
-
-/** Lets pending promise callbacks run. */
-export async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-}
+export { ManualTimers, settle } from "../testing/manual-timers.js";
