@@ -80,13 +80,13 @@ async function domainsOf(prefix: string, running = false): Promise<string[]> {
 /** Removes every domain and volume this run made (both sides), whatever state they are in. */
 async function sweep(): Promise<void> {
   const v = (...args: string[]) => execa("virsh", ["-q", "-c", URI, ...args], { reject: false, timeout: 60_000 });
-  const vols = await v("vol-list", "--pool", "default", "--name");
+  const vols = await v("vol-list", "--pool", "default");
   const mine = (n: string) => n.startsWith(`${RAW}-`) || n.startsWith(`${GROUP}-`);
   for (const d of [...(await domainsOf(RAW)), ...(await domainsOf(GROUP))]) {
     await v("destroy", d);
     await v("undefine", d, "--nvram");
   }
-  for (const vol of vols.stdout.split("\n").map((s) => s.trim()).filter(mine)) await v("vol-delete", "--pool", "default", vol);
+  for (const vol of vols.stdout.split("\n").map((s) => s.trim().split(/\s+/)[0]!).filter(mine)) await v("vol-delete", "--pool", "default", vol);
 }
 
 /**
@@ -216,11 +216,11 @@ async function raw(guest: InstalledGuest): Promise<{ serial: Rolled; batched: Ro
 }
 
 /** premiscale: a group of VMS (untimed apply), then two template changes rolled out with surge 1 and SURGE_TEXT. */
-async function premiscale(guest: InstalledGuest): Promise<{ one: Rolled; wide: Rolled }> {
+async function premiscale(guest: InstalledGuest): Promise<{ one: Rolled; wide: Rolled; plan: number }> {
   const dir = await mkdtemp(join(tmpdir(), "bench-rollout-"));
   const base: GuestConfigOptions = { group: GROUP, desired: VMS, max: VMS, guest, port: await freePort(), timeoutSeconds: READY_TIMEOUT_S, maxParallel: 10, cpuOvercommit: 32 };
   const configure = (memoryMiB: number, surge: string, desired = VMS) =>
-    writeFile(join(dir, "premiscale.yaml"), guestConfigText({ ...base, desired, memoryMiB, groupExtra: `rollout: {maxSurge: ${JSON.stringify(surge)}, maxUnavailable: 0}` }));
+    writeFile(join(dir, "premiscale.yaml"), guestConfigText({ ...base, desired, memoryMiB, groupExtra: `rollout: {maxSurge: ${surge}, maxUnavailable: 0}` }));
   const apply = async (): Promise<number> => {
     const t0 = performance.now();
     const r = await execa("node", [BIN, "apply", "--auto-approve", "--shutdown-timeout", "0s"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "", timeout: TIMEOUT_MS });
@@ -252,7 +252,11 @@ async function premiscale(guest: InstalledGuest): Promise<{ one: Rolled; wide: R
     const one = await rolled();
     await configure(guest.memoryMiB + 32, SURGE_TEXT);
     const wide = await rolled();
-    return { one, wide };
+    const t0 = performance.now();
+    const r = await execa("node", [BIN, "plan", "--detailed-exitcode"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "", timeout: TIMEOUT_MS });
+    const plan = performance.now() - t0;
+    if (r.exitCode !== 0) throw new Error(`premiscale plan after the roll-outs is not empty (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
+    return { one, wide, plan };
   } finally {
     await configure(guest.memoryMiB, "1", 0);
     await apply().catch((e: unknown) => console.error(String(e)));
@@ -279,7 +283,8 @@ try {
   console.log(`  raw virsh, serial: ${f(r.serial)}`);
   console.log(`  raw virsh, batches of ${SURGE}: ${f(r.batched)}`);
   console.log(`  premiscale, maxSurge 1: ${f(p.one)}`);
-  console.log(`  premiscale, maxSurge ${SURGE_TEXT} (${SURGE}): ${f(p.wide)}`);
+  console.log(`  premiscale, maxSurge ${SURGE_TEXT}${SURGE_TEXT.endsWith("%") ? ` (${SURGE})` : ""}: ${f(p.wide)}`);
+  console.log(`  premiscale plan with nothing to do afterwards (its fixed cost per run: node start, observe, plan): ${ms(p.plan)}`);
   ratioLine("premiscale roll-out, maxSurge 1", p.one.ms, "serial raw-virsh script", r.serial.ms);
   ratioLine(`premiscale roll-out, maxSurge ${SURGE_TEXT}`, p.wide.ms, `raw-virsh script in batches of ${SURGE}`, r.batched.ms);
   console.log(`fewest ready VMs during the roll-out (of ${VMS}): premiscale ${p.one.min} / ${p.wide.min}; raw virsh ${r.serial.min} / ${r.batched.min}`);
