@@ -15,8 +15,10 @@
 //   then destroy, undefine and vol-delete both volumes of the old VM. Run serially, and in batches of the surge (the
 //   batch's scripts at once, `wait`, the next batch), as premiscale does. The domain XML and seed files are
 //   premiscale's own (domainXml, seedFiles), written before the clock starts.
-// While each roll-out runs, the VMs that are running and checked in are counted every BENCH_SAMPLE_MS (one
-// `virsh list` each): the fewest and the most seen are printed (unavailable 0 means never fewer than the size).
+// While each roll-out runs, the VMs that are running and have checked in are counted every BENCH_SAMPLE_MS (one
+// `virsh list` each, and premiscale's check-in folder or the script's listener): the fewest and the most seen are
+// printed (unavailable 0 means never fewer than the size). A sample is a snapshot, so a dip shorter than
+// BENCH_SAMPLE_MS may be missed.
 //
 // Env: BENCH_VMS (default 20), BENCH_SURGE (the wider surge: a count or a percentage of BENCH_VMS, default 25%),
 // BENCH_SAMPLE_MS (default 500). One round (~10-15 min on 2 cores). Needs qemu:///system
@@ -229,7 +231,15 @@ async function premiscale(guest: InstalledGuest): Promise<{ one: Rolled; wide: R
     return took;
   };
   const checkIns = join(dir, "state", ".premiscale", "check-ins");
-  const checkedIn = async () => new Set((await readdir(checkIns).catch(() => [] as string[])).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, 8)));
+  // Once seen, a check-in counts until its VM stops running: premiscale forgets an old VM's check-in (removes its
+  // file) when it starts deleting it, before `virsh destroy` returns, and writes a new VM's file with an fsync that
+  // can land after apply already acted on the check-in (it waits on its in-memory copy), so reading the folder as it
+  // is would count VMs as unready that are up and did check in.
+  const everCheckedIn = new Set<string>();
+  const checkedIn = async () => {
+    for (const f of await readdir(checkIns).catch(() => [] as string[])) if (f.endsWith(".json")) everCheckedIn.add(f.slice(0, 8));
+    return everCheckedIn;
+  };
   const rolled = async (): Promise<Rolled> => {
     const before = await domainsOf(GROUP);
     const watch = watchReady(GROUP, checkedIn);
