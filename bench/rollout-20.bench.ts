@@ -100,7 +100,10 @@ function watchReady(prefix: string, checkedIn: () => Promise<Set<string>>): { st
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const [up, ready] = await Promise.all([domainsOf(prefix, true), checkedIn()]);
+      // The check-ins are read after the list, not beside it: read first, they could miss a new VM's check-in that
+      // came just before the list showed its old VM gone.
+      const up = await domainsOf(prefix, true);
+      const ready = await checkedIn();
       seen.push(up.filter((n) => ready.has(n.slice(prefix.length + 1))).length);
       await new Promise((r) => setTimeout(r, SAMPLE_MS));
     }
@@ -120,7 +123,12 @@ interface Rolled {
   min: number;
   max: number;
   samples: number;
+  /** premiscale: old VMs deleted before their replacement was complete, by apply's events (0 is right). */
+  earlyDeletes?: number;
 }
+
+/** A JSON event line of `apply --json` (the fields read here). */
+type JsonEvent = { type: string; address?: string; change?: { address: string; action: string; replaces?: string } };
 
 /** Raw virsh: a fleet of VMS made by the script (untimed), then rolled by hand serially and in batches of SURGE. */
 async function raw(guest: InstalledGuest): Promise<{ serial: Rolled; batched: Rolled }> {
@@ -223,12 +231,22 @@ async function premiscale(guest: InstalledGuest): Promise<{ one: Rolled; wide: R
   const base: GuestConfigOptions = { group: GROUP, desired: VMS, max: VMS, guest, port: await freePort(), timeoutSeconds: READY_TIMEOUT_S, maxParallel: 10, cpuOvercommit: 32 };
   const configure = (memoryMiB: number, surge: string, desired = VMS) =>
     writeFile(join(dir, "premiscale.yaml"), guestConfigText({ ...base, desired, memoryMiB, groupExtra: `rollout: {maxSurge: ${surge}, maxUnavailable: 0}` }));
+  let stdout = "";
   const apply = async (): Promise<number> => {
     const t0 = performance.now();
-    const r = await execa("node", [BIN, "apply", "--auto-approve", "--shutdown-timeout", "0s"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "", timeout: TIMEOUT_MS });
+    const r = await execa("node", [BIN, "apply", "--auto-approve", "--json", "--shutdown-timeout", "0s"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "", timeout: TIMEOUT_MS });
     const took = performance.now() - t0;
     if (r.exitCode !== 0) throw new Error(`premiscale apply failed (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
+    stdout = r.stdout;
     return took;
+  };
+  /** Old VMs whose delete started before their replacement was complete (checked in), from apply's own events. */
+  const earlyDeletes = (): number => {
+    const ev = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as JsonEvent);
+    const at = (type: string, address: string) => ev.findIndex((e) => e.type === type && e.address === address);
+    const replacements = ev.filter((e) => e.type === "planned_change" && e.change?.action === "create" && e.change.replaces).map((e) => e.change!);
+    if (replacements.length !== VMS) throw new Error(`the roll-out planned ${replacements.length} replacements, not ${VMS}`);
+    return replacements.filter((c) => !(at("apply_complete", c.address) > -1 && at("apply_start", c.replaces!) > at("apply_complete", c.address))).length;
   };
   const checkIns = join(dir, "state", ".premiscale", "check-ins");
   // Once seen, a check-in counts until its VM stops running: premiscale forgets an old VM's check-in (removes its
@@ -250,7 +268,7 @@ async function premiscale(guest: InstalledGuest): Promise<{ one: Rolled; wide: R
       const after = await domainsOf(GROUP);
       const kept = after.filter((n) => before.includes(n));
       if (after.length !== VMS || kept.length > 0) throw new Error(`after the roll-out the group has ${after.length} VMs (${kept.length} not replaced: ${kept.join(", ")}), expected ${VMS} new ones`);
-      return { ms: took, ...figures };
+      return { ms: took, ...figures, earlyDeletes: earlyDeletes() };
     } finally {
       await watch.stop();
     }
@@ -289,7 +307,8 @@ console.log(
 try {
   const r = await raw(guest);
   const p = await premiscale(guest);
-  const f = (x: Rolled) => `${ms(x.ms)} (ready VMs: fewest ${x.min}, most ${x.max}, ${x.samples} samples)`;
+  const f = (x: Rolled) =>
+    `${ms(x.ms)} (ready VMs: fewest ${x.min}, most ${x.max}, ${x.samples} samples${x.earlyDeletes !== undefined ? `; old VMs deleted before their replacement was ready, by apply's events: ${x.earlyDeletes}` : ""})`;
   console.log(`  raw virsh, serial: ${f(r.serial)}`);
   console.log(`  raw virsh, batches of ${SURGE}: ${f(r.batched)}`);
   console.log(`  premiscale, maxSurge 1: ${f(p.one)}`);
