@@ -95,16 +95,24 @@ async function sweep(): Promise<void> {
  * Counts, every SAMPLE_MS until stopped, the running VMs of `prefix` whose uuid (the name's last 8 hex digits) has
  * checked in; returns the fewest and the most seen.
  */
-function watchReady(prefix: string, checkedIn: () => Promise<Set<string>>): { stop(): Promise<{ min: number; max: number; samples: number }> } {
+function watchReady(prefix: string, checkedIn: () => Promise<Set<string>>): { stop(): Promise<{ min: number; max: number; samples: number; failedSamples: number }> } {
   const seen: number[] = [];
+  let failed = 0;
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       // The check-ins are read after the list, not beside it: read first, they could miss a new VM's check-in that
       // came just before the list showed its old VM gone.
-      const up = await domainsOf(prefix, true);
-      const ready = await checkedIn();
-      seen.push(up.filter((n) => ready.has(n.slice(prefix.length + 1))).length);
+      try {
+        const up = await domainsOf(prefix, true);
+        const ready = await checkedIn();
+        seen.push(up.filter((n) => ready.has(n.slice(prefix.length + 1))).length);
+      } catch (e) {
+        // A failed sample is not a figure, and must not end the bench with its VMs left behind: the roll-out itself
+        // fails (and is cleaned up) if libvirt is really gone.
+        failed++;
+        if (failed === 1) console.error(`a sample of the ready VMs failed: ${(e as Error).message.split("\n")[0]}`);
+      }
       await new Promise((r) => setTimeout(r, SAMPLE_MS));
     }
   })();
@@ -112,7 +120,7 @@ function watchReady(prefix: string, checkedIn: () => Promise<Set<string>>): { st
     stop: async () => {
       stopped = true;
       await loop;
-      return { min: Math.min(...seen), max: Math.max(...seen), samples: seen.length };
+      return { min: Math.min(...seen), max: Math.max(...seen), samples: seen.length, failedSamples: failed };
     },
   };
 }
@@ -123,6 +131,8 @@ interface Rolled {
   min: number;
   max: number;
   samples: number;
+  /** Samples that failed (virsh could not list the domains). */
+  failedSamples: number;
   /** premiscale: old VMs deleted before their replacement was complete, by apply's events (0 is right). */
   earlyDeletes?: number;
 }
@@ -305,12 +315,12 @@ console.log(
   `\n# roll-out of a memoryMiB change across ${VMS} busybox VMs (${guest.memoryMiB} → ${guest.memoryMiB + 16} → ${guest.memoryMiB + 32} MiB, plain QEMU, readiness on), unavailable 0, one round`,
 );
 try {
-  const r = await raw(guest);
-  const p = await premiscale(guest);
   const f = (x: Rolled) =>
-    `${ms(x.ms)} (ready VMs: fewest ${x.min}, most ${x.max}, ${x.samples} samples${x.earlyDeletes !== undefined ? `; old VMs deleted before their replacement was ready, by apply's events: ${x.earlyDeletes}` : ""})`;
+    `${ms(x.ms)} (ready VMs: fewest ${x.min}, most ${x.max}, ${x.samples} samples${x.failedSamples ? `, ${x.failedSamples} failed` : ""}${x.earlyDeletes !== undefined ? `; old VMs deleted before their replacement was ready, by apply's events: ${x.earlyDeletes}` : ""})`;
+  const r = await raw(guest);
   console.log(`  raw virsh, serial: ${f(r.serial)}`);
   console.log(`  raw virsh, batches of ${SURGE}: ${f(r.batched)}`);
+  const p = await premiscale(guest);
   console.log(`  premiscale, maxSurge 1: ${f(p.one)}`);
   console.log(`  premiscale, maxSurge ${SURGE_TEXT}${SURGE_TEXT.endsWith("%") ? ` (${SURGE})` : ""}: ${f(p.wide)}`);
   console.log(`  premiscale plan with nothing to do afterwards (its fixed cost per run: node start, observe, plan): ${ms(p.plan)}`);
