@@ -166,7 +166,7 @@ describe("users' lifecycle hooks with real VMs (real libvirtd, busybox guests)",
 
       const up = await timed("scale-out 0 → 2 with a launching command hook", () => premiscale(dir, ["apply", "--auto-approve"]));
       expect(up.stderr + up.stdout).not.toMatch(/Error:/);
-      expect(up.code).toBe(0);
+      expect(up.code, `apply said:\n${up.stdout}\n${up.stderr}`).toBe(0);
       expect(up.stderr).toMatch(new RegExp(`${group}\\[${group}-[0-9a-f]{8}\\]: running hook announce`));
       const vms = await instancesOf(dir, group);
       expect(vms.map((i) => i.status)).toEqual(["running", "running"]);
@@ -186,7 +186,7 @@ describe("users' lifecycle hooks with real VMs (real libvirtd, busybox guests)",
 
       await writeFile(join(dir, "premiscale.yaml"), configWithHooks({ ...options, desired: 0 }, hooks));
       const down = await timed("scale-in 2 → 0 with a terminating command hook", () => premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "10s"]));
-      expect(down.code).toBe(0);
+      expect(down.code, `apply said:\n${down.stdout}\n${down.stderr}`).toBe(0);
       const downs = (await logged(dir)).filter((l) => l.env.event === "terminating");
       expect(downs.map((l) => l.env.instance).sort()).toEqual(vms.map((v) => v.name).sort());
       for (const l of downs) {
@@ -220,13 +220,13 @@ describe("users' lifecycle hooks with real VMs (real libvirtd, busybox guests)",
         expect(validate.code).toBe(0);
         expect(validate.stderr).toContain("apply will need the environment variable LB_HOOK_SECRET (not set here)");
         const unset = await premiscale(dir, ["apply", "--auto-approve"]);
-        expect(unset.code).toBe(1);
+        expect(unset.code, `apply said:\n${unset.stdout}\n${unset.stderr}`).toBe(1);
         expect(unset.stderr).toMatch(/premiscale\.yaml:\d+:\d+: groups\[0\]\.lifecycleHooks\[0\]\.http\.secretEnv: lifecycle hook lb of group hkhttp signs its calls with the secret in LB_HOOK_SECRET, which is not set/);
         expect(endpoint.got).toEqual([]);
         expect(await leftovers(`${group}-`)).toEqual([]);
 
         const r = await timed("HTTP hook abandons a launching VM", () => premiscale(dir, ["apply", "--auto-approve"], { LB_HOOK_SECRET: SECRET }));
-        expect(r.code).toBe(1);
+        expect(r.code, `apply said:\n${r.stdout}\n${r.stderr}`).toBe(1);
         expect(r.stderr + r.stdout).toMatch(new RegExp(`${group}\\[${group}-[0-9a-f]{8}\\]: create failed \\(\\d+s\\): hook lb \\(launching\\) answered abandon: load balancer pool web is full`));
         // Told on launching, then on terminating (the VM being given up), both signed with the secret.
         expect(endpoint.got.map((d) => d.event.event)).toEqual(["launching", "terminating"]);
@@ -263,7 +263,7 @@ describe("users' lifecycle hooks with real VMs (real libvirtd, busybox guests)",
         { "hang.sh": "#!/bin/sh\necho $$ > hang.pid\nexec sleep 600\n" },
       );
       const r = await timed("launching hook times out (4 s)", () => premiscale(dir, ["apply", "--auto-approve"]));
-      expect(r.code).toBe(1);
+      expect(r.code, `apply said:\n${r.stdout}\n${r.stderr}`).toBe(1);
       expect(r.stderr + r.stdout).toMatch(new RegExp(`${group}\\[${group}-[0-9a-f]{8}\\]: create failed \\(\\d+s\\): hook stuck did not finish within 4 s \\(no heartbeat either\\): its default result is abandon`));
       const pid = Number(await readFile(join(dir, "hang.pid"), "utf8"));
       expect(await alive(pid)).toBe(false);
@@ -304,7 +304,7 @@ describe("users' lifecycle hooks with real VMs (real libvirtd, busybox guests)",
       await rm(join(dir, "block"));
       const again = await timed("next apply: remove the half-made VM, create and launch its replacement", () => premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "10s"]));
       expect(again.stderr + again.stdout).not.toMatch(/Error:/);
-      expect(again.code).toBe(0);
+      expect(again.code, `apply said:\n${again.stdout}\n${again.stderr}`).toBe(0);
       expect(again.stdout).toContain(`- ${group}[${half!.name}]`);
       const [vm] = await instancesOf(dir, group);
       expect(vm!.name).not.toBe(half!.name);
@@ -337,7 +337,7 @@ describe("users' lifecycle hooks with real VMs (real libvirtd, busybox guests)",
       const hook = (result: string) => `- { name: lb, on: launching, http: { url: "${refused}", secretEnv: LB_HOOK_SECRET }, timeoutSeconds: 4, defaultResult: ${result} }`;
       await writeFile(join(dir, "premiscale.yaml"), configWithHooks(options, hook("abandon")));
       const given = await timed("refused hook URL, default abandon", () => premiscale(dir, ["apply", "--auto-approve"], { LB_HOOK_SECRET: SECRET }));
-      expect(given.code).toBe(1);
+      expect(given.code, `apply said:\n${given.stdout}\n${given.stderr}`).toBe(1);
       expect(given.stderr + given.stdout).toMatch(
         new RegExp(`create failed \\(\\d+s\\): hook lb \\(launching\\): POST ${refused} failed \\(cannot connect: ECONNREFUSED\\) when its 4 s ran out; took its default result, abandon`),
       );
@@ -346,7 +346,7 @@ describe("users' lifecycle hooks with real VMs (real libvirtd, busybox guests)",
 
       await writeFile(join(dir, "premiscale.yaml"), configWithHooks(options, hook("continue")));
       const kept = await timed("refused hook URL, default continue", () => premiscale(dir, ["apply", "--auto-approve"], { LB_HOOK_SECRET: SECRET }));
-      expect(kept.code).toBe(0);
+      expect(kept.code, `apply said:\n${kept.stdout}\n${kept.stderr}`).toBe(0);
       expect(kept.stderr + kept.stdout).toMatch(new RegExp(`hook lb \\(launching\\): POST ${refused} failed \\(cannot connect: ECONNREFUSED\\) when its 4 s ran out; took its default result, continue`));
       await expectConverged(dir, group, 1);
     },
