@@ -52,7 +52,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       try {
         await serve.waitForLog((l) => l.event === "listening", 20_000);
         const up = await premiscale(dir, ["apply", "--auto-approve"]);
-        expect(up.code).toBe(0);
+        expect(up.code, `apply said:\n${up.stdout}\n${up.stderr}`).toBe(0);
         expect(up.stderr).toContain("check in with premiscale serve");
         const [vm] = await instancesOf(dir, "ghb");
         const seen = join(dir, "state", ".premiscale", "check-ins", `${vm!.uuid}.seen`);
@@ -89,7 +89,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       const up = await premiscale(dir, ["apply", "--auto-approve"]);
       const seconds = (Date.now() - t0) / 1000;
       expect(up.stderr + up.stdout).not.toMatch(/Error:/);
-      expect(up.code).toBe(0);
+      expect(up.code, `apply said:\n${up.stdout}\n${up.stderr}`).toBe(0);
       expect(up.stderr).toContain(`check-ins on 127.0.0.1:${options.port}`);
       console.log(`gbb: apply of 2 busybox VMs, checked in: ${seconds.toFixed(1)} s`);
 
@@ -108,7 +108,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
 
       await setDesired(dir, options, 0);
       const down = await premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "30s"]);
-      expect(down.code).toBe(0);
+      expect(down.code, `apply said:\n${down.stdout}\n${down.stderr}`).toBe(0);
       expect(await instancesOf(dir, "gbb")).toEqual([]);
       expect(await leftovers("gbb-")).toEqual([]);
       // What this machine kept about them goes with them.
@@ -138,7 +138,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       const up = await premiscale(dir, ["apply", "--auto-approve"], {}, { timeoutMs: 400_000 });
       const seconds = (Date.now() - t0) / 1000;
       expect(up.stderr + up.stdout).not.toMatch(/Error:/);
-      expect(up.code).toBe(0);
+      expect(up.code, `apply said:\n${up.stdout}\n${up.stderr}`).toBe(0);
       console.log(`gdeb: apply of 1 Debian cloud-init VM, checked in: ${seconds.toFixed(1)} s`);
 
       const [vm] = await instancesOf(dir, "gdeb");
@@ -154,7 +154,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
 
       await setDesired(dir, options, 0);
       const down = await premiscale(dir, ["apply", "--auto-approve", "--shutdown-timeout", "60s"]);
-      expect(down.code).toBe(0);
+      expect(down.code, `apply said:\n${down.stdout}\n${down.stderr}`).toBe(0);
       expect(await leftovers("gdeb-")).toEqual([]);
     },
     600_000,
@@ -169,7 +169,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       const t0 = Date.now();
       const r = await premiscale(dir, ["apply", "--auto-approve"]);
       const seconds = (Date.now() - t0) / 1000;
-      expect(r.code).toBe(1);
+      expect(r.code, `apply said:\n${r.stdout}\n${r.stderr}`).toBe(1);
       expect(r.stderr + r.stdout).toMatch(/gnci-[0-9a-f]{8} did not check in within 10 s/);
       expect(seconds).toBeGreaterThanOrEqual(10);
       expect(await leftovers("gnci-")).toEqual([]);
@@ -177,7 +177,7 @@ describe("guests check in through premiscale apply (real libvirtd, plain QEMU)",
       expect(await readCheckIns(join(dir, "state"))).toEqual(new Map());
       // Nothing counts as made: the next plan creates the VM again.
       const again = await premiscale(dir, ["plan", "--detailed-exitcode"]);
-      expect(again.code).toBe(2);
+      expect(again.code, `apply said:\n${again.stdout}\n${again.stderr}`).toBe(2);
       expect(again.stdout).toMatch(/\+ gnci\[gnci-/);
     },
     120_000,
