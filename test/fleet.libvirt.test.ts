@@ -49,6 +49,22 @@ async function readyNow(dir: string, group: string, seen: Set<string>): Promise<
   return up.filter((n) => seen.has(uuids.get(n)!)).length;
 }
 
+/**
+ * Starts `apply`, kills it with SIGKILL once its journal shows a VM waiting for its check-in (step "ready"; or after
+ * 2 min, or when apply ended by itself), and returns the signal that ended it.
+ */
+async function killApplyWhileWaitingForReady(dir: string): Promise<string | undefined> {
+  const journal = join(dir, "state", ".premiscale", "journal.jsonl");
+  const child = execa("node", [BIN, "apply", "--auto-approve"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "" });
+  let done = false;
+  void child.finally(() => (done = true));
+  const waiting = () => readFile(journal, "utf8").then((t) => /"step":"ready"/.test(t), () => false);
+  const deadline = Date.now() + 120_000;
+  while (!done && !(await waiting()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  child.kill("SIGKILL");
+  return (await child).signal;
+}
+
 const events = (stdout: string): JsonEvent[] => stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as JsonEvent);
 
 beforeAll(async () => {
@@ -274,15 +290,7 @@ describe("template roll-outs on real VMs", () => {
       await configure(dir, { ...o, baseImage: SECOND_BASE });
 
       // Killed while the first replacement is waiting for its check-in (its create recorded, its VM started).
-      const journal = join(dir, "state", ".premiscale", "journal.jsonl");
-      const child = execa("node", [BIN, "apply", "--auto-approve"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "" });
-      let done = false;
-      void child.finally(() => (done = true));
-      const waiting = () => readFile(journal, "utf8").then((t) => /"step":"ready"/.test(t), () => false);
-      const deadline = Date.now() + 120_000;
-      while (!done && !(await waiting()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      child.kill("SIGKILL");
-      expect((await child).signal).toBe("SIGKILL");
+      expect(await killApplyWhileWaitingForReady(dir)).toBe("SIGKILL");
       const half = await instancesOf(dir, "flkl");
       expect(half.filter((i) => i.status === "creating")).toHaveLength(1);
 
@@ -476,16 +484,8 @@ describe("a paused warm pool on real VMs", () => {
     async () => {
       const o = await options("pzkl", 0, { groupExtra: "warmPool: {size: 1, state: paused}" });
       const dir = await project(o);
-      const journal = join(dir, "state", ".premiscale", "journal.jsonl");
-      const child = execa("node", [BIN, "apply", "--auto-approve"], { cwd: dir, reject: false, env: { CI: "true", NO_COLOR: "1" }, input: "" });
-      let done = false;
-      void child.finally(() => (done = true));
       // Killed once the pool VM was started and waits for its check-in: recorded, not yet paused.
-      const waiting = () => readFile(journal, "utf8").then((t) => /"step":"ready"/.test(t), () => false);
-      const deadline = Date.now() + 120_000;
-      while (!done && !(await waiting()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      child.kill("SIGKILL");
-      expect((await child).signal).toBe("SIGKILL");
+      expect(await killApplyWhileWaitingForReady(dir)).toBe("SIGKILL");
       const half = await instancesOf(dir, "pzkl");
       expect(half).toEqual([expect.objectContaining({ status: "creating", pool: "warm", poolState: "paused" })]);
 
