@@ -8,17 +8,16 @@
 // check-in it received. Needs qemu:///system (providers/libvirt/setup-host.sh) and builds the guest if needed.
 //
 // Env: BENCH_N (VM counts, comma-separated, default 1,3), BENCH_ROUNDS (default 2; medians are printed).
-import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { macFromUuid, renderNetworkConfig } from "../providers/libvirt/network.js";
 import { domainXml, volumesOf } from "../providers/libvirt/domain-xml.js";
 import { seedFiles } from "../providers/libvirt/seed.js";
 import { freePort, guestConfigText, installGuest, readCheckIns, type InstalledGuest } from "../test/support/guests.js";
 import { median, ms, ratioLine } from "./common.js";
+import { rawGuestVm } from "./raw-vm.js";
 
 const SIZES = (process.env.BENCH_N ?? "1,3").split(",").map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -46,28 +45,7 @@ async function rawBoot(guest: InstalledGuest, N: number): Promise<number> {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
   const tmp = await mkdtemp(join(tmpdir(), "bench-ready-"));
-  const vms = Array.from({ length: N }, () => {
-    const uuid = randomUUID();
-    const mac = macFromUuid(uuid);
-    return {
-      name: `bnraw-${uuid.slice(0, 8)}`,
-      uuid,
-      group: "bnraw",
-      lineage: "bench-raw",
-      createdAt: new Date().toISOString(),
-      vcpus: 1,
-      memoryMiB: guest.memoryMiB,
-      accelerator: "qemu" as const,
-      pool: guest.pool,
-      baseImage: guest.baseImage,
-      diskSizeGiB: guest.minDiskGiB,
-      mac,
-      nic: { type: "user" as const },
-      boot: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
-      userData: `#cloud-config\nphone_home:\n  url: http://10.0.2.2:${port}/phone-home/$INSTANCE_ID\n  post: all\n  tries: 10\n`,
-      networkConfig: renderNetworkConfig(mac, { mode: "dhcp" }),
-    };
-  });
+  const vms = Array.from({ length: N }, () => rawGuestVm(guest, "bnraw", port));
   try {
     for (const vm of vms) {
       const dir = join(tmp, vm.name);

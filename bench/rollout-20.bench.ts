@@ -24,17 +24,17 @@
 // BENCH_SAMPLE_MS (default 500). One round (~10-15 min on 2 cores). Needs qemu:///system
 // (providers/libvirt/setup-host.sh) and `npm run build` (the built CLI). Every domain and volume it makes is named
 // `br<letters>-…` after this run; they are removed at the end, on failure, and on Ctrl-C.
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { macFromUuid, renderNetworkConfig } from "../providers/libvirt/network.js";
 import { domainXml } from "../providers/libvirt/domain-xml.js";
 import { seedFiles } from "../providers/libvirt/seed.js";
 import { freePort, guestConfigText, installGuest, type GuestConfigOptions, type InstalledGuest } from "../test/support/guests.js";
 import { ms, ratioLine } from "./common.js";
+import { rawGuestVm } from "./raw-vm.js";
 
 const VMS = Number(process.env.BENCH_VMS ?? 20);
 const SURGE_TEXT = process.env.BENCH_SURGE ?? "25%";
@@ -163,33 +163,14 @@ async function raw(guest: InstalledGuest): Promise<{ serial: Rolled; batched: Ro
 
   /** Writes a new VM's seed files, domain XML and volume parameters (untimed); returns its name and uuid. */
   const prepare = async (memoryMiB: number) => {
-    const uuid = randomUUID();
-    const mac = macFromUuid(uuid);
-    const vm = {
-      name: `${RAW}-${uuid.slice(0, 8)}`,
-      uuid,
-      group: RAW,
-      lineage: "bench-raw",
-      createdAt: new Date().toISOString(),
-      vcpus: 1,
-      memoryMiB,
-      accelerator: "qemu" as const,
-      pool: guest.pool,
-      baseImage: guest.baseImage,
-      diskSizeGiB: guest.minDiskGiB,
-      mac,
-      nic: { type: "user" as const },
-      boot: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
-      userData: `#cloud-config\nphone_home:\n  url: http://10.0.2.2:${port}/phone-home/$INSTANCE_ID\n  post: all\n  tries: 10\n`,
-      networkConfig: renderNetworkConfig(mac, { mode: "dhcp" }),
-    };
+    const vm = rawGuestVm(guest, RAW, port, memoryMiB);
     const dir = join(tmp, vm.name);
     await mkdir(dir);
     for (const [f, text] of Object.entries(seedFiles(vm))) await writeFile(join(dir, f), text);
     await writeFile(join(dir, "domain.xml"), domainXml(vm, "qemu"));
     await writeFile(join(dir, "disk-size"), `${vm.diskSizeGiB}G`);
     await writeFile(join(dir, "base"), vm.baseImage);
-    return { name: vm.name, uuid };
+    return { name: vm.name, uuid: vm.uuid };
   };
   /** Replaces `old[i]` by `next[i]` (or only creates, where old is empty) in batches of `batch`; returns ms. */
   const run = async (next: { name: string; uuid: string }[], old: string[], batch: number): Promise<number> => {
