@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -89,6 +89,20 @@ describe("startReadiness", () => {
     expect(JSON.stringify(record)).not.toContain(userData.match(/phone-home\/\$INSTANCE_ID\/([^"\s]+)/)![1]!);
   });
 
+  it("is not ready until the check-in is on disk: a check-in the server took but could not record does not count", async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const advertised = `http://10.0.2.2:${port}`;
+    const r = await startReadiness({ server: { host: "127.0.0.1", port, advertiseUrl: advertised }, runtimeDir: dir, logger });
+    services.push(r);
+    // A folder where the record's temporary file goes (tempPathFor: this process's pid): the write fails.
+    await mkdir(join(dir, "check-ins", `${UUID}.json.${process.pid}.tmp`), { recursive: true });
+    const userData = r.prepare(spec("#cloud-config\n")).userData;
+    const waiting = r.wait({ uuid: UUID, name: "web-6f1c1a52" }, 1500).then(() => "ready", (e: Error) => e.message);
+    expect(await phoneHome(userData, `http://127.0.0.1:${port}`, advertised)).toBe(200);
+    expect(await waiting).toMatch(/web-6f1c1a52 did not check in within 2 s/);
+  });
+
   it("refuses a forged token: the VM is not ready", async () => {
     const dir = await tempDir();
     const port = await freePort();
@@ -138,10 +152,12 @@ describe("startReadiness", () => {
     waiting.then(() => (settled = true), () => (settled = true));
     await vi.advanceTimersByTimeAsync(1_000); // a few polls
     expect(settled).toBe(false);
+    const before = Date.now();
     ac.abort();
-    await vi.advanceTimersByTimeAsync(0); // no time passes: the abort wakes the poll
-    expect(settled).toBe(true);
+    // The abort wakes the poll; its last look at the ledger is real file I/O, so wait for that, not for fake time.
+    await vi.waitFor(() => expect(settled).toBe(true));
     await expect(waiting).rejects.toThrow(/interrupted/);
+    expect(Date.now() - before).toBeLessThan(60_000);
   });
 
   it("adds a heartbeat loop that reaches the server, recorded as when the VM was last seen", async () => {

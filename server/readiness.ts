@@ -79,7 +79,9 @@ export async function startReadiness(options: {
     wait: async (vm, timeoutMs, signal, since) => {
       const deadline = Date.now() + timeoutMs;
       const heard = async (): Promise<boolean> => {
-        if (!since) return Boolean(own ? own.checkIns().some((c) => c.instanceId === vm.uuid) : await ledger.get(vm.uuid));
+        // From the ledger, never from the server's memory: apply may destroy an old VM the moment this one is
+        // ready, and a crash right then must not lose the check-in that made it ready (the record is fsynced).
+        if (!since) return Boolean(await ledger.get(vm.uuid));
         // The server writes every beat and check-in to the ledger (serve's, or ours through the recorder).
         const seen = await ledger.lastSeen(vm.uuid);
         return seen !== null && Date.parse(seen) >= since.getTime();
