@@ -1,3 +1,5 @@
+import { cutText } from "./show.js";
+
 /**
  * Error values shared by every part. Each carries a `code`, a message that names the object, and `hint`,
  * the next step for the user. The CLI maps classes to exit codes and never prints a stack trace for these.
@@ -29,7 +31,7 @@ export interface ConfigIssue {
 
 /** The most characters of an issue's message or fix: a value of a megabyte must not make an unreadable error. */
 const ISSUE_TEXT_MAX = 1_000;
-const cut = (s: string): string => (s.length <= ISSUE_TEXT_MAX ? s : `${s.slice(0, ISSUE_TEXT_MAX)}… (${(s.length - ISSUE_TEXT_MAX).toLocaleString("en-US")} more characters)`);
+const cut = (s: string): string => cutText(s, ISSUE_TEXT_MAX);
 
 /** The config file is malformed or breaks a rule. */
 export class ConfigError extends PremiscaleError {

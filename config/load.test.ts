@@ -528,7 +528,7 @@ describe("large files", () => {
   it("cuts any issue's message or fix over 1,000 characters, whatever rule wrote it (a 2,000-character path, say)", () => {
     const long = "/cfg/" + "a".repeat(2_000);
     const e = new ConfigError([{ file: FILE, line: 3, column: 5, path: "hosts[0].api.caFile", message: `${long} does not exist`, fix: `copy it; the path is relative to ${long}` }]);
-    expect(e.issues[0]!.message).toBe(`${`${long} does not exist`.slice(0, 1_000)}… (1,020 more characters)`);
+    expect(e.issues[0]!.message).toBe(`${`${long} does not exist`.slice(0, 1_000)}… (2,020 characters)`);
     expect(e.issues[0]!.fix!.length).toBeLessThan(1_050);
     expect(e.message.length).toBeLessThan(1_100);
     const short = new ConfigError([{ file: FILE, line: 1, column: 1, path: "", message: "m", fix: "f" }]);

@@ -12,6 +12,7 @@ import path from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { LineCounter, parseDocument, visit } from "yaml";
 import { closest } from "./closest.js";
+import { cutText } from "./show.js";
 import { normaliseGroupKubernetes, normaliseKubernetes } from "./kubernetes-config.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ProviderConfigFragment } from "./provider-kinds.js";
@@ -171,8 +172,7 @@ function normalise(
         // Node's message ends in ", open '<path>'": the path is already in ours once.
         const why = (err instanceof Error ? err.message : String(err)).replace(/, \w+ '[^]*'$/, "");
         // A path of thousands of characters (ENAMETOOLONG) is cut like any quoted value: the error stays readable.
-        const shown = abs.length <= 200 ? abs : `${abs.slice(0, 200)}… (${abs.length.toLocaleString("en-US")} characters)`;
-        issues.push(src.issue([...ts, "userDataFile"], `cannot read user-data file ${shown}: ${why}`, `check the path; it is relative to ${dir}`));
+        issues.push(src.issue([...ts, "userDataFile"], `cannot read user-data file ${cutText(abs, 200)}: ${why}`, `check the path; it is relative to ${dir}`));
       }
       if (userData) {
         const r = userDataIssues(src, [...ts, "userDataFile"], userData, env, path.relative(dir, abs));
@@ -401,7 +401,7 @@ export function parseConfig(
  */
 function yamlErrorLine(message: string): string {
   const first = (message.split(/\r\n|\r|\n/)[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
-  return first.length <= 200 ? first : `${first.slice(0, 200)}…`;
+  return cutText(first, 200);
 }
 
 /** Options of `parseConfig` / `loadConfig`. */
