@@ -5,7 +5,11 @@ import { defineConfig } from "vitest/config";
 //   fast        this machine's tools (the files listed below): git, virsh with test:///default, tmux, the metrics
 //               stores, the built CLI (dist/ is built once, by test/global-setup.ts)
 //   libvirt     the real qemu:///system libvirtd (`*.libvirt.test.ts`), one file at a time
-//   kubernetes  a real control plane built by test/kubernetes/build-components.sh (`*.kubernetes.test.ts`), last
+//   kubernetes  a real control plane built by test/kubernetes/build-components.sh (`*.kubernetes.test.ts`), after
+//               unit and fast
+//   kubernetes-vms  a real control plane AND real VMs on qemu:///system (the files KUBERNETES_WITH_VMS lists)
+// test/run.sh runs them in two lanes at once: the VM lane (libvirt, kubernetes-vms: one file at a time, since VMs
+// share the host's vCPU budget) and the other lane (unit, fast, kubernetes). Each lane uses about one core.
 const NEEDS_TOOLS = [
   // git: state is a git repository, the reconciler follows a remote (the TUI tests apply a demo plan, state included)
   "applier/apply-plan.test.ts",
@@ -46,6 +50,13 @@ const NEEDS_TOOLS = [
 ];
 const LIBVIRT = "**/*.libvirt.test.ts";
 const KUBERNETES = "**/*.kubernetes.test.ts";
+// Kubernetes files that also boot real VMs: in the VM lane, never beside a libvirt file. installGuest() refuses to
+// run outside that lane (PREMISCALE_TEST_VMS), so a new file that boots VMs fails at once until it is listed here.
+const KUBERNETES_WITH_VMS = [
+  "test/cluster-autoscaler.kubernetes.test.ts",
+  "test/native-mode.kubernetes.test.ts",
+  "test/node-groups.kubernetes.test.ts",
+];
 const NOT_TESTS = ["node_modules/**", "dist/**"];
 
 export default defineConfig({
@@ -77,6 +88,7 @@ export default defineConfig({
           globalSetup: ["test/libvirt-teardown.ts"],
           include: [LIBVIRT],
           exclude: NOT_TESTS,
+          env: { PREMISCALE_TEST_VMS: "1" },
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,
@@ -85,16 +97,28 @@ export default defineConfig({
       {
         test: {
           name: "kubernetes",
-          // global-setup builds dist/: the node-group tests run the built `premiscale serve`.
+          // global-setup builds dist/: the serve tests run the built `premiscale serve`.
           globalSetup: ["test/global-setup.ts", "test/support/kube-teardown.ts"],
           include: [KUBERNETES],
-          exclude: NOT_TESTS,
+          exclude: [...KUBERNETES_WITH_VMS, ...NOT_TESTS],
           testTimeout: 180_000,
           hookTimeout: 240_000,
+          // One control plane at a time, after unit and fast (in the same lane).
           fileParallelism: false,
-          // After the other projects, not beside the libvirt tests: two cores cannot boot guests and run a
-          // control plane at once without the guests' timings suffering.
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          name: "kubernetes-vms",
+          globalSetup: ["test/global-setup.ts", "test/support/kube-teardown.ts"],
+          include: KUBERNETES_WITH_VMS,
+          exclude: NOT_TESTS,
+          env: { PREMISCALE_TEST_VMS: "1" },
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
+          // With the libvirt files, one file at a time: their VMs share the host's vCPU budget.
+          fileParallelism: false,
         },
       },
     ],

@@ -31,6 +31,11 @@ export interface InstalledGuest {
  * image into the `default` pool of qemu:///system. Safe to call from several processes at once.
  */
 export async function installGuest(kind: GuestKind): Promise<InstalledGuest> {
+  // test/run.sh runs VM tests in their own lane, one file at a time (VMs share the host's vCPU budget): a test file
+  // that boots VMs from another project would run beside them and make their applies short of room.
+  if (process.env.VITEST && process.env.PREMISCALE_TEST_VMS !== "1") {
+    throw new Error("this test file boots real VMs: name it *.libvirt.test.ts, or list it in vitest.config.ts's KUBERNETES_WITH_VMS");
+  }
   const r = await execa("bash", [INSTALL, kind, "--json"], { reject: false, timeout: 600_000 });
   if (r.exitCode !== 0) throw new Error(`install-guest.sh ${kind} failed (exit ${r.exitCode}):\n${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as InstalledGuest;

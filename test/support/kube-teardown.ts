@@ -4,6 +4,17 @@ import { join } from "node:path";
 
 const DIR = /\/premiscale-kube-[A-Za-z0-9]{6}\//;
 
+// The lane this run is (test/run.sh runs two vitest processes at once, each with a control plane at times): a cluster
+// process inherits PREMISCALE_TEST_LANE from the test that started it.
+function laneOf(pid: string): string | undefined {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    return env.find((e) => e.startsWith("PREMISCALE_TEST_LANE="))?.slice("PREMISCALE_TEST_LANE=".length);
+  } catch {
+    return undefined;
+  }
+}
+
 // Processes whose command line names a test cluster's directory (etcd --data-dir=/tmp/premiscale-kube-…, the API
 // server's certificate flags, KWOK's kubeconfig), with that directory.
 function kubeProcesses(): { pid: string; argv: string[]; dir: string }[] {
@@ -29,8 +40,11 @@ function kubeProcesses(): { pid: string; argv: string[]; dir: string }[] {
  */
 export default function kubeSetup(): () => void {
   return () => {
-    const procs = kubeProcesses();
-    const used = new Set(procs.map((p) => p.dir));
+    const all = kubeProcesses();
+    const used = new Set(all.map((p) => p.dir));
+    // Only this lane's: the other lane's clusters may still be running.
+    const lane = process.env.PREMISCALE_TEST_LANE;
+    const procs = lane === undefined ? all : all.filter((p) => laneOf(p.pid) === lane);
     for (const d of readdirSync(tmpdir()).filter((n) => /^premiscale-kube-[A-Za-z0-9]{6}$/.test(n) && !used.has(n))) {
       const path = join(tmpdir(), d);
       try {
