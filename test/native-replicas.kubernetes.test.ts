@@ -163,8 +163,11 @@ describe("two native-mode replicas sharing one state volume (real API server, re
       const takeoverMs = performance.now() - killedAt;
       console.info(`takeover after SIGKILL: ${Math.round(takeoverMs)} ms`);
       expect(acquired.identity).toBe(`${other.host}_1`);
-      // The lease duration from the last renewal the other saw, plus at most one jittered retry (1 + 1.2 × retry).
-      expect(takeoverMs).toBeLessThan((T.lease + 2.2 * T.retry) * 1000 + 1500);
+      // The leader renewed at most one retry period before the kill; the other saw that renewal at its next jittered
+      // poll (≤ 2.2 × retry later), counts the lease duration from then, and acquires at its first poll after
+      // (≤ 2.2 × retry more); never before the lease ran out since the last renewal it could have seen.
+      expect(takeoverMs).toBeGreaterThan((T.lease - T.retry) * 1000 - 500);
+      expect(takeoverMs).toBeLessThan((2.2 * T.retry + T.lease + 2.2 * T.retry) * 1000 + 1500);
 
       // The dead leader's lock (pid 1 of another host) is taken over as a previous leader's, not waited on.
       const taken = await other.serve.waitForLog((l) => l.event === "lock_stale_removed", 30_000);
