@@ -85,8 +85,8 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
     }
   };
   const native = config.kubernetes?.native ? nativeMode(config, log, registry) : null;
-  const start = (signal?: AbortSignal): Promise<{ address: string | null; stop(): Promise<void> }> =>
-    native ? native(signal) : startAutoscalerProvider(config, {
+  const start = (signal?: AbortSignal, leaderOf?: string): Promise<{ address: string | null; stop(): Promise<void> }> =>
+    native ? native(signal, leaderOf) : startAutoscalerProvider(config, {
       env: process.env,
       onEvent,
       serverLog: (line) => {
@@ -94,6 +94,7 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
         log[level](fields);
       },
       ...(signal ? { signal } : {}),
+      ...(leaderOf ? { leaderOf } : {}),
     });
   const k = config.kubernetes!;
   const le = k.leaderElection;
@@ -119,7 +120,7 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
     retryPeriodSeconds: le.retryPeriodSeconds,
     onStartedLeading: (signal) => {
       leading.set({ lease }, 1);
-      provider = start(signal).catch((e: unknown) => {
+      provider = start(signal, lease).catch((e: unknown) => {
         // Holding the Lease without running would block every other replica: give it up.
         log.error({ event: "kubernetes_mode_failed", lease, identity, reason: `${(e as Error).message}: leaving the election so another replica can lead` });
         void elector.stop();
@@ -159,7 +160,7 @@ function logElection(log: Logger, e: LeaderElectionEvent): void {
  * debug; pods no group can take at warn, every scan, so they stay visible) and counted on `/metrics`. Returns how to
  * start it (once, or each time this replica becomes the leader: the metrics are registered once, here).
  */
-function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: AbortSignal) => Promise<RunningNativeProvider> {
+function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: AbortSignal, leaderOf?: string) => Promise<RunningNativeProvider> {
   const scans = new Counter({
     name: "premiscale_native_scans_total",
     help: "Native mode's scans of the cluster, by outcome (no_changes, skipped, applied, partial, failed, locked).",
@@ -189,6 +190,10 @@ function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: 
       case "native_error":
         log.warn({ event: "native_error", error: e.error });
         return;
+      case "state":
+        if (e.event.type === "lock_stale_removed") log.warn({ event: "lock_stale_removed", holder: e.event.holder, reason: "its holder died or led the Lease before this replica: the lock is taken over" });
+        else log.info({ event: e.event.type, ...e.event, type: undefined });
+        return;
       case "apply": {
         const a = e.event;
         if (a.type === "apply_progress") log.debug({ event: "apply_step", address: a.address, step: a.step, elapsedMs: Math.round(a.elapsedMs) });
@@ -198,7 +203,7 @@ function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: 
       }
     }
   };
-  return (signal) =>
+  return (signal, leaderOf) =>
     startNativeProvider(config, {
       env: process.env,
       onEvent,
@@ -207,5 +212,6 @@ function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: 
         log[level](fields);
       },
       ...(signal ? { signal } : {}),
+      ...(leaderOf ? { leaderOf } : {}),
     });
 }

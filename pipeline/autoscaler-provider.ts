@@ -62,6 +62,8 @@ export interface PassDeps {
   /** @default 30000 */
   lockTimeoutMs?: number;
   onApplyEvent?: (e: ApplyEvent) => void;
+  /** The Lease (`namespace/name`) this replica leads: recorded in the state lock, and a previous leader's lock taken over. */
+  leaderOf?: string;
   serverLog?: (l: ServerLogLine) => void;
   /** Hooks instead of the real ones (tests). */
   hooks?: (group: string) => readonly LifecycleHook[];
@@ -90,7 +92,7 @@ export async function runAutoscalerPass(deps: PassDeps, trigger: PassTrigger, si
   const stateStore = new GitStateStore(config.state.path);
   let lock;
   try {
-    lock = await stateStore.lock("kubernetes (premiscale serve)", deps.lockTimeoutMs ?? 30_000);
+    lock = await stateStore.lock("kubernetes (premiscale serve)", deps.lockTimeoutMs ?? 30_000, undefined, deps.leaderOf ? { leaderOf: deps.leaderOf } : {});
   } catch (e) {
     return done({ outcome: "locked", error: (e as Error).message });
   }
@@ -202,6 +204,8 @@ export async function startAutoscalerProvider(
      * change and its hooks stop, so no host call follows).
      */
     signal?: AbortSignal;
+    /** The Lease (`namespace/name`) this replica leads, with leader election (see PassDeps.leaderOf). */
+    leaderOf?: string;
   },
 ): Promise<RunningAutoscalerProvider> {
   const k = config.kubernetes;
@@ -217,7 +221,7 @@ export async function startAutoscalerProvider(
   const store = await IntentStore.open(runtimeDir(config));
   const inFlight = new Map<string, ViewInstance[]>();
   const providers = new Map<string, Provider>(config.hosts.map((h) => [h.name, makeProvider(h)]));
-  const passDeps: PassDeps = { config, providers, store, inFlight, env: o.env, hooks, onApplyEvent: (event) => emit({ type: "apply", event }), ...(o.serverLog ? { serverLog: o.serverLog } : {}) };
+  const passDeps: PassDeps = { config, providers, store, inFlight, env: o.env, hooks, onApplyEvent: (event) => emit({ type: "apply", event }), ...(o.leaderOf ? { leaderOf: o.leaderOf } : {}), ...(o.serverLog ? { serverLog: o.serverLog } : {}) };
   const loop = new AutoscalerLoop({
     debounceMs: k.debounceMs,
     resyncMs: k.resyncSeconds * 1000,

@@ -26,6 +26,7 @@ import { makeProvider } from "../providers/index.js";
 import type { Provider } from "../providers/provider.js";
 import type { ServerLogLine } from "../server/check-in-server.js";
 import { GitStateStore } from "../state/git-state-store.js";
+import type { StateEvent } from "../state/state-store.js";
 import type { State } from "../state/types.js";
 import { kubernetesHooks, nodeGroupNames } from "./kubernetes-sources.js";
 import { makePlan } from "./make-plan.js";
@@ -57,6 +58,8 @@ export type NativeEvent =
   | { type: "scan_start"; trigger: NativeTrigger }
   | ({ type: "scan_done" } & NativeScanResult)
   | { type: "apply"; event: ApplyEvent }
+  /** The state store's notes (a dead holder's or a previous leader's lock taken over, writes recovered). */
+  | { type: "state"; event: StateEvent }
   | { type: "native_error"; error: string };
 
 /** What a scan needs. */
@@ -67,6 +70,9 @@ export interface NativeScanDeps {
   /** @default 30000 */
   lockTimeoutMs?: number;
   onApplyEvent?: (e: ApplyEvent) => void;
+  onStateEvent?: (e: StateEvent) => void;
+  /** The Lease (`namespace/name`) this replica leads: recorded in the state lock, and a previous leader's lock taken over. */
+  leaderOf?: string;
   serverLog?: (l: ServerLogLine) => void;
   /** The node lifecycle hooks (join, Node Ready, cordon, delete Node); default kubernetesHooks(config). Tests replace them. */
   hooks?: (group: string) => readonly LifecycleHook[];
@@ -109,7 +115,7 @@ export async function runNativeScan(deps: NativeScanDeps, input: NativeScanInput
   const stateStore = new GitStateStore(config.state.path);
   let lock;
   try {
-    lock = await stateStore.lock("kubernetes native (premiscale serve)", deps.lockTimeoutMs ?? 30_000);
+    lock = await stateStore.lock("kubernetes native (premiscale serve)", deps.lockTimeoutMs ?? 30_000, deps.onStateEvent, deps.leaderOf ? { leaderOf: deps.leaderOf } : {});
   } catch (e) {
     return done({ outcome: "locked", error: (e as Error).message }, { memory: input.memory, again: true });
   }
@@ -199,6 +205,8 @@ export interface NativeProviderOptions {
    * and its hooks stop, so no host call follows).
    */
   signal?: AbortSignal;
+  /** The Lease (`namespace/name`) this replica leads, with leader election (see NativeScanDeps.leaderOf). */
+  leaderOf?: string;
 }
 
 /**
@@ -224,6 +232,8 @@ export async function startNativeProvider(config: Config, o: NativeProviderOptio
     env: o.env,
     lastPlanAt: { at: 0 },
     onApplyEvent: (event) => emit({ type: "apply", event }),
+    onStateEvent: (event) => emit({ type: "state", event }),
+    ...(o.leaderOf ? { leaderOf: o.leaderOf } : {}),
     ...(o.serverLog ? { serverLog: o.serverLog } : {}),
     ...(o.hooks ? { hooks: o.hooks } : {}),
   };

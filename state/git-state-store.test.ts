@@ -76,6 +76,33 @@ describe("GitStateStore", () => {
     await lock.release();
   });
 
+  it("takes over a lock a previous leader of the same Lease left in another pod (another host, pid 1), and no other", async () => {
+    const dir = join(await tempDir(), "state");
+    const store = new GitStateStore(dir);
+    const lockFile = join(dir, ".premiscale.lock");
+    await (await store.lock("setup", 1000)).release();
+    // What a replica in another pod leaves when it is killed mid-apply: its hostname, pid 1 of its own namespace.
+    const dead = { ID: "0f4f1ad2-dead-4ead-8ead-00000000beef", Operation: "kubernetes native (premiscale serve)", Who: "root@premiscale-7c9-a", Version: "0.0.0", Created: new Date().toISOString(), Pid: 1, Host: "premiscale-7c9-a" };
+    // Without a Lease (a manual apply in another pod) or under another Lease it is someone else's: waited on.
+    for (const holder of [dead, { ...dead, Leader: "default/other" }]) {
+      await writeFile(lockFile, JSON.stringify(holder));
+      await expect(store.lock("kubernetes", 300, undefined, { leaderOf: "default/premiscale" })).rejects.toThrow(/state is locked by root@premiscale-7c9-a/);
+    }
+    // Recorded under the Lease this process now leads: the previous leader's, taken over at once.
+    await writeFile(lockFile, JSON.stringify({ ...dead, Leader: "default/premiscale" }));
+    const events: { type: string; holder?: unknown }[] = [];
+    const t = performance.now();
+    const lock = await store.lock("kubernetes", 10_000, (e) => events.push(e), { leaderOf: "default/premiscale" });
+    expect(performance.now() - t).toBeLessThan(2000);
+    expect(events).toContainEqual({ type: "lock_stale_removed", holder: { ...dead, Leader: "default/premiscale" } });
+    expect(JSON.parse(await readFile(lockFile, "utf8"))).toMatchObject({ ID: lock.info.ID, Leader: "default/premiscale", Pid: process.pid });
+    // The leader's own lock, held by this process, is never taken over by itself (e.g. a second store on the same dir).
+    await expect(new GitStateStore(dir).lock("kubernetes", 300, undefined, { leaderOf: "default/premiscale" })).rejects.toThrow(/state is locked/);
+    await lock.release();
+    const again = await store.lock("kubernetes", 1000, undefined, { leaderOf: "default/premiscale" });
+    await again.release();
+  });
+
   it("removes temporary files that killed writers left behind when the lock is taken, and only those", async () => {
     const dir = join(await tempDir(), "state");
     const store = new GitStateStore(dir);

@@ -6,12 +6,14 @@ import { StateError } from "../config/errors.js";
 import { VERSION } from "../config/version.js";
 import { processAlive, sweepTempFiles, tempPathFor, writeFileAtomic } from "./atomic-file.js";
 import { commitIdentity, git } from "./git.js";
-import { withInstance, type LockInfo, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
+import { withInstance, type LockInfo, type LockOptions, type StateEvent, type StateLock, type StateStore } from "./state-store.js";
 import { STATE_VERSION, type GroupState, type History, type Instance, type RolloutState, type State, type TemplateRecord } from "./types.js";
 
 const ROOT_FILE = "state.json";
 const GROUPS_DIR = "groups";
 const LOCK_FILE = ".premiscale.lock";
+/** IDs of the locks this process holds now (any store): never taken over as a previous leader's. */
+const heldHere = new Set<string>();
 /**
  * This machine's own files beside the state, never committed: the apply journal, the check-in server's secret and
  * its check-in records.
@@ -65,7 +67,7 @@ export class GitStateStore implements StateStore {
     return { version: STATE_VERSION, lineage: root.lineage, serial: root.serial, groups };
   }
 
-  async lock(operation: string, timeoutMs: number, onEvent?: (e: StateEvent) => void): Promise<StateLock> {
+  async lock(operation: string, timeoutMs: number, onEvent?: (e: StateEvent) => void, options: LockOptions = {}): Promise<StateLock> {
     await mkdir(this.dir, { recursive: true });
     await this.ensureRepo();
     const info: LockInfo = {
@@ -76,6 +78,7 @@ export class GitStateStore implements StateStore {
       Created: new Date().toISOString(),
       Pid: process.pid,
       Host: hostname(),
+      ...(options.leaderOf ? { Leader: options.leaderOf } : {}),
     };
     const path = join(this.dir, LOCK_FILE);
     const deadline = Date.now() + timeoutMs;
@@ -84,8 +87,10 @@ export class GitStateStore implements StateStore {
     for (;;) {
       if (await this.tryCreateLock(path, info)) break;
       const holder = await this.lockHolder();
-      if (holder && holder.Host === hostname() && !processAlive(holder.Pid)) {
-        // The holder died on this machine: its lock can never be released by it.
+      // The holder died on this machine, or led the Lease we now lead (its term is over: the leader stops starting
+      // changes before its lease can expire): its lock will never be released by it.
+      const previousLeader = options.leaderOf !== undefined && holder?.Leader === options.leaderOf && !heldHere.has(holder.ID);
+      if (holder && (previousLeader || (holder.Host === hostname() && !processAlive(holder.Pid)))) {
         if (await this.removeStaleLock(path, holder)) onEvent?.({ type: "lock_stale_removed", holder });
         continue;
       }
@@ -108,6 +113,7 @@ export class GitStateStore implements StateStore {
       delay = Math.min(delay * 2, 2000);
     }
 
+    heldHere.add(info.ID);
     const leftovers = await this.sweepLeftovers();
     if (leftovers.length > 0) onEvent?.({ type: "leftovers_removed", files: leftovers });
     const pending = await this.uncommitted();
@@ -199,6 +205,7 @@ export class GitStateStore implements StateStore {
   async releaseLock(id: string): Promise<void> {
     const holder = await this.lockHolder();
     if (holder?.ID === id) await rm(join(this.dir, LOCK_FILE), { force: true });
+    heldHere.delete(id);
   }
 
   private async ensureRepo(): Promise<void> {

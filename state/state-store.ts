@@ -10,6 +10,21 @@ export interface LockInfo {
   Created: string;
   Pid: number;
   Host: string;
+  /**
+   * The leader election Lease (`namespace/name`) the taker held when it took the lock (premiscale serve replicas).
+   * A later leader of that Lease takes such a lock over: its holder's term has ended, and a pid from another pod
+   * (another host, another PID namespace) says nothing about whether it still runs.
+   */
+  Leader?: string;
+}
+
+/** Options of {@link StateStore.lock}. */
+export interface LockOptions {
+  /**
+   * The Lease (`namespace/name`) the caller holds as leader, recorded in the lock. A lock recorded under the same
+   * Lease that this process does not hold was taken by a previous leader and is removed as stale.
+   */
+  leaderOf?: string;
 }
 
 /** Progress notes a store reports (the CLI decides whether to print them). */
@@ -50,7 +65,7 @@ export interface StateStore {
   /** Reads state without locking; null when none exists yet. */
   read(): Promise<State | null>;
   /** Takes the lock, retrying until `timeoutMs`; fails naming the holder. */
-  lock(operation: string, timeoutMs: number, onEvent?: (e: StateEvent) => void): Promise<StateLock>;
+  lock(operation: string, timeoutMs: number, onEvent?: (e: StateEvent) => void, options?: LockOptions): Promise<StateLock>;
   /** Removes a lock by its ID, whoever holds it. */
   forceUnlock(id: string): Promise<LockInfo>;
   /** The lock currently held, if any. */

@@ -35,6 +35,8 @@ export interface NodeGroupConfigOptions {
   groups: TestNodeGroup[];
   /** Extra YAML lines of the top-level kubernetes block. */
   kubernetes?: string;
+  /** state.path (e.g. one absolute directory that several replicas share). @default ./state */
+  statePath?: string;
   /** Mutual TLS of the externalgrpc listener (PEM file paths). */
   tls?: { cert: string; key: string; clientCa: string; allowedClients: string[] };
 }
@@ -72,7 +74,7 @@ export function nodeGroupConfigText(o: NodeGroupConfigOptions): string {
     .join("\n");
   return `version: v1alpha1
 state:
-  path: ./state
+  path: ${JSON.stringify(o.statePath ?? "./state")}
 server:
   listen: 127.0.0.1:${o.checkInPort}
 metrics:

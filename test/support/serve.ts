@@ -54,11 +54,27 @@ export async function killLeftovers(): Promise<void> {
 }
 
 /** Runs `premiscale ARGS` in `cwd` (no terminal, CI=true), leaving it running. */
-export function spawnPremiscale(cwd: string, args: string[], env: Record<string, string> = {}, options: { dieWithParent?: boolean } = {}): ServeProcess {
+export function spawnPremiscale(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  options: {
+    dieWithParent?: boolean;
+    /**
+     * Runs it as in a pod: in its own UTS and PID namespaces (unshare), with this hostname and pid 1. Killing the
+     * process kills the namespace (`--kill-child`); premiscale as pid 1 ignores SIGTERM, so stop it with SIGKILL.
+     */
+    podHostname?: string;
+  } = {},
+): ServeProcess {
   const { command, args: pre } = premiscaleCommand();
+  const inPod = options.podHostname
+    ? ["unshare", "--uts", "--pid", "--fork", "--kill-child", "--", "sh", "-c", 'hostname "$0" && exec "$@"', options.podHostname, command]
+    : [command];
   // dieWithParent: setpriv's parent-death signal kills it with the test process, even one killed by SIGKILL (a
   // long-lived serve that drives VMs must not outlive its test).
-  const [cmd, argv] = options.dieWithParent ? ["setpriv", ["--pdeathsig", "SIGKILL", "--", command, ...pre, ...args]] : [command, [...pre, ...args]];
+  const full = [...inPod, ...pre, ...args];
+  const [cmd, argv] = options.dieWithParent ? ["setpriv", ["--pdeathsig", "SIGKILL", "--", ...full]] : [full[0]!, full.slice(1)];
   const child = spawn(cmd, argv as string[], { cwd, env: { ...process.env, CI: "true", NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
   child.once("exit", () => running.delete(child));
