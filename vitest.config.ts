@@ -55,6 +55,7 @@ const KUBERNETES = "**/*.kubernetes.test.ts";
 const KUBERNETES_WITH_VMS = [
   "test/cluster-autoscaler.kubernetes.test.ts",
   "test/native-mode.kubernetes.test.ts",
+  "test/native-replicas.kubernetes.test.ts",
   "test/node-groups.kubernetes.test.ts",
 ];
 const NOT_TESTS = ["node_modules/**", "dist/**"];
