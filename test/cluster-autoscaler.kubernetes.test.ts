@@ -19,7 +19,7 @@ import { kubeBinDir, startKubeCluster, waitFor, type ClusterAutoscalerProcess, t
 import { makeKubePki, type KubePki } from "./support/kube-pki.js";
 import { setUpLikeKubeadm, startKubeletAgent, type KubeletAgent } from "./support/kubelet-agent.js";
 import { leftovers } from "./support/libvirt.js";
-import { domainsOf, isReady, nodeGroupConfigText, nodesOf, cleanUp, removeLeftovers, startServe, stateCommits, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
+import { domainsOf, isReady, nodeGroupConfigText, nodesOf, cleanUp, oneNodePodDeployment, removeLeftovers, startServe, stateCommits, stateInstances, tokenSecretsOf } from "./support/node-groups.js";
 import { killLeftovers, type ServeProcess } from "./support/serve.js";
 
 const CA_BIN = join(kubeBinDir(), "cluster-autoscaler");
@@ -50,26 +50,7 @@ let ca: ClusterAutoscalerProcess;
 let refuse = false;
 
 /** A Deployment of `replicas` pods that each need most of one node of `group` (1 vCPU): one pod per node. */
-function deployment(name: string, group: string, replicas: number) {
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, namespace: NS },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          nodeSelector: { "premiscale.io/group": group },
-          terminationGracePeriodSeconds: 0,
-          // No image is ever pulled: KWOK only moves the pod through its phases.
-          containers: [{ name: "app", image: "registry.invalid/premiscale/app:test", resources: { requests: { cpu: "600m", memory: "32Mi" } } }],
-        },
-      },
-    },
-  };
-}
+const deployment = (name: string, group: string, replicas: number) => oneNodePodDeployment({ name, namespace: NS, replicas, nodeSelector: { "premiscale.io/group": group } });
 
 async function scale(name: string, replicas: number) {
   const r = await cluster.request("PATCH", `/apis/apps/v1/namespaces/${NS}/deployments/${name}`, { body: { spec: { replicas } } });

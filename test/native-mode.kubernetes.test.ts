@@ -11,7 +11,7 @@ import { projectDir } from "./support/cli.js";
 import { freePort, installGuest, type InstalledGuest } from "./support/guests.js";
 import { KWOK_NODE_LABEL, startKubeCluster, waitFor, type KubeCluster } from "./support/kube-cluster.js";
 import { setUpLikeKubeadm, startKubeletAgent, type KubeletAgent } from "./support/kubelet-agent.js";
-import { cleanUp, domainsOf, isReady, nodeGroupConfigText, nodesOf, removeLeftovers, startServe, stateCommits, stateInstances } from "./support/node-groups.js";
+import { cleanUp, domainsOf, isReady, nodeGroupConfigText, nodesOf, oneNodePodDeployment, removeLeftovers, runningPodNames, startServe, stateCommits, stateInstances } from "./support/node-groups.js";
 import { killLeftovers, type ServeProcess } from "./support/serve.js";
 
 const RUN = randomBytes(2).toString("hex");
@@ -61,31 +61,8 @@ afterAll(async () => {
   ]);
 }, 240_000);
 
-function deployment(replicas: number) {
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name: APP, namespace: NS },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: APP } },
-      template: {
-        metadata: { labels: { app: APP } },
-        spec: {
-          nodeSelector: { [KWOK_NODE_LABEL.key]: KWOK_NODE_LABEL.value },
-          // 600m of a 1-vCPU node: one pod per node.
-          containers: [{ name: "app", image: "registry.invalid/premiscale/app:test", resources: { requests: { cpu: "600m", memory: "32Mi" } } }],
-        },
-      },
-    },
-  };
-}
-
-async function runningPods(): Promise<string[]> {
-  const r = await cluster.request("GET", `/api/v1/namespaces/${NS}/pods?labelSelector=app%3D${APP}`);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return r.body.items.filter((p: any) => p.status?.phase === "Running" && !p.metadata.deletionTimestamp).map((p: any) => p.metadata.name);
-}
+const deployment = (replicas: number) => oneNodePodDeployment({ name: APP, namespace: NS, replicas, nodeSelector: { [KWOK_NODE_LABEL.key]: KWOK_NODE_LABEL.value } });
+const runningPods = () => runningPodNames(cluster, NS, APP);
 
 describe("native mode with real busybox VMs", () => {
   it(

@@ -177,3 +177,34 @@ export async function removeLeftovers(groups: string[]): Promise<void> {
     }
   }
 }
+
+/**
+ * A Deployment of `replicas` pods that each need most of one 1-vCPU node (600m): one pod per node, on the nodes
+ * `nodeSelector` picks. No image is ever pulled: KWOK only moves the pods through their phases.
+ */
+export function oneNodePodDeployment(o: { name: string; namespace: string; replicas: number; nodeSelector: Record<string, string> }) {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: o.name, namespace: o.namespace },
+    spec: {
+      replicas: o.replicas,
+      selector: { matchLabels: { app: o.name } },
+      template: {
+        metadata: { labels: { app: o.name } },
+        spec: {
+          nodeSelector: o.nodeSelector,
+          terminationGracePeriodSeconds: 0,
+          containers: [{ name: "app", image: "registry.invalid/premiscale/app:test", resources: { requests: { cpu: "600m", memory: "32Mi" } } }],
+        },
+      },
+    },
+  };
+}
+
+/** Names of the Running pods (not being deleted) labelled app=`app` in `namespace`. */
+export async function runningPodNames(cluster: KubeCluster, namespace: string, app: string): Promise<string[]> {
+  const r = await cluster.request("GET", `/api/v1/namespaces/${namespace}/pods?labelSelector=app%3D${encodeURIComponent(app)}`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return r.body.items.filter((p: any) => p.status?.phase === "Running" && !p.metadata.deletionTimestamp).map((p: any) => p.metadata.name);
+}
