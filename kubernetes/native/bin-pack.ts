@@ -11,7 +11,7 @@
  */
 import { podKey, type Resources, type SimPod } from "./cluster-model.js";
 import type { GroupTemplate } from "./group-template.js";
-import { resourceFit, staticFit, type FitFailure } from "./predicates.js";
+import { repelsItself, resourceFit, staticFit, type FitFailure } from "./predicates.js";
 
 /** One node of a packing. */
 export interface PackedNode {
@@ -68,6 +68,8 @@ export function shapeKey(p: SimPod): string {
   let k = shapeKeys.get(p);
   if (k === undefined) {
     k = `${p.requests.cpuMillis}/${p.requests.memoryBytes}/${p.requests.pods}/${JSON.stringify(p.nodeSelector)}/${JSON.stringify(p.affinityTerms)}/${JSON.stringify(p.tolerations)}`;
+    // One per node (self anti-affinity, a spread over nodes) or not judged at all: such pods pack differently.
+    if (p.unmodelled || p.spreadByNode || p.antiAffinity) k += `/${p.unmodelled ? "inter-pod" : p.spreadByNode || repelsItself(p) ? "one-per-node" : ""}`;
     shapeKeys.set(p, k);
   }
   return k;
@@ -119,7 +121,7 @@ export function packClasses(classes: readonly PodClass[], template: GroupTemplat
     if (c.pods.length === 0) continue;
     let why = fitCache?.get(c.key);
     if (why === undefined) {
-      why = staticFit(c.shape, template) ?? resourceFit(c.shape.requests, free);
+      why = staticFit(c.shape, template) ?? (c.shape.unmodelled ? "inter-pod" : null) ?? resourceFit(c.shape.requests, free);
       fitCache?.set(c.key, why);
     }
     if (why) for (const pod of c.pods) misfits.push({ pod, why });
@@ -136,6 +138,9 @@ export function packClasses(classes: readonly PodClass[], template: GroupTemplat
   let placedCount = 0;
   for (const { c } of candidates) {
     const r = c.shape.requests;
+    // Pods that must not share a node with each other: one of the class per node. (Anti-affinity between different
+    // classes on new nodes is not judged: they may share one in the packing, and the scheduler will say.)
+    const perNode = c.shape.spreadByNode || repelsItself(c.shape) ? 1 : Infinity;
     let next = 0;
     // Nodes before `i` had no room for this class: its later pods start at `i` (first fit, one node at a time).
     for (let i = 0; next < c.pods.length; i++) {
@@ -145,7 +150,7 @@ export function packClasses(classes: readonly PodClass[], template: GroupTemplat
         bins.push({ upcoming: false, runs: [], used: { cpuMillis: 0, memoryBytes: 0, pods: 0 } });
       }
       const n = bins[i]!;
-      const k = Math.min(c.pods.length - next, howMany(r, free, n.used));
+      const k = Math.min(c.pods.length - next, howMany(r, free, n.used), perNode);
       if (k <= 0) continue;
       n.runs.push({ c, from: next, to: next + k });
       next += k;

@@ -4,11 +4,25 @@
  * (cluster-reader.ts) fetches the objects, these functions only convert them.
  *
  * What is modelled: resource requests (CPU, memory, pods), nodeSelector, required node affinity, tolerations against
- * NoSchedule / NoExecute taints, cordoned nodes. What is not (a pod that needs it may be judged wrongly): pod
- * affinity and anti-affinity, topology spread, host ports, volumes and their zones, extended resources (GPUs).
+ * NoSchedule / NoExecute taints, cordoned nodes, required pod anti-affinity over `kubernetes.io/hostname` (both
+ * ways, on existing nodes; one pod of a class per new node when it repels itself), and topology spread over
+ * `kubernetes.io/hostname` (one per new node). Other inter-pod constraints are *unmodelled* (`SimPod.unmodelled`):
+ * such a pod gets no new node and keeps its node from consolidation, rather than be judged wrongly. Not modelled at
+ * all: host ports, volumes and their zones, extended resources (GPUs).
  */
 import type { NodeTaint } from "../../config/kubernetes.js";
+import { selectorFromApi, type LabelSelector } from "./label-selector.js";
 import { count, cpuMillis, memoryBytes } from "./quantity.js";
+
+/** The node label whose values are single nodes: the topology key of "not on the same node". */
+export const HOSTNAME_KEY = "kubernetes.io/hostname";
+
+/** A required pod anti-affinity term over `kubernetes.io/hostname`: no pod it selects may share the node. */
+export interface AntiAffinityTerm {
+  selector: LabelSelector | null;
+  /** Namespaces of the pods it selects. Absent: the pod's own. */
+  namespaces?: string[];
+}
 
 /** CPU, memory and a pod slot: what a pod takes and a node offers. */
 export interface Resources {
@@ -63,6 +77,15 @@ export interface SimPod {
   phase?: string;
   /** Its `Ready` condition is True (a PDB counts only ready pods as healthy). Absent: not known, taken as ready. */
   ready?: boolean;
+  /** Required pod anti-affinity over `kubernetes.io/hostname`. Absent: none. */
+  antiAffinity?: AntiAffinityTerm[];
+  /** A topology spread over `kubernetes.io/hostname` that must be met (`whenUnsatisfiable: DoNotSchedule`). */
+  spreadByNode?: boolean;
+  /**
+   * An inter-pod constraint the simulations do not judge (required pod affinity; anti-affinity or a DoNotSchedule
+   * spread over another topology key; a namespaceSelector or matchLabelKeys): what it is, for reasons.
+   */
+  unmodelled?: string;
 }
 
 /** A node as the simulations see it. */
@@ -129,6 +152,29 @@ function schedulingOf(spec: ApiObject): Pick<SimPod, "nodeSelector" | "affinityT
   };
 }
 
+/** A pod spec's inter-pod constraints (pod affinity, anti-affinity, topology spread), as far as they are modelled. */
+export function interPodOf(spec: ApiObject): Pick<SimPod, "antiAffinity" | "spreadByNode" | "unmodelled"> {
+  const unmodelled: string[] = [];
+  if ((spec?.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).length > 0) unmodelled.push("required pod affinity");
+  const anti: AntiAffinityTerm[] = [];
+  for (const t of spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []) {
+    if (t.topologyKey !== HOSTNAME_KEY) unmodelled.push(`required pod anti-affinity over ${t.topologyKey}`);
+    else if (t.namespaceSelector || (t.matchLabelKeys ?? []).length > 0 || (t.mismatchLabelKeys ?? []).length > 0) unmodelled.push("required pod anti-affinity with a namespaceSelector or matchLabelKeys");
+    else anti.push({ selector: selectorFromApi(t.labelSelector), ...(Array.isArray(t.namespaces) && t.namespaces.length > 0 ? { namespaces: t.namespaces.map(String) } : {}) });
+  }
+  let spreadByNode = false;
+  for (const c of spec?.topologySpreadConstraints ?? []) {
+    if ((c.whenUnsatisfiable ?? "DoNotSchedule") !== "DoNotSchedule") continue;
+    if (c.topologyKey === HOSTNAME_KEY) spreadByNode = true;
+    else unmodelled.push(`topology spread over ${c.topologyKey}`);
+  }
+  return {
+    ...(anti.length > 0 ? { antiAffinity: anti } : {}),
+    ...(spreadByNode ? { spreadByNode } : {}),
+    ...(unmodelled.length > 0 ? { unmodelled: [...new Set(unmodelled)].join(", ") } : {}),
+  };
+}
+
 /** A v1.Pod as a `SimPod`. */
 export function podFromApi(p: ApiObject): SimPod {
   const meta = p.metadata ?? {};
@@ -142,6 +188,7 @@ export function podFromApi(p: ApiObject): SimPod {
     namespace: meta.namespace ?? "default",
     requests: podRequests(p.spec),
     ...schedulingOf(p.spec),
+    ...interPodOf(p.spec),
     ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
     daemonSet: owner?.kind === "DaemonSet",
     mirror: MIRROR_ANNOTATION in annotations,

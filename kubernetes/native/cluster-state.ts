@@ -3,7 +3,7 @@
  * scheduler place it now" and scale-down for "do this node's pods fit elsewhere". Pure.
  */
 import type { Resources, SimNode, SimPod } from "./cluster-model.js";
-import { resourceFit, staticFit } from "./predicates.js";
+import { antiAffinityFit, resourceFit, staticFit } from "./predicates.js";
 
 /** Free room per node: allocatable less the requests of the pods bound to it. */
 export function freeOf(nodes: readonly SimNode[], bound: readonly SimPod[]): Map<string, Resources> {
@@ -20,18 +20,29 @@ export function freeOf(nodes: readonly SimNode[], bound: readonly SimPod[]): Map
 
 /**
  * Places each of `pods` on the first of `nodes` it fits (constraints and the room in `free`, which is reduced:
- * WARNING: mutates `free`). Returns the node each placed pod went to, by pod uid.
+ * WARNING: mutates `free`). `occupants`, the pods on each node now, are checked against required anti-affinity (both
+ * ways, and against the pods placed by this call). A pod with a constraint the simulation does not model
+ * (`unmodelled`) or a spread over nodes is placed nowhere: the scheduler's own verdict stands for it. Returns the
+ * node each placed pod went to, by pod uid.
  */
-export function bindPods(pods: readonly SimPod[], nodes: readonly SimNode[], free: Map<string, Resources>): Map<string, string> {
+export function bindPods(pods: readonly SimPod[], nodes: readonly SimNode[], free: Map<string, Resources>, occupants: ReadonlyMap<string, readonly SimPod[]> = new Map()): Map<string, string> {
   const placed = new Map<string, string>();
+  const added = new Map<string, SimPod[]>();
+  // Only where some pod has anti-affinity can it refuse a pod that has none.
+  const repelling = new Set<string>();
+  for (const [n, ps] of occupants) if (ps.some((q) => q.antiAffinity)) repelling.add(n);
   for (const p of pods) {
+    if (p.unmodelled || p.spreadByNode) continue;
     for (const n of nodes) {
       const f = free.get(n.name);
       if (!f || staticFit(p, n) !== null || resourceFit(p.requests, f) !== null) continue;
+      if ((p.antiAffinity || repelling.has(n.name)) && antiAffinityFit(p, [...(occupants.get(n.name) ?? []), ...(added.get(n.name) ?? [])]) !== null) continue;
       f.cpuMillis -= p.requests.cpuMillis;
       f.memoryBytes -= p.requests.memoryBytes;
       f.pods -= p.requests.pods;
       placed.set(p.uid, n.name);
+      (added.get(n.name) ?? added.set(n.name, []).get(n.name)!).push(p);
+      if (p.antiAffinity) repelling.add(n.name);
       break;
     }
   }

@@ -14,20 +14,10 @@
  * (cluster-autoscaler's RemainingPdbTracker does the same count, without the rules above).
  */
 import { podKey, type SimPod } from "./cluster-model.js";
+import { selectorFromApi, selectorMatches, type LabelSelector } from "./label-selector.js";
 import { namePods } from "./scale-up.js";
 
-/** One requirement of a label selector's `matchExpressions`. */
-export interface LabelRequirement {
-  key: string;
-  operator: string;
-  values?: string[];
-}
-
-/** A `metav1.LabelSelector`. */
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: LabelRequirement[];
-}
+export { selectorMatches, type LabelRequirement, type LabelSelector } from "./label-selector.js";
 
 /** A PodDisruptionBudget as scale-down sees it. */
 export interface SimPdb {
@@ -58,40 +48,13 @@ export function pdbFromApi(o: ApiObject): SimPdb {
   return {
     namespace: meta.namespace ?? "default",
     name: meta.name,
-    selector: sel === undefined || sel === null ? null : { ...(sel.matchLabels ? { matchLabels: { ...sel.matchLabels } } : {}), ...(sel.matchExpressions ? { matchExpressions: sel.matchExpressions.map((r: ApiObject) => ({ key: String(r.key), operator: String(r.operator), ...(Array.isArray(r.values) ? { values: r.values.map(String) } : {}) })) } : {}) },
+    selector: selectorFromApi(sel),
     disruptionsAllowed: Number(st.disruptionsAllowed ?? 0),
     currentHealthy: Number(st.currentHealthy ?? 0),
     desiredHealthy: Number(st.desiredHealthy ?? 0),
     alwaysAllowUnhealthy: o.spec?.unhealthyPodEvictionPolicy === "AlwaysAllow",
     stale: Number(st.observedGeneration ?? 0) < Number(meta.generation ?? 0),
   };
-}
-
-/** Whether `labels` match `selector` (Kubernetes' rules; an unknown operator matches nothing, as the API server treats an invalid selector). */
-export function selectorMatches(selector: LabelSelector | null, labels: Readonly<Record<string, string>>): boolean {
-  if (!selector) return false;
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const r of selector.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, r.key);
-    const values = r.values ?? [];
-    switch (r.operator) {
-      case "In":
-        if (!has || !values.includes(labels[r.key]!)) return false;
-        break;
-      case "NotIn":
-        if (has && values.includes(labels[r.key]!)) return false;
-        break;
-      case "Exists":
-        if (!has) return false;
-        break;
-      case "DoesNotExist":
-        if (has) return false;
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
 }
 
 /** Why a set of pods cannot be evicted within the PDBs' remaining disruptions. */

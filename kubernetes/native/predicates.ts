@@ -4,10 +4,14 @@
  * pod's tolerations, cordons, and room for the pod's CPU, memory and pod slot. Pure.
  */
 import type { NodeTaint } from "../../config/kubernetes.js";
-import type { NodeSelectorRequirement, Resources, SimPod, Toleration } from "./cluster-model.js";
+import type { AntiAffinityTerm, NodeSelectorRequirement, Resources, SimPod, Toleration } from "./cluster-model.js";
+import { selectorMatches } from "./label-selector.js";
 
-/** Why a pod does not fit a node: a resource it lacks, or a constraint it breaks. */
-export type FitFailure = "cpu" | "memory" | "pods" | "node-selector" | "node-affinity" | "taint" | "unschedulable";
+/**
+ * Why a pod does not fit a node: a resource it lacks, or a constraint it breaks. `inter-pod`: a constraint between
+ * pods the simulation does not judge (`SimPod.unmodelled`), so it never promises such a pod a node.
+ */
+export type FitFailure = "cpu" | "memory" | "pods" | "node-selector" | "node-affinity" | "taint" | "unschedulable" | "pod-anti-affinity" | "inter-pod";
 
 /** What a node looks like to the predicates: its name, labels, taints, and whether it is cordoned. */
 export interface NodeShape {
@@ -85,4 +89,24 @@ export function resourceFit(need: Resources, free: Resources): FitFailure | null
 /** Whether the pod fits the node with `free` resources left: constraints first, then room. */
 export function fits(pod: SimPod, node: NodeShape, free: Resources): FitFailure | null {
   return staticFit(pod, node) ?? resourceFit(pod.requests, free);
+}
+
+const selects = (owner: SimPod, t: AntiAffinityTerm, other: SimPod): boolean =>
+  (t.namespaces ?? [owner.namespace]).includes(other.namespace) && selectorMatches(t.selector, other.labels ?? {});
+
+/** Whether the pod's required anti-affinity selects pods like itself: then no two of them share a node. */
+export function repelsItself(pod: SimPod): boolean {
+  return (pod.antiAffinity ?? []).some((t) => selects(pod, t, pod));
+}
+
+/**
+ * Whether `pod` may join `others` on one node as required anti-affinity over the hostname judges it, both ways (the
+ * scheduler also refuses a pod that an existing pod's anti-affinity selects). Null when it may.
+ */
+export function antiAffinityFit(pod: SimPod, others: readonly SimPod[]): FitFailure | null {
+  for (const q of others) {
+    if (q.uid === pod.uid) continue;
+    if ((pod.antiAffinity ?? []).some((t) => selects(pod, t, q)) || (q.antiAffinity ?? []).some((t) => selects(q, t, pod))) return "pod-anti-affinity";
+  }
+  return null;
 }

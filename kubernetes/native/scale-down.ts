@@ -177,13 +177,20 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
       continue;
     }
     const pods = (podsOn.get(node.name) ?? []).filter(movable);
+    // Where such a pod could go is not simulated: it stays where the scheduler put it, and so does its node.
+    const unjudged = pods.filter((p) => p.unmodelled || p.spreadByNode);
+    if (unjudged.length > 0) {
+      const what = unjudged[0]!.unmodelled ?? "a topology spread over kubernetes.io/hostname";
+      verdicts[node.name] = { verdict: "keep", utilisation: u.value, why: `pod ${namePods(unjudged)} has ${what}, which native mode does not simulate` };
+      continue;
+    }
     const refused = pdbs.check(pods);
     if (refused) {
       verdicts[node.name] = { verdict: "keep", utilisation: u.value, why: refused.why, by: "pdb" };
       continue;
     }
     const trial = new Map<string, Resources>([...free].map(([k, v]) => [k, { ...v }]));
-    const placed = bindPods(pods, targets, trial);
+    const placed = bindPods(pods, targets, trial, podsOn);
     const stuck = pods.filter((p) => !placed.has(p.uid));
     if (stuck.length > 0) {
       verdicts[node.name] = { verdict: "keep", utilisation: u.value, why: `pod ${namePods(stuck)} fits on no other node` };

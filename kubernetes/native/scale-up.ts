@@ -98,7 +98,9 @@ export function computeScaleUp(input: ScaleUpInput): ScaleUpResult {
   const free = freeOf(input.nodes, input.bound);
   const ready = input.nodes.filter((n) => n.ready && !n.unschedulable);
   const ordered = [...input.pending].sort((a, b) => b.requests.cpuMillis - a.requests.cpuMillis || b.requests.memoryBytes - a.requests.memoryBytes || podKey(a).localeCompare(podKey(b)));
-  const placedNow = bindPods(ordered, ready, free);
+  const occupants = new Map<string, SimPod[]>();
+  for (const p of input.bound) if (p.nodeName) (occupants.get(p.nodeName) ?? occupants.set(p.nodeName, []).get(p.nodeName)!).push(p);
+  const placedNow = bindPods(ordered, ready, free, occupants);
   for (const p of ordered) (placedNow.has(p.uid) ? schedulable : remaining).push(p);
 
   const waiting: ScaleUpResult["waiting"] = [];
