@@ -150,4 +150,16 @@ describe("premiscale serve replicas with leader election (real API server)", () 
     expect(spec.holderIdentity).toBeUndefined();
     expect(spec.leaseDurationSeconds).toBe(1);
   });
+
+  it("a replica without its address variable refuses to start, naming the variable and the fix, and never touches the Lease", async () => {
+    const { dir } = await config("no-address");
+    const before = await leaseSpec();
+    const serve = spawnPremiscale(dir, ["serve"], {}, { dieWithParent: true });
+    const exit = await serve.exited;
+    expect(exit.code).not.toBe(0);
+    expect(serve.stderr()).toContain("the environment variable TEST_POD_IP is not set");
+    expect(serve.stderr()).toContain("fieldRef status.podIP");
+    expect(serve.stderr()).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await leaseSpec()).toEqual(before);
+  });
 });
