@@ -13,7 +13,8 @@
  *   a write based on what someone else has since overwritten fails instead of undoing it.
  * - **Clear only what is ours**: the slice carries the writer's identity (`premiscale.io/leader`); an old leader
  *   whose clear comes after the new leader's publish finds another identity and leaves the slice alone.
- * - **A failure never stops leading**: it is reported (`leader_endpoint_failed`) and the next renewal tries again.
+ * - **A failure never stops leading**: it is reported (`leader_endpoint_failed`, once per distinct error while it
+ *   lasts) and the next renewal tries again.
  *   The cost of a slice that is late or stale is cluster-autoscaler retrying its call, never two leaders.
  *
  * One operation at a time: publish and clear run in order, so a clear always follows a publish still in flight.
@@ -109,6 +110,8 @@ export function leaderEndpoint(o: LeaderEndpointOptions): LeaderEndpoint {
     res.status === 403 ? rbacError(res, { verb, resource: "endpointslices", group: "discovery.k8s.io", namespace: o.namespace }) : new KubeApiError(`${verb} EndpointSlice ${slice}: ${statusMessage(res)}`, res.status);
 
   let published = false;
+  // A publish failing the same way at every renewal is said once (until it succeeds or fails otherwise).
+  let lastPublishError = "";
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(op: () => Promise<T>): Promise<T> => {
     const next = queue.then(op);
@@ -174,6 +177,7 @@ export function leaderEndpoint(o: LeaderEndpointOptions): LeaderEndpoint {
         const current = await read();
         if (names(current)) {
           published = true;
+          lastPublishError = "";
           emit({ type: "leader_endpoint_published", slice, address: o.address, port: o.port });
           return true;
         }
@@ -187,13 +191,16 @@ export function leaderEndpoint(o: LeaderEndpointOptions): LeaderEndpoint {
         if (signal.aborted) return false;
         if (await write(current, body(current, [endpoint], o.identity))) {
           published = true;
+          lastPublishError = "";
           emit({ type: "leader_endpoint_published", slice, address: o.address, port: o.port });
           return true;
         }
       }
       throw new KubeApiError(`EndpointSlice ${slice}: ${ATTEMPTS} conflicting writes in a row (another writer keeps changing it)`, 409, "check what else writes this slice: only premiscale's leader should");
     } catch (e) {
-      emit({ type: "leader_endpoint_failed", slice, action: "publish", error: (e as Error).message });
+      const error = (e as Error).message;
+      if (error !== lastPublishError) emit({ type: "leader_endpoint_failed", slice, action: "publish", error });
+      lastPublishError = error;
       return false;
     }
   };
