@@ -193,8 +193,13 @@ function logElection(log: Logger, e: LeaderElectionEvent): void {
 /** The leader's EndpointSlice events as log lines: writes at info, failures at warn (the next renewal retries). */
 function logEndpoint(log: Logger, e: LeaderEndpointEvent): void {
   const { type, ...fields } = e;
-  if (type === "leader_endpoint_failed") log.warn({ event: type, ...fields, reason: "cluster-autoscaler may not reach the leader until the slice is written: retried at the next renewal" });
-  else log.info({ event: type, ...fields });
+  if (type === "leader_endpoint_failed") {
+    const reason =
+      e.action === "publish"
+        ? "cluster-autoscaler may not reach the leader until the slice is written: retried at each renewal (said again only when the error changes)"
+        : "the slice may name this replica, which no longer listens, until the next leader writes it";
+    log.warn({ event: type, ...fields, reason });
+  } else log.info({ event: type, ...fields });
 }
 
 /**
