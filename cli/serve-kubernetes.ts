@@ -3,7 +3,9 @@
  * provider and the loop that plans and applies the node groups (pipeline/autoscaler-provider.ts), logged as JSON
  * lines and measured on serve's `/metrics`. With `kubernetes.leaderElection.enabled`, both run only while this
  * replica holds the Lease (kubernetes/native/leader-election.ts): they start when it is acquired and stop when it
- * is lost, the pass in flight aborted at once so no further host call is made.
+ * is lost, the pass in flight aborted at once so no further host call is made. With `leaderElection.endpoint`, the
+ * leader also writes its address into the EndpointSlice of a selector-less Service once its listener is up, so
+ * cluster-autoscaler dials only it (kubernetes/native/leader-endpoint.ts), and empties it before releasing the Lease.
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
