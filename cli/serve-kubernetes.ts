@@ -3,7 +3,9 @@
  * provider and the loop that plans and applies the node groups (pipeline/autoscaler-provider.ts), logged as JSON
  * lines and measured on serve's `/metrics`. With `kubernetes.leaderElection.enabled`, both run only while this
  * replica holds the Lease (kubernetes/native/leader-election.ts): they start when it is acquired and stop when it
- * is lost, the pass in flight aborted at once so no further host call is made.
+ * is lost, the pass in flight aborted at once so no further host call is made. With `leaderElection.endpoint`, the
+ * leader also writes its address into the EndpointSlice of a selector-less Service once its listener is up, so
+ * cluster-autoscaler dials only it (kubernetes/native/leader-endpoint.ts), and empties it before releasing the Lease.
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -11,6 +13,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Config } from "../config/types.js";
 import { openKubeApi } from "../kubernetes/kube-api.js";
 import { leaderElection, type LeaderElectionEvent } from "../kubernetes/native/leader-election.js";
+import { leaderAddress, leaderEndpoint, type LeaderEndpoint, type LeaderEndpointEvent } from "../kubernetes/native/leader-endpoint.js";
 import { startAutoscalerProvider, type AutoscalerEvent } from "../pipeline/autoscaler-provider.js";
 import { startNativeProvider, type NativeEvent, type RunningNativeProvider } from "../pipeline/native-provider.js";
 
@@ -32,7 +35,7 @@ const CHANGING = new Set(["NodeGroupIncreaseSize", "NodeGroupDeleteNodes", "Node
  * Without leader election the provider starts now (rejecting on a bad listener or kubeconfig); with it, the
  * credentials are checked now and the provider starts whenever this replica becomes the leader.
  */
-export async function startKubernetesMode(config: Config, log: Logger, registry: Registry, o: { identity?: string } = {}): Promise<RunningKubernetesMode> {
+export async function startKubernetesMode(config: Config, log: Logger, registry: Registry, o: { identity?: string; env?: Record<string, string | undefined> } = {}): Promise<RunningKubernetesMode> {
   const calls = new Histogram({
     name: "premiscale_externalgrpc_call_duration_seconds",
     help: "externalgrpc calls from cluster-autoscaler, by method and gRPC status: time from the request to the answer.",
@@ -107,9 +110,25 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
   const identity = o.identity ?? `${hostname()}_${process.pid}`;
   const namespace = le.namespace ?? api.namespace ?? "default";
   const lease = `${namespace}/${le.leaseName}`;
+  // Checked before electing: a replica that could lead but not say where would send cluster-autoscaler nowhere.
+  const endpoint: LeaderEndpoint | null =
+    le.endpoint && !native
+      ? leaderEndpoint({
+          api,
+          namespace: le.endpoint.namespace ?? namespace,
+          service: le.endpoint.service,
+          identity,
+          address: leaderAddress(o.env ?? process.env, le.endpoint.addressEnv),
+          port: k.externalGrpc.port,
+          portName: le.endpoint.portName,
+          onEvent: (e: LeaderEndpointEvent) => logEndpoint(log, e),
+        })
+      : null;
   const leading = new Gauge({ name: "premiscale_leader", help: "1 while this replica holds the leader election Lease (and runs the node-group loops), else 0.", labelNames: ["lease"] as const, registers: [registry] });
   leading.set({ lease }, 0);
   let provider: Promise<{ stop(): Promise<void> } | null> | null = null;
+  // The term whose listener is up: the slice is written (and retried at each renewal) only then.
+  let listening: AbortSignal | null = null;
   const elector = leaderElection({
     api,
     namespace,
@@ -120,18 +139,37 @@ export async function startKubernetesMode(config: Config, log: Logger, registry:
     retryPeriodSeconds: le.retryPeriodSeconds,
     onStartedLeading: (signal) => {
       leading.set({ lease }, 1);
-      provider = start(signal, lease).catch((e: unknown) => {
-        // Holding the Lease without running would block every other replica: give it up.
-        log.error({ event: "kubernetes_mode_failed", lease, identity, reason: `${(e as Error).message}: leaving the election so another replica can lead` });
-        void elector.stop();
-        return null;
-      });
+      provider = start(signal, lease).then(
+        (p) => {
+          if (endpoint && !signal.aborted) {
+            listening = signal;
+            void endpoint.publish(signal);
+          }
+          return p;
+        },
+        (e: unknown) => {
+          // Holding the Lease without running would block every other replica: give it up.
+          log.error({ event: "kubernetes_mode_failed", lease, identity, reason: `${(e as Error).message}: leaving the election so another replica can lead` });
+          void elector.stop();
+          return null;
+        },
+      );
+    },
+    onRenewed: () => {
+      if (endpoint && listening && !listening.aborted && !endpoint.published) void endpoint.publish(listening);
     },
     onStoppedLeading: async () => {
       leading.set({ lease }, 0);
-      const p = await provider;
-      provider = null;
-      await p?.stop();
+      listening = null;
+      // Both before the Lease is released: the slice stops naming this replica while its listener closes.
+      await Promise.all([
+        (async () => {
+          const p = await provider;
+          provider = null;
+          await p?.stop();
+        })(),
+        endpoint?.clear(),
+      ]);
     },
     onEvent: (e: LeaderElectionEvent) => logElection(log, e),
   });
@@ -153,6 +191,18 @@ function logElection(log: Logger, e: LeaderElectionEvent): void {
     default:
       log.warn({ event: type, ...fields });
   }
+}
+
+/** The leader's EndpointSlice events as log lines: writes at info, failures at warn (the next renewal retries). */
+function logEndpoint(log: Logger, e: LeaderEndpointEvent): void {
+  const { type, ...fields } = e;
+  if (type === "leader_endpoint_failed") {
+    const reason =
+      e.action === "publish"
+        ? "cluster-autoscaler may not reach the leader until the slice is written: retried at each renewal (said again only when the error changes)"
+        : "the slice may name this replica, which no longer listens, until the next leader writes it";
+    log.warn({ event: type, ...fields, reason });
+  } else log.info({ event: type, ...fields });
 }
 
 /**

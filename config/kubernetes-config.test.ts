@@ -79,6 +79,27 @@ describe("the kubernetes blocks", () => {
     expect(issues(config(`${TOP}\n  leaderElection: { leaseName: "Not A Name" }`, GROUP)).join("\n")).toMatch(/kubernetes\.leaderElection\.leaseName/);
   });
 
+  it("fill the leader's endpoint with its defaults, and refuse one no leader could write or cluster-autoscaler could reach, at its line", () => {
+    const grpc = "  externalGrpc:\n    listen: 0.0.0.0:8972\n    tls: { cert: s.crt, key: s.key, clientCa: ca.crt }";
+    const c = parse(config(`${TOP}\n${grpc}\n  leaderElection:\n    enabled: true\n    endpoint: { service: premiscale-leader }`, GROUP));
+    expect(c.kubernetes!.leaderElection!.endpoint).toEqual({ service: "premiscale-leader", addressEnv: "POD_IP", portName: "externalgrpc" });
+    const own = parse(config(`${TOP}\n${grpc}\n  leaderElection:\n    enabled: true\n    endpoint: { service: ca, namespace: ops, addressEnv: MY_IP, portName: "" }`, GROUP));
+    expect(own.kubernetes!.leaderElection!.endpoint).toEqual({ service: "ca", namespace: "ops", addressEnv: "MY_IP", portName: "" });
+    expect(issues(config(`${TOP}\n  leaderElection:\n    enabled: true\n    endpoint: { service: premiscale-leader }`, GROUP))).toEqual([
+      "6:kubernetes.leaderElection.endpoint: externalGrpc listens on 127.0.0.1:8972, a loopback address: the leader's Service would send cluster-autoscaler to a port only this machine reaches (listen on 0.0.0.0 with kubernetes.externalGrpc.tls, or remove endpoint)",
+    ]);
+    expect(issues(config(`${TOP}\n${grpc}\n  leaderElection:\n    endpoint: { service: premiscale-leader }`, GROUP))).toEqual([
+      "8:kubernetes.leaderElection.endpoint: kubernetes.leaderElection.endpoint is set, but leader election is off, so no leader writes it (set kubernetes.leaderElection.enabled: true, or remove endpoint)",
+    ]);
+    expect(issues(config(`${TOP}\n  mode: native\n  leaderElection:\n    enabled: true\n    endpoint: { service: premiscale-leader }`, GROUP))).toEqual([
+      "7:kubernetes.leaderElection.endpoint: native mode has no externalgrpc listener for the Service to point at (remove kubernetes.leaderElection.endpoint (or use mode: cluster-autoscaler))",
+    ]);
+    expect(issues(config(`${TOP}\n${grpc}\n  leaderElection:\n    enabled: true\n    endpoint: { service: Leader_Svc, addressEnv: "1X" }`, GROUP)).join("\n")).toMatch(
+      /kubernetes\.leaderElection\.endpoint\.service[\s\S]*kubernetes\.leaderElection\.endpoint\.addressEnv|kubernetes\.leaderElection\.endpoint\.addressEnv[\s\S]*kubernetes\.leaderElection\.endpoint\.service/,
+    );
+    expect(issues(config(`${TOP}\n${grpc}\n  leaderElection:\n    enabled: true\n    endpoint: {}`, GROUP)).join("\n")).toMatch(/kubernetes\.leaderElection\.endpoint.*service/);
+  });
+
   it("resolve the TLS files against the config file's directory", () => {
     const c = parse(config(`${TOP}\n  externalGrpc:\n    listen: 10.0.0.5:8972\n    tls: { cert: tls/s.crt, key: tls/s.key, clientCa: tls/ca.crt, allowedClients: [cluster-autoscaler] }`, GROUP));
     expect(c.kubernetes!.externalGrpc).toEqual({ host: "10.0.0.5", port: 8972, tls: { cert: "/cfg/tls/s.crt", key: "/cfg/tls/s.key", clientCa: "/cfg/tls/ca.crt", allowedClients: ["cluster-autoscaler"] } });

@@ -130,6 +130,16 @@ export const kubernetesSchema: Schema = obj(
         leaseDurationSeconds: int("Others take the Lease over when it has not changed for this long, as they observed it.", { minimum: 1, maximum: 3600, default: 15 }),
         renewDeadlineSeconds: { type: "number", exclusiveMinimum: 0, maximum: 3600, default: 10, description: "The leader stops leading when it could not renew for this long (less than leaseDurationSeconds)." },
         retryPeriodSeconds: { type: "number", exclusiveMinimum: 0, maximum: 600, default: 2, description: "Candidates retry and the leader renews this often (renewDeadlineSeconds must exceed 1.2 times it)." },
+        endpoint: obj(
+          "Where cluster-autoscaler finds the leader: the leader writes the EndpointSlice of this selector-less Service with its own address and the externalgrpc port when it takes the Lease, and empties it when it stops (needs get, create, update on endpointslices.discovery.k8s.io in the namespace).",
+          {
+            service: str("The Service (selector-less) whose EndpointSlice names the leader; the slice has the same name.", { pattern: "^[a-z]([-a-z0-9]*[a-z0-9])?$", maxLength: 63 }),
+            namespace: str("The Service's namespace. Default: the Lease's.", { pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 63 }),
+            addressEnv: str("Environment variable holding this replica's IP address (in a pod: status.podIP through the downward API).", { pattern: "^[A-Za-z_][A-Za-z0-9_]*$", default: "POD_IP" }),
+            portName: { type: "string", pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", maxLength: 15, default: "externalgrpc", description: "The Service port's name the slice's port carries (\"\" for a Service with one unnamed port)." },
+          },
+          { required: ["service"] },
+        ),
       },
       { default: {} },
     ),
@@ -217,6 +227,17 @@ export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string
   } else if (!(le.renewDeadlineSeconds > 1.2 * le.retryPeriodSeconds)) {
     issues.push(src.issue([...ls, "retryPeriodSeconds"], `renewDeadlineSeconds (${le.renewDeadlineSeconds}) must be greater than 1.2 × retryPeriodSeconds (${le.retryPeriodSeconds}): a renewal needs room for a retry`, "keep client-go's defaults (15, 10, 2), or lower retryPeriodSeconds"));
   }
+  const endpoint = le.endpoint;
+  if (endpoint) {
+    const es: Seg[] = [...ls, "endpoint"];
+    if (!le.enabled) issues.push(src.issue(es, "kubernetes.leaderElection.endpoint is set, but leader election is off, so no leader writes it", "set kubernetes.leaderElection.enabled: true, or remove endpoint", true));
+    if (raw.mode === "native") issues.push(src.issue(es, "native mode has no externalgrpc listener for the Service to point at", "remove kubernetes.leaderElection.endpoint (or use mode: cluster-autoscaler)", true));
+    else if (isLoopbackHost(host)) {
+      issues.push(
+        src.issue(es, `externalGrpc listens on ${listen}, a loopback address: the leader's Service would send cluster-autoscaler to a port only this machine reaches`, "listen on 0.0.0.0 with kubernetes.externalGrpc.tls, or remove endpoint", true),
+      );
+    }
+  }
   return {
     ...(native ? { native } : {}),
     ...(raw.kubeconfig !== undefined ? { kubeconfig: path.resolve(dir, raw.kubeconfig) } : {}),
@@ -238,6 +259,7 @@ export function normaliseKubernetes(src: Source, raw: RawKubernetes, dir: string
       leaseDurationSeconds: le.leaseDurationSeconds,
       renewDeadlineSeconds: le.renewDeadlineSeconds,
       retryPeriodSeconds: le.retryPeriodSeconds,
+      ...(endpoint ? { endpoint: { service: endpoint.service, ...(endpoint.namespace ? { namespace: endpoint.namespace } : {}), addressEnv: endpoint.addressEnv, portName: endpoint.portName } } : {}),
     },
   };
 }

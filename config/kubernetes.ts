@@ -134,6 +134,20 @@ export interface LeaderElectionConfig {
   renewDeadlineSeconds: number;
   /** Candidates retry and the leader renews this often. @default 2 */
   retryPeriodSeconds: number;
+  /** The leader's EndpointSlice, so cluster-autoscaler dials only the leader. Absent: none written. */
+  endpoint?: LeaderEndpointConfig;
+}
+
+/** `kubernetes.leaderElection.endpoint`: the selector-less Service whose EndpointSlice the leader writes. */
+export interface LeaderEndpointConfig {
+  /** The Service; its EndpointSlice has the same name. */
+  service: string;
+  /** @default the Lease's namespace */
+  namespace?: string;
+  /** Environment variable with this replica's IP. @default POD_IP */
+  addressEnv: string;
+  /** The Service port's name. @default externalgrpc */
+  portName: string;
 }
 
 /** Overrides of cluster-autoscaler's per-group options (NodeGroupGetOptions); the rest echo its defaults. */

@@ -322,6 +322,27 @@ export interface PremiscaleConfig {
        * Candidates retry and the leader renews this often (renewDeadlineSeconds must exceed 1.2 times it).
        */
       retryPeriodSeconds: number;
+      /**
+       * Where cluster-autoscaler finds the leader: the leader writes the EndpointSlice of this selector-less Service with its own address and the externalgrpc port when it takes the Lease, and empties it when it stops (needs get, create, update on endpointslices.discovery.k8s.io in the namespace).
+       */
+      endpoint?: {
+        /**
+         * The Service (selector-less) whose EndpointSlice names the leader; the slice has the same name.
+         */
+        service: string;
+        /**
+         * The Service's namespace. Default: the Lease's.
+         */
+        namespace?: string;
+        /**
+         * Environment variable holding this replica's IP address (in a pod: status.podIP through the downward API).
+         */
+        addressEnv: string;
+        /**
+         * The Service port's name the slice's port carries ("" for a Service with one unnamed port).
+         */
+        portName: string;
+      };
     };
   };
   /**

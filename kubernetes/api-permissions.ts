@@ -11,7 +11,7 @@ export type PermissionScope =
   | "cluster"
   /** Bootstrap token Secrets live there: a Role in kube-system. */
   | "kube-system"
-  /** The release's own namespace (the leader-election Lease): a Role there. */
+  /** The release's own namespace (the leader-election Lease, the leader's EndpointSlice): a Role there. */
   | "release";
 
 /** One call and its rule. */
@@ -25,9 +25,10 @@ export interface KubeApiPermission {
   scope: PermissionScope;
   /**
    * The only object names the rule needs (RBAC `resourceNames`), when the call names a fixed object: `lease` is the
-   * chart's `leaderElection.leaseName`. Absent: any name (create and list can never be limited by name).
+   * chart's `leaderElection.leaseName`, `leaderService` the chart's `<fullname>-leader` Service (its EndpointSlice
+   * has the same name). Absent: any name (create and list can never be limited by name).
    */
-  resourceNames?: "lease";
+  resourceNames?: "lease" | "leaderService";
   /** The code that makes the call, and why. */
   usedBy: string;
   /**
@@ -36,8 +37,11 @@ export interface KubeApiPermission {
    * lands (the test then finds it and says so).
    */
   status: "code" | "planned";
-  /** Only needed with this chart feature on. Absent: whenever the config has a kubernetes block. */
-  when?: "leaderElection";
+  /**
+   * Only needed with this chart feature on: `leaderElection` (the Lease), `leaderEndpoint` (leader election with the
+   * externalgrpc port exposed: the chart's `-leader` Service). Absent: whenever the config has a kubernetes block.
+   */
+  when?: "leaderElection" | "leaderEndpoint";
 }
 
 /** The table, by scope, then group and resource, as the chart lists its rules. */
@@ -57,6 +61,9 @@ export const KUBE_API_PERMISSIONS: readonly KubeApiPermission[] = [
   { verb: "get", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", resourceNames: "lease", usedBy: "native/leader-election.ts: read the Lease", status: "code", when: "leaderElection" },
   { verb: "create", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", usedBy: "native/leader-election.ts: make the Lease when there is none", status: "code", when: "leaderElection" },
   { verb: "update", apiGroup: "coordination.k8s.io", resource: "leases", scope: "release", resourceNames: "lease", usedBy: "native/leader-election.ts: take over, renew or release the Lease (conditional on its resourceVersion)", status: "code", when: "leaderElection" },
+  { verb: "get", apiGroup: "discovery.k8s.io", resource: "endpointslices", scope: "release", resourceNames: "leaderService", usedBy: "native/leader-endpoint.ts: read the leader's EndpointSlice before writing it (its resourceVersion guards the write)", status: "code", when: "leaderEndpoint" },
+  { verb: "create", apiGroup: "discovery.k8s.io", resource: "endpointslices", scope: "release", usedBy: "native/leader-endpoint.ts: make the leader's EndpointSlice when there is none", status: "code", when: "leaderEndpoint" },
+  { verb: "update", apiGroup: "discovery.k8s.io", resource: "endpointslices", scope: "release", resourceNames: "leaderService", usedBy: "native/leader-endpoint.ts: point the slice at the new leader, or empty it when the leader stops (conditional on its resourceVersion)", status: "code", when: "leaderEndpoint" },
 ];
 
 /** An API call as read from a path and a method: what the API server's authorizer is asked. */

@@ -2,7 +2,8 @@
  * premiscale's calls to the Kubernetes API: credentials from the configured kubeconfig (@kubernetes/client-node
  * reads it: certificates, tokens, exec plugins) or, when none is configured and premiscale runs in a pod, the pod's
  * service account (in-cluster config), requests over node:https with a timeout each, errors that name the call and
- * the API server. Only what premiscale needs: bootstrap token Secrets, Nodes, Pods and their evictions, Leases.
+ * the API server. Only what premiscale needs: bootstrap token Secrets, Nodes, Pods and their evictions, Leases, the
+ * leader's EndpointSlice.
  */
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
 import { KUBE_API_PERMISSIONS, type KubeApiPermission } from "../kubernetes/api-permissions.js";
 import { openKubeApi } from "../kubernetes/kube-api.js";
+import { leaderEndpoint } from "../kubernetes/native/leader-endpoint.js";
 import { parseConfig } from "../pipeline/config.js";
 import { startKubeCluster, waitFor, type KubeCluster } from "./support/kube-cluster.js";
 
@@ -139,6 +140,8 @@ describe("the Helm chart, rendered", () => {
       if (c.release === "nodegroups") {
         // The chart's leaderElection values become premiscale's own switch, on the Lease its Role allows.
         expect(config.kubernetes?.leaderElection).toMatchObject({ enabled: true, leaseName: "premiscale", namespace: "ns" });
+        // Only the leader listens: it writes the -leader Service's EndpointSlice with the pod's IP.
+        expect(config.kubernetes?.leaderElection?.endpoint).toEqual({ service: "nodegroups-premiscale-leader", addressEnv: "POD_IP", portName: "externalgrpc" });
         expect(config.kubernetes).toMatchObject({ kubeconfig: "/etc/premiscale/kubeconfig/kubeconfig", externalGrpc: { host: "0.0.0.0", port: 8972, tls: { cert: "/etc/premiscale/externalgrpc/tls.crt", key: "/etc/premiscale/externalgrpc/tls.key", clientCa: "/etc/premiscale/externalgrpc/ca.crt" } } });
       }
     }
@@ -179,11 +182,33 @@ describe("the Helm chart, rendered", () => {
     expect(sum({ config: { ...KUBE_CONFIG, server: { advertiseUrl: "http://other:8970" } } })).not.toBe(sum({ config: KUBE_CONFIG }));
   });
 
-  it("exposes the externalgrpc port only when it listens beyond loopback", () => {
-    const ports = (values: object) => one(render("r", "ns", values), "Service").spec.ports.map((p: { name: string; port: number }) => `${p.name}:${p.port}`);
-    expect(ports({ config: KUBE_CONFIG })).toEqual(["http:8970"]);
-    expect(ports({ config: KUBE_CONFIG, externalGrpcTlsSecret: "t" })).toEqual(["http:8970", "externalgrpc:8972"]);
-    expect(ports({ config: { ...KUBE_CONFIG, server: { listen: "0.0.0.0:9000" } } })).toEqual(["http:9000"]);
+  it("exposes the externalgrpc port only when it listens beyond loopback, and with leader election only through the leader's Service", () => {
+    const services = (values: object) =>
+      Object.fromEntries(find(render("r", "ns", values), "Service").map((o) => [o.metadata.name, o.spec.ports.map((p: { name: string; port: number }) => `${p.name}:${p.port}`)]));
+    expect(services({ config: KUBE_CONFIG })).toEqual({ "r-premiscale": ["http:8970"] });
+    expect(services({ config: KUBE_CONFIG, externalGrpcTlsSecret: "t", leaderElection: { enabled: false } })).toEqual({ "r-premiscale": ["http:8970", "externalgrpc:8972"] });
+    expect(services({ config: { ...KUBE_CONFIG, server: { listen: "0.0.0.0:9000" } } })).toEqual({ "r-premiscale": ["http:9000"] });
+    // Leader election (the default): the replicas' Service has no externalgrpc port, so cluster-autoscaler cannot
+    // reach a replica that does not listen; the -leader Service has no selector (the leader writes its slice).
+    const objs = render("r", "ns", { config: KUBE_CONFIG, externalGrpcTlsSecret: "t" });
+    expect(services({ config: KUBE_CONFIG, externalGrpcTlsSecret: "t" })).toEqual({ "r-premiscale": ["http:8970"], "r-premiscale-leader": ["externalgrpc:8972"] });
+    expect(one(objs, "Service", "r-premiscale-leader").spec.selector).toBeUndefined();
+    const env = one(objs, "Deployment").spec.template.spec.containers[0].env;
+    expect(env).toContainEqual({ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } });
+    // None without a listener beyond loopback, in native mode, or when the config turns leader election off.
+    expect(find(render("r", "ns", { config: KUBE_CONFIG }), "Service", "r-premiscale-leader")).toEqual([]);
+    expect(find(render("r", "ns", { config: { ...KUBE_CONFIG, kubernetes: { ...KUBE_CONFIG.kubernetes, mode: "native" } }, externalGrpcTlsSecret: "t" }), "Service", "r-premiscale-leader")).toEqual([]);
+    const off = render("r", "ns", { config: { ...KUBE_CONFIG, kubernetes: { ...KUBE_CONFIG.kubernetes, leaderElection: { enabled: false } } }, externalGrpcTlsSecret: "t" });
+    expect(find(off, "Service", "r-premiscale-leader")).toEqual([]);
+    expect(one(off, "Deployment").spec.template.spec.containers[0].env.map((e: { name: string }) => e.name)).not.toContain("POD_IP");
+  });
+
+  it("refuses a leader endpoint in another namespace than the release's, naming the value", () => {
+    const file = join(work, "endpoint-ns.yaml");
+    writeFileSync(file, stringify({ externalGrpcTlsSecret: "t", config: { ...KUBE_CONFIG, kubernetes: { ...KUBE_CONFIG.kubernetes, leaderElection: { endpoint: { service: "ca-leader", namespace: "other" } } } } }));
+    const r = helm(["template", "r", CHART, "-n", "ns", "-f", file]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("config.kubernetes.leaderElection.endpoint.namespace is other, but the chart makes the leader's Service and its rights in the release's namespace ns");
   });
 
   it("refuses a loopback server.listen, naming the value and the fix", () => {
@@ -266,17 +291,21 @@ function chartRules(objs: Obj[], releaseNs: string): string[] {
   return out.sort();
 }
 
-const tableRule = (p: KubeApiPermission, leaseName: string) => `${p.scope} ${p.verb} ${p.apiGroup}/${p.resource}${p.resourceNames === "lease" ? ` [${leaseName}]` : ""}`;
+const tableRule = (p: KubeApiPermission, leaseName: string, leaderService = "r-premiscale-leader") =>
+  `${p.scope} ${p.verb} ${p.apiGroup}/${p.resource}${p.resourceNames === "lease" ? ` [${leaseName}]` : p.resourceNames === "leaderService" ? ` [${leaderService}]` : ""}`;
 
 describe("the chart's RBAC", () => {
   it("grants exactly the calls kubernetes/api-permissions.ts lists: every one, nothing more", () => {
-    const objs = render("r", "ns", { config: KUBE_CONFIG, leaderElection: { leaseName: "my-lease" } });
+    const objs = render("r", "ns", { config: KUBE_CONFIG, externalGrpcTlsSecret: "t", leaderElection: { leaseName: "my-lease" } });
     expect(chartRules(objs, "ns")).toEqual(KUBE_API_PERMISSIONS.map((p) => tableRule(p, "my-lease")).sort());
   });
 
-  it("drops the Lease rules without leader election, and every rule without a kubernetes block but the Lease's", () => {
-    expect(chartRules(render("r", "ns", { config: KUBE_CONFIG, leaderElection: { enabled: false } }), "ns")).toEqual(
-      KUBE_API_PERMISSIONS.filter((p) => p.when !== "leaderElection").map((p) => tableRule(p, "")).sort(),
+  it("drops the Lease rules without leader election, the EndpointSlice's without the leader's Service, and every rule without a kubernetes block but the Lease's", () => {
+    expect(chartRules(render("r", "ns", { config: KUBE_CONFIG, externalGrpcTlsSecret: "t", leaderElection: { enabled: false } }), "ns")).toEqual(
+      KUBE_API_PERMISSIONS.filter((p) => p.when === undefined).map((p) => tableRule(p, "")).sort(),
+    );
+    expect(chartRules(render("r", "ns", { config: KUBE_CONFIG }), "ns")).toEqual(
+      KUBE_API_PERMISSIONS.filter((p) => p.when !== "leaderEndpoint").map((p) => tableRule(p, "premiscale")).sort(),
     );
     expect(chartRules(render("r", "ns", {}), "ns")).toEqual(KUBE_API_PERMISSIONS.filter((p) => p.when === "leaderElection").map((p) => tableRule(p, "premiscale")).sort());
     expect(render("r", "ns", { rbac: { create: false }, config: KUBE_CONFIG }).filter((o) => o.apiVersion.startsWith("rbac."))).toEqual([]);
@@ -446,7 +475,8 @@ describe("the chart on the real test API server", () => {
     for (const p of KUBE_API_PERMISSIONS) {
       const [resource, subresource] = p.resource.split("/") as [string, string?];
       const namespace = p.scope === "kube-system" ? "kube-system" : p.scope === "release" ? "helm-nodegroups" : undefined;
-      const attrs = { verb: p.verb, group: p.apiGroup, resource, ...(subresource ? { subresource } : {}), ...(namespace ? { namespace } : {}), ...(p.resourceNames ? { name: "premiscale" } : {}) };
+      const name = p.resourceNames === "lease" ? "premiscale" : p.resourceNames === "leaderService" ? "nodegroups-premiscale-leader" : undefined;
+      const attrs = { verb: p.verb, group: p.apiGroup, resource, ...(subresource ? { subresource } : {}), ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) };
       expect(await sar(...sa, attrs), `${p.verb} ${p.resource} (${p.usedBy})`).toBe(true);
     }
     const denied = [
@@ -457,6 +487,9 @@ describe("the chart on the real test API server", () => {
       { verb: "delete", group: "", resource: "pods", namespace: "default" },
       { verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: "helm-nodegroups", name: "someone-else" },
       { verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: "kube-system", name: "premiscale" },
+      { verb: "update", group: "discovery.k8s.io", resource: "endpointslices", namespace: "helm-nodegroups", name: "nodegroups-premiscale" },
+      { verb: "update", group: "discovery.k8s.io", resource: "endpointslices", namespace: "default", name: "nodegroups-premiscale-leader" },
+      { verb: "delete", group: "discovery.k8s.io", resource: "endpointslices", namespace: "helm-nodegroups", name: "nodegroups-premiscale-leader" },
     ];
     for (const attrs of denied) expect(await sar(...sa, attrs), JSON.stringify(attrs)).toBe(false);
   });
@@ -483,8 +516,18 @@ describe("the chart on the real test API server", () => {
     const listed = await api.request("GET", `/api/v1/namespaces/kube-system/secrets?labelSelector=${encodeURIComponent("premiscale.io/instance=helm-test")}`);
     expect(listed.body.items.map((s: Obj) => s.metadata.name)).toEqual([`bootstrap-token-${id}`]);
     expect((await api.request("DELETE", `/api/v1/namespaces/kube-system/secrets/bootstrap-token-${id}`)).status).toBe(200);
+    // The leader's EndpointSlice, written by premiscale's own writer as the chart's leader would: made, pointed at
+    // the leader, emptied; the Service the chart made (applied above) selects nothing, so only this slice fills it.
+    const events: string[] = [];
+    const ep = leaderEndpoint({ api, namespace: ns, service: "nodegroups-premiscale-leader", identity: "nodegroups-premiscale-0", address: "10.244.0.7", port: 8972, portName: "externalgrpc", onEvent: (e) => events.push(e.type === "leader_endpoint_failed" ? e.error : e.type) });
+    expect(await ep.publish(new AbortController().signal)).toBe(true);
+    const slices = await cluster.request("GET", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${encodeURIComponent("kubernetes.io/service-name=nodegroups-premiscale-leader")}`);
+    expect(slices.body.items.map((x: Obj) => [x.metadata.name, x.endpoints.map((e: { addresses: string[] }) => e.addresses[0]), x.ports[0].port])).toEqual([["nodegroups-premiscale-leader", ["10.244.0.7"], 8972]]);
+    await ep.clear();
+    expect(events).toEqual(["leader_endpoint_published", "leader_endpoint_cleared"]);
     // Next door: forbidden.
     expect((await api.request("GET", "/api/v1/namespaces/default/secrets")).status).toBe(403);
+    expect((await api.request("GET", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/nodegroups-premiscale`)).status).toBe(403);
     expect((await api.request("GET", `/api/v1/namespaces/kube-system/secrets/bootstrap-token-${id}`)).status).toBe(403);
     expect((await api.request("POST", "/api/v1/namespaces/default/secrets", { ...secret, metadata: { name: "x", namespace: "default" } })).status).toBe(403);
   });

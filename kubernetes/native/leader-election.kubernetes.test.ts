@@ -6,6 +6,7 @@ import { startKubeCluster, waitFor, type KubeCluster } from "../../test/support/
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.js";
 import { openKubeApi, type KubeApi } from "../kube-api.js";
 import { leaderElection, type LeaderElectionEvent, type LeaderElector } from "./leader-election.js";
+import { leaderEndpoint, type LeaderEndpointEvent } from "./leader-endpoint.js";
 
 // Two electors against the real API server, on the real clock, with short timings (lease 4 s, renew deadline 3 s,
 // retry 1 s: client-go's rules hold) so a takeover takes seconds. The Lease objects are the API server's own; a
@@ -32,10 +33,16 @@ async function cuttableApi(name: string): Promise<{ api: KubeApi; proxy: TcpProx
   return { api: openKubeApi(kubeConfig(join(dir, "kubeconfig"))), proxy };
 }
 
-/** A candidate that records when its terms start and end (performance.now()). */
-function candidate(api: KubeApi, lease: string, identity: string) {
+/**
+ * A candidate that records when its terms start and end (performance.now()); with `address`, wired as serve wires
+ * the leader's EndpointSlice of Service `lease`: published when a term starts and retried at each renewal, cleared
+ * when it ends.
+ */
+function candidate(api: KubeApi, lease: string, identity: string, address?: string) {
   const terms: { startedAt: number; endedAt: number | null; signal: AbortSignal }[] = [];
-  const events: (LeaderElectionEvent & { t: number })[] = [];
+  const events: ((LeaderElectionEvent | LeaderEndpointEvent) & { t: number })[] = [];
+  const onEvent = (e: LeaderElectionEvent | LeaderEndpointEvent) => events.push({ ...e, t: performance.now() });
+  const endpoint = address ? leaderEndpoint({ api, namespace: NS, service: lease, identity, address, port: 8972, portName: "externalgrpc", onEvent }) : null;
   const elector = leaderElection({
     api,
     namespace: NS,
@@ -46,11 +53,17 @@ function candidate(api: KubeApi, lease: string, identity: string) {
       const term = { startedAt: performance.now(), endedAt: null as number | null, signal };
       terms.push(term);
       signal.addEventListener("abort", () => (term.endedAt = performance.now()));
+      void endpoint?.publish(signal);
     },
-    onEvent: (e) => events.push({ ...e, t: performance.now() }),
+    onRenewed: () => {
+      const term = terms.at(-1);
+      if (endpoint && term && !term.signal.aborted && !endpoint.published) void endpoint.publish(term.signal);
+    },
+    onStoppedLeading: () => endpoint?.clear(),
+    onEvent,
   });
   electors.push(elector);
-  return { elector, terms, events, identity };
+  return { elector, terms, events, identity, endpoint };
 }
 
 const leaseSpec = async (name: string) => (await admin.request("GET", `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${name}`)).body.spec;
@@ -139,6 +152,58 @@ describe("leader election against the real API server", () => {
     console.info(`takeover after a release: ${Math.round(ms)} ms`);
     expect(ms).toBeLessThan(TIMING.retryPeriodSeconds * (1 + 1.2) * 1000 + 500);
     expect(await leaseSpec("release")).toMatchObject({ holderIdentity: "replica-b", leaseDurationSeconds: 4, leaseTransitions: 1 });
+  });
+
+  it("the leader's EndpointSlice names its address and port for a selector-less Service, the new leader after a takeover, and no one after a graceful stop", async () => {
+    const svc = "leader-endpoint";
+    const created = await admin.request("POST", `/api/v1/namespaces/${NS}/services`, {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: svc, namespace: NS },
+      spec: { ports: [{ name: "externalgrpc", port: 8972, targetPort: 8972, protocol: "TCP" }] },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const slice = async () => (await admin.request("GET", `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices/${svc}`)).body;
+    const named = async () => ((await slice()).endpoints ?? []).flatMap((e: { addresses: string[] }) => e.addresses);
+    // What kube-proxy and DNS read: the slices labelled with the Service's name.
+    const ofService = async () => (await admin.request("GET", `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices?labelSelector=${encodeURIComponent(`kubernetes.io/service-name=${svc}`)}`)).body.items;
+
+    const { api, proxy } = await cuttableApi("endpoint-a");
+    const a = candidate(api, svc, "replica-a", "10.244.1.11");
+    await waitFor(async () => (await named()).includes("10.244.1.11"), { timeoutMs: 10_000, what: "the slice naming replica-a" });
+    const first = await slice();
+    expect(first).toMatchObject({
+      addressType: "IPv4",
+      metadata: { labels: { "kubernetes.io/service-name": svc, "endpointslice.kubernetes.io/managed-by": "premiscale" }, annotations: { "premiscale.io/leader": "replica-a" } },
+      endpoints: [{ addresses: ["10.244.1.11"], conditions: { ready: true, serving: true } }],
+      ports: [{ name: "externalgrpc", port: 8972, protocol: "TCP" }],
+    });
+    expect((await ofService()).map((x: { metadata: { name: string } }) => x.metadata.name)).toEqual([svc]);
+
+    // Takeover: a is cut off (it can neither renew nor clear); b takes the Lease and overwrites a's slice.
+    const b = candidate(admin, svc, "replica-b", "10.244.2.12");
+    await waitFor(() => b.elector.observedHolder === "replica-a", { timeoutMs: 10_000, what: "replica-b observing replica-a" });
+    await proxy.cut();
+    const cutAt = performance.now();
+    await waitFor(async () => b.elector.leading && (await named()).includes("10.244.2.12"), { timeoutMs: 20_000, what: "the slice naming replica-b", intervalMs: 50 });
+    console.info(`slice names the new leader ${Math.round(performance.now() - cutAt)} ms after the old one was cut off`);
+    expect(await named()).toEqual(["10.244.2.12"]);
+    expect((await slice()).metadata.annotations["premiscale.io/leader"]).toBe("replica-b");
+    expect(a.events.some((e) => e.type === "leader_endpoint_failed" && e.action === "clear")).toBe(true);
+    // a back on the network: stopping leaves b's slice alone, and so does a clear of a's that comes late.
+    await proxy.restore();
+    await a.elector.stop();
+    await a.endpoint!.clear();
+    expect(a.events.at(-1)).toMatchObject({ type: "leader_endpoint_left", holder: "replica-b" });
+    expect(await named()).toEqual(["10.244.2.12"]);
+
+    // Graceful stop: b empties the slice before it releases the Lease.
+    await b.elector.stop();
+    const cleared = await slice();
+    expect(cleared.endpoints ?? []).toEqual([]);
+    expect(cleared.metadata.annotations?.["premiscale.io/leader"]).toBeUndefined();
+    expect(b.events.map((e) => e.type).slice(-3)).toEqual(["leader_lost", "leader_endpoint_cleared", "leader_released"]);
+    expect((await ofService()).map((x: { metadata: { name: string } }) => x.metadata.name)).toEqual([svc]);
   });
 
   it("reports RBAC refusing the Lease once, naming the verb, the resource and the namespace", async () => {

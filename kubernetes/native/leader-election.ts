@@ -76,6 +76,11 @@ export interface LeaderElectionOptions {
   onStartedLeading(signal: AbortSignal): void | Promise<void>;
   /** Called after the signal aborted; awaited before the Lease is released or acquiring starts again. */
   onStoppedLeading?(): void | Promise<void>;
+  /**
+   * Called after each successful renewal while leading (every retryPeriod): a chance to retry what the leader keeps
+   * up beside the Lease (its EndpointSlice). Not awaited; its failure is reported, never ends the term.
+   */
+  onRenewed?(): void | Promise<void>;
   onEvent?(e: LeaderElectionEvent): void;
 }
 
@@ -294,6 +299,11 @@ export function leaderElection(o: LeaderElectionOptions): LeaderElector {
       if (stopped) return "stopped";
       if (!ok) return `the Lease was not renewed within renewDeadlineSeconds (${timing.renewDeadlineSeconds} s)`;
       renewedAt = now();
+      try {
+        void Promise.resolve(o.onRenewed?.()).catch((e: unknown) => emit({ type: "leader_callback_failed", lease, identity: o.identity, error: (e as Error).message }));
+      } catch (e) {
+        emit({ type: "leader_callback_failed", lease, identity: o.identity, error: (e as Error).message });
+      }
     }
   };
 

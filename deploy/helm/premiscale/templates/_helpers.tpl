@@ -66,7 +66,39 @@ win, key by key). Renders YAML.
 {{- end -}}
 {{- $_ := set $defaults "kubernetes" $k -}}
 {{- end -}}
-{{- toYaml (mustMergeOverwrite $defaults $user) -}}
+{{- $cfg := mustMergeOverwrite $defaults $user -}}
+{{- if and .Values.leaderElection.enabled $cfg.kubernetes -}}
+{{- $le := default dict $cfg.kubernetes.leaderElection -}}
+{{- $listen := dig "externalGrpc" "listen" "127.0.0.1:8972" $cfg.kubernetes | toString -}}
+{{- $loopback := or (hasPrefix "127." $listen) (hasPrefix "localhost:" $listen) (hasPrefix "[::1]:" $listen) -}}
+{{- if and $le.enabled (not $loopback) (ne (toString (default "cluster-autoscaler" $cfg.kubernetes.mode)) "native") (not (hasKey $le "endpoint")) -}}
+{{- /* Only the leader listens: it writes the -leader Service's EndpointSlice with the pod's IP (POD_IP, the downward API). */ -}}
+{{- $_ := set $le "endpoint" (dict "service" (include "premiscale.leaderServiceName" .) "addressEnv" "POD_IP") -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* The selector-less Service whose EndpointSlice the leader writes. */}}
+{{- define "premiscale.leaderServiceName" -}}
+{{- printf "%s-leader" (include "premiscale.fullname" . | trunc 56 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/*
+The config's kubernetes.leaderElection.endpoint as JSON ({} without one): with it the chart makes the selector-less
+Service it names, the pod's POD_IP, and the rights on that Service's EndpointSlice.
+*/}}
+{{- define "premiscale.leaderEndpoint" -}}
+{{- $cfg := include "premiscale.config" . | fromYaml -}}
+{{- $le := dig "kubernetes" "leaderElection" dict $cfg -}}
+{{- if and .Values.leaderElection.enabled $le.enabled $le.endpoint -}}
+{{- if and $le.endpoint.namespace (ne $le.endpoint.namespace .Release.Namespace) -}}
+{{- fail (printf "values: config.kubernetes.leaderElection.endpoint.namespace is %s, but the chart makes the leader's Service and its rights in the release's namespace %s: leave namespace out" $le.endpoint.namespace .Release.Namespace) -}}
+{{- end -}}
+{{- toJson $le.endpoint -}}
+{{- else -}}
+{{- toJson dict -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
