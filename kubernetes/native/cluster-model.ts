@@ -71,6 +71,8 @@ export interface SimPod {
   unschedulable?: { message: string; since?: string };
   /** Which owner it has, `Kind/name` (for reasons and drain decisions). */
   owner?: string;
+  /** No owner reference is its controller: evicting it would lose it (the drain refuses, unless safe-to-evict). */
+  uncontrolled?: boolean;
   /** Its labels (PodDisruptionBudgets select pods by them). Absent: none. */
   labels?: Record<string, string>;
   /** `status.phase`; a bound pod still `Pending` is evicted without asking its PDB (the Eviction API's rule). */
@@ -195,6 +197,7 @@ export function podFromApi(p: ApiObject): SimPod {
     ...(safe === "true" ? { safeToEvict: true } : safe === "false" ? { safeToEvict: false } : {}),
     ...(cond?.status === "False" && cond.reason === "Unschedulable" ? { unschedulable: { message: String(cond.message ?? ""), ...(cond.lastTransitionTime ? { since: cond.lastTransitionTime } : {}) } } : {}),
     ...(owner ? { owner: `${owner.kind}/${owner.name}` } : {}),
+    ...(!(meta.ownerReferences ?? []).some((o: ApiObject) => o.controller) ? { uncontrolled: true } : {}),
     ...(meta.labels ? { labels: { ...meta.labels } } : {}),
     ...(p.status?.phase ? { phase: String(p.status.phase) } : {}),
     ready: (p.status?.conditions ?? []).some((c: ApiObject) => c.type === "Ready" && c.status === "True"),

@@ -49,6 +49,25 @@ describe("scale-down", () => {
     expect(r.nodes["web-c"]).toMatchObject({ verdict: "keep", why: "annotated cluster-autoscaler.kubernetes.io/scale-down-disabled" });
   });
 
+  it("keeps, as cluster-autoscaler does by default, a node with a pod no controller owns and one with a kube-system pod no PDB covers, unless they are safe to evict", () => {
+    const nodes = ["web-a", "web-b", "web-c", "web-d", "web-e"].map((n) => testNode(n, "web"));
+    const sys = (name: string, nodeName: string, o: Partial<SimPod> = {}) => testPod(name, 100, 100, { nodeName, namespace: "kube-system", labels: { k8s: name }, ...o });
+    const pods = [
+      testPod("bare", 100, 100, { nodeName: "web-a", uncontrolled: true }),
+      sys("dns", "web-b"),
+      sys("metrics", "web-c"),
+      testPod("bare-ok", 100, 100, { nodeName: "web-d", uncontrolled: true, safeToEvict: true }),
+      sys("dns-ok", "web-d", { safeToEvict: true }),
+      testPod("big", 1400, 100, { nodeName: "web-e" }),
+    ];
+    const pdbs = [{ ...testPdb("metrics-pdb", "x", 1), namespace: "kube-system", selector: { matchLabels: { k8s: "metrics" } } }];
+    const r = computeScaleDown({ nodes, pods, pdbs, groups: [group({ current: 5 })], groupOf, unneededSince: longAgo(["web-a", "web-b", "web-c", "web-d"]), now: NOW });
+    expect(r.nodes["web-a"]).toMatchObject({ verdict: "keep", why: 'pod default/bare is not managed by a controller (annotate it safe-to-evict: "true" to let it go)' });
+    expect(r.nodes["web-b"]).toMatchObject({ verdict: "keep", why: 'kube-system pod kube-system/dns has no PodDisruptionBudget (add one, or annotate it safe-to-evict: "true")' });
+    // A PDB covers it, or safe-to-evict says so: such pods move like any other.
+    expect(r.remove[0]?.nodes.sort()).toEqual(["web-c", "web-d"]);
+  });
+
   it("leaves DaemonSet and mirror pods behind: only the others must fit elsewhere", () => {
     const nodes = [testNode("web-a", "web"), testNode("web-b", "web")];
     const pods = [testPod("ds", 300, 100, { nodeName: "web-a", daemonSet: true }), testPod("mirror", 300, 100, { nodeName: "web-a", mirror: true }), testPod("ds-b", 300, 100, { nodeName: "web-b", daemonSet: true }), testPod("b", 1400, 100, { nodeName: "web-b" })];

@@ -2,7 +2,8 @@
  * Scale-down and consolidation: which nodes go, simulated before anything is touched. Pure; the clock is `now`.
  *
  *   each Ready node of a group ─▶ utilisation = max(cpu, memory requests ÷ allocatable) < threshold?
- *        ─▶ not `scale-down-disabled`, no pod `safe-to-evict: "false"`
+ *        ─▶ not `scale-down-disabled`, no pod `safe-to-evict: "false"`, none without a controller, no kube-system pod
+ *           without a PDB (those two unless `safe-to-evict: "true"`: cluster-autoscaler's defaults)
  *        ─▶ least used first: may its pods (not DaemonSet, not mirror) be evicted within what the PodDisruptionBudgets
  *           have left after the nodes taken before it (pdb-tracker.ts), and do they fit on the nodes that stay
  *           (same predicates)? yes: it is unneeded, its evictions are taken from the PDBs and its pods are moved in
@@ -138,16 +139,24 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
     return utilisation(n, (podsOn.get(n.name) ?? []).filter((p) => !(g.ignoreDaemonSetsUtilization && p.daemonSet)));
   };
   const candidates: { node: SimNode; u: number }[] = [];
+  const pdbCover = new PdbTracker(input.pdbs ?? []);
   for (const [gname, nodes] of ofGroup) {
     const g = groups.get(gname)!;
     for (const n of nodes) {
       const u = util(n);
       const blocker = (podsOn.get(n.name) ?? []).filter((p) => p.safeToEvict === false);
+      // cluster-autoscaler's defaults: a pod no controller owns would be lost (the drain refuses it), and a
+      // kube-system pod without a PDB may be one the cluster needs (--skip-nodes-with-system-pods); safe-to-evict
+      // "true" lets either go. Judged here, so such a node is never tainted for a drain that must refuse.
+      const unowned = (podsOn.get(n.name) ?? []).filter((p) => movable(p) && p.uncontrolled && p.safeToEvict !== true);
+      const system = (podsOn.get(n.name) ?? []).filter((p) => movable(p) && p.namespace === "kube-system" && p.safeToEvict !== true && pdbCover.covering(p).length === 0);
       if (!n.ready) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: "not Ready" };
       else if (n.unschedulable) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: "cordoned (by someone else, or being drained)" };
       else if (n.scaleDownDisabled) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: "annotated cluster-autoscaler.kubernetes.io/scale-down-disabled" };
       else if (u.value >= g.threshold) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: `utilisation ${pct(u.value)} (cpu ${pct(u.cpu)}, memory ${pct(u.memory)}) ≥ ${pct(g.threshold)}` };
       else if (blocker.length > 0) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: `pod ${namePods(blocker)} is annotated safe-to-evict: "false"` };
+      else if (unowned.length > 0) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: `pod ${namePods(unowned)} is not managed by a controller (annotate it safe-to-evict: "true" to let it go)` };
+      else if (system.length > 0) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: `kube-system pod ${namePods(system)} has no PodDisruptionBudget (add one, or annotate it safe-to-evict: "true")` };
       else candidates.push({ node: n, u: u.value });
     }
   }
