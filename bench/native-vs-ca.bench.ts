@@ -278,7 +278,11 @@ async function round(side: Side, v: Variant, i: number): Promise<Round> {
         ["premiscale debounce (→ pass start)", at(pass) - at(inc)],
         ["lock, plan (→ create started)", tStart - at(pass)],
       );
-      note = trigger ? trigger.line.replace(/^.*\] /, "") : "no trigger line (first loop)";
+      note = trigger ? trigger.line.replace(/^.*\] /, "") : "its loop timer (no trigger line: frequent loops off)";
+      // cluster-autoscaler's frequent loops start a loop when its pod watch sees a pending pod; when that loop's own
+      // pod lister is behind, it finds nothing to do and the pod waits for the next loop.
+      const early = klogTimes(logs, "triggered by unschedulable pod appearing").filter((x) => x.t >= uns.at - 1000 && x.t < loop.t);
+      if (early.length > 0) note += `; ${early.length} earlier loop(s) triggered by the pod (at ${early.map((x) => `${x.t - uns.at >= 0 ? "+" : ""}${x.t - uns.at} ms`).join(", ")}) scaled nothing`;
     }
     // The condition's own time has whole seconds: a check that the watch saw it when it happened.
     if (Math.abs(Date.parse(uns.transition) - uns.at) > 2000) note += `; the watch saw Unschedulable at ${new Date(uns.at).toISOString()}, the condition says ${uns.transition}`;
