@@ -25,8 +25,8 @@
 // Variants (BENCH_VARIANTS, comma-separated): `default` = both sides' defaults (native scanIntervalSeconds 10, pending
 // pods polled every 500 ms, batch 1 s idle / 10 s max; cluster-autoscaler --scan-interval=10s with its default
 // --frequent-loops-enabled=true, premiscale debounceMs 200); `short` = both scan intervals 2 s; `timer` = the defaults,
-// but cluster-autoscaler with --frequent-loops-enabled=false (its loop runs on the scan-interval timer only, as before
-// 1.28). BENCH_ROUNDS (5) per side and variant. Needs dist/ (`npm run build`) and the test cluster's binaries
+// but cluster-autoscaler with --frequent-loops-enabled=false (its loop runs on the scan-interval timer only). All three
+// by default (about 8 minutes); BENCH_ROUNDS (5) per side and variant. Needs dist/ (`npm run build`) and the test cluster's binaries
 // (test/kubernetes/build-components.sh); without cluster-autoscaler the native side runs alone and the other is
 // printed as skipped with the reason.
 import { randomBytes } from "node:crypto";
@@ -43,7 +43,7 @@ import { removeLeftovers, startServe } from "../test/support/node-groups.js";
 import { ms } from "./common.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const VARIANT_NAMES = (process.env.BENCH_VARIANTS ?? "default,short").split(",").map((s) => s.trim()).filter(Boolean);
+const VARIANT_NAMES = (process.env.BENCH_VARIANTS ?? "default,short,timer").split(",").map((s) => s.trim()).filter(Boolean);
 const RUN = randomBytes(2).toString("hex");
 const G = `bnat${RUN}`;
 const NS = "default";
