@@ -7,7 +7,7 @@
 //  - The API server cut off (a TCP proxy in front of it) right after the drain's first eviction: the VM is kept while
 //    the cluster cannot be read, and once the API answers again the drain resumes and the removal completes.
 // Waits are on the loop's events and real API state, with deadlines.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -159,6 +159,32 @@ async function expectRemoved(group: string, ns: string, vm: string, uuid: string
 
 const noStack = (s: string) => !/\n\s+at /.test(s);
 
+/**
+ * A config of group `group` whose kubeconfig goes through a TCP proxy to the API server, and the loop's own client
+ * through it, which cuts the proxy as soon as the drain's first eviction is accepted: the drain is then between its
+ * evictions and its wait for the pods to go. `cut()`: whether it happened.
+ */
+async function cuttable(group: string): Promise<{ proxy: TcpProxy; config: Config; api: KubeApi; cut(): boolean }> {
+  const proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(cluster.apiUrl).port) });
+  const kubeconfig = join(dir, `${group}.kubeconfig`);
+  writeFileSync(kubeconfig, readFileSync(cluster.kubeconfigPath, "utf8").replace(cluster.apiUrl, proxy.url));
+  const config = configFor(group, kubeconfig);
+  const inner = openKubeApi(config.kubernetes!);
+  let cut = false;
+  const api: KubeApi = {
+    server: inner.server,
+    request: async (method, path, body) => {
+      const r = await inner.request(method, path, body);
+      if (!cut && method === "POST" && path.endsWith("/eviction") && r.status === 201) {
+        cut = true;
+        await proxy.cut();
+      }
+      return r;
+    },
+  };
+  return { proxy, config, api, cut: () => cut };
+}
+
 type Permission = (typeof KUBE_API_PERMISSIONS)[number];
 
 /**
@@ -287,33 +313,14 @@ describe("native mode's loop on bad input (real API server, serve's wiring, a Fa
   it("keeps the VM while the API server is cut off mid-drain, says so, and resumes and completes the removal when it answers again", async () => {
     const group = "outage";
     const ns = "outage-app";
-    const proxy: TcpProxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(cluster.apiUrl).port) });
+    const { proxy, config, api, cut } = await cuttable(group);
     try {
-      const kubeconfig = join(dir, "outage.kubeconfig");
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(kubeconfig, readFileSync(cluster.kubeconfigPath, "utf8").replace(cluster.apiUrl, proxy.url));
-      const config = configFor(group, kubeconfig);
-      // The loop's own client (through the proxy), which cuts the proxy as soon as the drain's first eviction is
-      // accepted: the drain is then between its evictions and its wait for the pods to go.
-      const inner = openKubeApi(config.kubernetes!);
-      let cutAt: number | null = null;
-      const api: KubeApi = {
-        server: inner.server,
-        request: async (method, path, body) => {
-          const r = await inner.request(method, path, body);
-          if (cutAt === null && method === "POST" && path.endsWith("/eviction") && r.status === 201) {
-            cutAt = events.length;
-            await proxy.cut();
-          }
-          return r;
-        },
-      };
       const host = new FakeProvider("a");
       const events: NativeEvent[] = [];
       const { running, vm, uuid } = await scene(group, ns, config, host, events, api);
       try {
         const cutShort = await waitFor(() => scans(events).find((e) => e.outcome === "failed" && e.decisions.some((d) => d.remove.includes(vm))), { timeoutMs: WAIT, what: "the scan whose drain was cut short" });
-        expect(cutAt).not.toBeNull();
+        expect(cut()).toBe(true);
         expect(cutShort.failed).toHaveLength(1);
         expect(cutShort.failed[0]!.error).toMatch(
           new RegExp(`^kept: hook kubernetes-drain did not let it go: draining Node ${vm}: the API server did not answer \\(GET /api/v1/pods on https://127\\.0\\.0\\.1:\\d+: .*\\); the Node stays tainted and the next run resumes the drain$`),
@@ -349,5 +356,41 @@ describe("native mode's loop on bad input (real API server, serve's wiring, a Fa
       await proxy.close();
     }
   }, 180_000);
-});
 
+  it("releases a node whose drain was cut short when the next scan keeps it: untainted and uncordoned, its VM kept", async () => {
+    const group = "kept";
+    const ns = "kept-app";
+    const { proxy, config, api, cut } = await cuttable(group);
+    try {
+      const host = new FakeProvider("a");
+      const events: NativeEvent[] = [];
+      const { running, vm } = await scene(group, ns, config, host, events, api);
+      try {
+        await waitFor(() => scans(events).some((e) => e.outcome === "failed" && e.decisions.some((d) => d.remove.includes(vm))), { timeoutMs: WAIT, what: "the scan whose drain was cut short" });
+        expect(cut()).toBe(true);
+        // While the API is away an operator marks the node to stay; when it is back, the scan keeps it.
+        const r = await cluster.request("PATCH", `/api/v1/nodes/${vm}`, { body: { metadata: { annotations: { "cluster-autoscaler.kubernetes.io/scale-down-disabled": "true" } } } });
+        expect(r.status, r.text).toBe(200);
+        expect((await getNode(vm)).body.spec.unschedulable).toBe(true);
+        await proxy.restore();
+        const released = await waitFor(() => scans(events).find((e) => (e.released ?? []).length > 0), { timeoutMs: WAIT, what: "a scan that released the node" });
+        expect(released.released).toEqual([`${vm}: drain cut short, node kept: taint removed`]);
+        expect(released.decisions).toEqual([]);
+        const node = (await getNode(vm)).body;
+        expect((node.spec.taints ?? []).map((t: Obj) => t.key)).not.toContain(TO_BE_DELETED_TAINT);
+        expect(node.spec.unschedulable ?? false).toBe(false);
+        expect(node.metadata.annotations?.[CORDONED_BY_DRAIN]).toBeUndefined();
+        expect([...host.domains.keys()]).toEqual([vm]);
+        expect(host.calls.filter((c) => c.startsWith("destroy"))).toEqual([]);
+        // Released once: the scans after it find nothing to release.
+        const after = scans(events).length;
+        await waitFor(() => scans(events).length >= after + 2, { timeoutMs: WAIT, what: "two more scans" });
+        expect(scans(events).filter((e) => (e.released ?? []).length > 0)).toHaveLength(1);
+      } finally {
+        await running.stop();
+      }
+    } finally {
+      await proxy.close();
+    }
+  }, 180_000);
+});
