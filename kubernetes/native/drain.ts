@@ -21,9 +21,9 @@ import { Limiter } from "../../applier/limiter.js";
 import type { HookContext, LifecycleHook } from "../../applier/lifecycle.js";
 import { KubeApiError, rbacError, statusMessage, type KubeApi, type KubeResponse } from "../kube-api.js";
 import { providerIdOf } from "../provider-id.js";
-
 import { CORDONED_BY_DRAIN, TO_BE_DELETED_TAINT } from "./cluster-model.js";
 
+// The marks live beside the SimNode that reads them; the drain, which sets them, exports them as before.
 export { CORDONED_BY_DRAIN, TO_BE_DELETED_TAINT };
 /** A pod annotated "false" blocks the drain; "true" lets a pod no controller owns be evicted. */
 export const SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict";
@@ -115,6 +115,7 @@ function pdbRefusal(res: KubeResponse): string {
   return name ? `PDB ${name}: ${cause!.message}` : statusMessage(res);
 }
 
+/** A Node, or null when there is none; a 403 names the verb. */
 async function readNode(api: KubeApi, nodeName: string): Promise<NodeObj | null> {
   const r = await api.request("GET", `/api/v1/nodes/${encodeURIComponent(nodeName)}`);
   if (r.status === 404) return null;
