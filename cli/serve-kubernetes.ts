@@ -233,7 +233,7 @@ function nativeMode(config: Config, log: Logger, registry: Registry): (signal?: 
         const { type: _t, ...r } = e;
         scans.inc({ outcome: e.outcome });
         for (const u of e.unplaceable) log.warn({ event: "pod_unplaceable", pod: u.pod, groups: u.groups, reason: "no node group can hold this pod: no scale-up for it" });
-        const quiet = (e.outcome === "no_changes" || e.outcome === "skipped") && !e.halted;
+        const quiet = (e.outcome === "no_changes" || e.outcome === "skipped") && !e.halted && !e.released?.length;
         log[e.outcome === "failed" || e.outcome === "locked" || e.halted ? "warn" : quiet ? "debug" : "info"]({ event: "native_scan_done", ...r, durationMs: Math.round(e.durationMs) });
         return;
       }

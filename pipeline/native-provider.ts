@@ -13,14 +13,14 @@ import { applyPlan, type ApplyEvent } from "../applier/apply-plan.js";
 import type { LifecycleHook } from "../applier/lifecycle.js";
 import type { Config } from "../config/types.js";
 import { openKubeApi, type KubeApi } from "../kubernetes/kube-api.js";
-import { drainHook } from "../kubernetes/native/drain.js";
+import { drainHook, releaseNode } from "../kubernetes/native/drain.js";
 import { listUnschedulable, readCluster } from "../kubernetes/native/cluster-reader.js";
 import { decideNative, type NativeGroupDecision, type NativeResult } from "../kubernetes/native/decide-native.js";
 import { NativeLoop, type NativeScanInput, type NativeScanOutcome, type NativeTrigger } from "../kubernetes/native/native-loop.js";
 import { nativeOptions, nativeSource } from "../kubernetes/native/native-source.js";
 import { recordResults } from "../kubernetes/native/safety.js";
 import { keptNotes } from "../kubernetes/native/scale-down.js";
-import { podKey } from "../kubernetes/native/cluster-model.js";
+import { podKey, withoutDrainMarks } from "../kubernetes/native/cluster-model.js";
 import type { Member } from "../policies/aggregate.js";
 import { makeProvider } from "../providers/index.js";
 import type { Provider } from "../providers/provider.js";
@@ -46,6 +46,11 @@ export interface NativeScanResult {
   /** Nodes of a group that scale-down would take but a PodDisruptionBudget or the disruption budget keeps: "web-c kept: …". */
   kept: string[];
   halted?: string;
+  /**
+   * Nodes whose drain was cut short (an API outage, a crash) and that this scan does not remove again: their taint
+   * (and the drain's cordon) taken off, or why that failed. A node the scan removes again resumes its drain instead.
+   */
+  released?: string[];
   commit: string | null;
   error?: string;
   durationMs: number;
@@ -77,14 +82,28 @@ export interface NativeScanDeps {
   /** The node lifecycle hooks (join, Node Ready, cordon, delete Node); default kubernetesHooks(config). Tests replace them. */
   hooks?: (group: string) => readonly LifecycleHook[];
   /**
-   * A before-destroy hook that drains the VM's Node (evictions within PDBs; `abandon` keeps the VM). Runs after the
-   * node hooks' cordon, before the destroy. Absent: VMs are removed after the cordon only.
+   * A before-destroy hook that drains the VM's Node (evictions within PDBs; `abandon` keeps the VM). Replaces the node
+   * hooks' cordon (the drain cordons itself; see withDrain), before the destroy. Absent: VMs are removed after the
+   * cordon only.
    */
   drain?: LifecycleHook;
   /** Draws for the `random` expander. @default Math.random */
   random?: () => number;
   /** When the last plan ran (scans without a change plan only this often: kubernetes.resyncSeconds). */
   lastPlanAt?: { at: number };
+  /** Takes a drain's marks off a node (drain.ts releaseNode with the API). Absent: nodes left by a cut drain keep them. */
+  releaseNode?: (node: string) => Promise<void>;
+}
+
+/**
+ * A group's lifecycle hooks with the drain as its last before-destroy hook. The node hooks' own cordon goes: the
+ * drain cordons (and taints) itself, marking the cordon as its own, so a drain that gives up (an RBAC refusal, a PDB)
+ * uncordons the node again. A cordon made before it by another hook would stay, and a cordoned node is never chosen
+ * for scale-down again: the node would be lost to the cluster and the removal never retried.
+ */
+export function withDrain(hooks: readonly LifecycleHook[], drain: LifecycleHook | undefined): LifecycleHook[] {
+  if (!drain) return [...hooks];
+  return [...hooks.filter((h) => !(h.point === "before-destroy" && h.step === "node-cordon")), drain];
 }
 
 /** The node groups' VMs in state, as the planner counts them (not those being deleted). */
@@ -121,10 +140,12 @@ export async function runNativeScan(deps: NativeScanDeps, input: NativeScanInput
   }
   try {
     const state = await stateStore.read();
+    // A drain cut short left its taint and cordon: decide as if they were gone, then resume or release it.
+    const { cluster, marked } = withoutDrainMarks(input.cluster, groups);
     const decided = decideNative({
       groups: config.groups.filter((g) => g.kubernetes),
       members: nodeGroupMembers(config, state),
-      cluster: input.cluster,
+      cluster,
       held: input.held,
       memory: input.memory,
       now: input.now,
@@ -135,6 +156,12 @@ export async function runNativeScan(deps: NativeScanDeps, input: NativeScanInput
     result.unplaceable = decided.unplaceable.map((u) => ({ pod: podKey(u.pod), groups: u.groups }));
     result.kept = keptNotes(decided.nodes, Object.keys(decided.nodes));
     if (decided.halted) result.halted = decided.halted;
+    const removing = new Set(result.decisions.flatMap((d) => d.remove));
+    const stale = marked.filter((n) => !removing.has(n));
+    if (stale.length > 0 && deps.releaseNode) {
+      const release = deps.releaseNode;
+      result.released = await Promise.all(stale.map((n) => release(n).then(() => `${n}: drain cut short, node kept: taint removed`, (e: unknown) => `${n}: drain cut short, node kept, but its taint could not be removed: ${(e as Error).message}`)));
+    }
     const due = !deps.lastPlanAt || input.now.getTime() - deps.lastPlanAt.at >= (config.kubernetes?.resyncSeconds ?? 60) * 1000;
     if (result.decisions.length === 0 && input.trigger !== "start" && input.trigger !== "retry" && !due) {
       return done({ outcome: "skipped" }, { memory: decided.memory, again: false });
@@ -145,7 +172,7 @@ export async function runNativeScan(deps: NativeScanDeps, input: NativeScanInput
     if (plan.changes.length === 0) return done({ outcome: plan.shortfalls.length > 0 ? "partial" : "no_changes" }, { memory: decided.memory, again: false });
 
     const base = deps.hooks ?? kubernetesHooks(config);
-    const hooks = (g: string) => [...base(g), ...(deps.drain ? [deps.drain] : [])];
+    const hooks = (g: string) => withDrain(base(g), deps.drain);
     const prepared = await prepareApply(config, plan, { providers: deps.providers, lock, env: deps.env, hooks, ...(deps.serverLog ? { serverLog: deps.serverLog } : {}) });
     let applied;
     try {
@@ -231,6 +258,7 @@ export async function startNativeProvider(config: Config, o: NativeProviderOptio
     providers,
     env: o.env,
     lastPlanAt: { at: 0 },
+    releaseNode: (node) => releaseNode(api, node),
     onApplyEvent: (event) => emit({ type: "apply", event }),
     onStateEvent: (event) => emit({ type: "state", event }),
     ...(o.leaderOf ? { leaderOf: o.leaderOf } : {}),

@@ -103,6 +103,11 @@ export interface SimNode {
   scaleDownDisabled: boolean;
   providerID?: string;
   createdAt?: string;
+  /**
+   * Marks of a drain (drain.ts) that was cut short (an API outage, a crash): the `ToBeDeletedByClusterAutoscaler`
+   * taint, and whether the drain made the cordon (`premiscale.io/cordoned-for-drain`). Absent: neither.
+   */
+  drain?: { tainted: boolean; cordoned: boolean };
 }
 
 /** The annotation that keeps a pod's node (false) or lets it go despite other blockers (true). */
@@ -225,7 +230,39 @@ export function nodeFromApi(n: ApiObject): SimNode {
     scaleDownDisabled: meta.annotations?.[SCALE_DOWN_DISABLED] === "true",
     ...(n.spec?.providerID ? { providerID: n.spec.providerID } : {}),
     ...(meta.creationTimestamp ? { createdAt: meta.creationTimestamp } : {}),
+    ...drainMarks(n),
   };
+}
+
+/** cluster-autoscaler's taint on a node being deleted (drain.ts sets it; its value is the unix time). */
+export const TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler";
+/** premiscale's mark on a node its drain cordoned (so only that cordon is undone). */
+export const CORDONED_BY_DRAIN = "premiscale.io/cordoned-for-drain";
+
+function drainMarks(n: ApiObject): Pick<SimNode, "drain"> {
+  const tainted = (n.spec?.taints ?? []).some((t: ApiObject) => t.key === TO_BE_DELETED_TAINT);
+  const cordoned = n.metadata?.annotations?.[CORDONED_BY_DRAIN] !== undefined;
+  return tainted || cordoned ? { drain: { tainted, cordoned } } : {};
+}
+
+/**
+ * The cluster as it will be once the marks of drains cut short are gone from the nodes of `groups`
+ * (`premiscale://<group>/…` providerIDs): no `ToBeDeletedByClusterAutoscaler` taint, and no cordon the drain made (an
+ * operator's stays). Scans are one at a time and drains run inside them, so any such mark a scan sees is left from
+ * one that did not finish. The scan decides on this view: a node it removes again resumes its drain (the drain keeps
+ * the taint it finds); the others, `marked` less the removed ones, must have their marks taken off (drain.ts
+ * releaseNode) so they take pods again.
+ */
+export function withoutDrainMarks<T extends { nodes: SimNode[] }>(cluster: T, groups: readonly string[]): { cluster: T; marked: string[] } {
+  const ours = (n: SimNode) => groups.some((g) => n.providerID?.startsWith(`premiscale://${g}/`));
+  const marked: string[] = [];
+  const nodes = cluster.nodes.map((n) => {
+    if (!n.drain || !ours(n)) return n;
+    marked.push(n.name);
+    const { drain, ...rest } = n;
+    return { ...rest, taints: n.taints.filter((t) => t.key !== TO_BE_DELETED_TAINT), unschedulable: drain.cordoned ? false : n.unschedulable };
+  });
+  return { cluster: { ...cluster, nodes }, marked };
 }
 
 /** The pod a DaemonSet would put on a matching node (its template), for the overhead of a new node. */

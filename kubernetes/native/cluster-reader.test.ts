@@ -34,7 +34,7 @@ describe("the cluster reader", () => {
     const api = fakeApi({ "/api/v1/pods?fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed&limit=500": { status: 403, body: { message: 'pods is forbidden: User "premiscale" cannot list resource "pods"' } } });
     await expect(readCluster(api)).rejects.toThrow(/^listing \/api\/v1\/(nodes|pods|daemonsets)/);
     const pods = await listAll(api, "/api/v1/pods", { fieldSelector: "status.phase!=Succeeded,status.phase!=Failed" }).catch((x: unknown) => x as Error & { hint?: string });
-    expect(pods).toMatchObject({ message: expect.stringContaining("HTTP 403: pods is forbidden"), hint: "premiscale's kubeconfig needs list on pods (all namespaces) for native mode (grant it in its ClusterRole)" });
+    expect(pods).toMatchObject({ message: expect.stringMatching(/^listing \/api\/v1\/pods on \S+: RBAC: premiscale's credentials may not list pods cluster-wide: add verb list on pods \(apiGroups \[""\]\) to premiscale's ClusterRole \(HTTP 403: pods is forbidden/), hint: "premiscale's kubeconfig needs list on pods (all namespaces) for native mode (grant it in its ClusterRole)" });
   });
 
   it("reads the PodDisruptionBudgets of every namespace with the nodes, pods and DaemonSets, and names the right to grant when refused", async () => {

@@ -5,7 +5,7 @@
  * paged (500 a page).
  */
 import type { KubeApi } from "../kube-api.js";
-import { KubeApiError, statusMessage } from "../kube-api.js";
+import { KubeApiError, rbacError, statusMessage } from "../kube-api.js";
 import { daemonSetPod, isActive, nodeFromApi, podFromApi } from "./cluster-model.js";
 import { pdbFromApi } from "./pdb-tracker.js";
 import type { ClusterSnapshot } from "./decide-native.js";
@@ -15,11 +15,11 @@ import type { ClusterSnapshot } from "./decide-native.js";
 type ApiObject = any;
 
 /** What each list needs, for the error when RBAC refuses it. */
-const RIGHTS: Record<string, string> = {
-  "/api/v1/nodes": "list on nodes",
-  "/api/v1/pods": "list on pods (all namespaces)",
-  "/apis/apps/v1/daemonsets": "list on daemonsets.apps (all namespaces)",
-  "/apis/policy/v1/poddisruptionbudgets": "list on poddisruptionbudgets.policy (all namespaces)",
+const RIGHTS: Record<string, { text: string; resource: string; group?: string }> = {
+  "/api/v1/nodes": { text: "list on nodes", resource: "nodes" },
+  "/api/v1/pods": { text: "list on pods (all namespaces)", resource: "pods" },
+  "/apis/apps/v1/daemonsets": { text: "list on daemonsets.apps (all namespaces)", resource: "daemonsets", group: "apps" },
+  "/apis/policy/v1/poddisruptionbudgets": { text: "list on poddisruptionbudgets.policy (all namespaces)", resource: "poddisruptionbudgets", group: "policy" },
 };
 
 /** Every item of a list, page by page. */
@@ -31,8 +31,12 @@ export async function listAll(api: KubeApi, path: string, query: Record<string, 
     const res = await api.request("GET", `${path}?${q}`);
     if (res.status !== 200) {
       const right = RIGHTS[path];
-      const hint = res.status === 403 && right ? `premiscale's kubeconfig needs ${right} for native mode (grant it in its ClusterRole)` : "check the API server and kubernetes.kubeconfig";
-      throw new KubeApiError(`listing ${path} on ${api.server}: ${statusMessage(res)}`, res.status, hint);
+      if (res.status === 403 && right) {
+        // The message itself names the rule to add: the loop reports messages, not hints.
+        const rbac = rbacError(res, { verb: "list", resource: right.resource, ...(right.group ? { group: right.group } : {}) });
+        throw new KubeApiError(`listing ${path} on ${api.server}: ${rbac.message}`, 403, `premiscale's kubeconfig needs ${right.text} for native mode (grant it in its ClusterRole)`);
+      }
+      throw new KubeApiError(`listing ${path} on ${api.server}: ${statusMessage(res)}`, res.status, "check the API server and kubernetes.kubeconfig");
     }
     items.push(...(res.body?.items ?? []));
     token = res.body?.metadata?.continue || undefined;

@@ -21,15 +21,14 @@ import { Limiter } from "../../applier/limiter.js";
 import type { HookContext, LifecycleHook } from "../../applier/lifecycle.js";
 import { KubeApiError, rbacError, statusMessage, type KubeApi, type KubeResponse } from "../kube-api.js";
 import { providerIdOf } from "../provider-id.js";
+import { CORDONED_BY_DRAIN, TO_BE_DELETED_TAINT } from "./cluster-model.js";
 
-/** cluster-autoscaler's taint on a node it deletes (its value: the unix time it was set). */
-export const TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler";
+// The marks live beside the SimNode that reads them; the drain, which sets them, exports them as before.
+export { CORDONED_BY_DRAIN, TO_BE_DELETED_TAINT };
 /** A pod annotated "false" blocks the drain; "true" lets a pod no controller owns be evicted. */
 export const SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 /** The kubelet's mark on a static pod's API mirror (it cannot be evicted; it goes with the node). */
 export const MIRROR_POD = "kubernetes.io/config.mirror";
-/** premiscale's mark on a node it cordoned for a drain, so an abandoned drain uncordons only what it cordoned. */
-export const CORDONED_BY_DRAIN = "premiscale.io/cordoned-for-drain";
 
 /** Drain settings; the defaults are cluster-autoscaler's. */
 export interface DrainSettings {
@@ -116,6 +115,47 @@ function pdbRefusal(res: KubeResponse): string {
   return name ? `PDB ${name}: ${cause!.message}` : statusMessage(res);
 }
 
+/** A Node, or null when there is none; a 403 names the verb. */
+async function readNode(api: KubeApi, nodeName: string): Promise<NodeObj | null> {
+  const r = await api.request("GET", `/api/v1/nodes/${encodeURIComponent(nodeName)}`);
+  if (r.status === 404) return null;
+  if (r.status === 403) throw rbacError(r, { verb: "get", resource: "nodes" });
+  if (r.status !== 200) throw new KubeApiError(`reading Node ${nodeName}: ${statusMessage(r)}`, r.status);
+  return r.body as NodeObj;
+}
+
+/** Read-modify-write of a Node, conditional on its resourceVersion, retried on conflicts. */
+async function patchNodeWith(api: KubeApi, nodeName: string, change: (n: NodeObj) => Record<string, unknown> | null): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const n = await readNode(api, nodeName);
+    if (!n) return;
+    const patch = change(n);
+    if (!patch) return;
+    const r = await api.request("PATCH", `/api/v1/nodes/${encodeURIComponent(nodeName)}`, { ...patch, metadata: { ...((patch.metadata as object) ?? {}), resourceVersion: n.metadata.resourceVersion } });
+    if (r.status === 200 || r.status === 404) return;
+    if (r.status === 403) throw rbacError(r, { verb: "patch", resource: "nodes" });
+    if (r.status !== 409 || attempt >= 5) throw new KubeApiError(`updating Node ${nodeName}: ${statusMessage(r)}`, r.status);
+  }
+}
+
+/**
+ * WARNING: changes the Node. Takes a drain's marks off Node `nodeName`: the `ToBeDeletedByClusterAutoscaler` taint,
+ * and the cordon when the drain made it (its annotation says so; an operator's cordon stays). What a drain that
+ * gives up does, and what a scan does for a node whose drain was cut short and that it no longer removes. Rejects
+ * with KubeApiError (a 403 names the verb).
+ */
+export function releaseNode(api: KubeApi, nodeName: string): Promise<void> {
+  return patchNodeWith(api, nodeName, (n) => {
+    const taints = n.spec?.taints ?? [];
+    const ours = n.metadata.annotations?.[CORDONED_BY_DRAIN] !== undefined;
+    if (!taints.some((t) => t.key === TO_BE_DELETED_TAINT) && !ours) return null;
+    return {
+      ...(ours ? { metadata: { annotations: { [CORDONED_BY_DRAIN]: null } } } : {}),
+      spec: { taints: taints.filter((t) => t.key !== TO_BE_DELETED_TAINT), ...(ours ? { unschedulable: false } : {}) },
+    };
+  });
+}
+
 /**
  * WARNING: evicts pods and deletes the Node. Drains Node `nodeName` (see the module comment) and resolves how it
  * ended; rejects only when the API server does not answer (the taint stays; a re-run resumes) or `signal` aborts
@@ -138,26 +178,8 @@ export async function drainNode(nodeName: string, deps: DrainDeps, ctx: { signal
   const skipped: string[] = [];
   const outcome = (result: DrainOutcome["result"], message: string): DrainOutcome => ({ result, message, evicted, skipped });
 
-  const getNode = async (): Promise<NodeObj | null> => {
-    const r = await api.request("GET", nodePath);
-    if (r.status === 404) return null;
-    if (r.status === 403) throw rbacError(r, { verb: "get", resource: "nodes" });
-    if (r.status !== 200) throw new KubeApiError(`reading Node ${nodeName}: ${statusMessage(r)}`, r.status);
-    return r.body as NodeObj;
-  };
-  /** Read-modify-write of the Node, conditional on its resourceVersion, retried on conflicts. */
-  const patchNode = async (change: (n: NodeObj) => Record<string, unknown> | null): Promise<void> => {
-    for (let attempt = 1; ; attempt++) {
-      const n = await getNode();
-      if (!n) return;
-      const patch = change(n);
-      if (!patch) return;
-      const r = await api.request("PATCH", nodePath, { ...patch, metadata: { ...((patch.metadata as object) ?? {}), resourceVersion: n.metadata.resourceVersion } });
-      if (r.status === 200 || r.status === 404) return;
-      if (r.status === 403) throw rbacError(r, { verb: "patch", resource: "nodes" });
-      if (r.status !== 409 || attempt >= 5) throw new KubeApiError(`updating Node ${nodeName}: ${statusMessage(r)}`, r.status);
-    }
-  };
+  const getNode = () => readNode(api, nodeName);
+  const patchNode = (change: (n: NodeObj) => Record<string, unknown> | null) => patchNodeWith(api, nodeName, change);
   const taint = () =>
     patchNode((n) => {
       const taints = n.spec?.taints ?? [];
@@ -168,16 +190,7 @@ export async function drainNode(nodeName: string, deps: DrainDeps, ctx: { signal
         spec: { unschedulable: true, ...(has ? {} : { taints: [...taints, { key: TO_BE_DELETED_TAINT, value: String(Math.floor(now() / 1000)), effect: "NoSchedule" }] }) },
       };
     });
-  const untaint = () =>
-    patchNode((n) => {
-      const taints = n.spec?.taints ?? [];
-      const ours = n.metadata.annotations?.[CORDONED_BY_DRAIN] !== undefined;
-      if (!taints.some((t) => t.key === TO_BE_DELETED_TAINT) && !ours) return null;
-      return {
-        ...(ours ? { metadata: { annotations: { [CORDONED_BY_DRAIN]: null } } } : {}),
-        spec: { taints: taints.filter((t) => t.key !== TO_BE_DELETED_TAINT), ...(ours ? { unschedulable: false } : {}) },
-      };
-    });
+  const untaint = () => releaseNode(api, nodeName);
   const listPods = async (): Promise<PodObj[]> => {
     const r = await api.request("GET", `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${nodeName}`)}`);
     if (r.status === 403) throw rbacError(r, { verb: "list", resource: "pods" });

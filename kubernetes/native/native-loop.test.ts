@@ -148,4 +148,36 @@ describe("the native loop", () => {
     expect(reports).toHaveLength(7);
     expect(loop.batches).toBe(1);
   });
+
+  it("says a failing poll once until it succeeds again, and a failing scan at each retry, 5 s apart", async () => {
+    const timers = new ManualTimers();
+    let down = false;
+    const errors: { at: number; error: string }[] = [];
+    const fail = (what: string) => {
+      throw new Error(`${what}: connect ECONNREFUSED`);
+    };
+    const loop = new NativeLoop({
+      timers,
+      pollMs: 200,
+      readCluster: async () => (down ? fail("listing /api/v1/nodes") : { nodes: [], pods: [], daemonSets: [], pdbs: [] }),
+      listPending: async () => (down ? fail("listing /api/v1/pods") : []),
+      scan: async (input) => ({ memory: input.memory, again: false }),
+      onError: (e) => errors.push({ at: timers.now, error: (e as Error).message }),
+    });
+    loop.start();
+    await timers.advance(1000);
+    down = true;
+    // 20 s: 100 polls and the scans (one due at 10 s, then a retry every 5 s) fail.
+    await timers.advance(20_000);
+    expect(errors.filter((e) => e.error.startsWith("listing /api/v1/pods"))).toHaveLength(1);
+    expect(errors.filter((e) => e.error.startsWith("listing /api/v1/nodes")).map((e) => e.at)).toEqual([10_000, 15_000, 20_000]);
+    down = false;
+    await timers.advance(5000);
+    expect(errors).toHaveLength(4);
+    // A second outage is said again.
+    down = true;
+    await timers.advance(400);
+    expect(errors.filter((e) => e.error.startsWith("listing /api/v1/pods"))).toHaveLength(2);
+    await loop.stop();
+  });
 });

@@ -50,7 +50,11 @@ export interface NativeLoopOptions {
   retryMs?: number;
   timers?: LoopTimers;
   now?: () => Date;
-  /** A poll or scan that threw (they should report, not throw). */
+  /**
+   * A scan that threw (reading the cluster failed: its every retry, `retryMs` apart), or the first poll of pending
+   * pods to fail after one that did not (the polls run every `pollMs`: the same outage or refusal is said once, and the
+   * scans' reports carry it on).
+   */
   onError?(e: unknown): void;
   /** A batch of pending pods closed. */
   onBatch?(pods: string[]): void;
@@ -66,6 +70,7 @@ export class NativeLoop {
   private memory: NativeMemory = emptyMemory();
   private poll: unknown = null;
   private polling: Promise<void> | null = null;
+  private pollFailing = false;
   private stopped = false;
   private readonly abort = new AbortController();
 
@@ -126,8 +131,10 @@ export class NativeLoop {
       this.polling = (async () => {
         try {
           this.batcher.observe(await this.o.listPending(this.abort.signal));
+          this.pollFailing = false;
         } catch (e) {
-          if (!this.stopped) this.o.onError?.(e);
+          if (!this.stopped && !this.pollFailing) this.o.onError?.(e);
+          this.pollFailing = true;
         }
         this.polling = null;
         this.schedulePoll(this.o.pollMs ?? 500);
