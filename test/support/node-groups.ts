@@ -16,8 +16,12 @@ export interface TestNodeGroup {
   name: string;
   max: number;
   min?: number;
+  /** @default 1 */
+  vcpus?: number;
   /** @default the guest's memory */
   memoryMiB?: number;
+  /** Node labels besides KWOK's `type: kwok`. */
+  labels?: Record<string, string>;
   /** readiness.timeoutSeconds (max provision time). @default 120 */
   timeoutSeconds?: number;
   tokenTtlSeconds?: number;
@@ -54,7 +58,7 @@ export function nodeGroupConfigText(o: NodeGroupConfigOptions): string {
       checkIn: true
       timeoutSeconds: ${x.timeoutSeconds ?? 120}
     template:
-      vcpus: 1
+      vcpus: ${x.vcpus ?? 1}
       memoryMiB: ${x.memoryMiB ?? g.memoryMiB}
       disk:
         baseImage: ${g.baseImage}
@@ -69,7 +73,7 @@ export function nodeGroupConfigText(o: NodeGroupConfigOptions): string {
           - path: /etc/motd
             content: "a premiscale node\\n"
     kubernetes:
-      labels: { type: kwok }${x.tokenTtlSeconds ? `\n      tokenTtlSeconds: ${x.tokenTtlSeconds}` : ""}${x.kubernetes ? `\n${x.kubernetes.trim().split("\n").map((l) => `      ${l}`).join("\n")}` : ""}`,
+      labels: ${JSON.stringify({ type: "kwok", ...x.labels })}${x.tokenTtlSeconds ? `\n      tokenTtlSeconds: ${x.tokenTtlSeconds}` : ""}${x.kubernetes ? `\n${x.kubernetes.trim().split("\n").map((l) => `      ${l}`).join("\n")}` : ""}`,
     )
     .join("\n");
   return `version: v1alpha1
@@ -179,10 +183,11 @@ export async function removeLeftovers(groups: string[]): Promise<void> {
 }
 
 /**
- * A Deployment of `replicas` pods that each need most of one 1-vCPU node (600m): one pod per node, on the nodes
- * `nodeSelector` picks. No image is ever pulled: KWOK only moves the pods through their phases.
+ * A Deployment of `replicas` pods that each need most of one 1-vCPU node (600m, or `cpu`): one pod per node, on the
+ * nodes `nodeSelector` picks (and `tolerations` allow). No image is ever pulled: KWOK only moves the pods through
+ * their phases.
  */
-export function oneNodePodDeployment(o: { name: string; namespace: string; replicas: number; nodeSelector: Record<string, string> }) {
+export function oneNodePodDeployment(o: { name: string; namespace: string; replicas: number; nodeSelector: Record<string, string>; cpu?: string; tolerations?: { key: string; operator: string; value?: string; effect: string }[] }) {
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -194,8 +199,9 @@ export function oneNodePodDeployment(o: { name: string; namespace: string; repli
         metadata: { labels: { app: o.name } },
         spec: {
           nodeSelector: o.nodeSelector,
+          ...(o.tolerations ? { tolerations: o.tolerations } : {}),
           terminationGracePeriodSeconds: 0,
-          containers: [{ name: "app", image: "registry.invalid/premiscale/app:test", resources: { requests: { cpu: "600m", memory: "32Mi" } } }],
+          containers: [{ name: "app", image: "registry.invalid/premiscale/app:test", resources: { requests: { cpu: o.cpu ?? "600m", memory: "32Mi" } } }],
         },
       },
     },
