@@ -20,7 +20,7 @@ import { NativeLoop, type NativeScanInput, type NativeScanOutcome, type NativeTr
 import { nativeOptions, nativeSource } from "../kubernetes/native/native-source.js";
 import { recordResults } from "../kubernetes/native/safety.js";
 import { keptNotes } from "../kubernetes/native/scale-down.js";
-import { podKey, withoutDrainMarks } from "../kubernetes/native/cluster-model.js";
+import { podKey, withoutDrainMarks, withoutNodes } from "../kubernetes/native/cluster-model.js";
 import type { Member } from "../policies/aggregate.js";
 import { makeProvider } from "../providers/index.js";
 import type { Provider } from "../providers/provider.js";
@@ -106,12 +106,20 @@ export function withDrain(hooks: readonly LifecycleHook[], drain: LifecycleHook 
   return [...hooks.filter((h) => !(h.point === "before-destroy" && h.step === "node-cordon")), drain];
 }
 
-/** The node groups' VMs in state, as the planner counts them (not those being deleted). */
+/** Names of the node groups' VMs an interrupted apply left "creating" (no apply runs while a scan holds the lock). */
+function interruptedCreates(config: Config, state: State | null): Set<string> {
+  const groups = new Set(nodeGroupNames(config));
+  return new Set((state?.groups ?? []).filter((g) => groups.has(g.name)).flatMap((g) => g.instances.filter((i) => i.status === "creating").map((i) => i.name)));
+}
+
+/** The node groups' VMs in state, as the planner counts them (not those being deleted, nor those an interrupted apply left creating). */
 export function nodeGroupMembers(config: Config, state: State | null): Map<string, Member[]> {
   const out = new Map<string, Member[]>();
   for (const name of nodeGroupNames(config)) {
     const g = state?.groups.find((x) => x.name === name);
-    out.set(name, (g?.instances ?? []).filter((i) => i.status !== "deleting").map((i) => ({ name: i.name, createdAt: i.created, ready: i.status === "running" })));
+    // Under the state lock no apply runs, so a VM still "creating" is an interrupted apply's (a leader killed while
+    // its VMs waited for their Nodes): the plan removes it, so it is no node on its way for the pending pods either.
+    out.set(name, (g?.instances ?? []).filter((i) => i.status !== "deleting" && i.status !== "creating").map((i) => ({ name: i.name, createdAt: i.created, ready: i.status === "running" })));
   }
   return out;
 }
@@ -141,7 +149,9 @@ export async function runNativeScan(deps: NativeScanDeps, input: NativeScanInput
   try {
     const state = await stateStore.read();
     // A drain cut short left its taint and cordon: decide as if they were gone, then resume or release it.
-    const { cluster, marked } = withoutDrainMarks(input.cluster, groups);
+    const { cluster: unmarked, marked } = withoutDrainMarks(input.cluster, groups);
+    // An interrupted apply's half-made VMs are removed by this scan's plan: if they joined, their pods need room.
+    const cluster = withoutNodes(unmarked, interruptedCreates(config, state));
     const decided = decideNative({
       groups: config.groups.filter((g) => g.kubernetes),
       members: nodeGroupMembers(config, state),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CORDONED_BY_DRAIN, nodeFromApi, TO_BE_DELETED_TAINT, withoutDrainMarks } from "./cluster-model.js";
+import { CORDONED_BY_DRAIN, nodeFromApi, TO_BE_DELETED_TAINT, withoutDrainMarks, withoutNodes } from "./cluster-model.js";
+import { pendingPod, testNode, testPod } from "./testing.js";
 
 const apiNode = (name: string, o: { providerID?: string; unschedulable?: boolean; taints?: { key: string; value?: string; effect: string }[]; annotations?: Record<string, string> } = {}) => ({
   metadata: { name, ...(o.annotations ? { annotations: o.annotations } : {}) },
@@ -32,5 +33,29 @@ describe("the marks of a drain cut short", () => {
     expect(three).toBe(nodes[2]);
     expect(other).toBe(nodes[3]);
     expect(nodes[0]!.unschedulable).toBe(true);
+  });
+});
+
+describe("the cluster without the nodes a plan removes", () => {
+  it("leaves those nodes out, makes their pods pending again and drops their DaemonSet and mirror pods", () => {
+    const nodes = [testNode("web-a", "web"), testNode("web-dead", "web")];
+    const pods = [
+      testPod("stays", 100, 10, { nodeName: "web-a" }),
+      testPod("moves", 100, 10, { nodeName: "web-dead" }),
+      testPod("ds", 10, 10, { nodeName: "web-dead", daemonSet: true }),
+      testPod("static", 10, 10, { nodeName: "web-dead", mirror: true }),
+      pendingPod("waiting", 100, 10),
+    ];
+    const r = withoutNodes({ nodes, pods, extra: 1 }, new Set(["web-dead"]));
+    expect(r.nodes.map((n) => n.name)).toEqual(["web-a"]);
+    expect(r.pods.map((p) => [p.name, p.nodeName ?? null, p.unschedulable?.message ?? null])).toEqual([
+      ["stays", "web-a", null],
+      ["moves", null, "its node web-dead is removed: an interrupted apply left its VM half-made"],
+      ["waiting", null, "0/1 nodes are available: 1 Insufficient cpu."],
+    ]);
+    expect(r.extra).toBe(1);
+    // Nothing to leave out: the same object.
+    const same = { nodes, pods };
+    expect(withoutNodes(same, new Set(["web-gone"]))).toBe(same);
   });
 });

@@ -265,6 +265,22 @@ export function withoutDrainMarks<T extends { nodes: SimNode[] }>(cluster: T, gr
   return { cluster: { ...cluster, nodes }, marked };
 }
 
+/**
+ * The cluster as it will be once the nodes `names` are gone: those nodes left out, their pods pending again (with a
+ * message saying why), their DaemonSet and mirror pods gone with them. For the VMs a scan's plan removes whatever
+ * it decides (an interrupted apply's half-made VMs): their pods need room elsewhere in the same decision.
+ */
+export function withoutNodes<T extends { nodes: SimNode[]; pods: SimPod[] }>(cluster: T, names: ReadonlySet<string>): T {
+  if (!cluster.nodes.some((n) => names.has(n.name))) return cluster;
+  const pods = cluster.pods.flatMap((p): SimPod[] => {
+    if (!p.nodeName || !names.has(p.nodeName)) return [p];
+    if (p.daemonSet || p.mirror) return [];
+    const { nodeName, ...rest } = p;
+    return [{ ...rest, unschedulable: { message: `its node ${nodeName} is removed: an interrupted apply left its VM half-made` } }];
+  });
+  return { ...cluster, nodes: cluster.nodes.filter((n) => !names.has(n.name)), pods };
+}
+
 /** The pod a DaemonSet would put on a matching node (its template), for the overhead of a new node. */
 export function daemonSetPod(ds: ApiObject): SimPod {
   const meta = ds.metadata ?? {};

@@ -184,6 +184,35 @@ describe("native mode on the real test cluster", () => {
     await deleteTestPods();
   });
 
+  it("after an apply died mid-create, one scan removes its half-made VMs and adds what the pending pods need", async () => {
+    // What a leader killed while its new VMs waited for their Nodes leaves in the shared state: two VMs "creating".
+    // No apply runs while a scan holds the lock, so they are an interrupted apply's and this scan's plan removes them;
+    // counting them as nodes on their way would leave the pods waiting for nodes that never come, one more scan.
+    const crashed: Config = { ...config, state: { path: join(dir, "state-crashed") } };
+    const store = new GitStateStore(crashed.state.path);
+    const lock = await store.lock("test", 5000);
+    await lock.init("crashed-lineage");
+    for (const name of ["big-dead0001", "big-dead0002"]) await lock.putInstance("big", { name, uuid: `${name}-uuid`, host: "a", created: new Date().toISOString(), status: "creating" });
+    await lock.commit("test: an apply died mid-create");
+    await lock.release();
+    // The first one's Node joined and the scheduler put b1 and b2 on it; the second one's never registered.
+    await kwokNode("big-dead0001", "big", "8", "16Gi", { labels: { size: "big" } });
+    for (const n of ["b1", "b2"]) await create(`/api/v1/namespaces/${NS}/pods`, pod(n, "3", "1Gi", { nodeSelector: { ...KWOK, size: "big" }, tolerations: BIG_TOLERATION }));
+    await waitFor(async () => (await readCluster(api)).pods.filter((p) => p.nodeName === "big-dead0001").length === 2, { timeoutMs: WAIT, what: "b1 and b2 on big-dead0001" });
+    const host = new FakeProvider("a");
+    const deps: NativeScanDeps = { config: crashed, providers: new Map([["a", host]]), env: {}, hooks: () => [] };
+    const { result } = await runNativeScan(deps, { trigger: "pods", cluster: await readCluster(api), held: new Set(), memory: emptyMemory(), now: new Date() }, new AbortController().signal);
+    // Their node goes with its half-made VM, so b1 and b2 (3 CPUs each) need one new 8-vCPU big node: +1, and the two
+    // half-made VMs go, in the same plan.
+    expect(result).toMatchObject({ outcome: "applied", added: 1, destroyed: 2, failed: [] });
+    expect(result.decisions).toMatchObject([{ group: "big", add: 1 }]);
+    const after = await store.read();
+    expect(after!.groups.find((g) => g.name === "big")!.instances.map((i) => [i.name.startsWith("big-dead"), i.status])).toEqual([[false, "running"]]);
+    await deleteTestPods();
+    // (No node hook ran here: the test removes the Node the plan's delete hook would have.)
+    expect((await cluster.request("DELETE", "/api/v1/nodes/big-dead0001")).status).toBe(200);
+  });
+
   it("turns a burst of 50 pending pods into one decision", async () => {
     const groupMembers = members({ web: ["web-0000aaaa"], big: [] });
     const decisions: NativeResult[] = [];
