@@ -11,8 +11,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { KubernetesConfig, NativeModeConfig } from "../../config/kubernetes.js";
-import type { Config, GroupConfig } from "../../config/types.js";
+import type { KubernetesConfig } from "../../config/kubernetes.js";
+import type { Config } from "../../config/types.js";
 import { startNativeProvider, type NativeEvent, type RunningNativeProvider } from "../../pipeline/native-provider.js";
 import { makeConfig } from "../../planner/testing.js";
 import { FakeProvider } from "../../providers/fake-provider.js";
@@ -24,6 +24,7 @@ import { KUBE_API_PERMISSIONS } from "../api-permissions.js";
 import { openKubeApi, type KubeApi } from "../kube-api.js";
 import { providerIdOf } from "../provider-id.js";
 import { GROUP_LABEL } from "../template-node.js";
+import { testGroupKubernetes, testNativeMode } from "./testing.js";
 import { CORDONED_BY_DRAIN, TO_BE_DELETED_TAINT } from "./drain.js";
 
 const WAIT = 60_000;
@@ -35,17 +36,7 @@ type Obj = any;
 type ScanDone = Extract<NativeEvent, { type: "scan_done" }>;
 
 // Scans every second; a node goes as soon as it is unneeded, even right after a scale-up; every node of a group may go.
-const NATIVE: NativeModeConfig = {
-  scanIntervalSeconds: 1,
-  expander: ["least-waste"],
-  priorities: [],
-  scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 0, delayAfterAddSeconds: 0, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "100%", budgets: [] },
-  maxTotalUnreadyPercentage: 45,
-  okTotalUnreadyCount: 3,
-  batchIdleMs: 300,
-  batchMaxMs: 2000,
-  pollMs: 200,
-};
+const NATIVE = testNativeMode({ scanIntervalSeconds: 1, batchIdleMs: 300, batchMaxMs: 2000, scaleDown: { unneededSeconds: 0, delayAfterAddSeconds: 0, budget: "100%" } });
 
 let cluster: KubeCluster;
 let dir: string;
@@ -68,17 +59,7 @@ async function create(path: string, body: unknown): Promise<Obj> {
 
 /** A config of one node group `group` (2 vCPU nodes labelled pool=<group>) whose kubeconfig is `kubeconfig`. */
 function configFor(group: string, kubeconfig: string): Config {
-  const k8s: NonNullable<GroupConfig["kubernetes"]> = {
-    join: "none",
-    labels: { ...KWOK, pool: group },
-    taints: [],
-    maxPods: 110,
-    reservedCpuMillis: 0,
-    reservedMemoryMiB: 0,
-    tokenGroups: ["system:bootstrappers:kubeadm:default-node-token"],
-    tokenTtlSeconds: 900,
-    autoscaling: { maxNodeProvisionSeconds: 900 },
-  };
+  const k8s = testGroupKubernetes({ labels: { ...KWOK, pool: group } });
   const kubernetes: KubernetesConfig = { kubeconfig, callTimeoutSeconds: 5, externalGrpc: { host: "127.0.0.1", port: 0, tls: null }, debounceMs: 0, resyncSeconds: 60, native: NATIVE };
   const base = makeConfig({ groups: [{ name: group, desired: undefined, min: 0, max: 3, template: { vcpus: 2, memoryMiB: 4096 }, kubernetes: k8s }] });
   return { ...base, file: join(dir, `${group}.yaml`), state: { path: join(dir, `${group}-state`) }, kubernetes };

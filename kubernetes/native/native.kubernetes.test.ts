@@ -7,7 +7,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubernetesConfig, NativeModeConfig } from "../../config/kubernetes.js";
-import type { Config, GroupConfig } from "../../config/types.js";
+import type { Config } from "../../config/types.js";
 import type { LifecycleHook } from "../../applier/lifecycle.js";
 import { nodeGroupMembers, runNativeScan, startNativeProvider, type NativeEvent, type NativeScanDeps } from "../../pipeline/native-provider.js";
 import { makeConfig } from "../../planner/testing.js";
@@ -20,6 +20,7 @@ import { KWOK_NODE_LABEL, startKubeCluster, waitFor, type KubeCluster } from "..
 import { openKubeApi, type KubeApi } from "../kube-api.js";
 import { providerIdOf } from "../provider-id.js";
 import { GROUP_LABEL } from "../template-node.js";
+import { testGroupKubernetes, testNativeMode } from "./testing.js";
 import { listUnschedulable, readCluster } from "./cluster-reader.js";
 import { drainHook } from "./drain.js";
 import { decideNative, type NativeResult } from "./decide-native.js";
@@ -32,30 +33,9 @@ const WAIT = 60_000;
 const KWOK = { [KWOK_NODE_LABEL.key]: KWOK_NODE_LABEL.value };
 const BIG_TOLERATION = [{ key: "dedicated", operator: "Equal", value: "big", effect: "NoSchedule" }];
 
-const NATIVE: NativeModeConfig = {
-  scanIntervalSeconds: 3,
-  expander: ["least-waste"],
-  priorities: [],
-  scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%", budgets: [] },
-  maxTotalUnreadyPercentage: 45,
-  okTotalUnreadyCount: 3,
-  batchIdleMs: 1000,
-  batchMaxMs: 10_000,
-  pollMs: 200,
-};
+const NATIVE = testNativeMode();
 
-const k8s = (o: Partial<NonNullable<GroupConfig["kubernetes"]>>): NonNullable<GroupConfig["kubernetes"]> => ({
-  join: "none",
-  labels: {},
-  taints: [],
-  maxPods: 110,
-  reservedCpuMillis: 0,
-  reservedMemoryMiB: 0,
-  tokenGroups: ["system:bootstrappers:kubeadm:default-node-token"],
-  tokenTtlSeconds: 900,
-  autoscaling: { maxNodeProvisionSeconds: 900 },
-  ...o,
-});
+const k8s = testGroupKubernetes;
 
 let cluster: KubeCluster;
 let api: KubeApi;

@@ -1,5 +1,5 @@
 /** Fixtures for native mode's tests and benchmarks: pods, nodes and node groups as plain data. */
-import type { NodeTaint } from "../../config/kubernetes.js";
+import type { NativeModeConfig, NodeTaint } from "../../config/kubernetes.js";
 import type { GroupConfig } from "../../config/types.js";
 import { kubeTestConfig } from "../testing/config.js";
 import type { SimNode, SimPod, Toleration } from "./cluster-model.js";
@@ -68,6 +68,43 @@ export function testNode(name: string, group: string | undefined, cpu = 2000, me
 /** A PodDisruptionBudget in `default` selecting `app: <app>`, allowing `allowed` disruptions. */
 export function testPdb(name: string, app: string, allowed: number, o: Partial<SimPdb> = {}): SimPdb {
   return { namespace: "default", name, selector: { matchLabels: { app } }, disruptionsAllowed: allowed, currentHealthy: 3, desiredHealthy: 3 - allowed, alwaysAllowUnhealthy: false, stale: false, ...o };
+}
+
+/**
+ * Native mode's settings for the real-cluster tests: scans every 3 s, cluster-autoscaler's thresholds, a long unneeded
+ * time and delay after a scale-up (nothing is removed unless a test says so), 1 s batches, pending pods polled every
+ * 200 ms. `scaleDown` fields replace the defaults' one by one.
+ */
+export function testNativeMode(o: Partial<Omit<NativeModeConfig, "scaleDown">> & { scaleDown?: Partial<NativeModeConfig["scaleDown"]> } = {}): NativeModeConfig {
+  const { scaleDown, ...rest } = o;
+  return {
+    scanIntervalSeconds: 3,
+    expander: ["least-waste"],
+    priorities: [],
+    maxTotalUnreadyPercentage: 45,
+    okTotalUnreadyCount: 3,
+    batchIdleMs: 1000,
+    batchMaxMs: 10_000,
+    pollMs: 200,
+    ...rest,
+    scaleDown: { enabled: true, utilizationThreshold: 0.5, unneededSeconds: 600, delayAfterAddSeconds: 600, delayAfterDeleteSeconds: 0, delayAfterFailureSeconds: 180, budget: "10%", budgets: [], ...scaleDown },
+  };
+}
+
+/** A node group's `kubernetes` block for the real-cluster tests: no join (no VM boots there), no taints. */
+export function testGroupKubernetes(o: Partial<NonNullable<GroupConfig["kubernetes"]>> = {}): NonNullable<GroupConfig["kubernetes"]> {
+  return {
+    join: "none",
+    labels: {},
+    taints: [],
+    maxPods: 110,
+    reservedCpuMillis: 0,
+    reservedMemoryMiB: 0,
+    tokenGroups: ["system:bootstrappers:kubeadm:default-node-token"],
+    tokenTtlSeconds: 900,
+    autoscaling: { maxNodeProvisionSeconds: 900 },
+    ...o,
+  };
 }
 
 export { ManualTimers, settle } from "../testing/manual-timers.js";
