@@ -5,6 +5,13 @@
 import type { Resources, SimNode, SimPod } from "./cluster-model.js";
 import { antiAffinityFit, resourceFit, staticFit } from "./predicates.js";
 
+/** The pods bound to each node, by node name (pods without one are left out). */
+export function podsByNode(pods: readonly SimPod[]): Map<string, SimPod[]> {
+  const on = new Map<string, SimPod[]>();
+  for (const p of pods) if (p.nodeName) (on.get(p.nodeName) ?? on.set(p.nodeName, []).get(p.nodeName)!).push(p);
+  return on;
+}
+
 /** Free room per node: allocatable less the requests of the pods bound to it. */
 export function freeOf(nodes: readonly SimNode[], bound: readonly SimPod[]): Map<string, Resources> {
   const free = new Map<string, Resources>(nodes.map((n) => [n.name, { ...n.allocatable }]));

@@ -17,8 +17,6 @@ import { podKey, type SimPod } from "./cluster-model.js";
 import { selectorFromApi, selectorMatches, type LabelSelector } from "./label-selector.js";
 import { namePods } from "./scale-up.js";
 
-export { selectorMatches, type LabelRequirement, type LabelSelector } from "./label-selector.js";
-
 /** A PodDisruptionBudget as scale-down sees it. */
 export interface SimPdb {
   namespace: string;

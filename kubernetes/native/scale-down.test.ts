@@ -4,7 +4,8 @@ import type { SimNode, SimPod } from "./cluster-model.js";
 import { decideNative, type NativeOptions } from "./decide-native.js";
 import { budgetNodes, computeScaleDown, type ScaleDownGroup } from "./scale-down.js";
 import { budgetNow, budgetWindowEnd, type ScheduledBudget } from "./disruption-budget.js";
-import { PdbTracker, pdbFromApi, selectorMatches, type SimPdb } from "./pdb-tracker.js";
+import { selectorMatches } from "./label-selector.js";
+import { PdbTracker, pdbFromApi, type SimPdb } from "./pdb-tracker.js";
 import { DEFAULT_SAFETY, clusterHealth, emptyMemory, groupBackoff, recordResults, scaleDownDelay } from "./safety.js";
 import { pendingPod, testGroup, testNode, testPdb, testPod } from "./testing.js";
 

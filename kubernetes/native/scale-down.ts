@@ -19,7 +19,7 @@
  *
  * Never the last node with pods: pods that move need a node that stays, and the cluster always keeps one Ready node.
  */
-import { bindPods, freeOf } from "./cluster-state.js";
+import { bindPods, freeOf, podsByNode } from "./cluster-state.js";
 import { podKey, type Resources, type SimNode, type SimPod } from "./cluster-model.js";
 import { budgetNodes, budgetNow, type ScheduledBudget } from "./disruption-budget.js";
 import { PdbTracker, type SimPdb } from "./pdb-tracker.js";
@@ -123,8 +123,7 @@ export function formatDuration(ms: number): string {
 /** Decides the scale-down for `input`: see the module comment. */
 export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
   const groups = new Map(input.groups.map((g) => [g.name, g]));
-  const podsOn = new Map<string, SimPod[]>();
-  for (const p of input.pods) if (p.nodeName) (podsOn.get(p.nodeName) ?? podsOn.set(p.nodeName, []).get(p.nodeName)!).push(p);
+  const podsOn = podsByNode(input.pods);
   const usable = input.nodes.filter((n) => n.ready && !n.unschedulable);
   const free = freeOf(input.nodes, input.pods);
   const verdicts: Record<string, NodeVerdict> = {};
@@ -139,17 +138,19 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
     return utilisation(n, (podsOn.get(n.name) ?? []).filter((p) => !(g.ignoreDaemonSetsUtilization && p.daemonSet)));
   };
   const candidates: { node: SimNode; u: number }[] = [];
-  const pdbCover = new PdbTracker(input.pdbs ?? []);
+  // Which PDBs cover a pod here; below, what they have left as the simulation takes nodes.
+  const pdbs = new PdbTracker(input.pdbs ?? []);
   for (const [gname, nodes] of ofGroup) {
     const g = groups.get(gname)!;
     for (const n of nodes) {
       const u = util(n);
-      const blocker = (podsOn.get(n.name) ?? []).filter((p) => p.safeToEvict === false);
+      const on = podsOn.get(n.name) ?? [];
+      const blocker = on.filter((p) => p.safeToEvict === false);
       // cluster-autoscaler's defaults: a pod no controller owns would be lost (the drain refuses it), and a
       // kube-system pod without a PDB may be one the cluster needs (--skip-nodes-with-system-pods); safe-to-evict
       // "true" lets either go. Judged here, so such a node is never tainted for a drain that must refuse.
-      const unowned = (podsOn.get(n.name) ?? []).filter((p) => movable(p) && p.uncontrolled && p.safeToEvict !== true);
-      const system = (podsOn.get(n.name) ?? []).filter((p) => movable(p) && p.namespace === "kube-system" && p.safeToEvict !== true && pdbCover.covering(p).length === 0);
+      const unowned = on.filter((p) => movable(p) && p.uncontrolled && p.safeToEvict !== true);
+      const system = on.filter((p) => movable(p) && p.namespace === "kube-system" && p.safeToEvict !== true && pdbs.covering(p).length === 0);
       if (!n.ready) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: "not Ready" };
       else if (n.unschedulable) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: "cordoned (by someone else, or being drained)" };
       else if (n.scaleDownDisabled) verdicts[n.name] = { verdict: "keep", utilisation: u.value, why: "annotated cluster-autoscaler.kubernetes.io/scale-down-disabled" };
@@ -164,7 +165,6 @@ export function computeScaleDown(input: ScaleDownInput): ScaleDownResult {
 
   // The simulation: take candidates least used first; each goes only if its pods may be evicted within the PDBs and
   // fit on the nodes that stay.
-  const pdbs = new PdbTracker(input.pdbs ?? []);
   const removed = new Set<string>();
   const removedOf = new Map<string, number>();
   const moves = new Map<string, Record<string, string>>();

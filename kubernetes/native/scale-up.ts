@@ -10,7 +10,7 @@
  * Several groups may grow in one decision (a GPU pod and a web pod need different templates); each group's reason
  * names its pods and the numbers: "3 pods unschedulable (cpu): +2 on web-workers, least waste 12%".
  */
-import { bindPods, freeOf } from "./cluster-state.js";
+import { bindPods, freeOf, podsByNode } from "./cluster-state.js";
 import { podKey, type SimNode, type SimPod } from "./cluster-model.js";
 import { classify, packClasses, packPods } from "./bin-pack.js";
 import { expand, type ExpanderContext, type ExpanderName, type ExpansionOption } from "./expander.js";
@@ -98,9 +98,7 @@ export function computeScaleUp(input: ScaleUpInput): ScaleUpResult {
   const free = freeOf(input.nodes, input.bound);
   const ready = input.nodes.filter((n) => n.ready && !n.unschedulable);
   const ordered = [...input.pending].sort((a, b) => b.requests.cpuMillis - a.requests.cpuMillis || b.requests.memoryBytes - a.requests.memoryBytes || podKey(a).localeCompare(podKey(b)));
-  const occupants = new Map<string, SimPod[]>();
-  for (const p of input.bound) if (p.nodeName) (occupants.get(p.nodeName) ?? occupants.set(p.nodeName, []).get(p.nodeName)!).push(p);
-  const placedNow = bindPods(ordered, ready, free, occupants);
+  const placedNow = bindPods(ordered, ready, free, podsByNode(input.bound));
   for (const p of ordered) (placedNow.has(p.uid) ? schedulable : remaining).push(p);
 
   const waiting: ScaleUpResult["waiting"] = [];
