@@ -169,18 +169,22 @@ export function leaderEndpoint(o: LeaderEndpointOptions): LeaderEndpoint {
     throw failure(current ? "update" : "create", r);
   };
 
+  /** The error after ATTEMPTS conflicts in a row, in a publish or a clear. */
+  const conflicts = () => new KubeApiError(`EndpointSlice ${slice}: ${ATTEMPTS} conflicting writes in a row (another writer keeps changing it)`, 409, "check what else writes this slice: only premiscale's leader should");
+  const publishedNow = (): true => {
+    published = true;
+    lastPublishError = "";
+    emit({ type: "leader_endpoint_published", slice, address: o.address, port: o.port });
+    return true;
+  };
+
   const doPublish = async (signal: AbortSignal): Promise<boolean> => {
     if (published) return true;
     try {
       for (let i = 0; i < ATTEMPTS; i++) {
         if (signal.aborted) return false;
         const current = await read();
-        if (names(current)) {
-          published = true;
-          lastPublishError = "";
-          emit({ type: "leader_endpoint_published", slice, address: o.address, port: o.port });
-          return true;
-        }
+        if (names(current)) return publishedNow();
         if (current && current.addressType !== addressType) {
           throw new KubeApiError(
             `EndpointSlice ${slice} has addressType ${current.addressType}, but this replica's address ${o.address} is ${addressType} (addressType cannot change)`,
@@ -189,14 +193,9 @@ export function leaderEndpoint(o: LeaderEndpointOptions): LeaderEndpoint {
           );
         }
         if (signal.aborted) return false;
-        if (await write(current, body(current, [endpoint], o.identity))) {
-          published = true;
-          lastPublishError = "";
-          emit({ type: "leader_endpoint_published", slice, address: o.address, port: o.port });
-          return true;
-        }
+        if (await write(current, body(current, [endpoint], o.identity))) return publishedNow();
       }
-      throw new KubeApiError(`EndpointSlice ${slice}: ${ATTEMPTS} conflicting writes in a row (another writer keeps changing it)`, 409, "check what else writes this slice: only premiscale's leader should");
+      throw conflicts();
     } catch (e) {
       const error = (e as Error).message;
       if (error !== lastPublishError) emit({ type: "leader_endpoint_failed", slice, action: "publish", error });
@@ -221,7 +220,7 @@ export function leaderEndpoint(o: LeaderEndpointOptions): LeaderEndpoint {
           return;
         }
       }
-      throw new KubeApiError(`EndpointSlice ${slice}: ${ATTEMPTS} conflicting writes in a row (another writer keeps changing it)`, 409, "check what else writes this slice: only premiscale's leader should");
+      throw conflicts();
     } catch (e) {
       emit({ type: "leader_endpoint_failed", slice, action: "clear", error: (e as Error).message });
     }
