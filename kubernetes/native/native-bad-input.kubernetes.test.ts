@@ -166,6 +166,32 @@ async function cuttable(group: string): Promise<{ proxy: TcpProxy; config: Confi
   return { proxy, config, api, cut: () => cut };
 }
 
+/**
+ * A scene (see scene()) whose loop talks through a proxy cut right after the drain's first eviction: waits for the
+ * scan whose drain that cut short and runs `body` with it; then the loop stops and the proxy closes, whatever happens.
+ */
+async function afterCutShortDrain(
+  group: string,
+  ns: string,
+  body: (s: { proxy: TcpProxy; config: Config; host: FakeProvider; events: NativeEvent[]; vm: string; uuid: string; cutShort: ScanDone }) => Promise<void>,
+): Promise<void> {
+  const { proxy, config, api, cut } = await cuttable(group);
+  try {
+    const host = new FakeProvider("a");
+    const events: NativeEvent[] = [];
+    const { running, vm, uuid } = await scene(group, ns, config, host, events, api);
+    try {
+      const cutShort = await waitFor(() => scans(events).find((e) => e.outcome === "failed" && e.decisions.some((d) => d.remove.includes(vm))), { timeoutMs: WAIT, what: "the scan whose drain was cut short" });
+      expect(cut()).toBe(true);
+      await body({ proxy, config, host, events, vm, uuid, cutShort });
+    } finally {
+      await running.stop();
+    }
+  } finally {
+    await proxy.close();
+  }
+}
+
 type Permission = (typeof KUBE_API_PERMISSIONS)[number];
 
 /**
@@ -294,84 +320,58 @@ describe("native mode's loop on bad input (real API server, serve's wiring, a Fa
   it("keeps the VM while the API server is cut off mid-drain, says so, and resumes and completes the removal when it answers again", async () => {
     const group = "outage";
     const ns = "outage-app";
-    const { proxy, config, api, cut } = await cuttable(group);
-    try {
-      const host = new FakeProvider("a");
-      const events: NativeEvent[] = [];
-      const { running, vm, uuid } = await scene(group, ns, config, host, events, api);
-      try {
-        const cutShort = await waitFor(() => scans(events).find((e) => e.outcome === "failed" && e.decisions.some((d) => d.remove.includes(vm))), { timeoutMs: WAIT, what: "the scan whose drain was cut short" });
-        expect(cut()).toBe(true);
-        expect(cutShort.failed).toHaveLength(1);
-        expect(cutShort.failed[0]!.error).toMatch(
-          new RegExp(`^kept: hook kubernetes-drain did not let it go: draining Node ${vm}: the API server did not answer \\(GET /api/v1/pods on https://127\\.0\\.0\\.1:\\d+: .*\\); the Node stays tainted and the next run resumes the drain$`),
-        );
-        expect(noStack(cutShort.failed[0]!.error)).toBe(true);
-        // While the API is away (a retry of the scan 5 s after the cut-short one, and the polls of pending pods every 200 ms):
-        // reported once by the polls and once per scan, the VM kept, the Node left tainted.
-        const outage = performance.now();
-        const outageErrors = () => events.filter((e): e is Extract<NativeEvent, { type: "native_error" }> => e.type === "native_error");
-        await waitFor(() => outageErrors().length >= 2, { timeoutMs: WAIT, what: "the outage reported by the polls and a scan" });
-        const errors = outageErrors();
-        const seconds = (performance.now() - outage) / 1000;
-        expect(errors.length, `${errors.length} reports in ${seconds.toFixed(1)} s: ${errors.map((e) => e.error).join("\n")}`).toBeLessThanOrEqual(2 + Math.ceil(seconds / 5));
-        expect(errors.every((e) => /^GET \/api\/v1\/(pods|nodes) on https:\/\/127\.0\.0\.1:\d+: .*(ECONNREFUSED|ECONNRESET|socket hang up)/.test(e.error)), errors.map((e) => e.error).join("\n")).toBe(true);
-        expect(errors.every((e) => noStack(e.error))).toBe(true);
-        console.info(`API server cut off: ${errors.length} reports in ${seconds.toFixed(1)} s`);
-        expect([...host.domains.keys()]).toEqual([vm]);
-        expect(host.calls.filter((c) => c.startsWith("destroy"))).toEqual([]);
-        const tainted = (await getNode(vm)).body;
-        expect(tainted.spec.taints.map((t: Obj) => t.key)).toContain(TO_BE_DELETED_TAINT);
-        expect(tainted.spec.unschedulable).toBe(true);
-        expect(((await new GitStateStore(config.state.path).read())?.groups.find((g) => g.name === group)?.instances ?? []).map((i) => [i.name, i.status])).toEqual([[vm, "running"]]);
+    await afterCutShortDrain(group, ns, async ({ proxy, config, host, events, vm, uuid, cutShort }) => {
+      expect(cutShort.failed).toHaveLength(1);
+      expect(cutShort.failed[0]!.error).toMatch(
+        new RegExp(`^kept: hook kubernetes-drain did not let it go: draining Node ${vm}: the API server did not answer \\(GET /api/v1/pods on https://127\\.0\\.0\\.1:\\d+: .*\\); the Node stays tainted and the next run resumes the drain$`),
+      );
+      expect(noStack(cutShort.failed[0]!.error)).toBe(true);
+      // While the API is away (a retry of the scan 5 s after the cut-short one, and the polls of pending pods every 200 ms):
+      // reported once by the polls and once per scan, the VM kept, the Node left tainted.
+      const outage = performance.now();
+      const outageErrors = () => events.filter((e): e is Extract<NativeEvent, { type: "native_error" }> => e.type === "native_error");
+      await waitFor(() => outageErrors().length >= 2, { timeoutMs: WAIT, what: "the outage reported by the polls and a scan" });
+      const errors = outageErrors();
+      const seconds = (performance.now() - outage) / 1000;
+      expect(errors.length, `${errors.length} reports in ${seconds.toFixed(1)} s: ${errors.map((e) => e.error).join("\n")}`).toBeLessThanOrEqual(2 + Math.ceil(seconds / 5));
+      expect(errors.every((e) => /^GET \/api\/v1\/(pods|nodes) on https:\/\/127\.0\.0\.1:\d+: .*(ECONNREFUSED|ECONNRESET|socket hang up)/.test(e.error)), errors.map((e) => e.error).join("\n")).toBe(true);
+      expect(errors.every((e) => noStack(e.error))).toBe(true);
+      console.info(`API server cut off: ${errors.length} reports in ${seconds.toFixed(1)} s`);
+      expect([...host.domains.keys()]).toEqual([vm]);
+      expect(host.calls.filter((c) => c.startsWith("destroy"))).toEqual([]);
+      const tainted = (await getNode(vm)).body;
+      expect(tainted.spec.taints.map((t: Obj) => t.key)).toContain(TO_BE_DELETED_TAINT);
+      expect(tainted.spec.unschedulable).toBe(true);
+      expect(((await new GitStateStore(config.state.path).read())?.groups.find((g) => g.name === group)?.instances ?? []).map((i) => [i.name, i.status])).toEqual([[vm, "running"]]);
 
-        // Back: the next scan finds the drain cut short and finishes it; the VM goes.
-        await proxy.restore();
-        const removed = await waitFor(() => scans(events).find((e) => e.destroyed === 1), { timeoutMs: WAIT, what: "a scan that removed the VM" });
-        expect(removed).toMatchObject({ outcome: "applied", failed: [], decisions: [{ group, remove: [vm] }] });
-        await expectRemoved(group, ns, vm, uuid, config, host);
-      } finally {
-        await running.stop();
-      }
-    } finally {
-      await proxy.close();
-    }
+      // Back: the next scan finds the drain cut short and finishes it; the VM goes.
+      await proxy.restore();
+      const removed = await waitFor(() => scans(events).find((e) => e.destroyed === 1), { timeoutMs: WAIT, what: "a scan that removed the VM" });
+      expect(removed).toMatchObject({ outcome: "applied", failed: [], decisions: [{ group, remove: [vm] }] });
+      await expectRemoved(group, ns, vm, uuid, config, host);
+    });
   }, 180_000);
 
   it("releases a node whose drain was cut short when the next scan keeps it: untainted and uncordoned, its VM kept", async () => {
-    const group = "kept";
-    const ns = "kept-app";
-    const { proxy, config, api, cut } = await cuttable(group);
-    try {
-      const host = new FakeProvider("a");
-      const events: NativeEvent[] = [];
-      const { running, vm } = await scene(group, ns, config, host, events, api);
-      try {
-        await waitFor(() => scans(events).some((e) => e.outcome === "failed" && e.decisions.some((d) => d.remove.includes(vm))), { timeoutMs: WAIT, what: "the scan whose drain was cut short" });
-        expect(cut()).toBe(true);
-        // While the API is away an operator marks the node to stay; when it is back, the scan keeps it.
-        const r = await cluster.request("PATCH", `/api/v1/nodes/${vm}`, { body: { metadata: { annotations: { "cluster-autoscaler.kubernetes.io/scale-down-disabled": "true" } } } });
-        expect(r.status, r.text).toBe(200);
-        expect((await getNode(vm)).body.spec.unschedulable).toBe(true);
-        await proxy.restore();
-        const released = await waitFor(() => scans(events).find((e) => (e.released ?? []).length > 0), { timeoutMs: WAIT, what: "a scan that released the node" });
-        expect(released.released).toEqual([`${vm}: drain cut short, node kept: taint removed`]);
-        expect(released.decisions).toEqual([]);
-        const node = (await getNode(vm)).body;
-        expect((node.spec.taints ?? []).map((t: Obj) => t.key)).not.toContain(TO_BE_DELETED_TAINT);
-        expect(node.spec.unschedulable ?? false).toBe(false);
-        expect(node.metadata.annotations?.[CORDONED_BY_DRAIN]).toBeUndefined();
-        expect([...host.domains.keys()]).toEqual([vm]);
-        expect(host.calls.filter((c) => c.startsWith("destroy"))).toEqual([]);
-        // Released once: the scans after it find nothing to release.
-        const after = scans(events).length;
-        await waitFor(() => scans(events).length >= after + 2, { timeoutMs: WAIT, what: "two more scans" });
-        expect(scans(events).filter((e) => (e.released ?? []).length > 0)).toHaveLength(1);
-      } finally {
-        await running.stop();
-      }
-    } finally {
-      await proxy.close();
-    }
+    await afterCutShortDrain("kept", "kept-app", async ({ proxy, host, events, vm }) => {
+      // While the API is away an operator marks the node to stay; when it is back, the scan keeps it.
+      const r = await cluster.request("PATCH", `/api/v1/nodes/${vm}`, { body: { metadata: { annotations: { "cluster-autoscaler.kubernetes.io/scale-down-disabled": "true" } } } });
+      expect(r.status, r.text).toBe(200);
+      expect((await getNode(vm)).body.spec.unschedulable).toBe(true);
+      await proxy.restore();
+      const released = await waitFor(() => scans(events).find((e) => (e.released ?? []).length > 0), { timeoutMs: WAIT, what: "a scan that released the node" });
+      expect(released.released).toEqual([`${vm}: drain cut short, node kept: taint removed`]);
+      expect(released.decisions).toEqual([]);
+      const node = (await getNode(vm)).body;
+      expect((node.spec.taints ?? []).map((t: Obj) => t.key)).not.toContain(TO_BE_DELETED_TAINT);
+      expect(node.spec.unschedulable ?? false).toBe(false);
+      expect(node.metadata.annotations?.[CORDONED_BY_DRAIN]).toBeUndefined();
+      expect([...host.domains.keys()]).toEqual([vm]);
+      expect(host.calls.filter((c) => c.startsWith("destroy"))).toEqual([]);
+      // Released once: the scans after it find nothing to release.
+      const after = scans(events).length;
+      await waitFor(() => scans(events).length >= after + 2, { timeoutMs: WAIT, what: "two more scans" });
+      expect(scans(events).filter((e) => (e.released ?? []).length > 0)).toHaveLength(1);
+    });
   }, 180_000);
 });
